@@ -1,0 +1,64 @@
+# Warren developer tasks. `make test` is what CI runs (.ci/run).
+
+GO      ?= go
+PYTHON  := /usr/bin/python3
+# Packages checked under the race detector by `make race`. The full suite
+# is not run with -race by default: building nats-server and echo with the
+# race runtime costs minutes on a small CI machine.
+RACE_PKGS ?= ./amqpserver/... ./mapping/... ./gateway/...
+FUZZTIME  ?= 10s
+
+.PHONY: all build vet test test-deps race run generate fuzz
+
+all: build
+
+build:
+	$(GO) build ./...
+
+vet:
+	$(GO) vet ./...
+
+# Run every test. The Python tutorial tests (cmd/warren) need pika for
+# /usr/bin/python3; test-deps installs it when missing, and
+# WARREN_REQUIRE_PYTHON=1 turns a missing pika into a failure, not a skip.
+test: test-deps
+	WARREN_REQUIRE_PYTHON=1 $(GO) test -count=1 ./...
+
+# Installs python3-pika with apt when /usr/bin/python3 cannot import pika.
+test-deps:
+	@if $(PYTHON) -c 'import pika' >/dev/null 2>&1; then \
+		echo "test-deps: pika found for $(PYTHON)"; \
+	else \
+		if [ "$$(id -u)" = 0 ]; then SUDO=; \
+		elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then SUDO="sudo -n"; \
+		else \
+			echo "test-deps: $(PYTHON) cannot import pika and I cannot install it (not root, no sudo)."; \
+			echo "test-deps: install it with: apt-get install -y python3-pika"; \
+			echo "test-deps: (plain 'go test ./...' skips the Python tutorial tests instead)"; \
+			exit 1; \
+		fi; \
+		echo "test-deps: $(PYTHON) cannot import pika; installing python3-pika:"; \
+		echo "+ $${SUDO:+$$SUDO }apt-get update"; \
+		$$SUDO apt-get update; \
+		echo "+ $${SUDO:+$$SUDO }apt-get install -y python3-pika"; \
+		$$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y python3-pika; \
+		$(PYTHON) -c 'import pika; print("test-deps: pika", pika.__version__, "installed")'; \
+	fi
+
+race:
+	$(GO) test -race -count=1 $(RACE_PKGS)
+
+run:
+	$(GO) run ./cmd/warren
+
+generate:
+	$(GO) generate ./...
+
+# Short fuzz run of every Fuzz target in the module, FUZZTIME each.
+fuzz:
+	@set -e; for pkg in $$($(GO) list ./...); do \
+		for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz' || true); do \
+			echo "+ fuzz $$f in $$pkg ($(FUZZTIME))"; \
+			$(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg; \
+		done; \
+	done

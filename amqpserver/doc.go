@@ -1,0 +1,24 @@
+// Package amqpserver is Warren's AMQP 0-9-1 front: the listener, the
+// connection and channel state machines and method dispatch. It translates
+// between the wire (package wire, generated from the specification) and
+// the routing core (package mapping); it holds no broker state beyond what
+// a connection and its channels need.
+//
+// Goroutines: Serve runs the accept loop. Each connection has exactly two
+// goroutines: the reader (conn.serve → readLoop), which owns the socket's
+// read side and every channel's state, and the writer (conn.writeLoop),
+// the only writer of the socket. Everybody else — replies from the reader,
+// deliveries pushed by the core from other connections' readers, publisher
+// confirms from store callbacks — appends encoded frames to the
+// connection's outbox. Shutdown closes every connection with 320 and waits
+// for both goroutines of each.
+//
+// Back-pressure: when the outbox holds more than highWater bytes the core
+// is told (Sink.Deliver returns false) to stop delivering to that channel
+// until the writer drains it; above hardLimit the reader stops reading, so
+// the client feels TCP back-pressure.
+//
+// Errors: every protocol exception is an amqpError whose reply code decides
+// (wire.IsHardError) whether the channel or the connection closes; errors
+// from the core are mapped to reply codes in one table (errors.go).
+package amqpserver

@@ -1,0 +1,46 @@
+#!/usr/bin/env python3
+"""Tutorial 3, subscriber: print every line broadcast on the logs exchange."""
+import argparse
+import sys
+
+import pika
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--url", default="amqp://guest:guest@localhost:5672/",
+                        help="AMQP URL of the broker")
+    parser.add_argument("--count", type=int, default=0,
+                        help="exit after this many messages (0 = run forever)")
+    args = parser.parse_args()
+
+    connection = pika.BlockingConnection(pika.URLParameters(args.url))
+    channel = connection.channel()
+    channel.exchange_declare(exchange="logs", exchange_type="fanout")
+
+    # A fresh, server-named queue that disappears with this connection.
+    result = channel.queue_declare(queue="", exclusive=True)
+    queue_name = result.method.queue
+    channel.queue_bind(exchange="logs", queue=queue_name)
+
+    received = 0
+
+    def on_log(ch, method, properties, body):
+        nonlocal received
+        print(f" [x] {body.decode()}", flush=True)
+        received += 1
+        if args.count and received >= args.count:
+            ch.stop_consuming()
+
+    channel.basic_consume(queue=queue_name, on_message_callback=on_log, auto_ack=True)
+    print(" [*] Waiting for logs. To exit press CTRL+C", flush=True)
+    channel.start_consuming()
+    connection.close()
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except KeyboardInterrupt:
+        print("Interrupted", flush=True)
+        sys.exit(0)

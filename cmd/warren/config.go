@@ -1,0 +1,96 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+)
+
+// Config is everything `warren serve` can be told. The zero value is not
+// used directly: defaultConfig fills in the embedded defaults, then the
+// environment (WARREN_*) and then flags override them.
+type Config struct {
+	AMQPAddr       string
+	HTTPAddr       string
+	DataDir        string
+	LogLevel       string
+	MaxMessageSize int64
+	Sync           string
+}
+
+func defaultConfig() Config {
+	return Config{
+		AMQPAddr:       ":5672",
+		HTTPAddr:       ":15672",
+		DataDir:        "./data",
+		LogLevel:       "info",
+		MaxMessageSize: 16 << 20,
+		Sync:           "interval",
+	}
+}
+
+// parseServeFlags reads env vars first so that flags win over them.
+func parseServeFlags(args []string, stderr io.Writer) (Config, error) {
+	cfg := defaultConfig()
+	env := func(name string, dst *string) {
+		if v, ok := os.LookupEnv(name); ok && v != "" {
+			*dst = v
+		}
+	}
+	env("WARREN_AMQP_ADDR", &cfg.AMQPAddr)
+	env("WARREN_HTTP_ADDR", &cfg.HTTPAddr)
+	env("WARREN_DATA_DIR", &cfg.DataDir)
+	env("WARREN_LOG_LEVEL", &cfg.LogLevel)
+	env("WARREN_SYNC", &cfg.Sync)
+	if v := os.Getenv("WARREN_MAX_MESSAGE_SIZE"); v != "" {
+		var n int64
+		if _, err := fmt.Sscan(v, &n); err != nil || n <= 0 {
+			return cfg, fmt.Errorf("WARREN_MAX_MESSAGE_SIZE=%q: want a positive number of bytes", v)
+		}
+		cfg.MaxMessageSize = n
+	}
+
+	fs := flag.NewFlagSet("warren serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&cfg.AMQPAddr, "amqp-addr", cfg.AMQPAddr, "AMQP 0-9-1 listen address (env WARREN_AMQP_ADDR)")
+	fs.StringVar(&cfg.HTTPAddr, "http-addr", cfg.HTTPAddr, "HTTP listen address (env WARREN_HTTP_ADDR)")
+	fs.StringVar(&cfg.DataDir, "data-dir", cfg.DataDir, "directory for the JetStream store (env WARREN_DATA_DIR)")
+	fs.StringVar(&cfg.LogLevel, "log-level", cfg.LogLevel, "debug, info, warn or error (env WARREN_LOG_LEVEL)")
+	fs.Int64Var(&cfg.MaxMessageSize, "max-message-size", cfg.MaxMessageSize, "largest accepted message body in bytes (env WARREN_MAX_MESSAGE_SIZE)")
+	fs.StringVar(&cfg.Sync, "sync", cfg.Sync, "when the store fsyncs: interval (JetStream default) or always (env WARREN_SYNC)")
+	if err := fs.Parse(args); err != nil {
+		return cfg, err
+	}
+	if fs.NArg() > 0 {
+		return cfg, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	if _, err := parseLevel(cfg.LogLevel); err != nil {
+		return cfg, err
+	}
+	switch cfg.Sync {
+	case "interval", "always":
+	default:
+		return cfg, fmt.Errorf("--sync %q: want interval or always", cfg.Sync)
+	}
+	if cfg.MaxMessageSize <= 0 || cfg.MaxMessageSize > 64<<20-(64<<10) {
+		return cfg, fmt.Errorf("--max-message-size %d: want 1 to %d bytes", cfg.MaxMessageSize, 64<<20-(64<<10))
+	}
+	return cfg, nil
+}
+
+func parseLevel(s string) (slog.Level, error) {
+	switch strings.ToLower(s) {
+	case "debug":
+		return slog.LevelDebug, nil
+	case "info", "":
+		return slog.LevelInfo, nil
+	case "warn", "warning":
+		return slog.LevelWarn, nil
+	case "error":
+		return slog.LevelError, nil
+	}
+	return 0, fmt.Errorf("--log-level %q: want debug, info, warn or error", s)
+}

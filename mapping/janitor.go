@@ -1,0 +1,152 @@
+package mapping
+
+import (
+	"slices"
+	"sync"
+	"time"
+)
+
+// Janitor timing: acked records are removed from a queue's log in batches,
+// mostly with one purge below the lowest live record.
+const (
+	janitorInterval = 100 * time.Millisecond
+	// A record acked above a live one waits this many rounds for the
+	// floor to pass it before it is deleted on its own.
+	holeRounds = 10
+)
+
+// logState is the janitor's view of one durable queue's log, guarded by
+// Queue.mu.
+type logState struct {
+	floor uint64            // every record below floor is gone from the log
+	done  map[uint64]uint16 // settled records at or above floor: rounds waited, or deletedMark
+	dirty bool
+}
+
+const deletedMark = 0xFFFF
+
+func (l *logState) forget(seq uint64) {
+	if seq < l.floor {
+		return
+	}
+	if l.done == nil {
+		l.done = map[uint64]uint16{}
+	}
+	l.done[seq] = 0
+}
+
+// janitor owns one goroutine that removes settled records from queue logs.
+type janitor struct {
+	r     *Router
+	mu    sync.Mutex
+	dirty map[*Queue]struct{}
+	quit  chan struct{}
+	wg    sync.WaitGroup
+}
+
+func newJanitor(r *Router) *janitor {
+	j := &janitor{r: r, dirty: map[*Queue]struct{}{}, quit: make(chan struct{})}
+	j.wg.Add(1)
+	go j.loop()
+	return j
+}
+
+func (j *janitor) mark(q *Queue) {
+	j.mu.Lock()
+	j.dirty[q] = struct{}{}
+	j.mu.Unlock()
+}
+
+func (j *janitor) forget(q *Queue) {
+	j.mu.Lock()
+	delete(j.dirty, q)
+	j.mu.Unlock()
+}
+
+func (j *janitor) stop() {
+	select {
+	case <-j.quit:
+	default:
+		close(j.quit)
+	}
+	j.wg.Wait()
+}
+
+// loop runs in its own goroutine until stop; it is the only caller of the
+// store's purge and delete operations.
+func (j *janitor) loop() {
+	defer j.wg.Done()
+	t := time.NewTicker(janitorInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-j.quit:
+			return
+		case <-t.C:
+			j.runOnce()
+		}
+	}
+}
+
+func (j *janitor) runOnce() {
+	j.mu.Lock()
+	qs := make([]*Queue, 0, len(j.dirty))
+	for q := range j.dirty {
+		qs = append(qs, q)
+	}
+	clear(j.dirty)
+	j.mu.Unlock()
+	for _, q := range qs {
+		j.clean(q)
+	}
+}
+
+// clean advances q's floor over settled records, purges below it, and
+// deletes records that have waited too long above a live one.
+func (j *janitor) clean(q *Queue) {
+	q.mu.Lock()
+	if q.deleted {
+		q.mu.Unlock()
+		return
+	}
+	l := &q.log
+	l.dirty = false
+	oldFloor := l.floor
+	for {
+		if _, ok := l.done[l.floor]; !ok {
+			break
+		}
+		delete(l.done, l.floor)
+		l.floor++
+	}
+	floor := l.floor
+	var holes []uint64
+	for seq, rounds := range l.done {
+		switch {
+		case rounds == deletedMark:
+		case rounds+1 >= holeRounds:
+			holes = append(holes, seq)
+			l.done[seq] = deletedMark
+		default:
+			l.done[seq] = rounds + 1
+		}
+	}
+	if len(l.done) > 0 {
+		q.markDirtyLocked()
+	}
+	name := q.logName
+	q.mu.Unlock()
+
+	st := j.r.store
+	if floor > oldFloor {
+		if err := st.PurgeBelow(name, floor); err != nil {
+			j.r.log.Error("purge queue log", "queue", q.name, "err", err)
+		}
+	}
+	slices.Sort(holes)
+	for _, seq := range holes {
+		if err := st.DeleteSeq(name, seq); err != nil {
+			j.r.log.Error("delete from queue log", "queue", q.name, "seq", seq, "err", err)
+		}
+	}
+}

@@ -1,0 +1,348 @@
+package jsstore
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nuid"
+)
+
+// pendingAppend is one Append waiting for its PubAck.
+type pendingAppend struct {
+	done     func(seq uint64, err error)
+	deadline int64 // unix nanos
+	size     int
+	taken    bool // a completer owns it (callback running or about to)
+}
+
+// appender owns the async publish path. Invariants (under mu):
+//   - ids are issued in increasing order; every id in [low, next) is either
+//     in pending or finished;
+//   - an entry leaves pending only after its callback returned.
+//
+// Callbacks run with cbMu held, so they never run concurrently, and the
+// order in which entries are taken equals the order of callbacks.
+type appender struct {
+	nc     *nats.Conn
+	prefix string // "_WRACK.<nuid>."
+	sub    *nats.Subscription
+
+	cbMu sync.Mutex
+
+	mu      sync.Mutex
+	cond    *sync.Cond // signalled when entries finish or the store closes
+	pending map[uint64]pendingAppend
+	next    uint64 // next id to issue
+	low     uint64 // lowest id not yet finished
+	nbytes  int
+	closed  bool
+
+	inflight sync.WaitGroup // Append calls between registering and publishing, and their failure goroutines
+	stop     chan struct{}
+	sweeper  sync.WaitGroup
+}
+
+func (a *appender) start(nc *nats.Conn) error {
+	a.nc = nc
+	a.prefix = "_WRACK." + nuid.Next() + "."
+	a.cond = sync.NewCond(&a.mu)
+	a.pending = make(map[uint64]pendingAppend, 1024)
+	a.next, a.low = 1, 1
+	a.stop = make(chan struct{})
+	sub, err := nc.Subscribe(a.prefix+"*", a.onAck)
+	if err != nil {
+		return fmt.Errorf("jsstore: ack subscription: %w", err)
+	}
+	// Acks are tiny and bounded by maxPendingAppends; never drop them.
+	if err := sub.SetPendingLimits(-1, -1); err != nil {
+		return err
+	}
+	a.sub = sub
+	a.sweeper.Add(1)
+	go a.sweep()
+	return nil
+}
+
+// Append stores rec at the end of log name, asynchronously. done is called
+// exactly once, from a store goroutine, with the stream sequence of the
+// record or an error (ErrClosed, ErrTimeout, a JetStream error). Callbacks
+// of one log come in append order. rec must not be modified before done is
+// called. Append blocks while too many appends are outstanding. done must
+// not call Append or Flush on the same store (it could deadlock).
+func (s *Store) Append(name string, rec []byte, done func(seq uint64, err error)) {
+	a := &s.appender
+	a.mu.Lock()
+	for !a.closed && len(a.pending) > 0 &&
+		(len(a.pending) >= maxPendingAppends || a.nbytes+len(rec) > maxPendingBytes) {
+		a.cond.Wait()
+	}
+	if a.closed {
+		a.mu.Unlock()
+		go done(0, ErrClosed)
+		return
+	}
+	id := a.next
+	a.next++
+	a.pending[id] = pendingAppend{done: done, deadline: time.Now().Add(ackTimeout).UnixNano(), size: len(rec)}
+	a.nbytes += len(rec)
+	a.inflight.Add(1)
+	a.mu.Unlock()
+
+	var buf [64]byte
+	reply := string(strconv.AppendUint(append(buf[:0], a.prefix...), id, 10))
+	err := a.nc.PublishRequest(subjectPrefix+name, reply, rec)
+	if err == nil {
+		a.inflight.Done()
+		return
+	}
+	if errors.Is(err, nats.ErrConnectionClosed) || errors.Is(err, nats.ErrConnectionDraining) {
+		err = ErrClosed
+	}
+	// Rare path: complete from a short-lived store goroutine, never from the caller's.
+	a.mu.Lock()
+	p, ok := a.pending[id]
+	if ok && !p.taken {
+		p.taken = true
+		a.pending[id] = p
+	} else {
+		ok = false
+	}
+	a.mu.Unlock()
+	if !ok {
+		a.inflight.Done()
+		return
+	}
+	go func() {
+		defer a.inflight.Done()
+		a.cbMu.Lock()
+		p.done(0, err)
+		a.cbMu.Unlock()
+		a.finish(id)
+	}()
+}
+
+// Flush waits until every Append issued before the call has had its callback
+// run (and return).
+func (s *Store) Flush() error {
+	a := &s.appender
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	target := a.next
+	for a.low < target {
+		a.cond.Wait()
+	}
+	if a.closed {
+		return ErrClosed
+	}
+	return nil
+}
+
+// finish removes a completed entry and advances low.
+func (a *appender) finish(id uint64) {
+	a.mu.Lock()
+	a.finishLocked(id)
+	a.mu.Unlock()
+}
+
+func (a *appender) finishLocked(id uint64) {
+	p, ok := a.pending[id]
+	if !ok {
+		return
+	}
+	delete(a.pending, id)
+	a.nbytes -= p.size
+	if id == a.low {
+		for a.low < a.next {
+			if _, ok := a.pending[a.low]; ok {
+				break
+			}
+			a.low++
+		}
+	}
+	a.cond.Broadcast()
+}
+
+type taken struct {
+	id uint64
+	p  pendingAppend
+}
+
+// takeExpiredLocked marks every entry whose deadline passed, in id order.
+func (a *appender) takeExpiredLocked(now int64, out []taken) []taken {
+	for id := a.low; id < a.next; id++ {
+		p, ok := a.pending[id]
+		if !ok || p.taken {
+			continue
+		}
+		if p.deadline > now {
+			break
+		}
+		p.taken = true
+		a.pending[id] = p
+		out = append(out, taken{id, p})
+	}
+	return out
+}
+
+// onAck runs on the subscription's goroutine (owned by nats.go).
+func (a *appender) onAck(m *nats.Msg) {
+	if len(m.Subject) <= len(a.prefix) {
+		return
+	}
+	id, err := strconv.ParseUint(m.Subject[len(a.prefix):], 10, 64)
+	if err != nil {
+		return
+	}
+	seq, aerr := parsePubAck(m)
+
+	a.cbMu.Lock()
+	defer a.cbMu.Unlock()
+	var expired []taken
+	a.mu.Lock()
+	if p, ok := a.pending[a.low]; ok && !p.taken && p.deadline <= time.Now().UnixNano() {
+		expired = a.takeExpiredLocked(time.Now().UnixNano(), nil)
+	}
+	p, ok := a.pending[id]
+	if ok && !p.taken {
+		p.taken = true
+		a.pending[id] = p
+	} else {
+		ok = false
+	}
+	a.mu.Unlock()
+	for _, t := range expired {
+		t.p.done(0, ErrTimeout)
+		a.finish(t.id)
+	}
+	if ok {
+		p.done(seq, aerr)
+		a.finish(id)
+	}
+}
+
+// sweep fails appends whose ack did not come within the timeout. It is the
+// store's own goroutine; close stops it.
+func (a *appender) sweep() {
+	defer a.sweeper.Done()
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	var buf []taken
+	for {
+		select {
+		case <-a.stop:
+			return
+		case <-t.C:
+		}
+		a.cbMu.Lock()
+		a.mu.Lock()
+		buf = a.takeExpiredLocked(time.Now().UnixNano(), buf[:0])
+		a.mu.Unlock()
+		for _, e := range buf {
+			e.p.done(0, ErrTimeout)
+			a.finish(e.id)
+		}
+		a.cbMu.Unlock()
+	}
+}
+
+// close stops new appends, waits up to wait for outstanding ones, fails the
+// rest with ErrClosed and stops the store's goroutines (except the nats.go
+// subscription goroutine, which ends with the connection).
+func (a *appender) close(wait time.Duration) {
+	a.mu.Lock()
+	a.closed = true
+	a.cond.Broadcast()
+	a.mu.Unlock()
+	a.inflight.Wait() // no Append is between registering and publishing any more
+
+	// Wait for acks of what is already published.
+	deadline := time.Now().Add(wait)
+	timer := time.AfterFunc(wait, func() {
+		a.mu.Lock()
+		a.cond.Broadcast()
+		a.mu.Unlock()
+	})
+	a.mu.Lock()
+	for len(a.pending) > 0 && time.Now().Before(deadline) {
+		a.cond.Wait()
+	}
+	a.mu.Unlock()
+	timer.Stop()
+
+	close(a.stop)
+	a.sweeper.Wait()
+	if a.sub != nil {
+		_ = a.sub.Unsubscribe()
+	}
+
+	// Fail whatever is left.
+	a.cbMu.Lock()
+	a.mu.Lock()
+	var rest []taken
+	for id := a.low; id < a.next; id++ {
+		if p, ok := a.pending[id]; ok && !p.taken {
+			p.taken = true
+			a.pending[id] = p
+			rest = append(rest, taken{id, p})
+		}
+	}
+	a.mu.Unlock()
+	for _, e := range rest {
+		e.p.done(0, ErrClosed)
+		a.finish(e.id)
+	}
+	a.cbMu.Unlock()
+}
+
+var (
+	seqKey   = []byte(`"seq":`)
+	errorKey = []byte(`"error"`)
+)
+
+// parsePubAck extracts the stream sequence from a JetStream PubAck
+// ({"stream":"WL_x","seq":12}) or the error it carries.
+func parsePubAck(m *nats.Msg) (uint64, error) {
+	d := m.Data
+	if len(d) == 0 {
+		// A status-only message, e.g. 503 no responders: no stream for that subject.
+		if st := m.Header.Get("Status"); st == "503" {
+			return 0, ErrNotFound
+		} else if st != "" {
+			return 0, fmt.Errorf("jsstore: append failed: status %s %s", st, m.Header.Get("Description"))
+		}
+		return 0, errors.New("jsstore: empty ack")
+	}
+	if bytes.Contains(d, errorKey) {
+		var r struct {
+			Error *struct {
+				Code        int    `json:"code"`
+				ErrCode     int    `json:"err_code"`
+				Description string `json:"description"`
+			} `json:"error"`
+		}
+		if err := json.Unmarshal(d, &r); err == nil && r.Error != nil {
+			return 0, fmt.Errorf("jsstore: append failed: %s (code %d/%d)", r.Error.Description, r.Error.Code, r.Error.ErrCode)
+		}
+		return 0, fmt.Errorf("jsstore: bad ack %q", d)
+	}
+	i := bytes.Index(d, seqKey)
+	if i < 0 {
+		return 0, fmt.Errorf("jsstore: bad ack %q", d)
+	}
+	var seq uint64
+	n := 0
+	for j := i + len(seqKey); j < len(d) && d[j] >= '0' && d[j] <= '9'; j++ {
+		seq = seq*10 + uint64(d[j]-'0')
+		n++
+	}
+	if n == 0 {
+		return 0, fmt.Errorf("jsstore: bad ack %q", d)
+	}
+	return seq, nil
+}

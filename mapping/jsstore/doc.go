@@ -1,0 +1,43 @@
+// Package jsstore is Warren's storage adapter onto an embedded NATS
+// JetStream. It is the only package in Warren that imports nats-server or
+// nats.go; everything above it (package mapping) sees plain Go types.
+//
+// # What it owns
+//
+// [Open] starts a nats-server inside the process (JetStream on, file store
+// under Config.Dir/jetstream, no TCP listener, no signal handlers, server
+// name "warren") and connects to it with an in-process connection. [Store.Close]
+// tears all of that down again.
+//
+// # Layout on JetStream
+//
+//   - Metadata: one KV bucket "warren_meta" (file storage, history 1). Keys
+//     are chosen by the caller ("q.<vhost>.<queue>", ...); values are opaque.
+//   - Logs: one stream per durable queue, stream "WL_<name>", subject
+//     "warren.log.<name>", Limits retention, file storage, no age/count/size
+//     limit, MaxMsgSize -1 (bounded by the server's max_payload), direct get
+//     allowed. The log is append-only from JetStream's point of view: the
+//     routing core decides what is consumed and removes it itself with
+//     [Store.PurgeBelow] (the acknowledged prefix) and [Store.DeleteSeq]
+//     (out-of-order holes), and rebuilds its in-memory queue with
+//     [Store.Replay] at start.
+//
+// # Appends
+//
+// [Store.Append] publishes to the log subject with a reply subject under a
+// private inbox "_WRACK.<nuid>.<id>" and returns at once. One subscription
+// on "_WRACK.<nuid>.*" receives every JetStream PubAck and completes the
+// matching pending callback. The number and total size of outstanding
+// appends are bounded (64k records, 64 MiB); Append blocks when over.
+//
+// # Goroutines
+//
+// The store starts, besides the goroutines of nats-server and nats.go:
+//   - the ack subscription handler (run by nats.go, one goroutine) which calls
+//     Append callbacks;
+//   - one sweeper goroutine that fails appends older than the ack timeout.
+//
+// Callbacks are serialised (never two at once) and must not block on
+// Append or Flush of the same store. Close waits for all of these and for
+// the server to finish its shutdown.
+package jsstore

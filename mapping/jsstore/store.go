@@ -1,0 +1,436 @@
+package jsstore
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// ErrClosed is returned (or passed to Append callbacks) once the store is closed.
+var ErrClosed = errors.New("jsstore: store closed")
+
+// ErrNotFound is returned for a log that does not exist.
+var ErrNotFound = errors.New("jsstore: log not found")
+
+// ErrTimeout is passed to an Append callback when JetStream did not
+// acknowledge the record within the ack timeout.
+var ErrTimeout = errors.New("jsstore: append timed out")
+
+const (
+	metaBucket    = "warren_meta"
+	streamPrefix  = "WL_"
+	subjectPrefix = "warren.log."
+
+	defaultMaxPayload = 64 << 20 // nats-server's hard cap
+	maxPendingAppends = 64 << 10
+	maxPendingBytes   = 64 << 20
+	ackTimeout        = 30 * time.Second
+	apiTimeout        = 30 * time.Second
+)
+
+// Config configures Open.
+type Config struct {
+	Dir        string       // data directory; JetStream files under Dir/jetstream. Required.
+	MaxPayload int32        // largest log record; 0 → 64 MiB
+	SyncAlways bool         // fsync every write; default: JetStream's sync interval
+	Logger     *slog.Logger // nil → slog.Default()
+}
+
+// Store is an open JetStream store. All methods are safe for concurrent use.
+type Store struct {
+	log *slog.Logger
+	ns  *server.Server
+	nc  *nats.Conn
+	js  jetstream.JetStream
+	kv  jetstream.KeyValue
+
+	ncClosed chan struct{} // closed by nats.go's ClosedHandler
+
+	appender
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// Open starts the embedded nats-server, connects to it in-process and
+// opens (or creates) the metadata bucket.
+func Open(cfg Config) (*Store, error) {
+	if cfg.Dir == "" {
+		return nil, errors.New("jsstore: Config.Dir is required")
+	}
+	if cfg.MaxPayload <= 0 {
+		cfg.MaxPayload = defaultMaxPayload
+	}
+	if cfg.MaxPayload > defaultMaxPayload {
+		return nil, fmt.Errorf("jsstore: MaxPayload %d above the 64 MiB limit", cfg.MaxPayload)
+	}
+	lg := cfg.Logger
+	if lg == nil {
+		lg = slog.Default()
+	}
+	lg = lg.With("component", "jetstream")
+
+	opts := &server.Options{
+		ServerName:      "warren",
+		DontListen:      true,
+		NoSigs:          true,
+		JetStream:       true,
+		StoreDir:        cfg.Dir,
+		SyncAlways:      cfg.SyncAlways,
+		MaxPayload:      cfg.MaxPayload,
+		MaxPending:      256 << 20,
+		NoSystemAccount: false,
+		// Per-stream ingest queue: larger than what the appender lets be outstanding.
+		StreamMaxBufferedMsgs: 2 * maxPendingAppends,
+		StreamMaxBufferedSize: 2*maxPendingBytes + 2*int64(cfg.MaxPayload),
+	}
+	ns, err := server.NewServer(opts)
+	if err != nil {
+		return nil, fmt.Errorf("jsstore: nats-server: %w", err)
+	}
+	ns.SetLoggerV2(slogAdapter{lg}, false, false, false)
+	ns.Start()
+	if !ns.ReadyForConnections(10 * time.Second) {
+		ns.Shutdown()
+		ns.WaitForShutdown()
+		return nil, errors.New("jsstore: nats-server not ready within 10s")
+	}
+
+	s := &Store{log: lg, ns: ns, ncClosed: make(chan struct{})}
+	fail := func(err error) (*Store, error) {
+		if s.nc != nil {
+			s.nc.Close()
+			<-s.ncClosed
+		}
+		ns.Shutdown()
+		ns.WaitForShutdown()
+		return nil, err
+	}
+
+	nc, err := nats.Connect("",
+		nats.InProcessServer(ns),
+		nats.Name("warren-jsstore"),
+		nats.NoReconnect(),
+		nats.ClosedHandler(func(*nats.Conn) { close(s.ncClosed) }),
+		nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {
+			subj := ""
+			if sub != nil {
+				subj = sub.Subject
+			}
+			lg.Error("nats client error", "subject", subj, "err", err)
+		}),
+	)
+	if err != nil {
+		return fail(fmt.Errorf("jsstore: connect: %w", err))
+	}
+	s.nc = nc
+	if s.js, err = jetstream.New(nc); err != nil {
+		return fail(fmt.Errorf("jsstore: jetstream: %w", err))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), apiTimeout)
+	defer cancel()
+	s.kv, err = s.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket:  metaBucket,
+		History: 1,
+		Storage: jetstream.FileStorage,
+	})
+	if err != nil {
+		return fail(fmt.Errorf("jsstore: meta bucket: %w", err))
+	}
+	if err := s.appender.start(nc); err != nil {
+		return fail(err)
+	}
+	return s, nil
+}
+
+// Close flushes pending appends (bounded by the ack timeout), fails the rest
+// with ErrClosed, closes the connection and shuts the server down, waiting
+// for all of it. It is idempotent.
+func (s *Store) Close() error {
+	s.closeOnce.Do(func() {
+		s.appender.close(ackTimeout)
+		if err := s.nc.Drain(); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
+			s.nc.Close()
+		}
+		select {
+		case <-s.ncClosed:
+		case <-time.After(ackTimeout):
+			s.nc.Close()
+			<-s.ncClosed
+		}
+		s.ns.Shutdown()
+		s.ns.WaitForShutdown()
+	})
+	return s.closeErr
+}
+
+func (s *Store) ctx() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.Background(), apiTimeout)
+}
+
+func (s *Store) isClosed() bool {
+	s.appender.mu.Lock()
+	defer s.appender.mu.Unlock()
+	return s.appender.closed
+}
+
+func (s *Store) wrap(err error) error {
+	if err == nil {
+		return nil
+	}
+	if s.isClosed() || errors.Is(err, nats.ErrConnectionClosed) || errors.Is(err, nats.ErrConnectionDraining) {
+		return ErrClosed
+	}
+	return err
+}
+
+// ---- metadata ----
+
+// MetaPut stores val under key.
+func (s *Store) MetaPut(key string, val []byte) error {
+	ctx, cancel := s.ctx()
+	defer cancel()
+	_, err := s.kv.Put(ctx, key, val)
+	return s.wrap(err)
+}
+
+// MetaDelete removes key; a missing key is not an error.
+func (s *Store) MetaDelete(key string) error {
+	ctx, cancel := s.ctx()
+	defer cancel()
+	err := s.kv.Delete(ctx, key)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return nil
+	}
+	return s.wrap(err)
+}
+
+// MetaList returns every current key starting with prefix and its value.
+func (s *Store) MetaList(prefix string) (map[string][]byte, error) {
+	// Narrow the server-side filter to whole tokens, then filter the rest here.
+	filter := ">"
+	if i := strings.LastIndexByte(prefix, '.'); i >= 0 {
+		filter = prefix[:i+1] + ">"
+	}
+	ctx, cancel := s.ctx()
+	defer cancel()
+	w, err := s.kv.Watch(ctx, filter, jetstream.IgnoreDeletes())
+	if err != nil {
+		return nil, s.wrap(err)
+	}
+	defer w.Stop()
+	out := make(map[string][]byte)
+	for {
+		select {
+		case e, ok := <-w.Updates():
+			if !ok {
+				return nil, ErrClosed
+			}
+			if e == nil {
+				return out, nil
+			}
+			if strings.HasPrefix(e.Key(), prefix) {
+				out[e.Key()] = e.Value()
+			}
+		case <-ctx.Done():
+			return nil, s.wrap(ctx.Err())
+		}
+	}
+}
+
+// ---- logs: administration ----
+
+func streamName(name string) string  { return streamPrefix + name }
+func subjectName(name string) string { return subjectPrefix + name }
+
+func checkName(name string) error {
+	if name == "" || len(name) > 64 {
+		return fmt.Errorf("jsstore: invalid log name %q", name)
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-') {
+			return fmt.Errorf("jsstore: invalid log name %q", name)
+		}
+	}
+	return nil
+}
+
+func logConfig(name string) jetstream.StreamConfig {
+	return jetstream.StreamConfig{
+		Name:        streamName(name),
+		Subjects:    []string{subjectName(name)},
+		Retention:   jetstream.LimitsPolicy,
+		Storage:     jetstream.FileStorage,
+		MaxMsgs:     -1,
+		MaxBytes:    -1,
+		MaxMsgSize:  -1,
+		MaxAge:      0,
+		Discard:     jetstream.DiscardOld,
+		Replicas:    1,
+		AllowDirect: true,
+	}
+}
+
+// CreateLog creates the log if it does not exist.
+func (s *Store) CreateLog(name string) error {
+	if err := checkName(name); err != nil {
+		return err
+	}
+	ctx, cancel := s.ctx()
+	defer cancel()
+	_, err := s.js.CreateOrUpdateStream(ctx, logConfig(name))
+	return s.wrap(err)
+}
+
+// DeleteLog deletes the log; a missing log is not an error.
+func (s *Store) DeleteLog(name string) error {
+	if err := checkName(name); err != nil {
+		return err
+	}
+	ctx, cancel := s.ctx()
+	defer cancel()
+	err := s.js.DeleteStream(ctx, streamName(name))
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		return nil
+	}
+	return s.wrap(err)
+}
+
+func (s *Store) stream(ctx context.Context, name string) (jetstream.Stream, error) {
+	if err := checkName(name); err != nil {
+		return nil, err
+	}
+	st, err := s.js.Stream(ctx, streamName(name))
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		return nil, ErrNotFound
+	}
+	return st, s.wrap(err)
+}
+
+// apiError is a JetStream API error response.
+type apiError struct {
+	Code        int    `json:"code"`
+	ErrCode     int    `json:"err_code"`
+	Description string `json:"description"`
+}
+
+func (e *apiError) Error() string {
+	return fmt.Sprintf("jsstore: jetstream: %s (%d/%d)", e.Description, e.Code, e.ErrCode)
+}
+
+const (
+	errCodeStreamNotFound = 10059
+	errCodeNoMessageFound = 10037
+	errCodeMsgDeleteFail  = 10057
+	errCodeSeqNotFound    = 10043
+)
+
+// api sends one raw JetStream API request (used for the frequent small
+// operations, to avoid the extra stream-info round trip of the jetstream
+// package) and returns the decoded error, if any.
+func (s *Store) api(subj string, req []byte) error {
+	m, err := s.nc.Request(subj, req, apiTimeout)
+	if err != nil {
+		if errors.Is(err, nats.ErrNoResponders) {
+			return errors.New("jsstore: jetstream not available")
+		}
+		return s.wrap(err)
+	}
+	var r struct {
+		Error *apiError `json:"error"`
+	}
+	if err := json.Unmarshal(m.Data, &r); err != nil {
+		return fmt.Errorf("jsstore: bad api response %q: %w", m.Data, err)
+	}
+	if r.Error != nil {
+		if r.Error.ErrCode == errCodeStreamNotFound {
+			return ErrNotFound
+		}
+		return r.Error
+	}
+	return nil
+}
+
+// PurgeBelow removes every record with sequence < seq.
+func (s *Store) PurgeBelow(name string, seq uint64) error {
+	if err := checkName(name); err != nil {
+		return err
+	}
+	if seq <= 1 {
+		return nil
+	}
+	return s.api("$JS.API.STREAM.PURGE."+streamName(name), fmt.Appendf(nil, `{"seq":%d}`, seq))
+}
+
+// PurgeAll removes every record of the log.
+func (s *Store) PurgeAll(name string) error {
+	if err := checkName(name); err != nil {
+		return err
+	}
+	return s.api("$JS.API.STREAM.PURGE."+streamName(name), nil)
+}
+
+// DeleteSeq removes one record (without erasing it on disk); a missing
+// record is not an error.
+func (s *Store) DeleteSeq(name string, seq uint64) error {
+	if err := checkName(name); err != nil {
+		return err
+	}
+	err := s.api("$JS.API.STREAM.MSG.DELETE."+streamName(name), fmt.Appendf(nil, `{"seq":%d,"no_erase":true}`, seq))
+	var ae *apiError
+	if errors.As(err, &ae) && (ae.ErrCode == errCodeNoMessageFound || ae.ErrCode == errCodeSeqNotFound ||
+		ae.ErrCode == errCodeMsgDeleteFail && strings.Contains(ae.Description, "not found") ||
+		ae.ErrCode == errCodeMsgDeleteFail && strings.Contains(ae.Description, "no message")) {
+		return nil
+	}
+	return err
+}
+
+// LogState returns the first and last sequence and the record count of a log.
+func (s *Store) LogState(name string) (first, last, count uint64, err error) {
+	ctx, cancel := s.ctx()
+	defer cancel()
+	st, err := s.stream(ctx, name)
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	info := st.CachedInfo() // js.Stream just fetched it
+	return info.State.FirstSeq, info.State.LastSeq, info.State.Msgs, nil
+}
+
+// Logs returns the names of all existing logs.
+func (s *Store) Logs() ([]string, error) {
+	ctx, cancel := s.ctx()
+	defer cancel()
+	l := s.js.StreamNames(ctx, jetstream.WithStreamListSubject(subjectPrefix+">"))
+	var out []string
+	for n := range l.Name() {
+		if strings.HasPrefix(n, streamPrefix) {
+			out = append(out, strings.TrimPrefix(n, streamPrefix))
+		}
+	}
+	if err := l.Err(); err != nil {
+		return nil, s.wrap(err)
+	}
+	return out, nil
+}
+
+// slogAdapter routes nats-server log lines to slog.
+type slogAdapter struct{ l *slog.Logger }
+
+func (a slogAdapter) Noticef(f string, v ...any) { a.l.Debug(fmt.Sprintf(f, v...)) }
+func (a slogAdapter) Warnf(f string, v ...any)   { a.l.Warn(fmt.Sprintf(f, v...)) }
+func (a slogAdapter) Fatalf(f string, v ...any)  { a.l.Error(fmt.Sprintf(f, v...)) }
+func (a slogAdapter) Errorf(f string, v ...any)  { a.l.Error(fmt.Sprintf(f, v...)) }
+func (a slogAdapter) Debugf(f string, v ...any)  { a.l.Debug(fmt.Sprintf(f, v...)) }
+func (a slogAdapter) Tracef(f string, v ...any)  {}

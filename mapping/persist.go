@@ -1,0 +1,368 @@
+package mapping
+
+import (
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+)
+
+// Metadata keys in the store's KV bucket (see README.md):
+//
+//	v.<vhost>                       vhost record
+//	x.<vhost>.<exchange>            durable exchange
+//	q.<vhost>.<queue>               durable queue
+//	b.<vhost>.<sha256 of binding>   binding between durable ends
+//
+// Names are escaped with escapeToken so that any AMQP name is a valid key.
+const defaultVHost = "/"
+
+type exchangeRecord struct {
+	VHost      string `json:"vhost"`
+	Name       string `json:"name"`
+	Type       string `json:"type"`
+	AutoDelete bool   `json:"auto_delete,omitempty"`
+	Internal   bool   `json:"internal,omitempty"`
+	Args       []byte `json:"args,omitempty"` // AMQP field-table encoding keeps value types
+}
+
+type queueRecord struct {
+	VHost      string `json:"vhost"`
+	Name       string `json:"name"`
+	AutoDelete bool   `json:"auto_delete,omitempty"`
+	Args       []byte `json:"args,omitempty"`
+	Log        string `json:"log"`
+}
+
+type bindingRecord struct {
+	VHost       string `json:"vhost"`
+	Source      string `json:"source"`
+	Destination string `json:"destination"`
+	ToExchange  bool   `json:"to_exchange,omitempty"`
+	Key         string `json:"key"`
+	Args        []byte `json:"args,omitempty"`
+}
+
+func exchangeKey(vh, name string) string { return "x." + escapeToken(vh) + "." + escapeToken(name) }
+func queueKey(vh, name string) string    { return "q." + escapeToken(vh) + "." + escapeToken(name) }
+
+func (r *Router) putJSON(key string, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return errorf(KindInternal, "encode %s: %v", key, err)
+	}
+	if err := r.store.MetaPut(key, b); err != nil {
+		return errorf(KindInternal, "store metadata %s: %v", key, err)
+	}
+	return nil
+}
+
+func encodeArgs(t Table) ([]byte, error) {
+	if len(t) == 0 {
+		return nil, nil
+	}
+	return AppendTable(nil, t)
+}
+
+func decodeArgs(b []byte) (Table, error) {
+	if len(b) == 0 {
+		return nil, nil
+	}
+	t, _, err := ReadTable(b)
+	return t, err
+}
+
+func (r *Router) putExchange(vh *VHost, e *exchange) error {
+	args, err := encodeArgs(e.spec.Args)
+	if err != nil {
+		return errorf(KindPreconditionFailed, "exchange arguments: %v", err)
+	}
+	return r.putJSON(exchangeKey(vh.name, e.spec.Name), exchangeRecord{
+		VHost: vh.name, Name: e.spec.Name, Type: e.spec.Type,
+		AutoDelete: e.spec.AutoDelete, Internal: e.spec.Internal, Args: args,
+	})
+}
+
+func (r *Router) deleteExchangeRecord(vh *VHost, e *exchange) {
+	if err := r.store.MetaDelete(exchangeKey(vh.name, e.spec.Name)); err != nil {
+		r.log.Error("delete exchange record", "exchange", e.spec.Name, "err", err)
+	}
+}
+
+func (r *Router) putQueue(vh *VHost, q *Queue) error {
+	args, err := encodeArgs(q.spec.Args)
+	if err != nil {
+		return errorf(KindPreconditionFailed, "queue arguments: %v", err)
+	}
+	return r.putJSON(queueKey(vh.name, q.name), queueRecord{
+		VHost: vh.name, Name: q.name, AutoDelete: q.spec.AutoDelete, Args: args, Log: q.logName,
+	})
+}
+
+func (r *Router) deleteQueueRecord(vh *VHost, q *Queue) {
+	if err := r.store.MetaDelete(queueKey(vh.name, q.name)); err != nil {
+		r.log.Error("delete queue record", "queue", q.name, "err", err)
+	}
+	if err := r.store.DeleteLog(q.logName); err != nil {
+		r.log.Error("delete queue log", "queue", q.name, "err", err)
+	}
+}
+
+// durableBinding: a binding survives a restart when both of its ends do.
+func (r *Router) durableBinding(b *binding) bool {
+	if !b.src.spec.Durable {
+		return false
+	}
+	if b.queue != nil {
+		return b.queue.durableLog()
+	}
+	return b.dstEx.spec.Durable
+}
+
+func (r *Router) bindingKey(vh *VHost, b *binding, args []byte) string {
+	h := sha256.New()
+	kind := "q"
+	if b.dstEx != nil {
+		kind = "e"
+	}
+	for _, s := range []string{b.src.spec.Name, kind, b.destName(), b.key} {
+		var n [4]byte
+		binary.BigEndian.PutUint32(n[:], uint32(len(s)))
+		h.Write(n[:])
+		h.Write([]byte(s))
+	}
+	h.Write(args)
+	return "b." + escapeToken(vh.name) + "." + hex.EncodeToString(h.Sum(nil)[:20])
+}
+
+func (r *Router) putBinding(vh *VHost, b *binding) error {
+	args, err := encodeArgs(b.args)
+	if err != nil {
+		return errorf(KindPreconditionFailed, "binding arguments: %v", err)
+	}
+	return r.putJSON(r.bindingKey(vh, b, args), bindingRecord{
+		VHost: vh.name, Source: b.src.spec.Name, Destination: b.destName(),
+		ToExchange: b.dstEx != nil, Key: b.key, Args: args,
+	})
+}
+
+func (r *Router) deleteBindingRecord(vh *VHost, b *binding) {
+	args, _ := encodeArgs(b.args)
+	if err := r.store.MetaDelete(r.bindingKey(vh, b, args)); err != nil {
+		r.log.Error("delete binding record", "err", err)
+	}
+}
+
+// record is the message's log encoding: version, exchange, routing key,
+// properties (AMQP content-header encoding) and body. It is built once
+// per message, however many durable queues store it.
+func (m *Message) record() []byte {
+	m.recOnce.Do(func() {
+		b := make([]byte, 0, 16+len(m.Exchange)+len(m.RoutingKey)+len(m.Body)+64)
+		b = append(b, 1, byte(len(m.Exchange)))
+		b = append(b, m.Exchange...)
+		b = append(b, byte(len(m.RoutingKey)))
+		b = append(b, m.RoutingKey...)
+		b = append(b, 0, 0, 0, 0)
+		at := len(b)
+		var err error
+		b, err = AppendProperties(b, &m.Properties)
+		if err != nil {
+			// Properties came from a decoder, so they encode; keep the
+			// body rather than lose the message.
+			b = b[:at]
+		}
+		binary.BigEndian.PutUint32(b[at-4:], uint32(len(b)-at))
+		m.rec = append(b, m.Body...)
+	})
+	return m.rec
+}
+
+func decodeRecord(rec []byte) (*Message, error) {
+	bad := errors.New("truncated message record")
+	if len(rec) < 2 || rec[0] != 1 {
+		return nil, fmt.Errorf("unknown message record version")
+	}
+	p := 1
+	str := func() (string, error) {
+		if p >= len(rec) {
+			return "", bad
+		}
+		n := int(rec[p])
+		p++
+		if p+n > len(rec) {
+			return "", bad
+		}
+		s := string(rec[p : p+n])
+		p += n
+		return s, nil
+	}
+	ex, err := str()
+	if err != nil {
+		return nil, err
+	}
+	rk, err := str()
+	if err != nil {
+		return nil, err
+	}
+	if p+4 > len(rec) {
+		return nil, bad
+	}
+	n := int(binary.BigEndian.Uint32(rec[p:]))
+	p += 4
+	if n > len(rec)-p {
+		return nil, bad
+	}
+	m := &Message{Exchange: ex, RoutingKey: rk}
+	if n > 0 {
+		if m.Properties, err = ReadProperties(rec[p : p+n]); err != nil {
+			return nil, err
+		}
+	}
+	m.Body = rec[p+n:]
+	m.rec = rec
+	m.recOnce.Do(func() {})
+	return m, nil
+}
+
+// recover rebuilds every vhost from the metadata bucket and replays the
+// logs of durable queues.
+func (r *Router) recover() error {
+	r.vhosts[defaultVHost] = newVHost(r, defaultVHost)
+	xs, err := r.store.MetaList("x.")
+	if err != nil {
+		return err
+	}
+	qs, err := r.store.MetaList("q.")
+	if err != nil {
+		return err
+	}
+	bs, err := r.store.MetaList("b.")
+	if err != nil {
+		return err
+	}
+	vhost := func(name string) *VHost {
+		vh := r.vhosts[name]
+		if vh == nil {
+			vh = newVHost(r, name)
+			r.vhosts[name] = vh
+		}
+		return vh
+	}
+	for key, val := range xs {
+		var rec exchangeRecord
+		if err := json.Unmarshal(val, &rec); err != nil {
+			r.log.Error("skipping unreadable exchange record", "key", key, "err", err)
+			continue
+		}
+		args, err := decodeArgs(rec.Args)
+		if err != nil {
+			r.log.Error("skipping exchange with unreadable arguments", "exchange", rec.Name, "err", err)
+			continue
+		}
+		vh := vhost(rec.VHost)
+		vh.exchanges[rec.Name] = newExchange(vh, ExchangeSpec{Name: rec.Name, Type: rec.Type, Durable: true, AutoDelete: rec.AutoDelete, Internal: rec.Internal, Args: args})
+	}
+	used := map[string]bool{}
+	total := 0
+	for key, val := range qs {
+		var rec queueRecord
+		if err := json.Unmarshal(val, &rec); err != nil {
+			r.log.Error("skipping unreadable queue record", "key", key, "err", err)
+			continue
+		}
+		args, err := decodeArgs(rec.Args)
+		if err != nil {
+			r.log.Error("skipping queue with unreadable arguments", "queue", rec.Name, "err", err)
+			continue
+		}
+		vh := vhost(rec.VHost)
+		q := &Queue{vh: vh, name: rec.Name, logName: rec.Log, spec: QueueSpec{Name: rec.Name, Durable: true, AutoDelete: rec.AutoDelete, Args: args}}
+		if err := r.store.CreateLog(q.logName); err != nil {
+			return fmt.Errorf("queue %q: %w", rec.Name, err)
+		}
+		n, err := r.replay(q)
+		if err != nil {
+			r.log.Error("queue log damaged; serving what could be read", "queue", rec.Name, "err", err)
+		}
+		total += n
+		used[q.logName] = true
+		vh.queues[q.name] = q
+	}
+	for key, val := range bs {
+		var rec bindingRecord
+		if err := json.Unmarshal(val, &rec); err != nil {
+			r.log.Error("skipping unreadable binding record", "key", key, "err", err)
+			continue
+		}
+		vh := vhost(rec.VHost)
+		src := vh.exchanges[rec.Source]
+		args, err := decodeArgs(rec.Args)
+		if src == nil || err != nil {
+			r.log.Warn("dropping binding whose source is gone", "source", rec.Source)
+			r.store.MetaDelete(key)
+			continue
+		}
+		b := &binding{src: src, key: rec.Key, args: args}
+		if rec.ToExchange {
+			b.dstEx = vh.exchanges[rec.Destination]
+		} else {
+			b.queue = vh.queues[rec.Destination]
+		}
+		if b.dstEx == nil && b.queue == nil {
+			r.log.Warn("dropping binding whose destination is gone", "destination", rec.Destination)
+			r.store.MetaDelete(key)
+			continue
+		}
+		src.addBinding(b)
+	}
+	if logs, err := r.store.Logs(); err == nil {
+		for _, l := range logs {
+			if !used[l] {
+				r.log.Info("removing log of a deleted queue", "log", l)
+				r.store.DeleteLog(l)
+			}
+		}
+	}
+	r.log.Info("recovered", "queues", len(qs), "exchanges", len(xs), "bindings", len(bs), "messages", total)
+	return nil
+}
+
+// replay loads q's log into memory. Recovered messages may have been
+// delivered before the restart, so they are marked redelivered.
+func (r *Router) replay(q *Queue) (int, error) {
+	first, last, _, err := r.store.LogState(q.logName)
+	if err != nil {
+		return 0, err
+	}
+	q.log.floor = first
+	if first == 0 {
+		q.log.floor = last + 1
+	}
+	next := q.log.floor
+	n := 0
+	err = r.store.Replay(q.logName, func(seq uint64, rec []byte) error {
+		// Gaps are records deleted one by one before the restart.
+		for ; next < seq; next++ {
+			q.log.forget(next)
+		}
+		next = seq + 1
+		m, err := decodeRecord(rec)
+		if err != nil {
+			r.log.Error("dropping unreadable message record", "queue", q.name, "seq", seq, "err", err)
+			q.log.forget(seq)
+			return nil
+		}
+		q.nextSeq++
+		q.ready.push(&qmsg{msg: m, seq: q.nextSeq, storeSeq: seq, persist: true, redelivered: true})
+		n++
+		return nil
+	})
+	if len(q.log.done) > 0 {
+		q.log.dirty = true
+		r.janitor.mark(q)
+	}
+	return n, err
+}

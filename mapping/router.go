@@ -1,0 +1,98 @@
+package mapping
+
+import (
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+
+	"github.com/warrenmq/warren/mapping/jsstore"
+)
+
+// DefaultMaxMessageSize is the largest message body accepted when
+// Config.MaxMessageSize is zero.
+const DefaultMaxMessageSize = 16 << 20
+
+// Config configures the routing core. Only DataDir is required.
+type Config struct {
+	DataDir        string
+	SyncAlways     bool  // fsync every store write (see mapping/README.md)
+	MaxMessageSize int64 // 0 → DefaultMaxMessageSize
+	Logger         *slog.Logger
+}
+
+// Router is the routing core: every front talks to it, it talks to the
+// store. It owns the vhosts and, through them, every exchange, queue,
+// binding and consumer.
+type Router struct {
+	cfg    Config
+	log    *slog.Logger
+	store  *jsstore.Store
+	closed atomic.Bool
+
+	mu     sync.RWMutex
+	vhosts map[string]*VHost
+
+	janitor *janitor
+}
+
+// Open starts the store, loads the metadata, replays durable queues and
+// returns a router ready to serve.
+func Open(cfg Config) (*Router, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.MaxMessageSize <= 0 {
+		cfg.MaxMessageSize = DefaultMaxMessageSize
+	}
+	if cfg.DataDir == "" {
+		return nil, fmt.Errorf("mapping: Config.DataDir is required")
+	}
+	st, err := jsstore.Open(jsstore.Config{Dir: cfg.DataDir, SyncAlways: cfg.SyncAlways, Logger: cfg.Logger})
+	if err != nil {
+		return nil, fmt.Errorf("open store in %s: %w", cfg.DataDir, err)
+	}
+	r := &Router{cfg: cfg, log: cfg.Logger, store: st, vhosts: map[string]*VHost{}}
+	r.janitor = newJanitor(r)
+	if err := r.recover(); err != nil {
+		r.janitor.stop()
+		st.Close()
+		return nil, err
+	}
+	return r, nil
+}
+
+// MaxMessageSize is the largest body the core accepts.
+func (r *Router) MaxMessageSize() int64 { return r.cfg.MaxMessageSize }
+
+// Healthy reports nil while the router serves.
+func (r *Router) Healthy() error {
+	if r.closed.Load() {
+		return ErrClosed
+	}
+	return nil
+}
+
+// VHost returns the named vhost, or a KindNotAllowed error as AMQP's
+// connection.open needs it.
+func (r *Router) VHost(name string) (*VHost, error) {
+	r.mu.RLock()
+	vh := r.vhosts[name]
+	r.mu.RUnlock()
+	if vh == nil {
+		return nil, errorf(KindNotAllowed, "vhost '%s' not found", name)
+	}
+	return vh, nil
+}
+
+// Close stops the janitor, waits for pending store writes and closes the
+// store. Fronts must be shut down first.
+func (r *Router) Close() error {
+	if r.closed.Swap(true) {
+		return nil
+	}
+	r.janitor.stop()
+	r.store.Flush()
+	r.janitor.runOnce() // apply deletes whose writes just finished
+	return r.store.Close()
+}

@@ -1,0 +1,384 @@
+package mapping
+
+import "slices"
+
+// QueueInfo is what queue.declare-ok reports.
+type QueueInfo struct {
+	Name      string
+	Messages  int
+	Consumers int
+}
+
+// DeclareExchange creates an exchange, or checks that an existing one is
+// equivalent. passive only checks existence.
+func (ch *Channel) DeclareExchange(s ExchangeSpec, passive bool) error {
+	vh := ch.vh
+	if passive {
+		vh.mu.RLock()
+		_, ok := vh.exchanges[s.Name]
+		vh.mu.RUnlock()
+		if !ok {
+			return noExchange(vh.name, s.Name)
+		}
+		return nil
+	}
+	if err := validName(s.Name); err != nil {
+		return errorf(KindPreconditionFailed, "invalid exchange name: %v", err)
+	}
+	if !validExchangeType(s.Type) {
+		return errorf(KindCommandInvalid, "invalid exchange type '%s' for exchange '%s' in vhost '%s'", s.Type, s.Name, vh.name)
+	}
+	vh.mu.Lock()
+	defer vh.mu.Unlock()
+	if e, ok := vh.exchanges[s.Name]; ok {
+		return e.equivalent(s)
+	}
+	if reservedName(s.Name) || s.Name == "" {
+		return errorf(KindAccessRefused, "exchange name '%s' contains reserved prefix 'amq.*'", s.Name)
+	}
+	if s.Type == TypeHeaders {
+		// nothing to validate on the exchange itself
+	}
+	e := newExchange(vh, s)
+	if s.Durable {
+		if err := vh.r.putExchange(vh, e); err != nil {
+			return err
+		}
+	}
+	vh.exchanges[s.Name] = e
+	return nil
+}
+
+// DeleteExchange deletes an exchange and its bindings.
+func (ch *Channel) DeleteExchange(name string, ifUnused bool) error {
+	vh := ch.vh
+	if name == "" || reservedName(name) {
+		return errorf(KindAccessRefused, "operation not permitted on the default exchange or 'amq.*' exchanges ('%s')", name)
+	}
+	vh.mu.Lock()
+	defer vh.mu.Unlock()
+	e, ok := vh.exchanges[name]
+	if !ok {
+		// RabbitMQ answers delete-ok for a missing exchange.
+		return nil
+	}
+	if ifUnused && len(e.bindings) > 0 {
+		return errorf(KindPreconditionFailed, "exchange '%s' in vhost '%s' in use", name, vh.name)
+	}
+	vh.deleteExchangeLocked(e)
+	return nil
+}
+
+func (vh *VHost) deleteExchangeLocked(e *exchange) {
+	for _, b := range slices.Clone(e.bindings) {
+		vh.unbindLocked(b)
+	}
+	for _, b := range slices.Clone(e.incoming) {
+		vh.unbindLocked(b)
+	}
+	delete(vh.exchanges, e.spec.Name)
+	if e.spec.Durable {
+		vh.r.deleteExchangeRecord(vh, e)
+	}
+}
+
+// DeclareQueue creates a queue (server-named when s.Name is empty), or
+// checks an existing one. passive only checks existence.
+func (ch *Channel) DeclareQueue(s QueueSpec, passive bool) (QueueInfo, error) {
+	vh := ch.vh
+	if passive {
+		q, err := ch.lookupQueue(s.Name)
+		if err != nil {
+			return QueueInfo{}, err
+		}
+		m, c := q.counts()
+		return QueueInfo{Name: q.name, Messages: m, Consumers: c}, nil
+	}
+	if s.Name == "" {
+		s.Name = randomName("amq.gen-")
+	} else if reservedName(s.Name) {
+		return QueueInfo{}, errorf(KindAccessRefused, "queue name '%s' contains reserved prefix 'amq.*'", s.Name)
+	} else if err := validName(s.Name); err != nil {
+		return QueueInfo{}, errorf(KindPreconditionFailed, "invalid queue name: %v", err)
+	}
+	if err := validateQueueArgs(s.Args); err != nil {
+		return QueueInfo{}, err
+	}
+	vh.mu.Lock()
+	if q, ok := vh.queues[s.Name]; ok {
+		vh.mu.Unlock()
+		if q.owner != nil && q.owner != ch.conn {
+			return QueueInfo{}, lockedQueue(vh.name, q.name)
+		}
+		if err := q.equivalent(s); err != nil {
+			return QueueInfo{}, err
+		}
+		ch.setLastQueue(q.name)
+		m, c := q.counts()
+		return QueueInfo{Name: q.name, Messages: m, Consumers: c}, nil
+	}
+	q := &Queue{vh: vh, name: s.Name, spec: s}
+	if s.Exclusive {
+		q.owner = ch.conn
+	} else if s.Durable {
+		q.logName = logName(vh.name, s.Name)
+		if err := vh.r.store.CreateLog(q.logName); err != nil {
+			vh.mu.Unlock()
+			return QueueInfo{}, errorf(KindInternal, "cannot create storage for queue '%s': %v", s.Name, err)
+		}
+		q.log.floor = 1
+		if err := vh.r.putQueue(vh, q); err != nil {
+			vh.mu.Unlock()
+			return QueueInfo{}, err
+		}
+	}
+	vh.queues[s.Name] = q
+	vh.mu.Unlock()
+	if q.owner != nil {
+		c := ch.conn
+		c.mu.Lock()
+		closed := c.closed
+		c.exclusive[q] = struct{}{}
+		c.mu.Unlock()
+		if closed {
+			vh.deleteQueue(q)
+			return QueueInfo{}, errorf(KindResourceLocked, "connection closed while declaring queue '%s'", s.Name)
+		}
+	}
+	ch.setLastQueue(q.name)
+	return QueueInfo{Name: q.name}, nil
+}
+
+func (ch *Channel) setLastQueue(name string) {
+	ch.mu.Lock()
+	ch.lastQueue = name
+	ch.mu.Unlock()
+}
+
+// queueName resolves the empty name to the channel's last declared queue,
+// as AMQP allows.
+func (ch *Channel) queueName(name string) string {
+	if name != "" {
+		return name
+	}
+	ch.mu.Lock()
+	defer ch.mu.Unlock()
+	return ch.lastQueue
+}
+
+// lookupQueue finds a queue this channel may use (exclusive queues only
+// from their own connection).
+func (ch *Channel) lookupQueue(name string) (*Queue, error) {
+	name = ch.queueName(name)
+	ch.vh.mu.RLock()
+	q := ch.vh.queues[name]
+	ch.vh.mu.RUnlock()
+	if q == nil {
+		return nil, noQueue(ch.vh.name, name)
+	}
+	if q.owner != nil && q.owner != ch.conn {
+		return nil, lockedQueue(ch.vh.name, name)
+	}
+	return q, nil
+}
+
+func (q *Queue) equivalent(s QueueSpec) error {
+	diff := func(arg string, got, cur any) error {
+		return errorf(KindPreconditionFailed, "inequivalent arg '%s' for queue '%s' in vhost '%s': received '%v' but current is '%v'", arg, q.name, q.vh.name, got, cur)
+	}
+	switch {
+	case s.Durable != q.spec.Durable:
+		return diff("durable", s.Durable, q.spec.Durable)
+	case s.Exclusive != q.spec.Exclusive:
+		return lockedQueue(q.vh.name, q.name)
+	case s.AutoDelete != q.spec.AutoDelete:
+		return diff("auto_delete", s.AutoDelete, q.spec.AutoDelete)
+	}
+	if k, ok := argsDiffer(s.Args, q.spec.Args); ok {
+		return diff(k, fmtArg(s.Args, k), fmtArg(q.spec.Args, k))
+	}
+	return nil
+}
+
+// DeleteQueue deletes a queue and returns how many ready messages it held.
+func (ch *Channel) DeleteQueue(name string, ifUnused, ifEmpty bool) (int, error) {
+	name = ch.queueName(name)
+	ch.vh.mu.RLock()
+	q := ch.vh.queues[name]
+	ch.vh.mu.RUnlock()
+	if q == nil {
+		// RabbitMQ answers delete-ok with 0 for a missing queue.
+		return 0, nil
+	}
+	if q.owner != nil && q.owner != ch.conn {
+		return 0, lockedQueue(ch.vh.name, name)
+	}
+	q.mu.Lock()
+	ready, consumers := q.ready.len(), len(q.consumers)
+	q.mu.Unlock()
+	if ifUnused && consumers > 0 {
+		return 0, errorf(KindPreconditionFailed, "queue '%s' in vhost '%s' in use", name, ch.vh.name)
+	}
+	if ifEmpty && ready > 0 {
+		return 0, errorf(KindPreconditionFailed, "queue '%s' in vhost '%s' is not empty", name, ch.vh.name)
+	}
+	return ch.vh.deleteQueue(q), nil
+}
+
+// deleteQueue removes q with its bindings, cancels its consumers and drops
+// its messages. It returns the ready count it had.
+func (vh *VHost) deleteQueue(q *Queue) int {
+	vh.mu.Lock()
+	if vh.queues[q.name] != q {
+		vh.mu.Unlock()
+		return 0
+	}
+	delete(vh.queues, q.name)
+	for _, b := range slices.Clone(q.bindings) {
+		vh.unbindLocked(b)
+	}
+	q.mu.Lock()
+	q.deleted = true
+	n := q.ready.len()
+	q.ready = msgList{}
+	cs := q.consumers
+	q.consumers = nil
+	for _, c := range cs {
+		c.ch.mu.Lock()
+		if c.ch.consumers[c.tag] == c {
+			delete(c.ch.consumers, c.tag)
+			c.ch.sink.Cancelled(c.tag)
+		}
+		c.ch.mu.Unlock()
+	}
+	q.mu.Unlock()
+	vh.mu.Unlock()
+	if q.owner != nil {
+		q.owner.mu.Lock()
+		delete(q.owner.exclusive, q)
+		q.owner.mu.Unlock()
+	}
+	if q.durableLog() {
+		vh.r.janitor.forget(q)
+		vh.r.deleteQueueRecord(vh, q)
+	}
+	return n
+}
+
+// PurgeQueue drops the ready messages of a queue and returns how many.
+func (ch *Channel) PurgeQueue(name string) (int, error) {
+	q, err := ch.lookupQueue(name)
+	if err != nil {
+		return 0, err
+	}
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.purgeLocked(), nil
+}
+
+// BindQueue binds a queue to an exchange.
+func (ch *Channel) BindQueue(queue, exchangeName, key string, args Table) error {
+	q, err := ch.lookupQueue(queue)
+	if err != nil {
+		return err
+	}
+	if exchangeName == "" {
+		return errorf(KindAccessRefused, "operation not permitted on the default exchange")
+	}
+	vh := ch.vh
+	vh.mu.Lock()
+	defer vh.mu.Unlock()
+	e, ok := vh.exchanges[exchangeName]
+	if !ok {
+		return noExchange(vh.name, exchangeName)
+	}
+	if vh.queues[q.name] != q {
+		return noQueue(vh.name, q.name)
+	}
+	return vh.bindLocked(&binding{src: e, key: key, args: args, queue: q})
+}
+
+// UnbindQueue removes a queue binding; a missing binding is not an error.
+func (ch *Channel) UnbindQueue(queue, exchangeName, key string, args Table) error {
+	q, err := ch.lookupQueue(queue)
+	if err != nil {
+		return err
+	}
+	if exchangeName == "" {
+		return errorf(KindAccessRefused, "operation not permitted on the default exchange")
+	}
+	vh := ch.vh
+	vh.mu.Lock()
+	defer vh.mu.Unlock()
+	e, ok := vh.exchanges[exchangeName]
+	if !ok {
+		return noExchange(vh.name, exchangeName)
+	}
+	if b := e.findBinding(&binding{src: e, key: key, args: args, queue: q}); b != nil {
+		vh.unbindLocked(b)
+	}
+	return nil
+}
+
+// BindExchange binds destination to source (exchange-to-exchange).
+func (ch *Channel) BindExchange(destination, source, key string, args Table) error {
+	return ch.exchangeBinding(destination, source, key, args, true)
+}
+
+// UnbindExchange removes an exchange-to-exchange binding.
+func (ch *Channel) UnbindExchange(destination, source, key string, args Table) error {
+	return ch.exchangeBinding(destination, source, key, args, false)
+}
+
+func (ch *Channel) exchangeBinding(destination, source, key string, args Table, bind bool) error {
+	if destination == "" || source == "" {
+		return errorf(KindAccessRefused, "operation not permitted on the default exchange")
+	}
+	vh := ch.vh
+	vh.mu.Lock()
+	defer vh.mu.Unlock()
+	src, ok := vh.exchanges[source]
+	if !ok {
+		return noExchange(vh.name, source)
+	}
+	dst, ok := vh.exchanges[destination]
+	if !ok {
+		return noExchange(vh.name, destination)
+	}
+	b := &binding{src: src, key: key, args: args, dstEx: dst}
+	if bind {
+		return vh.bindLocked(b)
+	}
+	if old := src.findBinding(b); old != nil {
+		vh.unbindLocked(old)
+	}
+	return nil
+}
+
+func (vh *VHost) bindLocked(b *binding) error {
+	if b.src.findBinding(b) != nil {
+		return nil
+	}
+	if b.src.spec.Type == TypeHeaders {
+		if err := validXMatch(b.args); err != nil {
+			return errorf(KindPreconditionFailed, "%v", err)
+		}
+	}
+	if vh.r.durableBinding(b) {
+		if err := vh.r.putBinding(vh, b); err != nil {
+			return err
+		}
+	}
+	b.src.addBinding(b)
+	return nil
+}
+
+func (vh *VHost) unbindLocked(b *binding) {
+	b.src.removeBinding(b)
+	if vh.r.durableBinding(b) {
+		vh.r.deleteBindingRecord(vh, b)
+	}
+	if b.src.spec.AutoDelete && len(b.src.bindings) == 0 && vh.exchanges[b.src.spec.Name] == b.src {
+		vh.deleteExchangeLocked(b.src)
+	}
+}

@@ -1,0 +1,70 @@
+package mapping
+
+import (
+	"crypto/rand"
+	"encoding/base64"
+	"strings"
+	"sync"
+)
+
+// Exchange types.
+const (
+	TypeDirect  = "direct"
+	TypeFanout  = "fanout"
+	TypeTopic   = "topic"
+	TypeHeaders = "headers"
+)
+
+// DirectReplyTo is RabbitMQ's pseudo-queue for RPC replies without a queue.
+const DirectReplyTo = "amq.rabbitmq.reply-to"
+
+// VHost is one virtual host: a namespace of exchanges and queues.
+//
+// Lock order: VHost.mu, then Queue.mu, then Channel.mu, then the front's
+// own sink lock. Publishing routes under VHost.mu (read) and enqueues after
+// releasing it.
+type VHost struct {
+	r    *Router
+	name string
+
+	mu        sync.RWMutex
+	exchanges map[string]*exchange
+	queues    map[string]*Queue
+
+	replyMu sync.RWMutex
+	replies map[string]*Channel // direct reply-to key -> channel
+}
+
+func newVHost(r *Router, name string) *VHost {
+	vh := &VHost{r: r, name: name, exchanges: map[string]*exchange{}, queues: map[string]*Queue{}, replies: map[string]*Channel{}}
+	for _, d := range []struct{ name, kind string }{
+		{"", TypeDirect},
+		{"amq.direct", TypeDirect},
+		{"amq.fanout", TypeFanout},
+		{"amq.topic", TypeTopic},
+		{"amq.headers", TypeHeaders},
+		{"amq.match", TypeHeaders},
+	} {
+		vh.exchanges[d.name] = newExchange(vh, ExchangeSpec{Name: d.name, Type: d.kind, Durable: true})
+	}
+	return vh
+}
+
+// Name is the vhost's name.
+func (vh *VHost) Name() string { return vh.name }
+
+// Connect registers a client connection (of any front) with the vhost.
+// Exclusive queues belong to a Conn and die with it.
+func (vh *VHost) Connect(user string) *Conn {
+	return &Conn{vh: vh, user: user, channels: map[*Channel]struct{}{}, exclusive: map[*Queue]struct{}{}}
+}
+
+// randomName returns prefix plus 22 URL-safe random characters, the shape
+// of RabbitMQ's server-generated names.
+func randomName(prefix string) string {
+	var b [16]byte
+	rand.Read(b[:])
+	return prefix + base64.RawURLEncoding.EncodeToString(b[:])
+}
+
+func reservedName(name string) bool { return strings.HasPrefix(name, "amq.") }
