@@ -280,7 +280,7 @@ func (c *conn) handshake() error {
 	op := m.(*wire.ConnectionOpen)
 	vh, err := c.s.router.VHost(op.VirtualHost)
 	if err != nil {
-		return newError(wire.NotAllowed, op, "vhost '%s' not found", op.VirtualHost)
+		return newError(wire.NotAllowed, op, "vhost %s not found", op.VirtualHost)
 	}
 	c.vhostName = op.VirtualHost
 	c.core = vh.Connect(user)

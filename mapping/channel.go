@@ -266,7 +266,7 @@ func (ch *Channel) Ack(tag uint64, multiple bool) error {
 	if err != nil {
 		return err
 	}
-	ch.settle(ds, false)
+	ch.settle(ds, false, false)
 	return nil
 }
 
@@ -276,26 +276,26 @@ func (ch *Channel) Nack(tag uint64, multiple, requeue bool) error {
 	if err != nil {
 		return err
 	}
-	ch.settle(ds, requeue)
+	ch.settle(ds, requeue, !requeue)
 	return nil
 }
 
 // Recover requeues every unacked delivery of the channel.
 func (ch *Channel) Recover() {
 	ds, _ := ch.take(0, true)
-	ch.settle(ds, true)
+	ch.settle(ds, true, false)
 }
 
 // settle hands deliveries back to their queues, one lock per run of the
 // same queue.
-func (ch *Channel) settle(ds []*delivery, requeue bool) {
+func (ch *Channel) settle(ds []*delivery, requeue, rejected bool) {
 	for len(ds) > 0 {
 		q := ds[0].q
 		n := 1
 		for n < len(ds) && ds[n].q == q {
 			n++
 		}
-		q.settle(ds[:n], requeue)
+		q.settle(ds[:n], requeue, rejected)
 		ds = ds[n:]
 	}
 	if ch.globalPrefetch.Load() > 0 {
@@ -337,7 +337,7 @@ func (ch *Channel) Close() {
 			ch.vh.deleteQueue(c.q)
 		}
 	}
-	ch.settle(ds, true)
+	ch.settle(ds, true, false)
 	ch.conn.mu.Lock()
 	delete(ch.conn.channels, ch)
 	ch.conn.mu.Unlock()

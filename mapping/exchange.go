@@ -111,7 +111,7 @@ func (e *exchange) findBinding(b *binding) *binding {
 
 // route adds to out every queue that m reaches from e, following
 // exchange-to-exchange bindings. visited stops binding cycles.
-func (e *exchange) route(m *Message, out []*Queue, visited []*exchange) ([]*Queue, []*exchange) {
+func (e *exchange) route(m *Message, key string, out []*Queue, visited []*exchange) ([]*Queue, []*exchange) {
 	visited = append(visited, e)
 	visit := func(b *binding) {
 		if b.queue != nil {
@@ -121,18 +121,18 @@ func (e *exchange) route(m *Message, out []*Queue, visited []*exchange) ([]*Queu
 			return
 		}
 		if !slices.Contains(visited, b.dstEx) {
-			out, visited = b.dstEx.route(m, out, visited)
+			out, visited = b.dstEx.route(m, key, out, visited)
 		}
 	}
 	switch e.spec.Type {
 	case TypeDirect:
 		if e.spec.Name == "" {
-			if q := e.vh.queues[m.RoutingKey]; q != nil {
-				visit(&binding{src: e, key: m.RoutingKey, queue: q})
+			if q := e.vh.queues[key]; q != nil && !slices.Contains(out, q) {
+				out = append(out, q)
 			}
 			return out, visited
 		}
-		for _, b := range e.direct[m.RoutingKey] {
+		for _, b := range e.direct[key] {
 			visit(b)
 		}
 	case TypeFanout:
@@ -140,7 +140,7 @@ func (e *exchange) route(m *Message, out []*Queue, visited []*exchange) ([]*Queu
 			visit(b)
 		}
 	case TypeTopic:
-		e.topic.Match(m.RoutingKey, visit)
+		e.topic.Match(key, visit)
 	case TypeHeaders:
 		for _, b := range e.bindings {
 			if headersMatch(b.args, m.Properties.Headers) {
@@ -169,17 +169,66 @@ func (e *exchange) equivalent(s ExchangeSpec) error {
 		return diff("internal", s.Internal, e.spec.Internal)
 	}
 	if k, ok := argsDiffer(s.Args, e.spec.Args); ok {
-		return diff(k, fmtArg(s.Args, k), fmtArg(e.spec.Args, k))
+		return argMismatch("exchange", s.Name, vh, k, s.Args, e.spec.Args)
 	}
 	return nil
 }
 
-func fmtArg(t Table, k string) string {
-	v, ok := t[k]
-	if !ok {
-		return "none"
+// argMismatch words a differing argument as RabbitMQ does: "received
+// the value '10' of type 'signedint' but current is none".
+func argMismatch(kind, name, vh, k string, got, cur Table) error {
+	gv, gok := got[k]
+	cv, cok := cur[k]
+	if gok && cok {
+		return errorf(KindPreconditionFailed, "inequivalent arg '%s' for %s '%s' in vhost '%s': received '%v' but current is '%v'", k, kind, name, vh, gv, cv)
 	}
-	return fmt.Sprint(v)
+	describe := func(t Table) string {
+		v, ok := t[k]
+		if !ok {
+			return "none"
+		}
+		return fmt.Sprintf("the value '%v' of type '%s'", v, typeName(v))
+	}
+	return errorf(KindPreconditionFailed, "inequivalent arg '%s' for %s '%s' in vhost '%s': received %s but current is %s", k, kind, name, vh, describe(got), describe(cur))
+}
+
+// typeName is RabbitMQ's name for a field-table value type.
+func typeName(v any) string {
+	switch v.(type) {
+	case bool:
+		return "bool"
+	case int8:
+		return "byte"
+	case uint8:
+		return "unsignedbyte"
+	case int16:
+		return "short"
+	case uint16:
+		return "unsignedshort"
+	case int32:
+		return "signedint"
+	case uint32:
+		return "unsignedint"
+	case int64, int:
+		return "long"
+	case float32:
+		return "float"
+	case float64:
+		return "double"
+	case Decimal:
+		return "decimal"
+	case string:
+		return "longstr"
+	case []byte:
+		return "binary"
+	case Table:
+		return "table"
+	case []any:
+		return "array"
+	case nil:
+		return "void"
+	}
+	return "timestamp"
 }
 
 // argsDiffer compares the x- arguments (the ones that change behaviour) of
@@ -202,4 +251,6 @@ func argsDiffer(a, b Table) (string, bool) {
 	return "", false
 }
 
-func isXArg(k string) bool { return len(k) > 2 && k[0] == 'x' && k[1] == '-' || k == "alternate-exchange" }
+func isXArg(k string) bool {
+	return len(k) > 2 && k[0] == 'x' && k[1] == '-' || k == "alternate-exchange"
+}

@@ -161,7 +161,9 @@ func (r *Router) deleteBindingRecord(vh *VHost, b *binding) {
 func (m *Message) record() []byte {
 	m.recOnce.Do(func() {
 		b := make([]byte, 0, 16+len(m.Exchange)+len(m.RoutingKey)+len(m.Body)+64)
-		b = append(b, 1, byte(len(m.Exchange)))
+		b = append(b, 2)
+		b = binary.BigEndian.AppendUint64(b, uint64(m.publishedAt()))
+		b = append(b, byte(len(m.Exchange)))
 		b = append(b, m.Exchange...)
 		b = append(b, byte(len(m.RoutingKey)))
 		b = append(b, m.RoutingKey...)
@@ -182,10 +184,11 @@ func (m *Message) record() []byte {
 
 func decodeRecord(rec []byte) (*Message, error) {
 	bad := errors.New("truncated message record")
-	if len(rec) < 2 || rec[0] != 1 {
+	if len(rec) < 10 || rec[0] != 2 {
 		return nil, fmt.Errorf("unknown message record version")
 	}
-	p := 1
+	ts := int64(binary.BigEndian.Uint64(rec[1:]))
+	p := 9
 	str := func() (string, error) {
 		if p >= len(rec) {
 			return "", bad
@@ -215,7 +218,7 @@ func decodeRecord(rec []byte) (*Message, error) {
 	if n > len(rec)-p {
 		return nil, bad
 	}
-	m := &Message{Exchange: ex, RoutingKey: rk}
+	m := &Message{Exchange: ex, RoutingKey: rk, ts: ts}
 	if n > 0 {
 		if m.Properties, err = ReadProperties(rec[p : p+n]); err != nil {
 			return nil, err
@@ -279,7 +282,8 @@ func (r *Router) recover() error {
 			continue
 		}
 		vh := vhost(rec.VHost)
-		q := &Queue{vh: vh, name: rec.Name, logName: rec.Log, spec: QueueSpec{Name: rec.Name, Durable: true, AutoDelete: rec.AutoDelete, Args: args}}
+		q := newQueue(vh, QueueSpec{Name: rec.Name, Durable: true, AutoDelete: rec.AutoDelete, Args: args})
+		q.logName = rec.Log
 		if err := r.store.CreateLog(q.logName); err != nil {
 			return fmt.Errorf("queue %q: %w", rec.Name, err)
 		}
@@ -356,7 +360,11 @@ func (r *Router) replay(q *Queue) (int, error) {
 			return nil
 		}
 		q.nextSeq++
-		q.ready.push(&qmsg{msg: m, seq: q.nextSeq, storeSeq: seq, persist: true, redelivered: true})
+		qm := &qmsg{msg: m, seq: q.nextSeq, storeSeq: seq, persist: true, redelivered: true, expires: q.policy.expiry(m, m.ts)}
+		if q.policy.maxPriority > 0 {
+			qm.prio = m.Properties.Priority
+		}
+		q.ready.push(qm)
 		n++
 		return nil
 	})

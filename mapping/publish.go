@@ -1,9 +1,13 @@
 package mapping
 
 import (
+	"maps"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // Message is what every front publishes and receives. After Publish the
@@ -15,8 +19,17 @@ type Message struct {
 	Properties Properties
 	Body       []byte
 
+	ts int64 // unix ns when published; TTLs count from here
+
 	recOnce sync.Once
 	rec     []byte
+}
+
+func (m *Message) publishedAt() int64 {
+	if m.ts == 0 {
+		m.ts = time.Now().UnixNano()
+	}
+	return m.ts
 }
 
 // storeTracker counts the store writes of one publish and reports once all
@@ -59,6 +72,12 @@ func (ch *Channel) Publish(m *Message, done func(ok bool)) (bool, error) {
 	if p.UserID != "" && p.UserID != ch.conn.user {
 		return false, errorf(KindPreconditionFailed, "user_id property set to '%s' but authenticated user was '%s'", p.UserID, ch.conn.user)
 	}
+	if e := p.Expiration; e != "" {
+		if n, err := strconv.ParseInt(e, 10, 64); err != nil || n < 0 {
+			return false, errorf(KindPreconditionFailed, "invalid expiration '%s': not a non-negative number of milliseconds", e)
+		}
+	}
+	m.ts = time.Now().UnixNano()
 	if p.ReplyTo == DirectReplyTo {
 		ch.mu.Lock()
 		key := ch.replyKey
@@ -77,8 +96,6 @@ func (ch *Channel) Publish(m *Message, done func(ok bool)) (bool, error) {
 		return ok, nil
 	}
 
-	var qbuf [8]*Queue
-	var xbuf [4]*exchange
 	vh.mu.RLock()
 	e, ok := vh.exchanges[m.Exchange]
 	if !ok {
@@ -89,7 +106,7 @@ func (ch *Channel) Publish(m *Message, done func(ok bool)) (bool, error) {
 		vh.mu.RUnlock()
 		return false, errorf(KindAccessRefused, "cannot publish to internal exchange '%s' in vhost '%s'", m.Exchange, vh.name)
 	}
-	qs, _ := e.route(m, qbuf[:0], xbuf[:0])
+	qs := vh.routeLocked(e, m)
 	vh.mu.RUnlock()
 
 	var t *storeTracker
@@ -97,11 +114,55 @@ func (ch *Channel) Publish(m *Message, done func(ok bool)) (bool, error) {
 		t = &storeTracker{done: done}
 		t.pending.Store(1)
 	}
+	accepted := true
 	for _, q := range qs {
-		q.enqueue(m, t)
+		if !q.enqueue(m, t) {
+			accepted = false
+		}
 	}
-	t.finish(true)
+	t.finish(accepted)
 	return len(qs) > 0, nil
+}
+
+// routeLocked returns the queues m reaches from e: through its routing key
+// and any CC/BCC keys, following exchange-to-exchange bindings, and the
+// alternate exchange when nothing matched. Called with vh.mu held. A BCC
+// header is removed from m before it is stored.
+func (vh *VHost) routeLocked(e *exchange, m *Message) []*Queue {
+	var xbuf [4]*exchange
+	qs, visited := e.route(m, m.RoutingKey, nil, xbuf[:0])
+	if h := m.Properties.Headers; h != nil {
+		cc, hasCC := h["CC"].([]any)
+		bcc, hasBCC := h["BCC"].([]any)
+		if hasCC || hasBCC {
+			for _, k := range append(append([]any{}, cc...), bcc...) {
+				if key, ok := k.(string); ok {
+					qs, _ = e.route(m, key, qs, visited[:0])
+				}
+			}
+			if hasBCC {
+				h = maps.Clone(h)
+				delete(h, "BCC")
+				m.Properties.Headers = h
+			}
+		}
+	}
+	// Alternate exchanges, followed until one routes (cycles stop).
+	seen := []*exchange{e}
+	for cur := e; len(qs) == 0; {
+		ae, ok := cur.spec.Args["alternate-exchange"].(string)
+		if !ok {
+			break
+		}
+		next := vh.exchanges[ae]
+		if next == nil || slices.Contains(seen, next) {
+			break
+		}
+		seen = append(seen, next)
+		qs, _ = next.route(m, m.RoutingKey, qs, xbuf[:0])
+		cur = next
+	}
+	return qs
 }
 
 // deliverReply hands an RPC reply to the channel that consumes the direct
@@ -175,6 +236,9 @@ func (ch *Channel) Consume(queue, tag string, noAck, exclusive bool, args Table,
 	q.consumers = append(q.consumers, c)
 	q.hadConsumers = true
 	q.exclusiveUse = exclusive
+	if q.idleTimer != nil {
+		q.idleTimer.Stop()
+	}
 	q.dispatchLocked()
 	return nil
 }
@@ -232,8 +296,13 @@ func (ch *Channel) Get(queue string, noAck bool) (d Delivery, remaining int, ok 
 		return d, 0, false, err
 	}
 	q.mu.Lock()
-	defer q.mu.Unlock()
-	if q.deleted || q.ready.len() == 0 {
+	defer q.unlockAndDeadLetter()
+	if q.deleted {
+		return d, 0, false, nil
+	}
+	q.touchLocked()
+	q.expireLocked()
+	if q.ready.len() == 0 {
 		return d, 0, false, nil
 	}
 	m := q.ready.pop()

@@ -3,6 +3,7 @@ package mapping
 import (
 	"slices"
 	"sync"
+	"time"
 )
 
 // QueueSpec describes a queue as queue.declare does.
@@ -20,13 +21,14 @@ type Queue struct {
 	vh      *VHost
 	name    string
 	spec    QueueSpec
+	policy  queuePolicy
 	owner   *Conn  // set for exclusive queues
 	logName string // store log for persistent messages; "" when not durable
 
 	bindings []*binding // guarded by vh.mu
 
 	mu           sync.Mutex
-	ready        msgList
+	ready        readyQueue
 	nextSeq      uint64
 	consumers    []*Consumer
 	rr           int
@@ -35,6 +37,10 @@ type Queue struct {
 	deleted      bool
 	unacked      int
 	log          logState
+	dead         []deadLetter // dead letters to publish once mu is released
+	ttlTimer     *time.Timer
+	ttlAt        int64
+	idleTimer    *time.Timer // x-expires
 }
 
 // qmsg is one message's place in one queue. The Message itself is shared by
@@ -43,6 +49,8 @@ type qmsg struct {
 	msg         *Message
 	seq         uint64 // position in the queue, for requeue in order
 	storeSeq    uint64 // sequence in the queue's log; 0 until stored
+	expires     int64  // unix ns; 0 = never
+	prio        uint8
 	persist     bool
 	redelivered bool
 	settled     bool // acked or dropped before its store write finished
@@ -65,6 +73,12 @@ func (c *Consumer) Tag() string { return c.tag }
 // Name is the queue's name.
 func (q *Queue) Name() string { return q.name }
 
+func newQueue(vh *VHost, s QueueSpec) *Queue {
+	q := &Queue{vh: vh, name: s.Name, spec: s, policy: parsePolicy(s.Args)}
+	q.ready.setLevels(q.policy.maxPriority)
+	return q
+}
+
 func (q *Queue) durableLog() bool { return q.logName != "" }
 
 // canTake is checked with q.mu held.
@@ -85,8 +99,10 @@ func (c *Consumer) canTake() bool {
 	return true
 }
 
-// dispatchLocked hands ready messages to consumers that can take them.
+// dispatchLocked hands ready messages to consumers that can take them,
+// after dropping messages whose TTL ran out.
 func (q *Queue) dispatchLocked() {
+	q.expireLocked()
 	for q.ready.len() > 0 && len(q.consumers) > 0 {
 		n := len(q.consumers)
 		var c *Consumer
@@ -112,26 +128,70 @@ func (q *Queue) dispatchLocked() {
 			c.unacked++
 			q.unacked++
 		}
+		q.expireLocked()
 	}
 }
 
-// kick retries dispatch, after capacity was freed somewhere.
+// expireLocked drops (and dead-letters) messages whose TTL ran out at the
+// head of the queue, and arms a timer for the next one.
+func (q *Queue) expireLocked() {
+	if q.policy.ttl < 0 && !q.anyExpiry() {
+		return
+	}
+	now := time.Now().UnixNano()
+	for {
+		m := q.ready.popExpired(now)
+		if m == nil {
+			break
+		}
+		q.dropLocked(m, "expired")
+	}
+	next := q.ready.nextExpiry()
+	if next == 0 || (q.ttlTimer != nil && q.ttlAt == next) {
+		return
+	}
+	q.ttlAt = next
+	d := time.Duration(next - now)
+	if q.ttlTimer == nil {
+		q.ttlTimer = time.AfterFunc(d, q.kick)
+	} else {
+		q.ttlTimer.Reset(d)
+	}
+}
+
+func (q *Queue) anyExpiry() bool { return q.ready.nextExpiry() != 0 }
+
+// kick retries dispatch, after capacity was freed somewhere or a TTL
+// timer fired.
 func (q *Queue) kick() {
 	q.mu.Lock()
 	if !q.deleted {
 		q.dispatchLocked()
 	}
-	q.mu.Unlock()
+	q.unlockAndDeadLetter()
 }
 
 // enqueue appends m, writing it to the queue's log first when it must
-// survive a restart. t, when not nil, learns when the write is done.
-func (q *Queue) enqueue(m *Message, t *storeTracker) {
-	qm := &qmsg{msg: m, persist: q.durableLog() && m.Properties.Persistent()}
+// survive a restart. t, when not nil, learns when the write is done. It
+// returns false when the queue refused the message (x-overflow
+// reject-publish).
+func (q *Queue) enqueue(m *Message, t *storeTracker) bool {
+	now := m.publishedAt()
+	qm := &qmsg{msg: m, persist: q.durableLog() && m.Properties.Persistent(), prio: m.Properties.Priority, expires: q.policy.expiry(m, now)}
+	if q.policy.maxPriority == 0 {
+		qm.prio = 0
+	}
 	q.mu.Lock()
 	if q.deleted {
 		q.mu.Unlock()
-		return
+		return true
+	}
+	if q.policy.overflow != "drop-head" && q.policy.wouldOverflow(&q.ready, m) {
+		if q.policy.overflow == "reject-publish-dlx" {
+			q.deadLetterLocked(qm, "maxlen")
+		}
+		q.unlockAndDeadLetter()
+		return false
 	}
 	q.nextSeq++
 	qm.seq = q.nextSeq
@@ -145,7 +205,11 @@ func (q *Queue) enqueue(m *Message, t *storeTracker) {
 	}
 	q.ready.push(qm)
 	q.dispatchLocked()
-	q.mu.Unlock()
+	for q.policy.overLimit(&q.ready) {
+		q.dropLocked(q.ready.popOldest(), "maxlen")
+	}
+	q.unlockAndDeadLetter()
+	return true
 }
 
 // stored runs on the store's goroutine when a log write finished.
@@ -176,6 +240,13 @@ func (q *Queue) settleLocked(m *qmsg) {
 	}
 }
 
+// dropLocked removes a message for good, dead-lettering it when the queue
+// has a dead-letter exchange.
+func (q *Queue) dropLocked(m *qmsg, reason string) {
+	q.settleLocked(m)
+	q.deadLetterLocked(m, reason)
+}
+
 func (q *Queue) markDirtyLocked() {
 	if !q.log.dirty {
 		q.log.dirty = true
@@ -183,8 +254,9 @@ func (q *Queue) markDirtyLocked() {
 	}
 }
 
-// settle finishes deliveries of this queue: acked, requeued or dropped.
-func (q *Queue) settle(ds []*delivery, requeue bool) {
+// settle finishes deliveries of this queue: acked, requeued or dropped
+// (rejected without requeue: dead-lettered).
+func (q *Queue) settle(ds []*delivery, requeue, rejected bool) {
 	q.mu.Lock()
 	for _, d := range ds {
 		d.c.unacked--
@@ -192,23 +264,27 @@ func (q *Queue) settle(ds []*delivery, requeue bool) {
 		if q.deleted {
 			continue
 		}
-		if requeue {
+		switch {
+		case requeue:
 			d.m.redelivered = true
 			q.ready.insert(d.m)
-		} else {
+		case rejected:
+			q.dropLocked(d.m, "rejected")
+		default:
 			q.settleLocked(d.m)
 		}
 	}
 	if !q.deleted {
 		q.dispatchLocked()
 	}
-	q.mu.Unlock()
+	q.unlockAndDeadLetter()
 }
 
 // counts returns (ready messages, consumers).
 func (q *Queue) counts() (int, int) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
+	q.expireLocked()
 	return q.ready.len(), len(q.consumers)
 }
 
@@ -233,7 +309,50 @@ func (q *Queue) removeConsumer(c *Consumer) bool {
 	if c.exclusive {
 		q.exclusiveUse = false
 	}
+	if len(q.consumers) == 0 {
+		q.armIdleLocked()
+	}
 	return q.spec.AutoDelete && len(q.consumers) == 0 && !q.deleted
+}
+
+// armIdleLocked starts the x-expires countdown: an unused queue is
+// deleted when it runs out.
+func (q *Queue) armIdleLocked() {
+	if q.policy.expires <= 0 || len(q.consumers) > 0 || q.deleted {
+		return
+	}
+	if q.idleTimer == nil {
+		q.idleTimer = time.AfterFunc(q.policy.expires, q.idleExpired)
+	} else {
+		q.idleTimer.Reset(q.policy.expires)
+	}
+}
+
+// touchLocked records use of the queue (declare, get, consume).
+func (q *Queue) touchLocked() {
+	if q.idleTimer != nil {
+		q.idleTimer.Stop()
+	}
+	q.armIdleLocked()
+}
+
+func (q *Queue) idleExpired() {
+	q.mu.Lock()
+	unused := len(q.consumers) == 0 && !q.deleted
+	q.mu.Unlock()
+	if unused {
+		q.vh.r.log.Info("deleting unused queue (x-expires)", "queue", q.name, "vhost", q.vh.name)
+		q.vh.deleteQueue(q)
+	}
+}
+
+func (q *Queue) stopTimersLocked() {
+	if q.ttlTimer != nil {
+		q.ttlTimer.Stop()
+	}
+	if q.idleTimer != nil {
+		q.idleTimer.Stop()
+	}
 }
 
 // purgeLocked drops every ready message and returns how many there were.
@@ -242,56 +361,5 @@ func (q *Queue) purgeLocked() int {
 	for q.ready.len() > 0 {
 		q.settleLocked(q.ready.pop())
 	}
-	q.ready = msgList{}
 	return n
-}
-
-// msgList is a queue of messages ordered by qmsg.seq. Requeued messages go
-// back to their original position.
-type msgList struct {
-	buf  []*qmsg
-	head int
-}
-
-func (l *msgList) len() int { return len(l.buf) - l.head }
-
-func (l *msgList) push(m *qmsg) { l.buf = append(l.buf, m) }
-
-func (l *msgList) pop() *qmsg {
-	m := l.buf[l.head]
-	l.buf[l.head] = nil
-	l.head++
-	if l.head == len(l.buf) {
-		l.buf = l.buf[:0]
-		l.head = 0
-	} else if l.head >= 1024 && l.head*2 >= len(l.buf) {
-		n := copy(l.buf, l.buf[l.head:])
-		clear(l.buf[n:])
-		l.buf = l.buf[:n]
-		l.head = 0
-	}
-	return m
-}
-
-func (l *msgList) insert(m *qmsg) {
-	live := l.buf[l.head:]
-	if len(live) == 0 || m.seq > live[len(live)-1].seq {
-		l.push(m)
-		return
-	}
-	if m.seq < live[0].seq && l.head > 0 {
-		l.head--
-		l.buf[l.head] = m
-		return
-	}
-	i, _ := slices.BinarySearchFunc(live, m.seq, func(e *qmsg, s uint64) int {
-		switch {
-		case e.seq < s:
-			return -1
-		case e.seq > s:
-			return 1
-		}
-		return 0
-	})
-	l.buf = slices.Insert(l.buf, l.head+i, m)
 }

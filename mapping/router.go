@@ -80,7 +80,7 @@ func (r *Router) VHost(name string) (*VHost, error) {
 	vh := r.vhosts[name]
 	r.mu.RUnlock()
 	if vh == nil {
-		return nil, errorf(KindNotAllowed, "vhost '%s' not found", name)
+		return nil, errorf(KindNotAllowed, "vhost %s not found", name)
 	}
 	return vh, nil
 }

@@ -1,6 +1,9 @@
 package mapping
 
-import "slices"
+import (
+	"slices"
+	"strings"
+)
 
 // QueueInfo is what queue.declare-ok reports.
 type QueueInfo struct {
@@ -14,6 +17,9 @@ type QueueInfo struct {
 func (ch *Channel) DeclareExchange(s ExchangeSpec, passive bool) error {
 	vh := ch.vh
 	if passive {
+		if s.Name == "" {
+			return errorf(KindAccessRefused, "operation not permitted on the default exchange")
+		}
 		vh.mu.RLock()
 		_, ok := vh.exchanges[s.Name]
 		vh.mu.RUnlock()
@@ -26,7 +32,7 @@ func (ch *Channel) DeclareExchange(s ExchangeSpec, passive bool) error {
 		return errorf(KindPreconditionFailed, "invalid exchange name: %v", err)
 	}
 	if !validExchangeType(s.Type) {
-		return errorf(KindCommandInvalid, "invalid exchange type '%s' for exchange '%s' in vhost '%s'", s.Type, s.Name, vh.name)
+		return errorf(KindCommandInvalid, "unknown exchange type '%s'", s.Type)
 	}
 	vh.mu.Lock()
 	defer vh.mu.Unlock()
@@ -87,6 +93,15 @@ func (vh *VHost) deleteExchangeLocked(e *exchange) {
 func (ch *Channel) DeclareQueue(s QueueSpec, passive bool) (QueueInfo, error) {
 	vh := ch.vh
 	if passive {
+		if strings.HasPrefix(s.Name, DirectReplyTo+".") {
+			vh.replyMu.RLock()
+			_, ok := vh.replies[s.Name]
+			vh.replyMu.RUnlock()
+			if !ok {
+				return QueueInfo{}, noQueue(vh.name, s.Name)
+			}
+			return QueueInfo{Name: s.Name}, nil
+		}
 		q, err := ch.lookupQueue(s.Name)
 		if err != nil {
 			return QueueInfo{}, err
@@ -114,10 +129,13 @@ func (ch *Channel) DeclareQueue(s QueueSpec, passive bool) (QueueInfo, error) {
 			return QueueInfo{}, err
 		}
 		ch.setLastQueue(q.name)
+		q.mu.Lock()
+		q.touchLocked()
+		q.mu.Unlock()
 		m, c := q.counts()
 		return QueueInfo{Name: q.name, Messages: m, Consumers: c}, nil
 	}
-	q := &Queue{vh: vh, name: s.Name, spec: s}
+	q := newQueue(vh, s)
 	if s.Exclusive {
 		q.owner = ch.conn
 	} else if s.Durable {
@@ -133,6 +151,9 @@ func (ch *Channel) DeclareQueue(s QueueSpec, passive bool) (QueueInfo, error) {
 		}
 	}
 	vh.queues[s.Name] = q
+	q.mu.Lock()
+	q.armIdleLocked()
+	q.mu.Unlock()
 	vh.mu.Unlock()
 	if q.owner != nil {
 		c := ch.conn
@@ -195,7 +216,7 @@ func (q *Queue) equivalent(s QueueSpec) error {
 		return diff("auto_delete", s.AutoDelete, q.spec.AutoDelete)
 	}
 	if k, ok := argsDiffer(s.Args, q.spec.Args); ok {
-		return diff(k, fmtArg(s.Args, k), fmtArg(q.spec.Args, k))
+		return argMismatch("queue", q.name, q.vh.name, k, s.Args, q.spec.Args)
 	}
 	return nil
 }
@@ -220,7 +241,7 @@ func (ch *Channel) DeleteQueue(name string, ifUnused, ifEmpty bool) (int, error)
 		return 0, errorf(KindPreconditionFailed, "queue '%s' in vhost '%s' in use", name, ch.vh.name)
 	}
 	if ifEmpty && ready > 0 {
-		return 0, errorf(KindPreconditionFailed, "queue '%s' in vhost '%s' is not empty", name, ch.vh.name)
+		return 0, errorf(KindPreconditionFailed, "queue '%s' in vhost '%s' not empty", name, ch.vh.name)
 	}
 	return ch.vh.deleteQueue(q), nil
 }
@@ -240,7 +261,8 @@ func (vh *VHost) deleteQueue(q *Queue) int {
 	q.mu.Lock()
 	q.deleted = true
 	n := q.ready.len()
-	q.ready = msgList{}
+	q.ready.clear()
+	q.stopTimersLocked()
 	cs := q.consumers
 	q.consumers = nil
 	for _, c := range cs {
@@ -312,7 +334,7 @@ func (ch *Channel) UnbindQueue(queue, exchangeName, key string, args Table) erro
 	defer vh.mu.Unlock()
 	e, ok := vh.exchanges[exchangeName]
 	if !ok {
-		return noExchange(vh.name, exchangeName)
+		return nil // RabbitMQ accepts unbinding from a missing exchange
 	}
 	if b := e.findBinding(&binding{src: e, key: key, args: args, queue: q}); b != nil {
 		vh.unbindLocked(b)

@@ -16,8 +16,13 @@ import (
 const headerLen = 24
 
 // drainTimeout bounds how long the tool waits, after producers stop, for
-// outstanding confirms and for in-flight messages to reach the consumers.
-const drainTimeout = 5 * time.Second
+// outstanding confirms, and how long the consumers may go without receiving
+// anything while still missing messages; drainMax caps the whole drain when
+// consumers are working through a backlog.
+const (
+	drainTimeout = 5 * time.Second
+	drainMax     = 60 * time.Second
+)
 
 const (
 	rpcReplyDirect = "direct"

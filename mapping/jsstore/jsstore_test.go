@@ -174,7 +174,7 @@ func TestAppendOrderAndState(t *testing.T) {
 		t.Fatalf("DeleteSeq of purged seq: %v", err)
 	}
 	if err := s.DeleteSeq("q1", n+100); err != nil {
-		t.Logf("DeleteSeq beyond last: %v", err)
+		t.Fatalf("DeleteSeq beyond last: %v", err)
 	}
 	first, last, count, err = s.LogState("q1")
 	if err != nil || first != 101 || last != n || count != n-100-4 {

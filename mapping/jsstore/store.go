@@ -390,7 +390,8 @@ func (s *Store) DeleteSeq(name string, seq uint64) error {
 	var ae *apiError
 	if errors.As(err, &ae) && (ae.ErrCode == errCodeNoMessageFound || ae.ErrCode == errCodeSeqNotFound ||
 		ae.ErrCode == errCodeMsgDeleteFail && strings.Contains(ae.Description, "not found") ||
-		ae.ErrCode == errCodeMsgDeleteFail && strings.Contains(ae.Description, "no message")) {
+		ae.ErrCode == errCodeMsgDeleteFail && strings.Contains(ae.Description, "no message") ||
+		ae.ErrCode == errCodeMsgDeleteFail && strings.Contains(ae.Description, "EOF")) { // beyond the last sequence
 		return nil
 	}
 	return err

@@ -1,0 +1,73 @@
+package mapping
+
+import (
+	"strconv"
+	"time"
+)
+
+// queuePolicy is what a queue's x- arguments ask for, parsed once at
+// declare time (validateQueueArgs has already checked the types).
+type queuePolicy struct {
+	ttl         int64 // x-message-ttl in ms; -1 = none
+	maxLen      int64 // -1 = none
+	maxBytes    int64 // -1 = none
+	overflow    string
+	dlx         string
+	hasDLX      bool
+	dlrk        string
+	hasDLRK     bool
+	maxPriority uint8
+	expires     time.Duration // x-expires; 0 = none
+}
+
+func parsePolicy(args Table) queuePolicy {
+	p := queuePolicy{ttl: -1, maxLen: -1, maxBytes: -1, overflow: "drop-head"}
+	for k, v := range args {
+		n, isInt := asInt(v)
+		s, isStr := v.(string)
+		switch {
+		case k == "x-message-ttl" && isInt:
+			p.ttl = n
+		case k == "x-max-length" && isInt:
+			p.maxLen = n
+		case k == "x-max-length-bytes" && isInt:
+			p.maxBytes = n
+		case k == "x-overflow" && isStr:
+			p.overflow = s
+		case k == "x-dead-letter-exchange" && isStr:
+			p.dlx, p.hasDLX = s, true
+		case k == "x-dead-letter-routing-key" && isStr:
+			p.dlrk, p.hasDLRK = s, true
+		case k == "x-max-priority" && isInt:
+			p.maxPriority = uint8(min(n, 255))
+		case k == "x-expires" && isInt:
+			p.expires = time.Duration(n) * time.Millisecond
+		}
+	}
+	return p
+}
+
+// expiry computes when a message enqueued at now (unix ns) expires: the
+// earlier of the queue's TTL and the message's own expiration; 0 = never.
+func (p *queuePolicy) expiry(m *Message, now int64) int64 {
+	ttl := p.ttl
+	if e := m.Properties.Expiration; e != "" {
+		if n, err := strconv.ParseInt(e, 10, 64); err == nil && n >= 0 && (ttl < 0 || n < ttl) {
+			ttl = n
+		}
+	}
+	if ttl < 0 {
+		return 0
+	}
+	return max(now+ttl*int64(time.Millisecond), 1)
+}
+
+// overLimit reports whether the ready messages exceed max-length(-bytes).
+func (p *queuePolicy) overLimit(r *readyQueue) bool {
+	return (p.maxLen >= 0 && int64(r.len()) > p.maxLen) || (p.maxBytes >= 0 && r.bytes > p.maxBytes)
+}
+
+// wouldOverflow reports whether adding m would exceed a limit.
+func (p *queuePolicy) wouldOverflow(r *readyQueue, m *Message) bool {
+	return (p.maxLen >= 0 && int64(r.len())+1 > p.maxLen) || (p.maxBytes >= 0 && r.bytes+int64(len(m.Body)) > p.maxBytes)
+}
