@@ -124,7 +124,15 @@ func (c *conn) writeLoop() {
 		case <-c.out.wake:
 		case <-tick:
 			if !wrote {
-				c.out.write(func(b []byte) ([]byte, error) { return wire.AppendHeartbeat(b), nil })
+				// Written directly: the heartbeat itself must not count
+				// as traffic that postpones the next one.
+				c.nc.SetWriteDeadline(time.Now().Add(writeTimeout))
+				if _, err := c.nc.Write(wire.AppendHeartbeat(nil)); err != nil {
+					c.out.close()
+					c.nc.Close()
+					<-c.writerQuit
+					return
+				}
 			}
 			wrote = false
 			continue

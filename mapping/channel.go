@@ -137,8 +137,15 @@ func (ch *Channel) SetFlow(active bool) {
 }
 
 // Resume is called by the front when its buffer has room again.
+//
+// blocked is set and cleared under ch.mu: deliverLocked holds ch.mu from
+// the refused Deliver until blocked is set, so a Resume that races with it
+// always clears the flag after it was set.
 func (ch *Channel) Resume() {
-	if ch.blocked.Swap(false) {
+	ch.mu.Lock()
+	was := ch.blocked.Swap(false)
+	ch.mu.Unlock()
+	if was {
 		ch.kickAll()
 	}
 }

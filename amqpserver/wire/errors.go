@@ -5,9 +5,10 @@ import (
 	"fmt"
 )
 
-// Errors returned by this package. Each wraps one of ErrFrame, ErrSyntax or
-// ErrNotImplemented, which tell the server which reply code to close the
-// connection with (see ReplyCodeFor).
+// Errors returned by this package. Each of those a peer can cause wraps one
+// of ErrFrame, ErrSyntax or ErrNotImplemented, which tell the server which
+// reply code to close the connection with (see ReplyCodeFor); before the
+// handshake there is ErrProtocolHeader, answered by writing ProtocolHeader.
 var (
 	// ErrFrame is a malformed frame: reply 501 FRAME_ERROR.
 	ErrFrame = errors.New("frame error")
@@ -17,6 +18,10 @@ var (
 	ErrBadFrameEnd = fmt.Errorf("%w: bad frame end", ErrFrame)
 	// ErrUnknownFrameType is a frame type other than 1, 2, 3 or 8.
 	ErrUnknownFrameType = fmt.Errorf("%w: unknown frame type", ErrFrame)
+
+	// ErrProtocolHeader is a connection that does not open with
+	// ProtocolHeader (another protocol or AMQP version).
+	ErrProtocolHeader = errors.New("unsupported protocol header")
 
 	// ErrSyntax is a method or content header whose arguments do not parse:
 	// reply 502 SYNTAX_ERROR.

@@ -2,6 +2,7 @@ package wire
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/binary"
 	"fmt"
 	"io"
@@ -61,9 +62,19 @@ func (r *Reader) SetMaxFrameSize(n uint32) {
 // MaxFrameSize returns the frame-max being enforced.
 func (r *Reader) MaxFrameSize() uint32 { return r.maxFrame }
 
-// Buffered exposes the underlying buffered reader, for reading the protocol
-// header before the first frame.
-func (r *Reader) Buffered() *bufio.Reader { return r.br }
+// ReadProtocolHeader reads the 8-byte protocol header a client opens with.
+// Anything but ProtocolHeader gives an error wrapping ErrProtocolHeader: the
+// server then writes ProtocolHeader and closes the socket, as the spec says.
+func (r *Reader) ReadProtocolHeader() error {
+	var h [8]byte
+	if _, err := io.ReadFull(r.br, h[:]); err != nil {
+		return err
+	}
+	if !bytes.Equal(h[:], ProtocolHeader) {
+		return fmt.Errorf("%w: got %q", ErrProtocolHeader, h[:])
+	}
+	return nil
+}
 
 // ReadFrame reads the next frame. The payload is a fresh slice that the
 // caller may keep (a heartbeat's payload is nil). Errors wrapping ErrFrame

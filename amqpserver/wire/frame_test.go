@@ -252,3 +252,55 @@ func TestParseContentHeader(t *testing.T) {
 		}
 	}
 }
+
+func TestReadProtocolHeader(t *testing.T) {
+	if err := NewReader(bytes.NewReader(ProtocolHeader), 0).ReadProtocolHeader(); err != nil {
+		t.Fatal(err)
+	}
+	for _, in := range []string{"AMQP\x01\x01\x00\x09", "GET / HTTP/1.1\r\n", "AMQP\x00\x00\x09\x02"} {
+		if err := NewReader(strings.NewReader(in), 0).ReadProtocolHeader(); !errors.Is(err, ErrProtocolHeader) {
+			t.Errorf("%q: err = %v", in, err)
+		}
+	}
+	if err := NewReader(strings.NewReader("AMQP"), 0).ReadProtocolHeader(); !errors.Is(err, io.ErrUnexpectedEOF) {
+		t.Errorf("short: err = %v", err)
+	}
+}
+
+func BenchmarkReadPublish(b *testing.B) {
+	var stream []byte
+	stream, _ = AppendMethodFrame(stream, 1, &BasicPublish{Exchange: "amq.direct", RoutingKey: "orders"})
+	stream, _ = AppendHeaderFrame(stream, 1, ClassBasic, 100, &mapping.Properties{ContentType: "application/json", DeliveryMode: 2})
+	stream = AppendBodyFrames(stream, 1, make([]byte, 100), 131072)
+	rd := bytes.NewReader(stream)
+	r := NewReader(rd, 0)
+	b.ReportAllocs()
+	b.SetBytes(int64(len(stream)))
+	for b.Loop() {
+		rd.Reset(stream)
+		f, _ := r.ReadFrame()
+		if _, err := ReadMethod(f.Payload); err != nil {
+			b.Fatal(err)
+		}
+		f, _ = r.ReadFrame()
+		if _, _, _, err := ParseContentHeader(f.Payload); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := r.ReadFrame(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkAppendDelivery(b *testing.B) {
+	buf := make([]byte, 0, 4096)
+	m := &BasicDeliver{ConsumerTag: "ctag-1", DeliveryTag: 1, Exchange: "amq.direct", RoutingKey: "orders"}
+	p := &mapping.Properties{ContentType: "application/json", DeliveryMode: 2}
+	body := make([]byte, 100)
+	b.ReportAllocs()
+	for b.Loop() {
+		out, _ := AppendMethodFrame(buf[:0], 1, m)
+		out, _ = AppendHeaderFrame(out, 1, ClassBasic, uint64(len(body)), p)
+		buf = AppendBodyFrames(out, 1, body, 131072)
+	}
+}

@@ -3,7 +3,6 @@ package wire
 import (
 	"bytes"
 	"context"
-	"io"
 	"net"
 	"testing"
 	"time"
@@ -87,9 +86,8 @@ func TestInteropWithAMQP091Go(t *testing.T) {
 		opened <- result{c, err}
 	}()
 
-	hdr := make([]byte, 8)
-	if _, err := io.ReadFull(s.r.Buffered(), hdr); err != nil || !bytes.Equal(hdr, ProtocolHeader) {
-		t.Fatalf("protocol header %q, %v", hdr, err)
+	if err := s.r.ReadProtocolHeader(); err != nil {
+		t.Fatalf("protocol header: %v", err)
 	}
 	s.send(0, &ConnectionStart{
 		VersionMajor: 0, VersionMinor: 9,

@@ -64,7 +64,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&c.url, "url", "amqp://guest:guest@localhost:5672/", "AMQP URL of the broker")
 	fs.IntVar(&c.producers, "producers", 1, "number of producers (RPC clients with --rpc), one connection each")
 	fs.IntVar(&c.consumers, "consumers", 1, "number of consumers (RPC workers with --rpc), one connection each")
-	fs.IntVar(&c.queues, "queues", 1, "number of queues warren-bench-<i>; producers and consumers are spread round-robin")
+	fs.IntVar(&c.queues, "queues", 1, "number of queues <prefix>-<i>; producers and consumers are spread round-robin")
 	fs.IntVar(&c.size, "size", 1024, fmt.Sprintf("message body size in bytes (>= %d)", headerLen))
 	fs.DurationVar(&c.duration, "duration", 10*time.Second, "measured duration (after warm-up)")
 	fs.DurationVar(&c.warmup, "warmup", 2*time.Second, "warm-up duration, excluded from rates and latency")
