@@ -1,7 +1,6 @@
 package amqpserver
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -220,13 +219,12 @@ func (c *conn) closeWith(ae *amqpError) {
 
 func (c *conn) handshake() error {
 	c.nc.SetDeadline(time.Now().Add(c.s.cfg.HandshakeTimeout))
-	var hdr [8]byte
-	if _, err := io.ReadFull(c.r.Buffered(), hdr[:]); err != nil {
+	if err := c.r.ReadProtocolHeader(); err != nil {
+		if errors.Is(err, wire.ErrProtocolHeader) {
+			c.nc.Write(wire.ProtocolHeader)
+			return io.EOF
+		}
 		return err
-	}
-	if !bytes.Equal(hdr[:], wire.ProtocolHeader) {
-		c.nc.Write(wire.ProtocolHeader)
-		return io.EOF
 	}
 	c.r.SetMaxFrameSize(preTuneFrameMax)
 	c.send(0, &wire.ConnectionStart{
