@@ -1,0 +1,22 @@
+// Package mapping is Warren's routing core: the one place that knows what
+// AMQP 0-9-1 means. It owns vhosts, exchanges, bindings, queues, consumers,
+// prefetch, acknowledgements, TTL, dead-lettering, length limits and RPC
+// replies, for every front (AMQP, REST, WebSocket) alike. Fronts translate
+// their protocol into calls on Conn and Channel and receive deliveries
+// through the Sink interface; the core never imports a front.
+//
+// Storage lives below, in package jsstore, the only importer of NATS. How
+// queues, messages and metadata map onto JetStream is written down in
+// README.md beside this file.
+//
+// Lock order: VHost.mu (topology; read-locked while routing), then
+// Queue.mu, then Channel.mu, then the front's sink lock. Publishing routes
+// under VHost.mu and enqueues after releasing it; dead letters are
+// collected under Queue.mu and republished after it is released.
+//
+// Goroutines: the core starts one goroutine, the janitor, which removes
+// consumed records from queue logs; Router.Close stops it. TTL and
+// x-expires use time.AfterFunc timers that are stopped when their queue
+// is deleted. Dispatch runs on the caller's goroutine: a publish delivers
+// straight into consumers' sinks, an ack hands the next message over.
+package mapping
