@@ -19,6 +19,7 @@ type Config struct {
 	LogLevel       string
 	MaxMessageSize int64
 	Sync           string
+	CPUProfile     string
 }
 
 func defaultConfig() Config {
@@ -61,6 +62,7 @@ func parseServeFlags(args []string, stderr io.Writer) (Config, error) {
 	fs.StringVar(&cfg.LogLevel, "log-level", cfg.LogLevel, "debug, info, warn or error (env WARREN_LOG_LEVEL)")
 	fs.Int64Var(&cfg.MaxMessageSize, "max-message-size", cfg.MaxMessageSize, "largest accepted message body in bytes (env WARREN_MAX_MESSAGE_SIZE)")
 	fs.StringVar(&cfg.Sync, "sync", cfg.Sync, "when the store fsyncs: interval (JetStream default) or always (env WARREN_SYNC)")
+	fs.StringVar(&cfg.CPUProfile, "cpuprofile", "", "write a Go CPU profile to this file until shutdown (for performance work)")
 	if err := fs.Parse(args); err != nil {
 		return cfg, err
 	}

@@ -9,6 +9,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
+	"runtime/pprof"
 	"time"
 
 	"github.com/warrenmq/warren/amqpserver"
@@ -47,6 +49,19 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	level, _ := parseLevel(cfg.LogLevel)
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 
+	if cfg.CPUProfile != "" {
+		f, err := os.Create(cfg.CPUProfile)
+		if err != nil {
+			fmt.Fprintln(stderr, "warren:", err)
+			return 2
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fmt.Fprintln(stderr, "warren:", err)
+			return 2
+		}
+		defer pprof.StopCPUProfile()
+	}
 	inst, err := startInstance(cfg, logger)
 	if err != nil {
 		logger.Error("start failed", "err", err)
