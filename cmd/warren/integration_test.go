@@ -1,0 +1,403 @@
+package main
+
+// TestAMQP091IntegrationSuite runs the integration suite that ships with the
+// github.com/rabbitmq/amqp091-go client module (the version go.mod requires)
+// against an in-process Warren: it copies the module source out of the
+// module cache into a writable temporary directory and runs
+//
+//	go test -tags integration -count=1 -json -timeout <t> ./...
+//
+// there with AMQP_URL pointing at Warren, then parses the test2json events.
+// See docs/amqp091-integration.md.
+//
+// Environment:
+//
+//	WARREN_INTEGRATION_AMQP_URL  run the suite against this broker (for example
+//	                             a real RabbitMQ) instead of an in-process Warren.
+//	WARREN_INTEGRATION_JSON      also write the raw `go test -json` stream to
+//	                             this file, for digging into failures.
+//
+// The suite takes a while (about a minute or two), so it is skipped with
+// -short; give the outer `go test` a -timeout of at least 15m.
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+)
+
+const (
+	amqp091Module = "github.com/rabbitmq/amqp091-go"
+
+	// amqp091MinPassed guards against a vacuous pass (a suite that builds
+	// but runs nothing, a wrong build tag, ...). RabbitMQ 3.10 passes 382.
+	amqp091MinPassed = 300
+
+	// amqp091SuiteTimeout is the -timeout given to the inner go test.
+	amqp091SuiteTimeout = 10 * time.Minute
+)
+
+// amqp091ExpectedFailures are tests allowed to fail, with the reason.
+var amqp091ExpectedFailures = []struct {
+	re     *regexp.Regexp
+	reason string
+}{
+	{regexp.MustCompile(`^TestConnectionRecovery`),
+		"needs the RabbitMQ management API on http://localhost:15672 (DELETE /api/connections/...), which Warren does not serve yet"},
+}
+
+func amqp091ExpectedFailure(test string) (string, bool) {
+	for _, e := range amqp091ExpectedFailures {
+		if e.re.MatchString(test) {
+			return e.reason, true
+		}
+	}
+	return "", false
+}
+
+func TestAMQP091IntegrationSuite(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the amqp091-go integration suite (a minute or more); skipped with -short")
+	}
+	goBin := goBinary(t)
+	srcDir := amqp091ModuleDir(t, goBin)
+
+	url := os.Getenv("WARREN_INTEGRATION_AMQP_URL")
+	if url == "" {
+		url = amqpURL(startWarren(t, ""))
+	} else {
+		t.Logf("WARREN_INTEGRATION_AMQP_URL set: running against %s instead of an in-process Warren", url)
+	}
+
+	work := filepath.Join(t.TempDir(), "amqp091-go")
+	if err := copyTreeWritable(srcDir, work); err != nil {
+		t.Fatalf("copy %s: %v", srcDir, err)
+	}
+
+	// Leave the outer test time to report: the inner timeout is at most
+	// amqp091SuiteTimeout and ends a minute before our own deadline.
+	innerTimeout := amqp091SuiteTimeout
+	if dl, ok := t.Deadline(); ok {
+		if left := time.Until(dl) - time.Minute; left < innerTimeout {
+			innerTimeout = left
+		}
+		if innerTimeout < 2*time.Minute {
+			t.Fatalf("only %v left before the go test deadline; run with -timeout 15m or more", time.Until(dl).Round(time.Second))
+		}
+	}
+
+	// Build the test binary first, offline if the module cache has every
+	// dependency (it should: go.sum of this repo pins them), else through
+	// the inherited GOPROXY.
+	env := amqp091Env(url, "off")
+	start := time.Now()
+	out, err := runGo(work, env, 5*time.Minute, goBin, "test", "-tags", "integration", "-count=1", "-run", "^$", "./...")
+	if err != nil {
+		t.Logf("offline build (GOPROXY=off) failed, retrying with the inherited GOPROXY: %v\n%s", err, out)
+		env = amqp091Env(url, "")
+		out, err = runGo(work, env, 5*time.Minute, goBin, "test", "-tags", "integration", "-count=1", "-run", "^$", "./...")
+		if err != nil {
+			t.Fatalf("building the amqp091-go integration tests: %v\n%s", err, out)
+		}
+	}
+	t.Logf("built amqp091-go integration tests in %v", time.Since(start).Round(100*time.Millisecond))
+
+	start = time.Now()
+	ctx, cancel := context.WithTimeout(context.Background(), innerTimeout+30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, goBin, "test", "-tags", "integration", "-count=1", "-json",
+		"-timeout", innerTimeout.String(), "./...")
+	cmd.Dir = work
+	cmd.Env = env
+	cmd.WaitDelay = 10 * time.Second
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("go test: %v", err)
+	}
+	var raw io.Writer = io.Discard
+	if p := os.Getenv("WARREN_INTEGRATION_JSON"); p != "" {
+		f, err := os.Create(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		raw = f
+	}
+	res := parseTest2JSON(io.TeeReader(stdout, raw))
+	waitErr := cmd.Wait()
+	elapsed := time.Since(start).Round(100 * time.Millisecond)
+
+	var failed, expected []string
+	for _, name := range res.failed() {
+		if _, ok := amqp091ExpectedFailure(name); ok {
+			expected = append(expected, name)
+			continue
+		}
+		failed = append(failed, name)
+	}
+	t.Logf("amqp091-go integration suite against %s: %d passed, %d failed (%d expected), %d skipped, in %v",
+		url, res.count("pass"), len(failed)+len(expected), len(expected), res.count("skip"), elapsed)
+	for _, name := range expected {
+		reason, _ := amqp091ExpectedFailure(name)
+		t.Logf("expected failure: %s (%s)", name, reason)
+	}
+	for _, name := range res.byAction("skip") {
+		t.Logf("skipped: %s: %s", name, res.skipReason(name))
+	}
+
+	for _, name := range failed {
+		t.Errorf("FAIL %s\n%s", name, res.tail(name, 40))
+	}
+	for _, pkg := range res.failedPackages {
+		// A package fails whenever one of its tests does; only report it on
+		// its own when no unexpected test failure explains it (panic, timeout,
+		// TestMain/goleak failure, build failure).
+		if len(failed) == 0 && len(expected) == 0 {
+			t.Errorf("package %s failed with no failed test:\n%s", pkg, res.pkgTail(pkg, 60))
+		}
+	}
+	if res.buildFailed {
+		t.Errorf("build failed:\n%s", res.buildOutput.String())
+	}
+	if n := res.count("pass"); n < amqp091MinPassed {
+		t.Errorf("only %d tests passed, want at least %d (did the suite run at all?)", n, amqp091MinPassed)
+	}
+	if waitErr != nil && len(failed) == 0 && len(expected) == 0 && len(res.failedPackages) == 0 {
+		t.Errorf("go test: %v\nstderr:\n%s", waitErr, stderr.String())
+	}
+	if ctx.Err() != nil {
+		t.Errorf("go test killed after %v", innerTimeout+30*time.Second)
+	}
+}
+
+// goBinary is the go command of the toolchain running this test.
+func goBinary(t *testing.T) string {
+	t.Helper()
+	if p := filepath.Join(runtime.GOROOT(), "bin", "go"); fileExists(p) {
+		return p
+	}
+	p, err := exec.LookPath("go")
+	if err != nil {
+		t.Skipf("no go command found: %v", err)
+	}
+	return p
+}
+
+func fileExists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
+}
+
+// amqp091ModuleDir is the module cache directory of the amqp091-go version
+// this repository requires; it skips t when that is not downloaded.
+func amqp091ModuleDir(t *testing.T, goBin string) string {
+	t.Helper()
+	cmd := exec.Command(goBin, "list", "-m", "-f", "{{.Version}} {{.Dir}}", amqp091Module)
+	cmd.Env = append(os.Environ(), "GOPROXY=off", "GOFLAGS=-mod=mod")
+	out, err := cmd.Output()
+	if err != nil {
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			out = append(out, ee.Stderr...)
+		}
+		t.Skipf("%s source not available (go list -m: %v: %s); run `go mod download %s`",
+			amqp091Module, err, bytes.TrimSpace(out), amqp091Module)
+	}
+	version, dir, _ := strings.Cut(strings.TrimSpace(string(out)), " ")
+	if dir == "" || !fileExists(filepath.Join(dir, "integration_test.go")) {
+		t.Skipf("%s@%s is not in the module cache; run `go mod download %s`", amqp091Module, version, amqp091Module)
+	}
+	t.Logf("amqp091-go suite: %s@%s from %s", amqp091Module, version, dir)
+	return dir
+}
+
+// copyTreeWritable copies src to dst, making everything writable (the
+// module cache is read-only).
+func copyTreeWritable(src, dst string) error {
+	return filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, err := filepath.Rel(src, p)
+		if err != nil {
+			return err
+		}
+		target := filepath.Join(dst, rel)
+		switch {
+		case d.IsDir():
+			return os.MkdirAll(target, 0o755)
+		case d.Type().IsRegular():
+			data, err := os.ReadFile(p)
+			if err != nil {
+				return err
+			}
+			return os.WriteFile(target, data, 0o644)
+		default:
+			return nil // no symlinks or special files in a module zip
+		}
+	})
+}
+
+// amqp091Env is the environment for the inner go command: ours, with
+// AMQP_URL set, module mode forced (no vendor, no workspace) and GOPROXY
+// set to proxy unless proxy is "".
+func amqp091Env(url, proxy string) []string {
+	drop := map[string]bool{"AMQP_URL": true, "GOFLAGS": true, "GOWORK": true}
+	if proxy != "" {
+		drop["GOPROXY"] = true
+	}
+	var env []string
+	for _, kv := range os.Environ() {
+		k, _, _ := strings.Cut(kv, "=")
+		if !drop[k] {
+			env = append(env, kv)
+		}
+	}
+	env = append(env, "AMQP_URL="+url, "GOFLAGS=-mod=mod", "GOWORK=off")
+	if proxy != "" {
+		env = append(env, "GOPROXY="+proxy)
+	}
+	return env
+}
+
+func runGo(dir string, env []string, timeout time.Duration, goBin string, args ...string) ([]byte, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, goBin, args...)
+	cmd.Dir = dir
+	cmd.Env = env
+	cmd.WaitDelay = 10 * time.Second
+	return cmd.CombinedOutput()
+}
+
+// ---------------------------------------------------------------------------
+// test2json parsing
+
+type testEvent struct {
+	Action  string
+	Package string
+	Test    string
+	Output  string
+}
+
+type testResults struct {
+	final          map[string]string   // test -> last of run/pass/fail/skip
+	order          []string            // tests in the order they started
+	output         map[string][]string // test -> output lines
+	pkgOutput      map[string][]string // package -> output lines outside tests
+	failedPackages []string
+	buildFailed    bool
+	buildOutput    strings.Builder
+}
+
+func parseTest2JSON(r io.Reader) *testResults {
+	res := &testResults{
+		final:     map[string]string{},
+		output:    map[string][]string{},
+		pkgOutput: map[string][]string{},
+	}
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 0, 1<<20), 64<<20)
+	for sc.Scan() {
+		var ev testEvent
+		if err := json.Unmarshal(sc.Bytes(), &ev); err != nil {
+			// Not an event (go test prints build errors as plain text).
+			res.buildOutput.WriteString(sc.Text() + "\n")
+			continue
+		}
+		// Tests are keyed by name: the suite is one package (the module
+		// root), and names are unique within it.
+		name := ev.Test
+		switch ev.Action {
+		case "run":
+			if _, seen := res.final[name]; !seen {
+				res.order = append(res.order, name)
+			}
+			res.final[name] = "run"
+		case "pass", "fail", "skip":
+			if name == "" {
+				if ev.Action == "fail" {
+					res.failedPackages = append(res.failedPackages, ev.Package)
+				}
+				continue
+			}
+			res.final[name] = ev.Action
+		case "output":
+			if name == "" {
+				res.pkgOutput[ev.Package] = append(res.pkgOutput[ev.Package], ev.Output)
+			} else {
+				res.output[name] = append(res.output[name], ev.Output)
+			}
+		case "build-output":
+			res.buildOutput.WriteString(ev.Output)
+		case "build-fail":
+			res.buildFailed = true
+		}
+	}
+	return res
+}
+
+func (r *testResults) byAction(action string) []string {
+	var names []string
+	for _, name := range r.order {
+		if r.final[name] == action {
+			names = append(names, name)
+		}
+	}
+	return names
+}
+
+func (r *testResults) count(action string) int { return len(r.byAction(action)) }
+
+// failed lists failed tests, and tests that started but never finished
+// (the package panicked or timed out while they ran).
+func (r *testResults) failed() []string {
+	names := append(r.byAction("fail"), r.byAction("run")...)
+	sort.Strings(names)
+	return names
+}
+
+func (r *testResults) tail(name string, n int) string {
+	lines := r.output[name]
+	if len(lines) > n {
+		lines = append([]string{"\t...\n"}, lines[len(lines)-n:]...)
+	}
+	return strings.Join(lines, "")
+}
+
+func (r *testResults) pkgTail(pkg string, n int) string {
+	lines := r.pkgOutput[pkg]
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "")
+}
+
+func (r *testResults) skipReason(name string) string {
+	for _, l := range r.output[name] {
+		l = strings.TrimSpace(l)
+		if l == "" || strings.HasPrefix(l, "=== ") || strings.HasPrefix(l, "--- ") {
+			continue
+		}
+		return l
+	}
+	return "(no reason given)"
+}
