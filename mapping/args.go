@@ -20,6 +20,10 @@ func validateQueueArgs(args Table) error {
 			default:
 				return errorf(KindPreconditionFailed, "invalid arg 'x-overflow': '%v' is not drop-head, reject-publish or reject-publish-dlx", v)
 			}
+		case "x-single-active-consumer":
+			if _, ok := v.(bool); !ok {
+				return errorf(KindPreconditionFailed, "invalid arg 'x-single-active-consumer': expected a boolean, got %T", v)
+			}
 		case "x-dead-letter-exchange", "x-dead-letter-routing-key", "x-queue-mode", "x-queue-type":
 			if _, ok := v.(string); !ok {
 				return errorf(KindPreconditionFailed, "invalid arg '%s': expected a string, got %T", k, v)

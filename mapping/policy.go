@@ -8,16 +8,18 @@ import (
 // queuePolicy is what a queue's x- arguments ask for, parsed once at
 // declare time (validateQueueArgs has already checked the types).
 type queuePolicy struct {
-	ttl         int64 // x-message-ttl in ms; -1 = none
-	maxLen      int64 // -1 = none
-	maxBytes    int64 // -1 = none
-	overflow    string
-	dlx         string
-	hasDLX      bool
-	dlrk        string
-	hasDLRK     bool
-	maxPriority uint8
-	expires     time.Duration // x-expires; 0 = none
+	ttl           int64 // x-message-ttl in ms; -1 = none
+	maxLen        int64 // -1 = none
+	maxBytes      int64 // -1 = none
+	overflow      string
+	dlx           string
+	hasDLX        bool
+	dlrk          string
+	hasDLRK       bool
+	maxPriority   uint8
+	expires       time.Duration // x-expires; 0 = none
+	singleActive  bool          // x-single-active-consumer
+	deliveryLimit int64         // x-delivery-limit; 0 = none
 }
 
 func parsePolicy(args Table) queuePolicy {
@@ -40,6 +42,10 @@ func parsePolicy(args Table) queuePolicy {
 			p.dlrk, p.hasDLRK = s, true
 		case k == "x-max-priority" && isInt:
 			p.maxPriority = uint8(min(n, 255))
+		case k == "x-single-active-consumer":
+			p.singleActive, _ = v.(bool)
+		case k == "x-delivery-limit" && isInt:
+			p.deliveryLimit = n
 		case k == "x-expires" && isInt:
 			p.expires = time.Duration(n) * time.Millisecond
 		}

@@ -211,6 +211,14 @@ func (ch *Channel) Consume(queue, tag string, noAck, exclusive bool, args Table,
 		return errorf(KindNotAllowed, "attempt to reuse consumer tag '%s'", tag)
 	}
 	c := &Consumer{q: q, ch: ch, tag: tag, noAck: noAck, exclusive: exclusive, prefetch: ch.prefetch}
+	if v, ok := args["x-priority"]; ok {
+		p, isInt := asInt(v)
+		if !isInt {
+			ch.mu.Unlock()
+			return errorf(KindPreconditionFailed, "invalid arg 'x-priority' for consumer: expected an integer, got %T", v)
+		}
+		c.priority = p
+	}
 	ch.mu.Unlock()
 
 	q.mu.Lock()
@@ -234,6 +242,7 @@ func (ch *Channel) Consume(queue, tag string, noAck, exclusive bool, args Table,
 	ready(tag)
 	ch.mu.Unlock()
 	q.consumers = append(q.consumers, c)
+	q.mixedPriorities = q.mixedPriorities || c.priority != 0
 	q.hadConsumers = true
 	q.exclusiveUse = exclusive
 	if q.idleTimer != nil {

@@ -27,20 +27,21 @@ type Queue struct {
 
 	bindings []*binding // guarded by vh.mu
 
-	mu           sync.Mutex
-	ready        readyQueue
-	nextSeq      uint64
-	consumers    []*Consumer
-	rr           int
-	hadConsumers bool
-	exclusiveUse bool
-	deleted      bool
-	unacked      int
-	log          logState
-	dead         []deadLetter // dead letters to publish once mu is released
-	ttlTimer     *time.Timer
-	ttlAt        int64
-	idleTimer    *time.Timer // x-expires
+	mu              sync.Mutex
+	ready           readyQueue
+	nextSeq         uint64
+	consumers       []*Consumer
+	rr              int
+	hadConsumers    bool
+	exclusiveUse    bool
+	mixedPriorities bool // some consumer has an x-priority other than 0
+	deleted         bool
+	unacked         int
+	log             logState
+	dead            []deadLetter // dead letters to publish once mu is released
+	ttlTimer        *time.Timer
+	ttlAt           int64
+	idleTimer       *time.Timer // x-expires
 }
 
 // qmsg is one message's place in one queue. The Message itself is shared by
@@ -51,6 +52,7 @@ type qmsg struct {
 	storeSeq    uint64 // sequence in the queue's log; 0 until stored
 	expires     int64  // unix ns; 0 = never
 	prio        uint8
+	deliveries  int // times delivered with ack required, for x-delivery-limit
 	persist     bool
 	redelivered bool
 	settled     bool // acked or dropped before its store write finished
@@ -64,7 +66,8 @@ type Consumer struct {
 	noAck     bool
 	exclusive bool
 	prefetch  int
-	unacked   int // guarded by q.mu
+	priority  int64 // x-priority: higher-priority consumers are served first
+	unacked   int   // guarded by q.mu
 }
 
 // Tag is the consumer tag.
@@ -104,16 +107,7 @@ func (c *Consumer) canTake() bool {
 func (q *Queue) dispatchLocked() {
 	q.expireLocked()
 	for q.ready.len() > 0 && len(q.consumers) > 0 {
-		n := len(q.consumers)
-		var c *Consumer
-		for i := 0; i < n; i++ {
-			cand := q.consumers[(q.rr+i)%n]
-			if cand.canTake() {
-				c = cand
-				q.rr = (q.rr + i + 1) % n
-				break
-			}
-		}
+		c := q.pickConsumerLocked()
 		if c == nil {
 			return
 		}
@@ -125,11 +119,41 @@ func (q *Queue) dispatchLocked() {
 		if c.noAck {
 			q.settleLocked(m)
 		} else {
+			m.deliveries++
 			c.unacked++
 			q.unacked++
 		}
 		q.expireLocked()
 	}
+}
+
+// pickConsumerLocked chooses the next consumer: the single active one for
+// x-single-active-consumer queues; otherwise round-robin among the
+// consumers of the highest x-priority that can take a message now.
+func (q *Queue) pickConsumerLocked() *Consumer {
+	n := len(q.consumers)
+	if q.policy.singleActive {
+		if c := q.consumers[0]; c.canTake() {
+			return c
+		}
+		return nil
+	}
+	var best *Consumer
+	bestAt := 0
+	for i := 0; i < n; i++ {
+		at := (q.rr + i) % n
+		cand := q.consumers[at]
+		if (best == nil || cand.priority > best.priority) && cand.canTake() {
+			best, bestAt = cand, at
+			if !q.mixedPriorities {
+				break
+			}
+		}
+	}
+	if best != nil {
+		q.rr = (bestAt + 1) % n
+	}
+	return best
 }
 
 // expireLocked drops (and dead-letters) messages whose TTL ran out at the
@@ -265,6 +289,8 @@ func (q *Queue) settle(ds []*delivery, requeue, rejected bool) {
 			continue
 		}
 		switch {
+		case requeue && q.policy.deliveryLimit > 0 && int64(d.m.deliveries) > q.policy.deliveryLimit:
+			q.dropLocked(d.m, "delivery_limit")
 		case requeue:
 			d.m.redelivered = true
 			q.ready.insert(d.m)
@@ -309,6 +335,7 @@ func (q *Queue) removeConsumer(c *Consumer) bool {
 	if c.exclusive {
 		q.exclusiveUse = false
 	}
+	q.mixedPriorities = slices.ContainsFunc(q.consumers, func(c *Consumer) bool { return c.priority != 0 })
 	if len(q.consumers) == 0 {
 		q.armIdleLocked()
 	}

@@ -26,6 +26,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"os"
@@ -115,23 +116,10 @@ func TestAMQP091IntegrationSuite(t *testing.T) {
 	}
 	t.Logf("built amqp091-go integration tests in %v", time.Since(start).Round(100*time.Millisecond))
 
-	start = time.Now()
-	ctx, cancel := context.WithTimeout(context.Background(), innerTimeout+30*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, goBin, "test", "-tags", "integration", "-count=1", "-json",
-		"-timeout", innerTimeout.String(), "./...")
-	cmd.Dir = work
-	cmd.Env = env
-	cmd.WaitDelay = 10 * time.Second
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("go test: %v", err)
-	}
+	// Run the suite. A test that panics aborts the whole test binary and
+	// leaves every later test unrun, so after such a crash run the suite
+	// again with the crashing tests skipped (they stay failed), a few
+	// times at most: one crash must not hide the results of other tests.
 	var raw io.Writer = io.Discard
 	if p := os.Getenv("WARREN_INTEGRATION_JSON"); p != "" {
 		f, err := os.Create(p)
@@ -141,8 +129,31 @@ func TestAMQP091IntegrationSuite(t *testing.T) {
 		defer f.Close()
 		raw = f
 	}
-	res := parseTest2JSON(io.TeeReader(stdout, raw))
-	waitErr := cmd.Wait()
+	res := newTestResults()
+	var crashed []string // top-level tests that aborted a run
+	start = time.Now()
+	deadline := start.Add(innerTimeout)
+	for attempt := 1; ; attempt++ {
+		args := []string{"test", "-tags", "integration", "-count=1", "-json",
+			"-timeout", time.Until(deadline).Round(time.Second).String()}
+		if len(crashed) > 0 {
+			args = append(args, "-skip", "^("+strings.Join(crashed, "|")+")$")
+		}
+		args = append(args, "./...")
+		run, err := runSuite(work, env, goBin, time.Until(deadline)+30*time.Second, raw, args)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.merge(run)
+		culprits := run.crashCulprits()
+		if len(culprits) == 0 || attempt == 4 || time.Until(deadline) < time.Minute {
+			break
+		}
+		for _, c := range culprits {
+			t.Logf("run %d aborted: %s crashed the test binary; running the remaining tests again without it", attempt, c)
+			crashed = append(crashed, regexp.QuoteMeta(c))
+		}
+	}
 	elapsed := time.Since(start).Round(100 * time.Millisecond)
 
 	var failed, expected []string
@@ -164,28 +175,56 @@ func TestAMQP091IntegrationSuite(t *testing.T) {
 	}
 
 	for _, name := range failed {
-		t.Errorf("FAIL %s\n%s", name, res.tail(name, 40))
+		what := "FAIL"
+		if res.final[name] == "run" {
+			what = "DID NOT FINISH (test binary aborted or timed out)"
+		}
+		t.Errorf("%s %s\n%s", what, name, res.tail(name, 40))
 	}
-	for _, pkg := range res.failedPackages {
-		// A package fails whenever one of its tests does; only report it on
-		// its own when no unexpected test failure explains it (panic, timeout,
-		// TestMain/goleak failure, build failure).
-		if len(failed) == 0 && len(expected) == 0 {
+	if len(failed) == 0 && len(expected) == 0 {
+		// A package fails whenever one of its tests does; report it on its
+		// own only when no test failure explains it (TestMain/goleak, ...).
+		for _, pkg := range res.failedPackages {
 			t.Errorf("package %s failed with no failed test:\n%s", pkg, res.pkgTail(pkg, 60))
 		}
 	}
-	if res.buildFailed {
+	if res.buildFailed || res.buildOutput.Len() > 0 && res.count("pass") == 0 {
 		t.Errorf("build failed:\n%s", res.buildOutput.String())
 	}
 	if n := res.count("pass"); n < amqp091MinPassed {
 		t.Errorf("only %d tests passed, want at least %d (did the suite run at all?)", n, amqp091MinPassed)
 	}
-	if waitErr != nil && len(failed) == 0 && len(expected) == 0 && len(res.failedPackages) == 0 {
-		t.Errorf("go test: %v\nstderr:\n%s", waitErr, stderr.String())
+}
+
+// runSuite runs go test with args in dir and parses its -json output, a
+// copy of which goes to raw.
+func runSuite(dir string, env []string, goBin string, timeout time.Duration, raw io.Writer, args []string) (*testResults, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, goBin, args...)
+	cmd.Dir = dir
+	cmd.Env = env
+	cmd.WaitDelay = 10 * time.Second
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
 	}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("go %s: %v", strings.Join(args, " "), err)
+	}
+	res := parseTest2JSON(io.TeeReader(stdout, raw))
+	waitErr := cmd.Wait()
 	if ctx.Err() != nil {
-		t.Errorf("go test killed after %v", innerTimeout+30*time.Second)
+		return nil, fmt.Errorf("go test killed after %v\nstderr:\n%s", timeout, stderr.String())
 	}
+	// go test exits 1 when tests fail; anything else with no failed test
+	// or package is a problem of its own.
+	if waitErr != nil && len(res.failed()) == 0 && len(res.failedPackages) == 0 {
+		return nil, fmt.Errorf("go %s: %v\nstderr:\n%s", strings.Join(args, " "), waitErr, stderr.String())
+	}
+	return res, nil
 }
 
 // goBinary is the go command of the toolchain running this test.
@@ -308,12 +347,16 @@ type testResults struct {
 	buildOutput    strings.Builder
 }
 
-func parseTest2JSON(r io.Reader) *testResults {
-	res := &testResults{
+func newTestResults() *testResults {
+	return &testResults{
 		final:     map[string]string{},
 		output:    map[string][]string{},
 		pkgOutput: map[string][]string{},
 	}
+}
+
+func parseTest2JSON(r io.Reader) *testResults {
+	res := newTestResults()
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 0, 1<<20), 64<<20)
 	for sc.Scan() {
@@ -328,10 +371,14 @@ func parseTest2JSON(r io.Reader) *testResults {
 		name := ev.Test
 		switch ev.Action {
 		case "run":
+			if name == "" {
+				continue
+			}
 			if _, seen := res.final[name]; !seen {
 				res.order = append(res.order, name)
 			}
 			res.final[name] = "run"
+			res.output[name] = nil
 		case "pass", "fail", "skip":
 			if name == "" {
 				if ev.Action == "fail" {
@@ -353,6 +400,52 @@ func parseTest2JSON(r io.Reader) *testResults {
 		}
 	}
 	return res
+}
+
+// merge records the results of a later run: its tests replace ours.
+func (r *testResults) merge(later *testResults) {
+	for _, name := range later.order {
+		if _, seen := r.final[name]; !seen {
+			r.order = append(r.order, name)
+		}
+		r.final[name] = later.final[name]
+		r.output[name] = later.output[name]
+	}
+	for pkg, lines := range later.pkgOutput {
+		r.pkgOutput[pkg] = append(r.pkgOutput[pkg], lines...)
+	}
+	r.failedPackages = later.failedPackages
+	r.buildFailed = r.buildFailed || later.buildFailed
+	r.buildOutput.WriteString(later.buildOutput.String())
+}
+
+// crashCulprits lists the top-level tests that panicked and so aborted the
+// test binary, leaving other tests unfinished or unrun. A timeout is not a
+// crash worth a rerun.
+func (r *testResults) crashCulprits() []string {
+	unfinished := len(r.byAction("run")) > 0
+	var culprits []string
+	seen := map[string]bool{}
+	for _, name := range r.byAction("fail") {
+		out := strings.Join(r.output[name], "")
+		if !strings.Contains(out, "panic: ") || strings.Contains(out, "panic: test timed out") {
+			continue
+		}
+		top, _, _ := strings.Cut(name, "/")
+		if !seen[top] {
+			seen[top] = true
+			culprits = append(culprits, top)
+		}
+	}
+	for _, lines := range r.pkgOutput {
+		if strings.Contains(strings.Join(lines, ""), "panic: test timed out") {
+			return nil
+		}
+	}
+	if !unfinished && len(r.failedPackages) == 0 {
+		return nil
+	}
+	return culprits
 }
 
 func (r *testResults) byAction(action string) []string {
