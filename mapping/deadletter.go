@@ -42,13 +42,21 @@ func (vh *VHost) publishDeadLetter(q *Queue, d deadLetter) {
 	if h == nil {
 		h = Table{}
 	}
+	keys := []any{old.RoutingKey}
+	if cc, ok := h["CC"].([]any); ok {
+		for _, k := range cc {
+			if s, ok := k.(string); ok {
+				keys = append(keys, s)
+			}
+		}
+	}
 	entry := Table{
 		"count":        int64(1),
 		"reason":       d.reason,
 		"queue":        q.name,
 		"time":         time.Now().UTC().Truncate(time.Second),
 		"exchange":     old.Exchange,
-		"routing-keys": []any{old.RoutingKey},
+		"routing-keys": keys,
 	}
 	if exp := old.Properties.Expiration; exp != "" {
 		entry["original-expiration"] = exp

@@ -83,12 +83,14 @@ func (j *janitor) loop() {
 		case <-j.quit:
 			return
 		case <-t.C:
-			j.runOnce()
+			j.runOnce(false)
 		}
 	}
 }
 
-func (j *janitor) runOnce() {
+// runOnce cleans every dirty queue once; final (at shutdown) deletes
+// holes at once instead of waiting for the floor.
+func (j *janitor) runOnce(final bool) {
 	j.mu.Lock()
 	qs := make([]*Queue, 0, len(j.dirty))
 	for q := range j.dirty {
@@ -97,13 +99,13 @@ func (j *janitor) runOnce() {
 	clear(j.dirty)
 	j.mu.Unlock()
 	for _, q := range qs {
-		j.clean(q)
+		j.clean(q, final)
 	}
 }
 
 // clean advances q's floor over settled records, purges below it, and
 // deletes records that have waited too long above a live one.
-func (j *janitor) clean(q *Queue) {
+func (j *janitor) clean(q *Queue, final bool) {
 	q.mu.Lock()
 	if q.deleted {
 		q.mu.Unlock()
@@ -124,7 +126,7 @@ func (j *janitor) clean(q *Queue) {
 	for seq, rounds := range l.done {
 		switch {
 		case rounds == deletedMark:
-		case rounds+1 >= holeRounds:
+		case final || rounds+1 >= holeRounds:
 			holes = append(holes, seq)
 			l.done[seq] = deletedMark
 		default:

@@ -330,6 +330,16 @@ func (r *Router) recover() error {
 			}
 		}
 	}
+	// Start the clocks of the recovered queues: x-expires, and TTLs that
+	// ran out while Warren was down (those are dead-lettered now).
+	for _, vh := range r.vhosts {
+		for _, q := range vh.queues {
+			q.mu.Lock()
+			q.armIdleLocked()
+			q.mu.Unlock()
+			q.kick()
+		}
+	}
 	r.log.Info("recovered", "queues", len(qs), "exchanges", len(xs), "bindings", len(bs), "messages", total)
 	return nil
 }
@@ -368,6 +378,10 @@ func (r *Router) replay(q *Queue) (int, error) {
 		n++
 		return nil
 	})
+	// Records deleted one by one at the end of the log are gaps too.
+	for ; next <= last; next++ {
+		q.log.forget(next)
+	}
 	if len(q.log.done) > 0 {
 		q.log.dirty = true
 		r.janitor.mark(q)

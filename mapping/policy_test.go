@@ -423,7 +423,6 @@ func TestCCAndBCC(t *testing.T) {
 		t.Fatal("CC-only publish unroutable")
 	}
 	wantStrings(t, "qd", c.drain(t, "qd"), []string{"cc-only"})
-	// BCC alone, to a persistent durable queue: the stored copy has no BCC either.
 }
 
 // RabbitMQ's x-death routing-keys lists the routing key and the CC keys
@@ -510,4 +509,22 @@ func TestDirectReplyTo(t *testing.T) {
 	if srv.publish(t, "", req3.Message.Properties.ReplyTo, "late", mapping.Properties{}) {
 		t.Fatal("reply after channel close routed")
 	}
+}
+
+func TestQueueExpires(t *testing.T) {
+	r := openRouter(t)
+	c := connect(t, r)
+	c.declareQueue(t, mapping.QueueSpec{Name: "idle", Args: mapping.Table{"x-expires": int32(150)}})
+	c.declareQueue(t, mapping.QueueSpec{Name: "used", Args: mapping.Table{"x-expires": int32(150)}})
+	c.consume(t, "used", "a", true)
+	time.Sleep(400 * time.Millisecond)
+	_, err := c.ch.DeclareQueue(mapping.QueueSpec{Name: "idle"}, true)
+	wantErr(t, "idle queue after x-expires", err, mapping.ErrNotFound)
+	if _, err := c.ch.DeclareQueue(mapping.QueueSpec{Name: "used"}, true); err != nil {
+		t.Fatalf("queue with a consumer expired: %v", err)
+	}
+	c.ch.Cancel("a")
+	time.Sleep(400 * time.Millisecond)
+	_, err = c.ch.DeclareQueue(mapping.QueueSpec{Name: "used"}, true)
+	wantErr(t, "queue after last consumer left + x-expires", err, mapping.ErrNotFound)
 }

@@ -222,7 +222,7 @@ func (ch *Channel) Consume(queue, tag string, noAck, exclusive bool, args Table,
 	ch.mu.Unlock()
 
 	q.mu.Lock()
-	defer q.mu.Unlock()
+	defer q.unlockAndDeadLetter()
 	if q.deleted {
 		return noQueue(ch.vh.name, q.name)
 	}

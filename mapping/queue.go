@@ -106,6 +106,13 @@ func (c *Consumer) canTake() bool {
 // after dropping messages whose TTL ran out.
 func (q *Queue) dispatchLocked() {
 	q.expireLocked()
+	q.deliverLocked()
+}
+
+// deliverLocked is dispatch without the TTL check first: a new message with
+// a TTL of 0 still goes to a consumer that can take it at once, as in
+// RabbitMQ.
+func (q *Queue) deliverLocked() {
 	for q.ready.len() > 0 && len(q.consumers) > 0 {
 		c := q.pickConsumerLocked()
 		if c == nil {
@@ -228,7 +235,8 @@ func (q *Queue) enqueue(m *Message, t *storeTracker) bool {
 		})
 	}
 	q.ready.push(qm)
-	q.dispatchLocked()
+	q.deliverLocked()
+	q.expireLocked()
 	for q.policy.overLimit(&q.ready) {
 		q.dropLocked(q.ready.popOldest(), "maxlen")
 	}
@@ -309,7 +317,7 @@ func (q *Queue) settle(ds []*delivery, requeue, rejected bool) {
 // counts returns (ready messages, consumers).
 func (q *Queue) counts() (int, int) {
 	q.mu.Lock()
-	defer q.mu.Unlock()
+	defer q.unlockAndDeadLetter()
 	q.expireLocked()
 	return q.ready.len(), len(q.consumers)
 }

@@ -93,6 +93,6 @@ func (r *Router) Close() error {
 	}
 	r.janitor.stop()
 	r.store.Flush()
-	r.janitor.runOnce() // apply deletes whose writes just finished
+	r.janitor.runOnce(true) // apply deletes whose writes just finished
 	return r.store.Close()
 }

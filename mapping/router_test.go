@@ -4,7 +4,9 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"go.uber.org/goleak"
 
@@ -527,4 +529,98 @@ func TestBackPressureCapacity(t *testing.T) {
 	c.sink.quiet(t, 2)
 	wantStrings(t, "a", bodies(a), []string{"m1", "m3"})
 	wantStrings(t, "b", bodies(b), []string{"m2", "m4", "m5", "m6", "m7", "m8", "m9", "m10"})
+}
+
+func TestExclusiveConsumer(t *testing.T) {
+	r := openRouter(t)
+	c := connect(t, r)
+	c.declareQueue(t, mapping.QueueSpec{Name: "q"})
+	if err := c.ch.Consume("q", "x", false, true, nil, func(string) {}); err != nil {
+		t.Fatal(err)
+	}
+	other := c.channel()
+	err := other.ch.Consume("q", "y", false, false, nil, func(string) {})
+	wantErr(t, "consume beside an exclusive consumer", err, mapping.ErrAccessRefused)
+	err = c.ch.Consume("q", "x", false, false, nil, func(string) {})
+	if mapping.KindOf(err) != mapping.KindNotAllowed {
+		t.Fatalf("reused tag: %v", err)
+	}
+	c.ch.Cancel("x")
+	other.consume(t, "q", "y", false)
+	err = c.ch.Consume("q", "z", false, true, nil, func(string) {})
+	wantErr(t, "exclusive consume beside a consumer", err, mapping.ErrAccessRefused)
+}
+
+// Several publishers, consumers acking, nacking and closing at once: every
+// message is acked exactly once in the end.
+func TestConcurrentPublishConsumeAck(t *testing.T) {
+	r := openRouter(t)
+	setup := connect(t, r)
+	setup.declareQueue(t, mapping.QueueSpec{Name: "q"})
+	const publishers, perPublisher = 4, 250
+	var wg sync.WaitGroup
+	for p := range publishers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c := setup.channel()
+			for i := range perPublisher {
+				c.ch.Publish(&mapping.Message{RoutingKey: "q", Body: []byte(fmt.Sprintf("%d-%d", p, i))}, nil)
+			}
+		}()
+	}
+	var mu sync.Mutex
+	acked := map[string]int{}
+	stop := make(chan struct{})
+	var cwg sync.WaitGroup
+	for k := range 3 {
+		cwg.Add(1)
+		go func() {
+			defer cwg.Done()
+			for round := 0; ; round++ {
+				c := setup.channel()
+				c.ch.SetPrefetch(5, k == 0)
+				c.ch.Consume("q", "", false, false, nil, func(string) {})
+				for i := 0; i < 40; i++ {
+					select {
+					case <-stop:
+						c.ch.Close()
+						return
+					default:
+					}
+					ds := c.sink.take()
+					for j, d := range ds {
+						switch {
+						case (j+round)%7 == 3:
+							c.ch.Nack(d.Tag, false, true)
+						default:
+							if c.ch.Ack(d.Tag, false) == nil {
+								mu.Lock()
+								acked[string(d.Message.Body)]++
+								mu.Unlock()
+							}
+						}
+					}
+					time.Sleep(time.Millisecond)
+				}
+				c.ch.Close() // requeues what it still holds
+			}
+		}()
+	}
+	wg.Wait()
+	eventually(t, 20*time.Second, func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(acked) == publishers*perPublisher
+	})
+	close(stop)
+	cwg.Wait()
+	for k, n := range acked {
+		if n != 1 {
+			t.Fatalf("%s acked %d times", k, n)
+		}
+	}
+	if n := setup.count(t, "q"); n != 0 {
+		t.Fatalf("%d left in queue", n)
+	}
 }
