@@ -195,6 +195,9 @@ func (q *Queue) anyExpiry() bool { return q.ready.nextExpiry() != 0 }
 // kick retries dispatch, after capacity was freed somewhere or a TTL
 // timer fired.
 func (q *Queue) kick() {
+	if q.vh.r.closed.Load() {
+		return
+	}
 	q.mu.Lock()
 	if !q.deleted {
 		q.dispatchLocked()
@@ -372,6 +375,9 @@ func (q *Queue) touchLocked() {
 }
 
 func (q *Queue) idleExpired() {
+	if q.vh.r.closed.Load() {
+		return
+	}
 	q.mu.Lock()
 	unused := len(q.consumers) == 0 && !q.deleted
 	q.mu.Unlock()

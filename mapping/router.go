@@ -91,6 +91,18 @@ func (r *Router) Close() error {
 	if r.closed.Swap(true) {
 		return nil
 	}
+	// Queue timers (TTL, x-expires) must not act on a closed store.
+	r.mu.RLock()
+	for _, vh := range r.vhosts {
+		vh.mu.RLock()
+		for _, q := range vh.queues {
+			q.mu.Lock()
+			q.stopTimersLocked()
+			q.mu.Unlock()
+		}
+		vh.mu.RUnlock()
+	}
+	r.mu.RUnlock()
 	r.janitor.stop()
 	r.store.Flush()
 	r.janitor.runOnce(true) // apply deletes whose writes just finished
