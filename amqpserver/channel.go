@@ -45,7 +45,7 @@ type txOp struct {
 func (c *conn) openChannel(id uint16) {
 	ch := &channel{c: c, id: id}
 	ch.recv = ch.recvMethod
-	ch.core = c.core.OpenChannel(ch)
+	ch.core = c.core.OpenChannel(int(id), ch)
 	c.channels[id] = ch
 	c.send(id, &wire.ChannelOpenOk{})
 }

@@ -16,10 +16,11 @@ import (
 
 // Connection timing.
 const (
-	closeOkTimeout  = 3 * time.Second  // wait for close-ok after we sent connection.close
-	writeTimeout    = 30 * time.Second // a peer that does not read for this long is dropped
-	preTuneFrameMax = 8192             // frame-max before connection.tune-ok
-	readBufferSize  = 64 << 10
+	closeOkTimeout   = 3 * time.Second  // wait for close-ok after we sent connection.close
+	writeTimeout     = 30 * time.Second // a peer that does not read for this long is dropped
+	preTuneFrameMax  = 8192             // frame-max before connection.tune-ok
+	readBufferSize   = 64 << 10
+	failedLoginDelay = time.Second // slows down password guessing
 )
 
 // conn is one AMQP connection. serve runs the reader loop in the
@@ -247,8 +248,10 @@ func (c *conn) handshake() error {
 	if err != nil {
 		return newError(wire.AccessRefused, so, "%v", err)
 	}
-	if err := c.s.router.Authenticate(user, pass, c.nc.RemoteAddr()); err != nil {
+	if _, err := c.s.router.Authenticate(user, pass, c.nc.RemoteAddr()); err != nil {
 		c.s.log.Warn("login refused", "user", user, "remote", c.nc.RemoteAddr(), "reason", err)
+		// Slow down password guessing; the handshake deadline still holds.
+		time.Sleep(failedLoginDelay)
 		if !c.authCloseNotes {
 			return io.EOF
 		}
@@ -284,12 +287,22 @@ func (c *conn) handshake() error {
 		return err
 	}
 	op := m.(*wire.ConnectionOpen)
+	if err := c.s.router.CheckVHostAccess(user, op.VirtualHost); err != nil {
+		return fromCore(err, op)
+	}
 	vh, err := c.s.router.VHost(op.VirtualHost)
 	if err != nil {
-		return newError(wire.NotAllowed, op, "vhost %s not found", op.VirtualHost)
+		return fromCore(err, op)
 	}
 	c.vhostName = op.VirtualHost
-	c.core = vh.Connect(user)
+	c.core = vh.Connect(user, mapping.ConnInfo{
+		Name:             c.nc.RemoteAddr().String() + " -> " + c.nc.LocalAddr().String(),
+		Protocol:         "AMQP 0-9-1",
+		Peer:             c.nc.RemoteAddr().String(),
+		Local:            c.nc.LocalAddr().String(),
+		ClientProperties: c.clientProps,
+		Close:            c.shutdown,
+	})
 	c.send(0, &wire.ConnectionOpenOk{})
 	c.nc.SetDeadline(time.Time{})
 	c.out.signal() // the writer starts heartbeats now that the interval is known

@@ -80,6 +80,7 @@ func (ch *channel) handleMethod(m wire.Method) error {
 			return newError(wire.PreconditionFailed, m, "cannot switch from tx to confirm mode")
 		}
 		ch.confirm = true
+		ch.core.SetConfirm(true)
 		if !m.Nowait {
 			ch.c.send(ch.id, &wire.ConfirmSelectOk{})
 		}

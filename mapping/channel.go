@@ -4,6 +4,7 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // Delivery is one message handed to a front, for a consumer or a get.
@@ -29,8 +30,10 @@ type Sink interface {
 // Conn is one client connection of any front. Exclusive queues belong to
 // it and are deleted when it closes.
 type Conn struct {
-	vh   *VHost
-	user string
+	vh          *VHost
+	user        string
+	info        ConnInfo
+	connectedAt time.Time
 
 	mu        sync.Mutex
 	closed    bool
@@ -44,9 +47,10 @@ func (c *Conn) VHost() *VHost { return c.vh }
 // User is the authenticated user name.
 func (c *Conn) User() string { return c.user }
 
-// OpenChannel starts a channel whose deliveries go to sink.
-func (c *Conn) OpenChannel(sink Sink) *Channel {
-	ch := &Channel{conn: c, vh: c.vh, sink: sink, consumers: map[string]*Consumer{}}
+// OpenChannel starts a channel whose deliveries go to sink; number is the
+// front's channel id, for listings.
+func (c *Conn) OpenChannel(number int, sink Sink) *Channel {
+	ch := &Channel{conn: c, vh: c.vh, sink: sink, number: number, consumers: map[string]*Consumer{}}
 	c.mu.Lock()
 	c.channels[ch] = struct{}{}
 	c.mu.Unlock()
@@ -62,6 +66,7 @@ func (c *Conn) Close() {
 		return
 	}
 	c.closed = true
+	c.vh.r.unregister(c)
 	chans := make([]*Channel, 0, len(c.channels))
 	for ch := range c.channels {
 		chans = append(chans, ch)
@@ -98,6 +103,8 @@ type Channel struct {
 	paused         atomic.Bool  // channel.flow active=false
 	globalPrefetch atomic.Int64 // 0 = unlimited
 	unackedN       atomic.Int64
+	pubOKGen       atomic.Uint64          // allowPublish cache: permission generation
+	pubOKName      atomic.Pointer[string] // and the exchange last allowed
 
 	mu        sync.Mutex
 	closed    bool
@@ -107,6 +114,8 @@ type Channel struct {
 	prefetch  int // for consumers created from now on
 	consumers map[string]*Consumer
 	lastQueue string
+	number    int
+	confirm   bool   // shown in listings; the front does the confirming
 	replyKey  string // direct reply-to: this channel's key, once consuming
 	replyTag  string
 }
@@ -348,4 +357,12 @@ func (ch *Channel) Close() {
 	ch.conn.mu.Lock()
 	delete(ch.conn.channels, ch)
 	ch.conn.mu.Unlock()
+}
+
+// SetConfirm records that the front confirms publishes on this channel
+// (for listings).
+func (ch *Channel) SetConfirm(on bool) {
+	ch.mu.Lock()
+	ch.confirm = on
+	ch.mu.Unlock()
 }

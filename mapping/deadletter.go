@@ -15,6 +15,7 @@ type deadLetter struct {
 
 func (q *Queue) deadLetterLocked(m *qmsg, reason string) {
 	if q.policy.hasDLX {
+		q.vh.r.stats.DeadLettered.Add(1)
 		q.dead = append(q.dead, deadLetter{msg: m.msg, reason: reason})
 	}
 }

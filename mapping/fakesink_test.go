@@ -136,16 +136,16 @@ func connect(t *testing.T, r *mapping.Router) *client {
 	if err != nil {
 		t.Fatalf("VHost: %v", err)
 	}
-	conn := vh.Connect("guest")
+	conn := vh.Connect("guest", mapping.ConnInfo{Name: t.Name()})
 	t.Cleanup(conn.Close)
 	sink := newFakeSink()
-	return &client{conn: conn, ch: conn.OpenChannel(sink), sink: sink}
+	return &client{conn: conn, ch: conn.OpenChannel(1, sink), sink: sink}
 }
 
 // channel opens another channel on c's connection.
 func (c *client) channel() *client {
 	sink := newFakeSink()
-	return &client{conn: c.conn, ch: c.conn.OpenChannel(sink), sink: sink}
+	return &client{conn: c.conn, ch: c.conn.OpenChannel(2, sink), sink: sink}
 }
 
 func (c *client) declareQueue(t *testing.T, s mapping.QueueSpec) mapping.QueueInfo {

@@ -233,7 +233,9 @@ func decodeRecord(rec []byte) (*Message, error) {
 // recover rebuilds every vhost from the metadata bucket and replays the
 // logs of durable queues.
 func (r *Router) recover() error {
-	r.vhosts[defaultVHost] = newVHost(r, defaultVHost)
+	if err := r.loadIdentity(); err != nil {
+		return err
+	}
 	xs, err := r.store.MetaList("x.")
 	if err != nil {
 		return err

@@ -96,6 +96,10 @@ func (ch *Channel) Publish(m *Message, done func(ok bool)) (bool, error) {
 		return ok, nil
 	}
 
+	if err := ch.allowPublish(m.Exchange); err != nil {
+		return false, err
+	}
+	vh.r.stats.Published.Add(1)
 	vh.mu.RLock()
 	e, ok := vh.exchanges[m.Exchange]
 	if !ok {
@@ -121,6 +125,9 @@ func (ch *Channel) Publish(m *Message, done func(ok bool)) (bool, error) {
 		}
 	}
 	t.finish(accepted)
+	if len(qs) > 0 {
+		vh.r.stats.Routed.Add(1)
+	}
 	return len(qs) > 0, nil
 }
 
@@ -199,6 +206,9 @@ func (ch *Channel) Consume(queue, tag string, noAck, exclusive bool, args Table,
 	}
 	q, err := ch.lookupQueue(queue)
 	if err != nil {
+		return err
+	}
+	if err := ch.allowed(Read, ResourceQueue, q.name); err != nil {
 		return err
 	}
 	ch.mu.Lock()
@@ -304,6 +314,9 @@ func (ch *Channel) Get(queue string, noAck bool) (d Delivery, remaining int, ok 
 	if err != nil {
 		return d, 0, false, err
 	}
+	if err := ch.allowed(Read, ResourceQueue, q.name); err != nil {
+		return d, 0, false, err
+	}
 	q.mu.Lock()
 	defer q.unlockAndDeadLetter()
 	if q.deleted {
@@ -323,6 +336,8 @@ func (ch *Channel) Get(queue string, noAck bool) (d Delivery, remaining int, ok 
 	}
 	ch.nextTag++
 	d = Delivery{Tag: ch.nextTag, Redelivered: m.redelivered, Message: m.msg}
+	q.counters.delivered.Add(1)
+	ch.vh.r.stats.Delivered.Add(1)
 	if !noAck {
 		ch.unacked = append(ch.unacked, &delivery{tag: d.Tag, q: q, c: &Consumer{q: q, ch: ch}, m: m})
 		ch.unackedN.Add(1)

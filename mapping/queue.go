@@ -38,6 +38,7 @@ type Queue struct {
 	deleted         bool
 	unacked         int
 	log             logState
+	counters        queueCounters
 	dead            []deadLetter // dead letters to publish once mu is released
 	ttlTimer        *time.Timer
 	ttlAt           int64
@@ -123,7 +124,13 @@ func (q *Queue) deliverLocked() {
 			q.ready.insert(m)
 			return
 		}
+		q.counters.delivered.Add(1)
+		q.vh.r.stats.Delivered.Add(1)
+		if m.redelivered {
+			q.vh.r.stats.Redelivered.Add(1)
+		}
 		if c.noAck {
+			q.vh.r.stats.DeliveredNoAck.Add(1)
 			q.settleLocked(m)
 		} else {
 			m.deliveries++
@@ -175,6 +182,7 @@ func (q *Queue) expireLocked() {
 		if m == nil {
 			break
 		}
+		q.vh.r.stats.Expired.Add(1)
 		q.dropLocked(m, "expired")
 	}
 	next := q.ready.nextExpiry()
@@ -237,6 +245,7 @@ func (q *Queue) enqueue(m *Message, t *storeTracker) bool {
 			t.finish(err == nil)
 		})
 	}
+	q.counters.published.Add(1)
 	q.ready.push(qm)
 	q.deliverLocked()
 	q.expireLocked()
@@ -308,6 +317,8 @@ func (q *Queue) settle(ds []*delivery, requeue, rejected bool) {
 		case rejected:
 			q.dropLocked(d.m, "rejected")
 		default:
+			q.counters.acked.Add(1)
+			q.vh.r.stats.Acked.Add(1)
 			q.settleLocked(d.m)
 		}
 	}

@@ -19,6 +19,12 @@ type Config struct {
 	SyncAlways     bool  // fsync every store write (see mapping/README.md)
 	MaxMessageSize int64 // 0 → DefaultMaxMessageSize
 	Logger         *slog.Logger
+	// DefaultUser and DefaultPass are created (administrator, full
+	// permissions on "/") on the first start; "" means guest/guest.
+	DefaultUser string
+	DefaultPass string
+	// LoopbackUsers may only connect from loopback; nil means ["guest"].
+	LoopbackUsers []string
 }
 
 // Router is the routing core: every front talks to it, it talks to the
@@ -34,6 +40,11 @@ type Router struct {
 	vhosts map[string]*VHost
 
 	janitor *janitor
+	id      identity
+	stats   Stats
+
+	connMu sync.Mutex
+	conns  map[*Conn]struct{}
 }
 
 // Open starts the store, loads the metadata, replays durable queues and
@@ -52,7 +63,7 @@ func Open(cfg Config) (*Router, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open store in %s: %w", cfg.DataDir, err)
 	}
-	r := &Router{cfg: cfg, log: cfg.Logger, store: st, vhosts: map[string]*VHost{}}
+	r := &Router{cfg: cfg, log: cfg.Logger, store: st, vhosts: map[string]*VHost{}, conns: map[*Conn]struct{}{}}
 	r.janitor = newJanitor(r)
 	if err := r.recover(); err != nil {
 		r.janitor.stop()

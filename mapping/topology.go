@@ -34,6 +34,9 @@ func (ch *Channel) DeclareExchange(s ExchangeSpec, passive bool) error {
 	if !validExchangeType(s.Type) {
 		return errorf(KindCommandInvalid, "unknown exchange type '%s'", s.Type)
 	}
+	if err := ch.allowed(Configure, ResourceExchange, s.Name); err != nil {
+		return err
+	}
 	vh.mu.Lock()
 	defer vh.mu.Unlock()
 	if e, ok := vh.exchanges[s.Name]; ok {
@@ -60,6 +63,9 @@ func (ch *Channel) DeleteExchange(name string, ifUnused bool) error {
 	vh := ch.vh
 	if name == "" || reservedName(name) {
 		return errorf(KindAccessRefused, "operation not permitted on the default exchange or 'amq.*' exchanges ('%s')", name)
+	}
+	if err := ch.allowed(Configure, ResourceExchange, name); err != nil {
+		return err
 	}
 	vh.mu.Lock()
 	defer vh.mu.Unlock()
@@ -117,6 +123,9 @@ func (ch *Channel) DeclareQueue(s QueueSpec, passive bool) (QueueInfo, error) {
 		return QueueInfo{}, errorf(KindPreconditionFailed, "invalid queue name: %v", err)
 	}
 	if err := validateQueueArgs(s.Args); err != nil {
+		return QueueInfo{}, err
+	}
+	if err := ch.allowed(Configure, ResourceQueue, s.Name); err != nil {
 		return QueueInfo{}, err
 	}
 	vh.mu.Lock()
@@ -234,6 +243,9 @@ func (ch *Channel) DeleteQueue(name string, ifUnused, ifEmpty bool) (int, error)
 	if q.owner != nil && q.owner != ch.conn {
 		return 0, lockedQueue(ch.vh.name, name)
 	}
+	if err := ch.allowed(Configure, ResourceQueue, name); err != nil {
+		return 0, err
+	}
 	q.mu.Lock()
 	ready, consumers := q.ready.len(), len(q.consumers)
 	q.mu.Unlock()
@@ -293,6 +305,9 @@ func (ch *Channel) PurgeQueue(name string) (int, error) {
 	if err != nil {
 		return 0, err
 	}
+	if err := ch.allowed(Read, ResourceQueue, q.name); err != nil {
+		return 0, err
+	}
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	return q.purgeLocked(), nil
@@ -306,6 +321,9 @@ func (ch *Channel) BindQueue(queue, exchangeName, key string, args Table) error 
 	}
 	if exchangeName == "" {
 		return errorf(KindAccessRefused, "operation not permitted on the default exchange")
+	}
+	if err := ch.allowBinding(ResourceQueue, q.name, exchangeName); err != nil {
+		return err
 	}
 	vh := ch.vh
 	vh.mu.Lock()
@@ -328,6 +346,9 @@ func (ch *Channel) UnbindQueue(queue, exchangeName, key string, args Table) erro
 	}
 	if exchangeName == "" {
 		return errorf(KindAccessRefused, "operation not permitted on the default exchange")
+	}
+	if err := ch.allowBinding(ResourceQueue, q.name, exchangeName); err != nil {
+		return err
 	}
 	vh := ch.vh
 	vh.mu.Lock()
@@ -355,6 +376,9 @@ func (ch *Channel) UnbindExchange(destination, source, key string, args Table) e
 func (ch *Channel) exchangeBinding(destination, source, key string, args Table, bind bool) error {
 	if destination == "" || source == "" {
 		return errorf(KindAccessRefused, "operation not permitted on the default exchange")
+	}
+	if err := ch.allowBinding(ResourceExchange, destination, source); err != nil {
+		return err
 	}
 	vh := ch.vh
 	vh.mu.Lock()

@@ -1,0 +1,168 @@
+package mapping
+
+import (
+	"sort"
+	"time"
+)
+
+// ConnInfo describes a client connection for the management API. Fronts
+// fill it in when they connect.
+type ConnInfo struct {
+	Name             string // unique, e.g. "127.0.0.1:50312 -> 127.0.0.1:5672"
+	Protocol         string // "AMQP 0-9-1", "HTTP", "WebSocket", "STOMP 1.2"
+	Peer             string
+	Local            string
+	ClientProperties Table
+	// Close asks the front to close the connection (management API,
+	// vhost deletion); it must not block.
+	Close func(reason string)
+	// Hidden connections (the gateway's own) are not listed.
+	Hidden bool
+}
+
+// ConnStats is a connection as the management API lists it.
+type ConnStats struct {
+	ConnInfo
+	User        string
+	VHost       string
+	ConnectedAt time.Time
+	Channels    int
+}
+
+// ChannelStats is a channel as the management API lists it.
+type ChannelStats struct {
+	Connection     string
+	Number         int
+	User           string
+	VHost          string
+	Prefetch       int
+	GlobalPrefetch int
+	Unacked        int
+	Consumers      int
+	Confirm        bool
+}
+
+// ConsumerStats is a consumer as the management API lists it.
+type ConsumerStats struct {
+	Tag         string
+	Queue       string
+	VHost       string
+	Connection  string
+	Channel     int
+	AckRequired bool
+	Exclusive   bool
+	Prefetch    int
+	Priority    int64
+}
+
+func (r *Router) register(c *Conn) {
+	if c.info.Hidden {
+		return
+	}
+	r.connMu.Lock()
+	r.conns[c] = struct{}{}
+	r.connMu.Unlock()
+}
+
+func (r *Router) unregister(c *Conn) {
+	r.connMu.Lock()
+	delete(r.conns, c)
+	r.connMu.Unlock()
+}
+
+func (r *Router) connections() []*Conn {
+	r.connMu.Lock()
+	defer r.connMu.Unlock()
+	out := make([]*Conn, 0, len(r.conns))
+	for c := range r.conns {
+		out = append(out, c)
+	}
+	return out
+}
+
+func (c *Conn) forceClose(reason string) {
+	if c.info.Close != nil {
+		c.info.Close(reason)
+	}
+}
+
+// Connections lists the open client connections, sorted by name.
+func (r *Router) Connections() []ConnStats {
+	var out []ConnStats
+	for _, c := range r.connections() {
+		c.mu.Lock()
+		n := len(c.channels)
+		c.mu.Unlock()
+		out = append(out, ConnStats{ConnInfo: c.info, User: c.user, VHost: c.vh.name, ConnectedAt: c.connectedAt, Channels: n})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// CloseConnection asks the front of the named connection to close it.
+func (r *Router) CloseConnection(name, reason string) error {
+	for _, c := range r.connections() {
+		if c.info.Name == name {
+			if c.info.Close == nil {
+				return errorf(KindNotImplemented, "connection '%s' cannot be closed from here", name)
+			}
+			c.forceClose(reason)
+			return nil
+		}
+	}
+	return errorf(KindNotFound, "no connection '%s'", name)
+}
+
+// Channels lists the open channels of every listed connection.
+func (r *Router) Channels() []ChannelStats {
+	var out []ChannelStats
+	for _, c := range r.connections() {
+		c.mu.Lock()
+		chans := make([]*Channel, 0, len(c.channels))
+		for ch := range c.channels {
+			chans = append(chans, ch)
+		}
+		c.mu.Unlock()
+		for _, ch := range chans {
+			ch.mu.Lock()
+			out = append(out, ChannelStats{
+				Connection: c.info.Name, Number: ch.number, User: c.user, VHost: c.vh.name,
+				Prefetch: ch.prefetch, GlobalPrefetch: int(ch.globalPrefetch.Load()),
+				Unacked: int(ch.unackedN.Load()), Consumers: len(ch.consumers), Confirm: ch.confirm,
+			})
+			ch.mu.Unlock()
+		}
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Connection != out[j].Connection {
+			return out[i].Connection < out[j].Connection
+		}
+		return out[i].Number < out[j].Number
+	})
+	return out
+}
+
+// Consumers lists every consumer of listed connections.
+func (r *Router) Consumers() []ConsumerStats {
+	var out []ConsumerStats
+	for _, c := range r.connections() {
+		c.mu.Lock()
+		chans := make([]*Channel, 0, len(c.channels))
+		for ch := range c.channels {
+			chans = append(chans, ch)
+		}
+		c.mu.Unlock()
+		for _, ch := range chans {
+			ch.mu.Lock()
+			for _, k := range ch.consumers {
+				out = append(out, ConsumerStats{
+					Tag: k.tag, Queue: k.q.name, VHost: c.vh.name, Connection: c.info.Name, Channel: ch.number,
+					AckRequired: !k.noAck, Exclusive: k.exclusive, Prefetch: k.prefetch, Priority: k.priority,
+				})
+			}
+			ch.mu.Unlock()
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Tag < out[j].Tag })
+	return out
+}

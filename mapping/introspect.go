@@ -1,0 +1,137 @@
+package mapping
+
+import "sort"
+
+// QueueStats is a queue as the management API and `warren ctl` show it.
+type QueueStats struct {
+	VHost      string
+	Name       string
+	Durable    bool
+	AutoDelete bool
+	Exclusive  bool
+	Owner      string // connection name of an exclusive queue
+	Arguments  Table
+	Ready      int
+	Unacked    int
+	Consumers  int
+	ReadyBytes int64
+	Published  uint64 // counters since start, for rates
+	Delivered  uint64
+	Acked      uint64
+}
+
+// Messages is ready plus unacknowledged.
+func (s QueueStats) Messages() int { return s.Ready + s.Unacked }
+
+func (q *Queue) stats() QueueStats {
+	q.mu.Lock()
+	q.expireLocked()
+	s := QueueStats{
+		VHost: q.vh.name, Name: q.name, Durable: q.spec.Durable, AutoDelete: q.spec.AutoDelete,
+		Exclusive: q.spec.Exclusive, Arguments: q.spec.Args, Ready: q.ready.len(), Unacked: q.unacked,
+		Consumers: len(q.consumers), ReadyBytes: q.ready.bytes,
+		Published: q.counters.published.Load(), Delivered: q.counters.delivered.Load(), Acked: q.counters.acked.Load(),
+	}
+	q.unlockAndDeadLetter()
+	if q.owner != nil {
+		s.Owner = q.owner.info.Name
+	}
+	return s
+}
+
+// Queues lists the vhost's queues, sorted by name.
+func (vh *VHost) Queues() []QueueStats {
+	vh.mu.RLock()
+	qs := make([]*Queue, 0, len(vh.queues))
+	for _, q := range vh.queues {
+		qs = append(qs, q)
+	}
+	vh.mu.RUnlock()
+	out := make([]QueueStats, 0, len(qs))
+	for _, q := range qs {
+		out = append(out, q.stats())
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// Queue returns one queue's stats.
+func (vh *VHost) Queue(name string) (QueueStats, error) {
+	vh.mu.RLock()
+	q := vh.queues[name]
+	vh.mu.RUnlock()
+	if q == nil {
+		return QueueStats{}, noQueue(vh.name, name)
+	}
+	return q.stats(), nil
+}
+
+// ExchangeInfo is an exchange as the management API shows it.
+type ExchangeInfo struct {
+	VHost string
+	ExchangeSpec
+}
+
+// Exchanges lists the vhost's exchanges (the default one as ""), sorted.
+func (vh *VHost) Exchanges() []ExchangeInfo {
+	vh.mu.RLock()
+	out := make([]ExchangeInfo, 0, len(vh.exchanges))
+	for _, e := range vh.exchanges {
+		out = append(out, ExchangeInfo{VHost: vh.name, ExchangeSpec: e.spec})
+	}
+	vh.mu.RUnlock()
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// Exchange returns one exchange.
+func (vh *VHost) Exchange(name string) (ExchangeInfo, error) {
+	vh.mu.RLock()
+	defer vh.mu.RUnlock()
+	e := vh.exchanges[name]
+	if e == nil {
+		return ExchangeInfo{}, noExchange(vh.name, name)
+	}
+	return ExchangeInfo{VHost: vh.name, ExchangeSpec: e.spec}, nil
+}
+
+// BindingInfo is a binding as the management API shows it. The default
+// exchange's implicit bindings are listed too, as RabbitMQ does.
+type BindingInfo struct {
+	VHost           string
+	Source          string
+	Destination     string
+	DestinationType string // "queue" or "exchange"
+	RoutingKey      string
+	Arguments       Table
+}
+
+// Bindings lists every binding of the vhost, sorted.
+func (vh *VHost) Bindings() []BindingInfo {
+	vh.mu.RLock()
+	var out []BindingInfo
+	for name := range vh.queues {
+		out = append(out, BindingInfo{VHost: vh.name, Source: "", Destination: name, DestinationType: "queue", RoutingKey: name})
+	}
+	for _, e := range vh.exchanges {
+		for _, b := range e.bindings {
+			bi := BindingInfo{VHost: vh.name, Source: e.spec.Name, Destination: b.destName(), DestinationType: "queue", RoutingKey: b.key, Arguments: b.args}
+			if b.dstEx != nil {
+				bi.DestinationType = "exchange"
+			}
+			out = append(out, bi)
+		}
+	}
+	vh.mu.RUnlock()
+	sort.Slice(out, func(i, j int) bool {
+		a, b := out[i], out[j]
+		if a.Source != b.Source {
+			return a.Source < b.Source
+		}
+		if a.Destination != b.Destination {
+			return a.Destination < b.Destination
+		}
+		return a.RoutingKey < b.RoutingKey
+	})
+	return out
+}
