@@ -10,6 +10,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/warrenmq/warren/mapping"
+	"github.com/warrenmq/warren/openapi"
 )
 
 // HTTP server timeouts: a slow or idle client cannot hold a connection open
@@ -42,6 +43,7 @@ func New(cfg Config, r *mapping.Router) *Server {
 	e.HideBanner = true
 	e.HidePort = true
 	s := &Server{cfg: cfg, router: r, echo: e}
+	e.HTTPErrorHandler = s.errorHandler
 	s.routes()
 	s.http = &http.Server{
 		Handler:           e,
@@ -52,8 +54,15 @@ func New(cfg Config, r *mapping.Router) *Server {
 	return s
 }
 
+// routes registers every route. Each area keeps its routes in its own
+// file; routes_test.go checks them against the OpenAPI document.
 func (s *Server) routes() {
 	s.echo.GET("/healthz", s.health)
+	s.echo.GET("/openapi.json", s.openapiDoc)
+}
+
+func (s *Server) openapiDoc(c echo.Context) error {
+	return c.JSONBlob(http.StatusOK, openapi.JSON())
 }
 
 // health answers 200 while the core is serving, 503 once it is closing.

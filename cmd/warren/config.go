@@ -20,6 +20,8 @@ type Config struct {
 	MaxMessageSize int64
 	Sync           string
 	CPUProfile     string
+	DefaultUser    string
+	DefaultPass    string
 }
 
 func defaultConfig() Config {
@@ -46,6 +48,8 @@ func parseServeFlags(args []string, stderr io.Writer) (Config, error) {
 	env("WARREN_DATA_DIR", &cfg.DataDir)
 	env("WARREN_LOG_LEVEL", &cfg.LogLevel)
 	env("WARREN_SYNC", &cfg.Sync)
+	env("WARREN_DEFAULT_USER", &cfg.DefaultUser)
+	env("WARREN_DEFAULT_PASS", &cfg.DefaultPass)
 	if v := os.Getenv("WARREN_MAX_MESSAGE_SIZE"); v != "" {
 		var n int64
 		if _, err := fmt.Sscan(v, &n); err != nil || n <= 0 {
@@ -62,6 +66,8 @@ func parseServeFlags(args []string, stderr io.Writer) (Config, error) {
 	fs.StringVar(&cfg.LogLevel, "log-level", cfg.LogLevel, "debug, info, warn or error (env WARREN_LOG_LEVEL)")
 	fs.Int64Var(&cfg.MaxMessageSize, "max-message-size", cfg.MaxMessageSize, "largest accepted message body in bytes (env WARREN_MAX_MESSAGE_SIZE)")
 	fs.StringVar(&cfg.Sync, "sync", cfg.Sync, "when the store fsyncs: interval (JetStream default) or always (env WARREN_SYNC)")
+	fs.StringVar(&cfg.DefaultUser, "default-user", cfg.DefaultUser, "administrator created on the first start (env WARREN_DEFAULT_USER; default guest)")
+	fs.StringVar(&cfg.DefaultPass, "default-pass", cfg.DefaultPass, "its password (env WARREN_DEFAULT_PASS; default guest)")
 	fs.StringVar(&cfg.CPUProfile, "cpuprofile", "", "write a Go CPU profile to this file until shutdown (for performance work)")
 	if err := fs.Parse(args); err != nil {
 		return cfg, err
@@ -79,6 +85,9 @@ func parseServeFlags(args []string, stderr io.Writer) (Config, error) {
 	}
 	if cfg.MaxMessageSize <= 0 || cfg.MaxMessageSize > 64<<20-(64<<10) {
 		return cfg, fmt.Errorf("--max-message-size %d: want 1 to %d bytes", cfg.MaxMessageSize, 64<<20-(64<<10))
+	}
+	if (cfg.DefaultUser == "") != (cfg.DefaultPass == "") {
+		return cfg, fmt.Errorf("--default-user and --default-pass go together")
 	}
 	return cfg, nil
 }

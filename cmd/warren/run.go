@@ -101,6 +101,8 @@ func startInstance(cfg Config, logger *slog.Logger) (*instance, error) {
 		SyncAlways:     cfg.Sync == "always",
 		MaxMessageSize: cfg.MaxMessageSize,
 		Logger:         logger,
+		DefaultUser:    cfg.DefaultUser,
+		DefaultPass:    cfg.DefaultPass,
 	})
 	if err != nil {
 		return nil, err
