@@ -70,8 +70,9 @@ func (ch *channel) handleFrame(f wire.Frame) error {
 			case *wire.ChannelCloseOk:
 				delete(ch.c.channels, ch.id)
 			case *wire.ChannelClose:
+				// The closes crossed: answer, but keep the channel
+				// reserved until the peer's close-ok for ours arrives.
 				ch.c.send(ch.id, &wire.ChannelCloseOk{})
-				delete(ch.c.channels, ch.id)
 			}
 		}
 		return nil

@@ -17,6 +17,10 @@ func (ch *channel) handleMethod(m wire.Method) error {
 	case *wire.ChannelCloseOk:
 		return nil
 	case *wire.ChannelFlow:
+		if !m.Active {
+			// RabbitMQ does not let clients stop deliveries this way.
+			return newError(wire.NotImplemented, m, "active=false")
+		}
 		ch.core.SetFlow(m.Active)
 		ch.c.send(ch.id, &wire.ChannelFlowOk{Active: m.Active})
 		return nil
