@@ -9,6 +9,7 @@ func (ch *channel) startPublish(m *wire.BasicPublish) error {
 	if m.Immediate {
 		return newError(wire.NotImplemented, m, "immediate=true")
 	}
+	ch.c.waitIfBlocked()
 	ch.pub = m
 	ch.msg = &mapping.Message{Exchange: m.Exchange, RoutingKey: m.RoutingKey}
 	ch.recv = ch.recvHeader

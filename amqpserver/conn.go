@@ -46,7 +46,10 @@ type conn struct {
 
 	channels map[uint16]*channel // reader goroutine only
 
-	closing     atomic.Bool // we sent connection.close and wait for close-ok
+	closing     atomic.Bool   // we sent connection.close and wait for close-ok
+	quit        chan struct{} // closed by shutdown: stops a reader blocked by an alarm
+	quitOnce2   sync.Once
+	capBlocked  bool // the client announced connection.blocked
 	writerDone  chan struct{}
 	writerQuit  chan struct{}
 	quitOnce    sync.Once
@@ -64,6 +67,7 @@ func newConn(s *Server, nc net.Conn) *conn {
 		writerDone:  make(chan struct{}),
 		writerQuit:  make(chan struct{}),
 		forcedClose: make(chan string, 1),
+		quit:        make(chan struct{}),
 		frameMax:    preTuneFrameMax,
 	}
 }
@@ -73,6 +77,7 @@ func (c *conn) shutdown(reason string) {
 	case c.forcedClose <- reason:
 	default:
 	}
+	c.quitOnce2.Do(func() { close(c.quit) })
 	// Wake the reader: it checks forcedClose after any read returns.
 	c.nc.SetReadDeadline(time.Now())
 }
@@ -243,6 +248,7 @@ func (c *conn) handshake() error {
 	if caps, ok := so.ClientProperties["capabilities"].(mapping.Table); ok {
 		c.cancelNotify, _ = caps["consumer_cancel_notify"].(bool)
 		c.authCloseNotes, _ = caps["authentication_failure_close"].(bool)
+		c.capBlocked, _ = caps["connection.blocked"].(bool)
 	}
 	user, pass, err := parseCredentials(so.Mechanism, so.Response)
 	if err != nil {
@@ -421,6 +427,26 @@ func (c *conn) readLoop() {
 }
 
 var errConnClosed = errors.New("connection closed by client")
+
+// waitIfBlocked holds a publishing connection while a resource alarm is
+// active, as RabbitMQ does: the reader stops, so the client feels TCP
+// back-pressure; consumers on other connections keep draining. Clients
+// that asked for it are told with connection.blocked / unblocked.
+func (c *conn) waitIfBlocked() {
+	blocked, reason := c.s.router.Blocked()
+	if !blocked {
+		return
+	}
+	if c.capBlocked {
+		c.send(0, &wire.ConnectionBlocked{Reason: reason})
+	}
+	c.s.log.Info("publisher blocked by resource alarm", "remote", c.nc.RemoteAddr(), "reason", reason)
+	if c.s.router.WaitUnblocked(c.quit) && c.capBlocked {
+		c.send(0, &wire.ConnectionUnblocked{})
+	}
+	// Reading resumes: the heartbeat deadline starts again.
+	c.lastRead = time.Time{}
+}
 
 func (c *conn) handleFrame(f wire.Frame) error {
 	if f.Type == wire.FrameHeartbeat {

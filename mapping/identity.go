@@ -245,6 +245,17 @@ func (r *Router) CheckVHostAccess(user, vhost string) error {
 	if !ok {
 		return errorf(KindNotAllowed, "access to vhost '%s' refused for user '%s'", vhost, user)
 	}
+	if max := r.cfg.Limits.MaxConnections; max > 0 {
+		n := 0
+		for _, c := range r.connections() {
+			if c.vh.name == vhost {
+				n++
+			}
+		}
+		if n >= max {
+			return errorf(KindNotAllowed, "access to vhost '%s' refused for user '%s': connection limit (%d) is reached", vhost, user, max)
+		}
+	}
 	return nil
 }
 

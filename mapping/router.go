@@ -25,6 +25,14 @@ type Config struct {
 	DefaultPass string
 	// LoopbackUsers may only connect from loopback; nil means ["guest"].
 	LoopbackUsers []string
+	Alarms        AlarmConfig
+	Limits        Limits
+}
+
+// Limits bound what clients can create; zero means no limit.
+type Limits struct {
+	MaxConnections int // per vhost
+	MaxQueues      int // per vhost
 }
 
 // Router is the routing core: every front talks to it, it talks to the
@@ -42,6 +50,7 @@ type Router struct {
 	janitor *janitor
 	id      identity
 	stats   Stats
+	alarms  alarms
 
 	connMu sync.Mutex
 	conns  map[*Conn]struct{}
@@ -65,8 +74,10 @@ func Open(cfg Config) (*Router, error) {
 	}
 	r := &Router{cfg: cfg, log: cfg.Logger, store: st, vhosts: map[string]*VHost{}, conns: map[*Conn]struct{}{}}
 	r.janitor = newJanitor(r)
+	r.startAlarms()
 	if err := r.recover(); err != nil {
 		r.janitor.stop()
+		r.stopAlarms()
 		st.Close()
 		return nil, err
 	}
@@ -115,6 +126,7 @@ func (r *Router) Close() error {
 	}
 	r.mu.RUnlock()
 	r.janitor.stop()
+	r.stopAlarms()
 	r.store.Flush()
 	r.janitor.runOnce(true) // apply deletes whose writes just finished
 	return r.store.Close()

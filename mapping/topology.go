@@ -144,6 +144,10 @@ func (ch *Channel) DeclareQueue(s QueueSpec, passive bool) (QueueInfo, error) {
 		m, c := q.counts()
 		return QueueInfo{Name: q.name, Messages: m, Consumers: c}, nil
 	}
+	if max := vh.r.cfg.Limits.MaxQueues; max > 0 && len(vh.queues) >= max {
+		vh.mu.Unlock()
+		return QueueInfo{}, errorf(KindPreconditionFailed, "cannot declare queue '%s': queue limit in vhost '%s' (%d) is reached", s.Name, vh.name, max)
+	}
 	q := newQueue(vh, s)
 	if s.Exclusive {
 		q.owner = ch.conn
