@@ -22,6 +22,10 @@ type Config struct {
 	CPUProfile     string
 	DefaultUser    string
 	DefaultPass    string
+	MemoryLimit    int64
+	DiskFreeLimit  int64
+	MaxConnections int
+	MaxQueues      int
 }
 
 func defaultConfig() Config {
@@ -50,6 +54,20 @@ func parseServeFlags(args []string, stderr io.Writer) (Config, error) {
 	env("WARREN_SYNC", &cfg.Sync)
 	env("WARREN_DEFAULT_USER", &cfg.DefaultUser)
 	env("WARREN_DEFAULT_PASS", &cfg.DefaultPass)
+	for name, dst := range map[string]*int64{"WARREN_MEMORY_HIGH_WATERMARK": &cfg.MemoryLimit, "WARREN_DISK_FREE_LIMIT": &cfg.DiskFreeLimit} {
+		if v := os.Getenv(name); v != "" {
+			if _, err := fmt.Sscan(v, dst); err != nil {
+				return cfg, fmt.Errorf("%s=%q: want a number of bytes", name, v)
+			}
+		}
+	}
+	for name, dst := range map[string]*int{"WARREN_MAX_CONNECTIONS": &cfg.MaxConnections, "WARREN_MAX_QUEUES": &cfg.MaxQueues} {
+		if v := os.Getenv(name); v != "" {
+			if _, err := fmt.Sscan(v, dst); err != nil || *dst < 0 {
+				return cfg, fmt.Errorf("%s=%q: want a number >= 0", name, v)
+			}
+		}
+	}
 	if v := os.Getenv("WARREN_MAX_MESSAGE_SIZE"); v != "" {
 		var n int64
 		if _, err := fmt.Sscan(v, &n); err != nil || n <= 0 {
@@ -68,6 +86,10 @@ func parseServeFlags(args []string, stderr io.Writer) (Config, error) {
 	fs.StringVar(&cfg.Sync, "sync", cfg.Sync, "when the store fsyncs: interval (JetStream default) or always (env WARREN_SYNC)")
 	fs.StringVar(&cfg.DefaultUser, "default-user", cfg.DefaultUser, "administrator created on the first start (env WARREN_DEFAULT_USER; default guest)")
 	fs.StringVar(&cfg.DefaultPass, "default-pass", cfg.DefaultPass, "its password (env WARREN_DEFAULT_PASS; default guest)")
+	fs.Int64Var(&cfg.MemoryLimit, "memory-high-watermark", cfg.MemoryLimit, "block publishers above this many bytes of memory (0 = 40% of RAM, -1 = off; env WARREN_MEMORY_HIGH_WATERMARK)")
+	fs.Int64Var(&cfg.DiskFreeLimit, "disk-free-limit", cfg.DiskFreeLimit, "block publishers when the data disk has less free space (0 = 50 MB, -1 = off; env WARREN_DISK_FREE_LIMIT)")
+	fs.IntVar(&cfg.MaxConnections, "max-connections", cfg.MaxConnections, "connections per vhost (0 = no limit; env WARREN_MAX_CONNECTIONS)")
+	fs.IntVar(&cfg.MaxQueues, "max-queues", cfg.MaxQueues, "queues per vhost (0 = no limit; env WARREN_MAX_QUEUES)")
 	fs.StringVar(&cfg.CPUProfile, "cpuprofile", "", "write a Go CPU profile to this file until shutdown (for performance work)")
 	if err := fs.Parse(args); err != nil {
 		return cfg, err

@@ -103,6 +103,8 @@ func startInstance(cfg Config, logger *slog.Logger) (*instance, error) {
 		Logger:         logger,
 		DefaultUser:    cfg.DefaultUser,
 		DefaultPass:    cfg.DefaultPass,
+		Alarms:         mapping.AlarmConfig{MemoryHighWatermark: cfg.MemoryLimit, DiskFreeLimit: cfg.DiskFreeLimit},
+		Limits:         mapping.Limits{MaxConnections: cfg.MaxConnections, MaxQueues: cfg.MaxQueues},
 	})
 	if err != nil {
 		return nil, err
