@@ -19,6 +19,7 @@ type pendingAppend struct {
 	deadline int64 // unix nanos
 	size     int
 	taken    bool // a completer owns it (callback running or about to)
+	log      string
 }
 
 // appender owns the async publish path. Invariants (under mu):
@@ -43,6 +44,7 @@ type appender struct {
 	nbytes  int
 	closed  bool
 
+	group    *groupSyncer   // set with Config.SyncAlways: callbacks wait for an fsync
 	inflight sync.WaitGroup // Append calls between registering and publishing, and their failure goroutines
 	stop     chan struct{}
 	sweeper  sync.WaitGroup
@@ -76,6 +78,10 @@ func (a *appender) start(nc *nats.Conn) error {
 // called. Append blocks while too many appends are outstanding. done must
 // not call Append or Flush on the same store (it could deadlock).
 func (s *Store) Append(name string, rec []byte, done func(seq uint64, err error)) {
+	if err := checkName(name); err != nil {
+		go done(0, err)
+		return
+	}
 	a := &s.appender
 	a.mu.Lock()
 	for !a.closed && len(a.pending) > 0 &&
@@ -89,7 +95,7 @@ func (s *Store) Append(name string, rec []byte, done func(seq uint64, err error)
 	}
 	id := a.next
 	a.next++
-	a.pending[id] = pendingAppend{done: done, deadline: time.Now().Add(ackTimeout).UnixNano(), size: len(rec)}
+	a.pending[id] = pendingAppend{done: done, deadline: time.Now().Add(ackTimeout).UnixNano(), size: len(rec), log: name}
 	a.nbytes += len(rec)
 	a.inflight.Add(1)
 	a.mu.Unlock()
@@ -216,6 +222,18 @@ func (a *appender) onAck(m *nats.Msg) {
 		ok = false
 	}
 	a.mu.Unlock()
+	if a.group != nil {
+		// Through the syncer, in order: the callback waits for an fsync.
+		items := make([]syncItem, 0, len(expired)+1)
+		for _, t := range expired {
+			items = append(items, syncItem{id: t.id, p: t.p, err: ErrTimeout})
+		}
+		if ok {
+			items = append(items, syncItem{id: id, p: p, seq: seq, err: aerr})
+		}
+		a.group.push(items...)
+		return
+	}
 	for _, t := range expired {
 		t.p.done(0, ErrTimeout)
 		a.finish(t.id)
@@ -279,6 +297,9 @@ func (a *appender) close(wait time.Duration) {
 	a.sweeper.Wait()
 	if a.sub != nil {
 		_ = a.sub.Unsubscribe()
+	}
+	if a.group != nil {
+		a.group.stop() // runs the callbacks it already holds
 	}
 
 	// Fail whatever is left.

@@ -223,6 +223,10 @@ func TestAppendOrderAndState(t *testing.T) {
 	if err := <-ch; err == nil {
 		t.Fatal("Append to missing log succeeded")
 	}
+	s.Append("bad.*", []byte("x"), func(_ uint64, err error) { ch <- err })
+	if err := <-ch; err == nil {
+		t.Fatal("Append to a bad name succeeded")
+	}
 	if err := s.CreateLog("bad.name"); err == nil {
 		t.Fatal("CreateLog accepted a bad name")
 	}
@@ -387,9 +391,9 @@ func TestConcurrentAppends(t *testing.T) {
 func TestParsePubAck(t *testing.T) {
 	// Covered through the live tests; this checks the cheap parser directly.
 	for in, want := range map[string]uint64{
-		`{"stream":"WL_q","seq":42}`:                   42,
-		`{"stream":"WL_seq","domain":"d","seq":7}`:     7,
-		`{"stream":"WL_q","seq":9,"duplicate":true}`:   9,
+		`{"stream":"WL_q","seq":42}`:                 42,
+		`{"stream":"WL_seq","domain":"d","seq":7}`:   7,
+		`{"stream":"WL_q","seq":9,"duplicate":true}`: 9,
 	} {
 		got, err := parsePubAck(&nats.Msg{Data: []byte(in)})
 		if err != nil || got != want {
@@ -398,5 +402,58 @@ func TestParsePubAck(t *testing.T) {
 	}
 	if _, err := parsePubAck(&nats.Msg{Data: []byte(`{"error":{"code":503,"err_code":10077,"description":"no space"}}`)}); err == nil {
 		t.Error("error ack parsed as success")
+	}
+}
+
+// TestSyncAlwaysGroupCommit: with SyncAlways, callbacks still come in order
+// with increasing sequences, records survive a reopen, and many records
+// share one fsync round.
+func TestSyncAlwaysGroupCommit(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(Config{Dir: dir, SyncAlways: true, Logger: quietLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CreateLog("g"); err != nil {
+		t.Fatal(err)
+	}
+	const n = 2000
+	var mu sync.Mutex
+	var seqs []uint64
+	for i := range n {
+		s.Append("g", []byte(fmt.Sprint(i)), func(seq uint64, err error) {
+			if err != nil {
+				t.Errorf("append: %v", err)
+			}
+			mu.Lock()
+			seqs = append(seqs, seq)
+			mu.Unlock()
+		})
+	}
+	if err := s.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	for i, seq := range seqs {
+		if seq != uint64(i+1) {
+			t.Fatalf("callback %d has seq %d", i, seq)
+		}
+	}
+	rounds := s.appender.group.batches
+	if rounds >= n {
+		t.Errorf("%d fsync rounds for %d records: no grouping", rounds, n)
+	}
+	t.Logf("%d records in %d fsync rounds", n, rounds)
+	if err := s.MetaPut("k.x", []byte("v")); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	s2, err := Open(Config{Dir: dir, SyncAlways: true, Logger: quietLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s2.Close()
+	_, last, count, err := s2.LogState("g")
+	if err != nil || last != n || count != n {
+		t.Fatalf("after reopen: last %d count %d err %v, want %d", last, count, err, n)
 	}
 }

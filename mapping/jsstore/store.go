@@ -80,15 +80,13 @@ func Open(cfg Config) (*Store, error) {
 	lg = lg.With("component", "jetstream")
 
 	opts := &server.Options{
-		ServerName:      "warren",
-		DontListen:      true,
-		NoSigs:          true,
-		JetStream:       true,
-		StoreDir:        cfg.Dir,
-		SyncAlways:      cfg.SyncAlways,
-		MaxPayload:      cfg.MaxPayload,
-		MaxPending:      256 << 20,
-		NoSystemAccount: false,
+		ServerName: "warren",
+		DontListen: true,
+		NoSigs:     true,
+		JetStream:  true,
+		StoreDir:   cfg.Dir,
+		MaxPayload: cfg.MaxPayload,
+		MaxPending: 256 << 20,
 		// Per-stream ingest queue: larger than what the appender lets be outstanding.
 		StreamMaxBufferedMsgs: 2 * maxPendingAppends,
 		StreamMaxBufferedSize: 2*maxPendingBytes + 2*int64(cfg.MaxPayload),
@@ -146,6 +144,9 @@ func Open(cfg Config) (*Store, error) {
 	if err != nil {
 		return fail(fmt.Errorf("jsstore: meta bucket: %w", err))
 	}
+	if cfg.SyncAlways {
+		s.appender.group = newGroupSyncer(&s.appender, cfg.Dir)
+	}
 	if err := s.appender.start(nc); err != nil {
 		return fail(err)
 	}
@@ -200,7 +201,18 @@ func (s *Store) MetaPut(key string, val []byte) error {
 	ctx, cancel := s.ctx()
 	defer cancel()
 	_, err := s.kv.Put(ctx, key, val)
+	if err == nil {
+		err = s.syncMeta()
+	}
 	return s.wrap(err)
+}
+
+// syncMeta makes a metadata change durable when the store syncs always.
+func (s *Store) syncMeta() error {
+	if g := s.appender.group; g != nil {
+		return g.syncStream("KV_" + metaBucket)
+	}
+	return nil
 }
 
 // MetaDelete removes key; a missing key is not an error.
@@ -210,6 +222,9 @@ func (s *Store) MetaDelete(key string) error {
 	err := s.kv.Delete(ctx, key)
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
 		return nil
+	}
+	if err == nil {
+		err = s.syncMeta()
 	}
 	return s.wrap(err)
 }
