@@ -134,7 +134,7 @@ func TestConfirmedMessagesSurviveKill9(t *testing.T) {
 			m.Ack(false)
 		}
 	}
-	time.Sleep(500 * time.Millisecond) // the janitor runs every 100 ms
+	time.Sleep(1200 * time.Millisecond) // the janitor runs every 500 ms
 
 	cmd.Process.Signal(syscall.SIGKILL)
 	cmd.Wait()
