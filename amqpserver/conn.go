@@ -33,9 +33,10 @@ type conn struct {
 	r   *wire.Reader
 	out *outbox
 
-	frameMax   uint32
-	channelMax uint16
-	heartbeat  time.Duration
+	frameMax    uint32
+	channelMax  uint16
+	heartbeat   time.Duration // reader goroutine only
+	hbForWriter atomic.Int64  // the negotiated heartbeat, published to the writer
 
 	clientProps    mapping.Table
 	cancelNotify   bool
@@ -113,8 +114,8 @@ func (c *conn) writeLoop() {
 	var tick <-chan time.Time
 	var ticker *time.Ticker
 	setHeartbeat := func() {
-		if ticker == nil && c.heartbeat > 0 {
-			ticker = time.NewTicker(c.heartbeat / 2)
+		if hb := time.Duration(c.hbForWriter.Load()); ticker == nil && hb > 0 {
+			ticker = time.NewTicker(hb / 2)
 			tick = ticker.C
 		}
 	}
@@ -286,6 +287,7 @@ func (c *conn) handshake() error {
 		c.frameMax = to.FrameMax
 	}
 	c.heartbeat = time.Duration(to.Heartbeat) * time.Second
+	c.hbForWriter.Store(int64(c.heartbeat))
 	c.r.SetMaxFrameSize(c.frameMax)
 
 	m, err = c.expect(&wire.ConnectionOpen{})
