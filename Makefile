@@ -2,9 +2,9 @@
 
 GO      ?= go
 PYTHON  := /usr/bin/python3
-# Packages checked under the race detector by `make race`. The full suite
-# is not run with -race by default: building nats-server and echo with the
-# race runtime costs minutes on a small CI machine.
+# Packages also run under the race detector by `make test` and `make race`
+# (the core and the fronts; cmd/warren's end-to-end tests run once, without
+# -race: building every dependency with the race runtime costs minutes).
 RACE_PKGS ?= ./amqpserver/... ./mapping/... ./gateway/...
 FUZZTIME  ?= 10s
 
@@ -22,7 +22,8 @@ vet:
 # /usr/bin/python3; test-deps installs it when missing, and
 # WARREN_REQUIRE_PYTHON=1 turns a missing pika into a failure, not a skip.
 test: test-deps
-	WARREN_REQUIRE_PYTHON=1 $(GO) test -count=1 ./...
+	WARREN_REQUIRE_PYTHON=1 $(GO) test -count=1 -timeout 30m ./...
+	$(GO) test -race -short -count=1 $(RACE_PKGS)
 
 # Installs python3-pika with apt when /usr/bin/python3 cannot import pika.
 test-deps:
