@@ -24,6 +24,8 @@ const usage = `usage: warren [serve] [flags]
 
 Commands:
   serve   run the broker (the default)
+  ctl     administer a running broker over its HTTP API, rabbitmqctl-style
+          (run 'warren ctl --help' for the verbs)
 
 Run 'warren serve -h' for the flags.
 `
@@ -33,6 +35,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		switch args[0] {
 		case "serve":
 			args = args[1:]
+		case "ctl":
+			return runCtl(ctx, args[1:], stdout, stderr)
 		case "help", "-h", "--help":
 			fmt.Fprint(stdout, usage)
 			return 0

@@ -1,0 +1,438 @@
+package gateway
+
+import (
+	"encoding/base64"
+	"fmt"
+	"net/http"
+	"strconv"
+	"time"
+	"unicode/utf8"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/warrenmq/warren/mapping"
+)
+
+type mgQueueJSON struct {
+	Name                   string         `json:"name"`
+	VHost                  string         `json:"vhost"`
+	Type                   string         `json:"type"`
+	Durable                bool           `json:"durable"`
+	AutoDelete             bool           `json:"auto_delete"`
+	Exclusive              bool           `json:"exclusive"`
+	Arguments              map[string]any `json:"arguments"`
+	Node                   string         `json:"node"`
+	State                  string         `json:"state"`
+	Policy                 any            `json:"policy"`
+	ExclusiveConsumerTag   any            `json:"exclusive_consumer_tag"`
+	OwnerPidDetails        map[string]any `json:"owner_pid_details,omitempty"`
+	Consumers              int            `json:"consumers"`
+	Messages               int            `json:"messages"`
+	MessagesDetails        rateDetails    `json:"messages_details"`
+	MessagesReady          int            `json:"messages_ready"`
+	MessagesReadyDetails   rateDetails    `json:"messages_ready_details"`
+	MessagesUnacked        int            `json:"messages_unacknowledged"`
+	MessagesUnackedDetails rateDetails    `json:"messages_unacknowledged_details"`
+	MessageBytesReady      int64          `json:"message_bytes_ready"`
+	MessageStats           map[string]any `json:"message_stats"`
+}
+
+func (m *mgmt) queueOut(q mapping.QueueStats) mgQueueJSON {
+	r := m.rates.rates("q\x00"+q.VHost+"\x00"+q.Name,
+		float64(q.Messages()), float64(q.Ready), float64(q.Unacked),
+		float64(q.Published), float64(q.Delivered), float64(q.Acked))
+	out := mgQueueJSON{
+		Name: q.Name, VHost: q.VHost, Type: "classic", Durable: q.Durable, AutoDelete: q.AutoDelete,
+		Exclusive: q.Exclusive, Arguments: mgTableJSON(q.Arguments), Node: m.node, State: "running",
+		Consumers: q.Consumers,
+		Messages:  q.Messages(), MessagesDetails: rateDetails{r[0]},
+		MessagesReady: q.Ready, MessagesReadyDetails: rateDetails{r[1]},
+		MessagesUnacked: q.Unacked, MessagesUnackedDetails: rateDetails{r[2]},
+		MessageBytesReady: q.ReadyBytes,
+		MessageStats: map[string]any{
+			"publish": q.Published, "publish_details": rateDetails{r[3]},
+			"deliver_get": q.Delivered, "deliver_get_details": rateDetails{r[4]},
+			"ack": q.Acked, "ack_details": rateDetails{r[5]},
+		},
+	}
+	if q.Owner != "" {
+		out.OwnerPidDetails = map[string]any{"name": q.Owner}
+	}
+	return out
+}
+
+func (m *mgmt) listQueues(c echo.Context) error {
+	vhs, err := m.vhostsParam(c)
+	if err != nil {
+		return err
+	}
+	out := []mgQueueJSON{}
+	for _, vh := range vhs {
+		for _, q := range vh.Queues() {
+			out = append(out, m.queueOut(q))
+		}
+	}
+	return mgList(c, out)
+}
+
+// queueParams resolves /queues/:vhost/:name.
+func (m *mgmt) queueParams(c echo.Context) (*mapping.VHost, string, error) {
+	vhost, err := mgParam(c, "vhost")
+	if err != nil {
+		return nil, "", err
+	}
+	name, err := mgParam(c, "name")
+	if err != nil {
+		return nil, "", err
+	}
+	vh, err := m.vhost(c, vhost)
+	return vh, name, err
+}
+
+func (m *mgmt) getQueue(c echo.Context) error {
+	vh, name, err := m.queueParams(c)
+	if err != nil {
+		return err
+	}
+	q, err := vh.Queue(name)
+	if err != nil {
+		return coreError(err)
+	}
+	out := m.queueOut(q)
+	cds := []map[string]any{}
+	for _, k := range m.s.router.Consumers() {
+		if k.VHost == q.VHost && k.Queue == q.Name {
+			cds = append(cds, mgConsumerOut(k))
+		}
+	}
+	b := map[string]any{}
+	// one level of embedding: the listing fields plus consumer_details
+	for k, v := range mgStructMap(out) {
+		b[k] = v
+	}
+	b["consumer_details"] = cds
+	return c.JSON(http.StatusOK, b)
+}
+
+func (m *mgmt) putQueue(c echo.Context) error {
+	vh, name, err := m.queueParams(c)
+	if err != nil {
+		return err
+	}
+	var body struct {
+		Durable    mgFlexBool     `json:"durable"`
+		AutoDelete mgFlexBool     `json:"auto_delete"`
+		Exclusive  mgFlexBool     `json:"exclusive"`
+		Arguments  map[string]any `json:"arguments"`
+	}
+	if err := mgBind(c, &body, mgMaxBody); err != nil {
+		return err
+	}
+	if name == "" {
+		return apiError(http.StatusBadRequest, "the queue name must not be empty")
+	}
+	_, lookErr := vh.Queue(name)
+	spec := mapping.QueueSpec{
+		Name: name, Durable: body.Durable.or(false), AutoDelete: body.AutoDelete.or(false),
+		Exclusive: body.Exclusive.or(false), Args: mgTable(body.Arguments),
+	}
+	if spec.Exclusive {
+		return apiError(http.StatusBadRequest, "an exclusive queue would be deleted at the end of this request: declare it over AMQP or WebSocket")
+	}
+	err = m.withChannel(c, vh.Name(), func(ch *mapping.Channel) error {
+		_, err := ch.DeclareQueue(spec, false)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	return mgCreated(c, lookErr == nil)
+}
+
+func (m *mgmt) deleteQueue(c echo.Context) error {
+	vh, name, err := m.queueParams(c)
+	if err != nil {
+		return err
+	}
+	if _, err := vh.Queue(name); err != nil {
+		return coreError(err)
+	}
+	err = m.withChannel(c, vh.Name(), func(ch *mapping.Channel) error {
+		_, err := ch.DeleteQueue(name, mgBoolParam(c, "if-unused"), mgBoolParam(c, "if-empty"))
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	return c.NoContent(http.StatusNoContent)
+}
+
+func (m *mgmt) purgeQueue(c echo.Context) error {
+	vh, name, err := m.queueParams(c)
+	if err != nil {
+		return err
+	}
+	if _, err := vh.Queue(name); err != nil {
+		return coreError(err)
+	}
+	err = m.withChannel(c, vh.Name(), func(ch *mapping.Channel) error {
+		_, err := ch.PurgeQueue(name)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	return c.NoContent(http.StatusNoContent)
+}
+
+func (m *mgmt) queueBindings(c echo.Context) error {
+	vh, name, err := m.queueParams(c)
+	if err != nil {
+		return err
+	}
+	if _, err := vh.Queue(name); err != nil {
+		return coreError(err)
+	}
+	out := []mgBindingJSON{}
+	for _, b := range vh.Bindings() {
+		if b.DestinationType == "queue" && b.Destination == name {
+			out = append(out, mgBindingOut(b))
+		}
+	}
+	return mgList(c, out)
+}
+
+// mgMaxGetCount bounds one POST .../get.
+const mgMaxGetCount = 10000
+
+type mgGotMessage struct {
+	PayloadBytes    int            `json:"payload_bytes"`
+	Redelivered     bool           `json:"redelivered"`
+	Exchange        string         `json:"exchange"`
+	RoutingKey      string         `json:"routing_key"`
+	MessageCount    int            `json:"message_count"`
+	Properties      map[string]any `json:"properties"`
+	Payload         string         `json:"payload"`
+	PayloadEncoding string         `json:"payload_encoding"`
+}
+
+// getMessages is POST /api/queues/{vhost}/{name}/get: up to count
+// messages, then acked (ack_requeue_false), rejected without requeue
+// (reject_requeue_false, dead-lettered as over AMQP) or mgPut back
+// (ack_requeue_true, reject_requeue_true; they come back redelivered).
+func (m *mgmt) getMessages(c echo.Context) error {
+	vh, name, err := m.queueParams(c)
+	if err != nil {
+		return err
+	}
+	var body struct {
+		Count    mgFlexInt `json:"count"`
+		AckMode  string    `json:"ackmode"`
+		Encoding string    `json:"encoding"`
+		Truncate mgFlexInt `json:"truncate"`
+	}
+	if err := mgBind(c, &body, mgMaxBody); err != nil {
+		return err
+	}
+	if !body.Count.Set {
+		return apiError(http.StatusBadRequest, "key 'count' is mandatory")
+	}
+	if body.Count.Value < 1 || body.Count.Value > mgMaxGetCount {
+		return apiError(http.StatusBadRequest, fmt.Sprintf("count must be 1 to %d", mgMaxGetCount))
+	}
+	switch body.AckMode {
+	case "ack_requeue_true", "ack_requeue_false", "reject_requeue_true", "reject_requeue_false":
+	case "":
+		return apiError(http.StatusBadRequest, "key 'ackmode' is mandatory: ack_requeue_true, ack_requeue_false, reject_requeue_true or reject_requeue_false")
+	default:
+		return apiError(http.StatusBadRequest, fmt.Sprintf("unknown ackmode '%s': use ack_requeue_true, ack_requeue_false, reject_requeue_true or reject_requeue_false", body.AckMode))
+	}
+	switch body.Encoding {
+	case "auto", "base64":
+	case "":
+		return apiError(http.StatusBadRequest, "key 'encoding' is mandatory: auto or base64")
+	default:
+		return apiError(http.StatusBadRequest, fmt.Sprintf("unknown encoding '%s': use auto or base64", body.Encoding))
+	}
+	if _, err := vh.Queue(name); err != nil {
+		return coreError(err)
+	}
+	out := []mgGotMessage{}
+	err = m.withChannel(c, vh.Name(), func(ch *mapping.Channel) error {
+		var tags []uint64
+		for range body.Count.Value {
+			d, remaining, ok, err := ch.Get(name, false)
+			if err != nil {
+				return err
+			}
+			if !ok {
+				break
+			}
+			tags = append(tags, d.Tag)
+			out = append(out, mgGotOut(d, remaining, body.Encoding, body.Truncate))
+		}
+		for _, t := range tags {
+			var err error
+			switch body.AckMode {
+			case "ack_requeue_false":
+				err = ch.Ack(t, false)
+			case "reject_requeue_false":
+				err = ch.Nack(t, false, false)
+			default:
+				err = ch.Nack(t, false, true)
+			}
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, out)
+}
+
+func mgGotOut(d mapping.Delivery, remaining int, encoding string, truncate mgFlexInt) mgGotMessage {
+	msg := d.Message
+	body := msg.Body
+	if truncate.Set && truncate.Value >= 0 && int64(len(body)) > truncate.Value {
+		body = body[:truncate.Value]
+	}
+	g := mgGotMessage{
+		PayloadBytes: len(msg.Body), Redelivered: d.Redelivered, Exchange: msg.Exchange,
+		RoutingKey: msg.RoutingKey, MessageCount: remaining, Properties: mgPropsJSON(&msg.Properties),
+	}
+	if encoding == "auto" && utf8.Valid(body) {
+		g.Payload, g.PayloadEncoding = string(body), "string"
+	} else {
+		g.Payload, g.PayloadEncoding = base64.StdEncoding.EncodeToString(body), "base64"
+	}
+	return g
+}
+
+// mgPropsJSON is RabbitMQ's JSON form of the basic properties: only those
+// present, timestamps in seconds.
+func mgPropsJSON(p *mapping.Properties) map[string]any {
+	out := map[string]any{}
+	f := p.Flags
+	str := func(flag uint16, key, v string) {
+		if f&flag != 0 || v != "" {
+			out[key] = v
+		}
+	}
+	str(mapping.FlagContentType, "content_type", p.ContentType)
+	str(mapping.FlagContentEncoding, "content_encoding", p.ContentEncoding)
+	if f&mapping.FlagHeaders != 0 || len(p.Headers) > 0 {
+		out["headers"] = mgTableJSON(p.Headers)
+	}
+	if f&mapping.FlagDeliveryMode != 0 || p.DeliveryMode != 0 {
+		out["delivery_mode"] = p.DeliveryMode
+	}
+	if f&mapping.FlagPriority != 0 || p.Priority != 0 {
+		out["priority"] = p.Priority
+	}
+	str(mapping.FlagCorrelationID, "correlation_id", p.CorrelationID)
+	str(mapping.FlagReplyTo, "reply_to", p.ReplyTo)
+	str(mapping.FlagExpiration, "expiration", p.Expiration)
+	str(mapping.FlagMessageID, "message_id", p.MessageID)
+	if f&mapping.FlagTimestamp != 0 || !p.Timestamp.IsZero() {
+		out["timestamp"] = p.Timestamp.Unix()
+	}
+	str(mapping.FlagType, "type", p.Type)
+	str(mapping.FlagUserID, "user_id", p.UserID)
+	str(mapping.FlagAppID, "app_id", p.AppID)
+	str(mapping.FlagClusterID, "cluster_id", p.ClusterID)
+	return out
+}
+
+// mgPropsFromJSON reads the "properties" object of a publish.
+func mgPropsFromJSON(in map[string]any) (mapping.Properties, error) {
+	var p mapping.Properties
+	bad := func(k, want string) error {
+		return apiError(http.StatusBadRequest, fmt.Sprintf("property '%s' must be %s", k, want))
+	}
+	num := func(k string, v any) (int64, error) {
+		switch t := v.(type) {
+		case float64:
+			return int64(t), nil
+		case string:
+			n, err := strconv.ParseInt(t, 10, 64)
+			if err != nil {
+				return 0, bad(k, "an integer")
+			}
+			return n, nil
+		}
+		if n, ok := mgFromJSON(v).(int64); ok {
+			return n, nil
+		}
+		return 0, bad(k, "an integer")
+	}
+	for k, v := range in {
+		if k == "headers" {
+			h, ok := v.(map[string]any)
+			if !ok {
+				return p, bad(k, "an object")
+			}
+			p.Headers = mgTable(h)
+			p.Flags |= mapping.FlagHeaders
+			continue
+		}
+		switch k {
+		case "delivery_mode", "priority", "timestamp":
+			n, err := num(k, v)
+			if err != nil {
+				return p, err
+			}
+			switch k {
+			case "delivery_mode":
+				if n < 0 || n > 255 {
+					return p, bad(k, "1 or 2")
+				}
+				p.DeliveryMode, p.Flags = uint8(n), p.Flags|mapping.FlagDeliveryMode
+			case "priority":
+				if n < 0 || n > 255 {
+					return p, bad(k, "0 to 255")
+				}
+				p.Priority, p.Flags = uint8(n), p.Flags|mapping.FlagPriority
+			default:
+				p.Timestamp, p.Flags = time.Unix(n, 0), p.Flags|mapping.FlagTimestamp
+			}
+			continue
+		}
+		s, ok := v.(string)
+		if !ok {
+			if n, isNum := mgFromJSON(v).(int64); isNum && k == "expiration" {
+				s, ok = strconv.FormatInt(n, 10), true
+			}
+		}
+		if !ok {
+			return p, bad(k, "a string")
+		}
+		switch k {
+		case "content_type":
+			p.ContentType, p.Flags = s, p.Flags|mapping.FlagContentType
+		case "content_encoding":
+			p.ContentEncoding, p.Flags = s, p.Flags|mapping.FlagContentEncoding
+		case "correlation_id":
+			p.CorrelationID, p.Flags = s, p.Flags|mapping.FlagCorrelationID
+		case "reply_to":
+			p.ReplyTo, p.Flags = s, p.Flags|mapping.FlagReplyTo
+		case "expiration":
+			p.Expiration, p.Flags = s, p.Flags|mapping.FlagExpiration
+		case "message_id":
+			p.MessageID, p.Flags = s, p.Flags|mapping.FlagMessageID
+		case "type":
+			p.Type, p.Flags = s, p.Flags|mapping.FlagType
+		case "user_id":
+			p.UserID, p.Flags = s, p.Flags|mapping.FlagUserID
+		case "app_id":
+			p.AppID, p.Flags = s, p.Flags|mapping.FlagAppID
+		case "cluster_id":
+			p.ClusterID, p.Flags = s, p.Flags|mapping.FlagClusterID
+		default:
+			return p, apiError(http.StatusBadRequest, fmt.Sprintf("unknown property '%s'", k))
+		}
+	}
+	return p, nil
+}
