@@ -46,7 +46,12 @@ func (ch *channel) publish(pub *wire.BasicPublish, msg *mapping.Message) error {
 		}
 		return fromCore(err, pub)
 	}
+	stats := ch.c.s.router.Stats()
+	if !routed && !pub.Mandatory {
+		stats.UnroutableDropped.Add(1)
+	}
 	if !routed && pub.Mandatory {
+		stats.UnroutableReturned.Add(1)
 		frameMax := ch.c.frameMax
 		ch.c.out.write(func(b []byte) ([]byte, error) {
 			b, err := wire.AppendMethodFrame(b, ch.id, &wire.BasicReturn{

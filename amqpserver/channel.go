@@ -239,6 +239,7 @@ func (cf *confirmer) release() {
 
 func (cf *confirmer) send(ok bool) {
 	if ok {
+		cf.ch.c.s.router.Stats().Confirmed.Add(1)
 		cf.ch.c.send(cf.ch.id, &wire.BasicAck{DeliveryTag: cf.seq})
 	} else {
 		cf.ch.c.send(cf.ch.id, &wire.BasicNack{DeliveryTag: cf.seq})

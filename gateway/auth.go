@@ -3,6 +3,7 @@ package gateway
 import (
 	"net"
 	"net/http"
+	"time"
 
 	"github.com/labstack/echo/v4"
 
@@ -11,6 +12,9 @@ import (
 
 // userKey is where authenticate leaves the user in the echo context.
 const userKey = "warren.user"
+
+// failedLoginDelay is how long a refused login waits before its answer.
+const failedLoginDelay = 500 * time.Millisecond
 
 // remoteAddr is the client's address for loopback-only users.
 func remoteAddr(c echo.Context) net.Addr {
@@ -43,6 +47,11 @@ func (s *Server) checkCredentials(c echo.Context, user, pass string) (*mapping.U
 	u, err := s.router.Authenticate(user, pass, remoteAddr(c))
 	if err != nil {
 		s.cfg.Logger.Warn("HTTP login refused", "user", user, "remote", c.Request().RemoteAddr, "reason", err)
+		// Slow down password guessing, as the AMQP front does.
+		select {
+		case <-time.After(failedLoginDelay):
+		case <-c.Request().Context().Done():
+		}
 		return nil, apiError(http.StatusUnauthorized, "login refused: "+err.Error())
 	}
 	return u, nil
