@@ -19,8 +19,11 @@ type exchange struct {
 	vh   *VHost
 	spec ExchangeSpec
 
-	// Bindings with this exchange as source, indexed for its type.
+	// Bindings with this exchange as source, indexed for its type, and
+	// by destination (to find one binding without scanning them all).
 	bindings []*binding
+	pos      map[*binding]int // index in bindings
+	byDest   map[any][]*binding
 	direct   map[string][]*binding
 	topic    topicTrie[*binding]
 	// Bindings with this exchange as destination (exchange-to-exchange).
@@ -48,7 +51,7 @@ func (b *binding) same(o *binding) bool {
 }
 
 func newExchange(vh *VHost, spec ExchangeSpec) *exchange {
-	return &exchange{vh: vh, spec: spec, direct: map[string][]*binding{}}
+	return &exchange{vh: vh, spec: spec, direct: map[string][]*binding{}, pos: map[*binding]int{}, byDest: map[any][]*binding{}}
 }
 
 func validExchangeType(t string) bool {
@@ -59,8 +62,18 @@ func validExchangeType(t string) bool {
 	return false
 }
 
+// dest is the binding's destination as a map key.
+func (b *binding) dest() any {
+	if b.queue != nil {
+		return b.queue
+	}
+	return b.dstEx
+}
+
 func (e *exchange) addBinding(b *binding) {
+	e.pos[b] = len(e.bindings)
 	e.bindings = append(e.bindings, b)
+	e.byDest[b.dest()] = append(e.byDest[b.dest()], b)
 	switch e.spec.Type {
 	case TypeDirect:
 		e.direct[b.key] = append(e.direct[b.key], b)
@@ -82,7 +95,20 @@ func removeBinding(list []*binding, b *binding) []*binding {
 }
 
 func (e *exchange) removeBinding(b *binding) {
-	e.bindings = removeBinding(e.bindings, b)
+	// Swap-remove: the order of an exchange's bindings does not matter.
+	if i, ok := e.pos[b]; ok {
+		last := len(e.bindings) - 1
+		e.bindings[i] = e.bindings[last]
+		e.pos[e.bindings[i]] = i
+		e.bindings[last] = nil
+		e.bindings = e.bindings[:last]
+		delete(e.pos, b)
+	}
+	if l := removeBinding(e.byDest[b.dest()], b); len(l) == 0 {
+		delete(e.byDest, b.dest())
+	} else {
+		e.byDest[b.dest()] = l
+	}
 	switch e.spec.Type {
 	case TypeDirect:
 		if l := removeBinding(e.direct[b.key], b); len(l) == 0 {
@@ -101,7 +127,7 @@ func (e *exchange) removeBinding(b *binding) {
 }
 
 func (e *exchange) findBinding(b *binding) *binding {
-	for _, o := range e.bindings {
+	for _, o := range e.byDest[b.dest()] {
 		if o.same(b) {
 			return o
 		}
@@ -109,28 +135,53 @@ func (e *exchange) findBinding(b *binding) *binding {
 	return nil
 }
 
+// queueSet collects the queues a message reaches, once each: a short
+// list scanned linearly, and a map once it is long (fanout to thousands).
+type queueSet struct {
+	list []*Queue
+	seen map[*Queue]struct{}
+}
+
+const queueSetLinear = 16
+
+func (s *queueSet) add(q *Queue) {
+	if s.seen != nil {
+		if _, ok := s.seen[q]; ok {
+			return
+		}
+		s.seen[q] = struct{}{}
+	} else if slices.Contains(s.list, q) {
+		return
+	}
+	s.list = append(s.list, q)
+	if s.seen == nil && len(s.list) > queueSetLinear {
+		s.seen = make(map[*Queue]struct{}, 2*len(s.list))
+		for _, x := range s.list {
+			s.seen[x] = struct{}{}
+		}
+	}
+}
+
 // route adds to out every queue that m reaches from e, following
 // exchange-to-exchange bindings. visited stops binding cycles.
-func (e *exchange) route(m *Message, key string, out []*Queue, visited []*exchange) ([]*Queue, []*exchange) {
+func (e *exchange) route(m *Message, key string, out *queueSet, visited []*exchange) []*exchange {
 	visited = append(visited, e)
 	visit := func(b *binding) {
 		if b.queue != nil {
-			if !slices.Contains(out, b.queue) {
-				out = append(out, b.queue)
-			}
+			out.add(b.queue)
 			return
 		}
 		if !slices.Contains(visited, b.dstEx) {
-			out, visited = b.dstEx.route(m, key, out, visited)
+			visited = b.dstEx.route(m, key, out, visited)
 		}
 	}
 	switch e.spec.Type {
 	case TypeDirect:
 		if e.spec.Name == "" {
-			if q := e.vh.queues[key]; q != nil && !slices.Contains(out, q) {
-				out = append(out, q)
+			if q := e.vh.queues[key]; q != nil {
+				out.add(q)
 			}
-			return out, visited
+			return visited
 		}
 		for _, b := range e.direct[key] {
 			visit(b)
@@ -148,7 +199,7 @@ func (e *exchange) route(m *Message, key string, out []*Queue, visited []*exchan
 			}
 		}
 	}
-	return out, visited
+	return visited
 }
 
 // equivalent explains the first difference between an existing exchange and

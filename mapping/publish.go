@@ -137,14 +137,16 @@ func (ch *Channel) Publish(m *Message, done func(ok bool)) (bool, error) {
 // header is removed from m before it is stored.
 func (vh *VHost) routeLocked(e *exchange, m *Message) []*Queue {
 	var xbuf [4]*exchange
-	qs, visited := e.route(m, m.RoutingKey, nil, xbuf[:0])
+	var qbuf [8]*Queue
+	out := queueSet{list: qbuf[:0]}
+	visited := e.route(m, m.RoutingKey, &out, xbuf[:0])
 	if h := m.Properties.Headers; h != nil {
 		cc, hasCC := h["CC"].([]any)
 		bcc, hasBCC := h["BCC"].([]any)
 		if hasCC || hasBCC {
 			for _, k := range append(append([]any{}, cc...), bcc...) {
 				if key, ok := k.(string); ok {
-					qs, _ = e.route(m, key, qs, visited[:0])
+					e.route(m, key, &out, visited[:0])
 				}
 			}
 			if hasBCC {
@@ -156,7 +158,7 @@ func (vh *VHost) routeLocked(e *exchange, m *Message) []*Queue {
 	}
 	// Alternate exchanges, followed until one routes (cycles stop).
 	seen := []*exchange{e}
-	for cur := e; len(qs) == 0; {
+	for cur := e; len(out.list) == 0; {
 		ae, ok := cur.spec.Args["alternate-exchange"].(string)
 		if !ok {
 			break
@@ -166,10 +168,10 @@ func (vh *VHost) routeLocked(e *exchange, m *Message) []*Queue {
 			break
 		}
 		seen = append(seen, next)
-		qs, _ = next.route(m, m.RoutingKey, qs, xbuf[:0])
+		next.route(m, m.RoutingKey, &out, xbuf[:0])
 		cur = next
 	}
-	return qs
+	return out.list
 }
 
 // deliverReply hands an RPC reply to the channel that consumes the direct
