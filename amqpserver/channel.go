@@ -94,7 +94,7 @@ func (ch *channel) handleFrame(f wire.Frame) error {
 
 func fromCoreOrSelf(err error) *amqpError {
 	if code, ok := wire.ReplyCodeFor(err); ok {
-		return &amqpError{code: code, text: err.Error()}
+		return &amqpError{code: code, text: wireErrorText(err)}
 	}
 	return fromCore(err, nil)
 }

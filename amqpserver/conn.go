@@ -51,6 +51,7 @@ type conn struct {
 	quit        chan struct{} // closed by shutdown: stops a reader blocked by an alarm
 	quitOnce2   sync.Once
 	capBlocked  bool // the client announced connection.blocked
+	tuned       bool // tune-ok received: protocol errors are answered from here on
 	writerDone  chan struct{}
 	writerQuit  chan struct{}
 	quitOnce    sync.Once
@@ -96,7 +97,15 @@ func (c *conn) serve() {
 		c.stopWriter()
 	}()
 	if err := c.handshake(); err != nil {
-		c.handleFatal(err)
+		// Before tune-ok the spec says to close the socket without a
+		// word (RabbitMQ does), except for the login refusal that the
+		// client asked to hear about (authentication_failure_close).
+		var ae *amqpError
+		if c.tuned || (errors.As(err, &ae) && ae.code == wire.AccessRefused) {
+			c.handleFatal(err)
+		} else {
+			c.s.log.Debug("handshake failed", "remote", c.nc.RemoteAddr(), "err", err)
+		}
 		return
 	}
 	c.readLoop()
@@ -184,7 +193,7 @@ func (c *conn) handleFatal(err error) {
 	var ae *amqpError
 	if !errors.As(err, &ae) {
 		if code, ok := wire.ReplyCodeFor(err); ok {
-			ae = &amqpError{code: code, text: err.Error()}
+			ae = &amqpError{code: code, text: wireErrorText(err)}
 		}
 	}
 	if ae == nil {
@@ -286,6 +295,7 @@ func (c *conn) handshake() error {
 		}
 		c.frameMax = to.FrameMax
 	}
+	c.tuned = true
 	c.heartbeat = time.Duration(to.Heartbeat) * time.Second
 	c.hbForWriter.Store(int64(c.heartbeat))
 	c.r.SetMaxFrameSize(c.frameMax)
@@ -296,6 +306,9 @@ func (c *conn) handshake() error {
 	}
 	op := m.(*wire.ConnectionOpen)
 	if err := c.s.router.CheckVHostAccess(user, op.VirtualHost); err != nil {
+		return fromCore(err, op)
+	}
+	if err := c.s.router.AdmitConnection(user, op.VirtualHost); err != nil {
 		return fromCore(err, op)
 	}
 	vh, err := c.s.router.VHost(op.VirtualHost)
@@ -453,7 +466,7 @@ func (c *conn) waitIfBlocked() {
 func (c *conn) handleFrame(f wire.Frame) error {
 	if f.Type == wire.FrameHeartbeat {
 		if f.Channel != 0 {
-			return newError(wire.FrameError, nil, "heartbeat frame on channel %d", f.Channel)
+			return newError(wire.UnexpectedFrame, nil, "heartbeat frame on channel %d", f.Channel)
 		}
 		return nil
 	}
@@ -467,9 +480,6 @@ func (c *conn) handleFrame(f wire.Frame) error {
 		}
 		return c.handleConnMethod(m)
 	}
-	if f.Channel > c.channelMax {
-		return newError(wire.ChannelError, nil, "channel %d is above the negotiated channel_max %d", f.Channel, c.channelMax)
-	}
 	ch := c.channels[f.Channel]
 	if ch == nil {
 		if f.Type != wire.FrameMethod {
@@ -481,6 +491,11 @@ func (c *conn) handleFrame(f wire.Frame) error {
 		}
 		if _, ok := m.(*wire.ChannelOpen); !ok {
 			return newError(wire.ChannelError, m, "expected 'channel.open' on channel %d, got '%s'", f.Channel, m.Name())
+		}
+		// channel_max bounds how many channels are open, as in RabbitMQ,
+		// not the channel number.
+		if c.channelMax > 0 && len(c.channels) >= int(c.channelMax) {
+			return newError(wire.NotAllowed, m, "number of channels opened (%d) has reached the negotiated channel_max (%d)", len(c.channels), c.channelMax)
 		}
 		c.openChannel(f.Channel)
 		return nil
@@ -506,4 +521,14 @@ func (c *conn) handleConnMethod(m wire.Method) error {
 	default:
 		return newError(wire.CommandInvalid, m, "method '%s' is not allowed on channel 0", m.Name())
 	}
+}
+
+// wireErrorText drops the codec's class prefix ("frame error: ") that the
+// reply code's name already says.
+func wireErrorText(err error) string {
+	t := err.Error()
+	for _, class := range []error{wire.ErrFrame, wire.ErrSyntax, wire.ErrNotImplemented} {
+		t = strings.TrimPrefix(t, class.Error()+": ")
+	}
+	return t
 }

@@ -5,9 +5,11 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v4/middleware"
 
 	"github.com/warrenmq/warren/mapping"
 	"github.com/warrenmq/warren/openapi"
@@ -24,6 +26,11 @@ const (
 // Config configures the HTTP front. The zero value works.
 type Config struct {
 	Logger *slog.Logger
+	// CORSOrigins lists the browser origins allowed to call the /v1/ API
+	// from other sites ("*" for any); empty sends no CORS headers.
+	CORSOrigins []string
+	// WS configures the WebSocket front (origins, tokens).
+	WS WSConfig
 }
 
 // Server is the HTTP front.
@@ -32,6 +39,9 @@ type Server struct {
 	router *mapping.Router
 	echo   *echo.Echo
 	http   *http.Server
+	// onShutdown runs before the HTTP server stops: fronts end their
+	// long-lived sessions (WebSocket, SSE, long polls) and wait for them.
+	onShutdown []func(ctx context.Context)
 }
 
 // New builds the HTTP front on top of the routing core.
@@ -44,7 +54,22 @@ func New(cfg Config, r *mapping.Router) *Server {
 	e.HidePort = true
 	s := &Server{cfg: cfg, router: r, echo: e}
 	e.HTTPErrorHandler = s.errorHandler
+	// RabbitMQ's management API answers with or without a trailing slash
+	// (clients call /api/connections/).
+	e.Pre(trimAPISlash)
+	if len(cfg.CORSOrigins) > 0 {
+		e.Pre(middleware.CORSWithConfig(middleware.CORSConfig{
+			Skipper:       func(c echo.Context) bool { return !strings.HasPrefix(c.Request().URL.Path, "/v1/") },
+			AllowOrigins:  cfg.CORSOrigins,
+			AllowMethods:  []string{http.MethodGet, http.MethodPost},
+			AllowHeaders:  []string{"*"},
+			ExposeHeaders: []string{"*"},
+			MaxAge:        600,
+		}))
+	}
+	s.SetWSConfig(cfg.WS)
 	s.routes()
+	s.onShutdown = append(s.onShutdown, func(ctx context.Context) { s.CloseWebSockets(ctx) })
 	s.http = &http.Server{
 		Handler:           e,
 		ReadHeaderTimeout: readHeaderTimeout,
@@ -59,6 +84,10 @@ func New(cfg Config, r *mapping.Router) *Server {
 func (s *Server) routes() {
 	s.echo.GET("/healthz", s.health)
 	s.echo.GET("/openapi.json", s.openapiDoc)
+	s.restRoutes()
+	s.uiRoutes()   // management web UI at / and /assets/ (ui.go)
+	s.mgmtRoutes() // management API /api/, /metrics and its request metrics (mgmt_routes.go, metrics.go)
+	s.wsRoutes()   // WebSocket /v1/ws, STOMP /ws, /v1/tokens, /examples/ (ws.go)
 }
 
 func (s *Server) openapiDoc(c echo.Context) error {
@@ -76,5 +105,25 @@ func (s *Server) health(c echo.Context) error {
 // Serve accepts HTTP connections on ln until Shutdown.
 func (s *Server) Serve(ln net.Listener) error { return s.http.Serve(ln) }
 
-// Shutdown stops accepting and waits for in-flight requests.
-func (s *Server) Shutdown(ctx context.Context) error { return s.http.Shutdown(ctx) }
+// Shutdown ends long-lived sessions (WebSocket, SSE, long polls), then
+// stops accepting and waits for in-flight requests.
+func (s *Server) Shutdown(ctx context.Context) error {
+	for _, f := range s.onShutdown {
+		f(ctx)
+	}
+	return s.http.Shutdown(ctx)
+}
+
+// trimAPISlash drops one trailing slash from /api/ paths, in both the
+// decoded and the raw path (echo routes on the raw one when it has
+// escapes such as %2F).
+func trimAPISlash(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		u := c.Request().URL
+		if strings.HasPrefix(u.Path, "/api/") && len(u.Path) > len("/api/") && strings.HasSuffix(u.Path, "/") {
+			u.Path = strings.TrimSuffix(u.Path, "/")
+			u.RawPath = strings.TrimSuffix(u.RawPath, "/")
+		}
+		return next(c)
+	}
+}

@@ -245,6 +245,12 @@ func (r *Router) CheckVHostAccess(user, vhost string) error {
 	if !ok {
 		return errorf(KindNotAllowed, "access to vhost '%s' refused for user '%s'", vhost, user)
 	}
+	return nil
+}
+
+// AdmitConnection checks the vhost's connection limit for a new client
+// connection (AMQP, WebSocket); requests of the HTTP API do not count.
+func (r *Router) AdmitConnection(user, vhost string) error {
 	if max := r.cfg.Limits.MaxConnections; max > 0 {
 		n := 0
 		for _, c := range r.connections() {

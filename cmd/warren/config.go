@@ -26,6 +26,9 @@ type Config struct {
 	DiskFreeLimit  int64
 	MaxConnections int
 	MaxQueues      int
+	CORSOrigins    string
+	WSOrigins      string
+	TokenSecret    string
 }
 
 func defaultConfig() Config {
@@ -54,6 +57,9 @@ func parseServeFlags(args []string, stderr io.Writer) (Config, error) {
 	env("WARREN_SYNC", &cfg.Sync)
 	env("WARREN_DEFAULT_USER", &cfg.DefaultUser)
 	env("WARREN_DEFAULT_PASS", &cfg.DefaultPass)
+	env("WARREN_CORS_ORIGINS", &cfg.CORSOrigins)
+	env("WARREN_WS_ALLOWED_ORIGINS", &cfg.WSOrigins)
+	env("WARREN_TOKEN_SECRET", &cfg.TokenSecret)
 	for name, dst := range map[string]*int64{"WARREN_MEMORY_HIGH_WATERMARK": &cfg.MemoryLimit, "WARREN_DISK_FREE_LIMIT": &cfg.DiskFreeLimit} {
 		if v := os.Getenv(name); v != "" {
 			if _, err := fmt.Sscan(v, dst); err != nil {
@@ -90,6 +96,9 @@ func parseServeFlags(args []string, stderr io.Writer) (Config, error) {
 	fs.Int64Var(&cfg.DiskFreeLimit, "disk-free-limit", cfg.DiskFreeLimit, "block publishers when the data disk has less free space (0 = 50 MB, -1 = off; env WARREN_DISK_FREE_LIMIT)")
 	fs.IntVar(&cfg.MaxConnections, "max-connections", cfg.MaxConnections, "connections per vhost (0 = no limit; env WARREN_MAX_CONNECTIONS)")
 	fs.IntVar(&cfg.MaxQueues, "max-queues", cfg.MaxQueues, "queues per vhost (0 = no limit; env WARREN_MAX_QUEUES)")
+	fs.StringVar(&cfg.CORSOrigins, "cors-origins", cfg.CORSOrigins, "comma-separated browser origins allowed to call /v1/ cross-site, or * (env WARREN_CORS_ORIGINS)")
+	fs.StringVar(&cfg.WSOrigins, "ws-allowed-origins", cfg.WSOrigins, "comma-separated origins allowed to open WebSockets besides Warren's own pages, or * (env WARREN_WS_ALLOWED_ORIGINS)")
+	fs.StringVar(&cfg.TokenSecret, "token-secret", cfg.TokenSecret, "secret that signs WebSocket tokens; default random per start (env WARREN_TOKEN_SECRET)")
 	fs.StringVar(&cfg.CPUProfile, "cpuprofile", "", "write a Go CPU profile to this file until shutdown (for performance work)")
 	if err := fs.Parse(args); err != nil {
 		return cfg, err
@@ -126,4 +135,15 @@ func parseLevel(s string) (slog.Level, error) {
 		return slog.LevelError, nil
 	}
 	return 0, fmt.Errorf("--log-level %q: want debug, info, warn or error", s)
+}
+
+// splitList parses a comma-separated flag value.
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
 }

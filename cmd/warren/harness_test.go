@@ -46,6 +46,12 @@ var stopped sync.Map // *instance -> struct{}
 // already did it.
 func startWarren(t testing.TB, dataDir string) *instance {
 	t.Helper()
+	return startWarrenWith(t, dataDir, nil)
+}
+
+// startWarrenWith is startWarren with a chance to change the config.
+func startWarrenWith(t testing.TB, dataDir string, edit func(*Config)) *instance {
+	t.Helper()
 	if dataDir == "" {
 		dataDir = t.TempDir()
 	}
@@ -54,6 +60,9 @@ func startWarren(t testing.TB, dataDir string) *instance {
 	cfg.HTTPAddr = "127.0.0.1:0"
 	cfg.DataDir = dataDir
 	cfg.LogLevel = "warn"
+	if edit != nil {
+		edit(&cfg)
+	}
 
 	w := &testLogWriter{t: t}
 	logger := slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelWarn}))

@@ -29,6 +29,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -57,7 +58,7 @@ var amqp091ExpectedFailures = []struct {
 	reason string
 }{
 	{regexp.MustCompile(`^TestConnectionRecovery`),
-		"needs the RabbitMQ management API on http://localhost:15672 (DELETE /api/connections/...), which Warren does not serve yet"},
+		"needs the management API on http://localhost:15672 (DELETE /api/connections/...), and that port was taken"},
 }
 
 func amqp091ExpectedFailure(test string) (string, bool) {
@@ -77,8 +78,20 @@ func TestAMQP091IntegrationSuite(t *testing.T) {
 	srcDir := amqp091ModuleDir(t, goBin)
 
 	url := os.Getenv("WARREN_INTEGRATION_AMQP_URL")
+	recoveryExpected := true
 	if url == "" {
-		url = amqpURL(startWarren(t, ""))
+		// The suite's TestConnectionRecovery* tests close their connection
+		// through the management API at the hard-coded
+		// http://localhost:15672: serve it there when the port is free.
+		httpAddr := "127.0.0.1:0"
+		if ln, err := net.Listen("tcp", "127.0.0.1:15672"); err == nil {
+			ln.Close()
+			httpAddr = "127.0.0.1:15672"
+			recoveryExpected = false
+		} else {
+			t.Logf("port 15672 is taken (%v): TestConnectionRecovery* cannot reach Warren's management API and may fail", err)
+		}
+		url = amqpURL(startWarrenWith(t, "", func(c *Config) { c.HTTPAddr = httpAddr }))
 	} else {
 		t.Logf("WARREN_INTEGRATION_AMQP_URL set: running against %s instead of an in-process Warren", url)
 	}
@@ -158,7 +171,7 @@ func TestAMQP091IntegrationSuite(t *testing.T) {
 
 	var failed, expected []string
 	for _, name := range res.failed() {
-		if _, ok := amqp091ExpectedFailure(name); ok {
+		if _, ok := amqp091ExpectedFailure(name); ok && recoveryExpected {
 			expected = append(expected, name)
 			continue
 		}

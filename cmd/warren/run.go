@@ -127,7 +127,11 @@ func startInstance(cfg Config, logger *slog.Logger) (*instance, error) {
 	inst := &instance{
 		router: router,
 		amqp:   amqpserver.New(amqpserver.Config{Logger: logger, MaxMessageSize: cfg.MaxMessageSize}, router),
-		http:   gateway.New(gateway.Config{Logger: logger}, router),
+		http: gateway.New(gateway.Config{
+			Logger:      logger,
+			CORSOrigins: splitList(cfg.CORSOrigins),
+			WS:          gateway.WSConfig{AllowedOrigins: splitList(cfg.WSOrigins), TokenSecret: []byte(cfg.TokenSecret)},
+		}, router),
 		amqpLn: amqpLn,
 		httpLn: httpLn,
 		failed: make(chan error, 2),

@@ -1,0 +1,34 @@
+package gateway
+
+import (
+	"embed"
+	"io/fs"
+	"net/http"
+
+	"github.com/labstack/echo/v4"
+)
+
+// docsUI is the API docs page: one self-contained HTML file that renders
+// /openapi.json in the browser (no CDN, no build step).
+//
+//go:embed docsui
+var docsUI embed.FS
+
+// docsRoutes serves the API docs at /docs.
+func (s *Server) docsRoutes() {
+	sub, err := fs.Sub(docsUI, "docsui")
+	if err != nil {
+		panic(err) // the embedded directory is part of the build
+	}
+	page, err := fs.ReadFile(sub, "index.html")
+	if err != nil {
+		panic(err)
+	}
+	serve := func(c echo.Context) error {
+		c.Response().Header().Set("Cache-Control", "no-cache")
+		c.Response().Header().Set("Content-Security-Policy", "default-src 'self'; style-src 'self' 'unsafe-inline'; script-src 'self' 'unsafe-inline'")
+		return c.HTMLBlob(http.StatusOK, page)
+	}
+	s.echo.GET("/docs", serve)
+	s.echo.GET("/docs/", serve)
+}

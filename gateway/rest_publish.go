@@ -1,0 +1,348 @@
+package gateway
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/warrenmq/warren/mapping"
+)
+
+// publishResult is the answer of a publish.
+type publishResult struct {
+	Routed bool `json:"routed"`
+}
+
+// restBody reads the request body, refusing (413) before reading when it
+// is longer than limit.
+func restBody(c echo.Context, limit int64) ([]byte, error) {
+	req := c.Request()
+	if req.ContentLength > limit {
+		return nil, apiError(http.StatusRequestEntityTooLarge, fmt.Sprintf("body of %d bytes is larger than the maximum of %d bytes", req.ContentLength, limit))
+	}
+	n := req.ContentLength
+	if n < 0 || n > 1<<20 {
+		n = 512
+	}
+	buf := bytes.NewBuffer(make([]byte, 0, n+1))
+	_, err := buf.ReadFrom(http.MaxBytesReader(c.Response(), req.Body, limit))
+	if err != nil {
+		var mb *http.MaxBytesError
+		if errors.As(err, &mb) {
+			return nil, apiError(http.StatusRequestEntityTooLarge, fmt.Sprintf("body is larger than the maximum of %d bytes", limit))
+		}
+		return nil, apiError(http.StatusBadRequest, "reading the request body: "+err.Error())
+	}
+	return buf.Bytes(), nil
+}
+
+// restBool parses an optional boolean query parameter.
+func restBool(c echo.Context, name string, def bool) (bool, error) {
+	v := c.QueryParam(name)
+	if v == "" {
+		return def, nil
+	}
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		return false, apiError(http.StatusBadRequest, fmt.Sprintf("query parameter %s must be true or false, got '%s'", name, v))
+	}
+	return b, nil
+}
+
+// publish is POST /v1/publish/{exchange}/{routing_key}: the body is the
+// message body; it answers once every target queue has stored it.
+func (r *rest) publish(c echo.Context) error {
+	exchange, err := exchangeParam(c)
+	if err != nil {
+		return err
+	}
+	key, err := pathParam(c, "routing_key")
+	if err != nil {
+		return err
+	}
+	mandatory, err := restBool(c, "mandatory", false)
+	if err != nil {
+		return err
+	}
+	props, err := propsFromHeaders(c.Request().Header, 2)
+	if err != nil {
+		return err
+	}
+	t, err := r.tenantFor(c, vhostParam(c))
+	if err != nil {
+		return err
+	}
+	body, err := restBody(c, r.s.router.MaxMessageSize())
+	if err != nil {
+		return err
+	}
+	m := &mapping.Message{Exchange: exchange, RoutingKey: key, Properties: props, Body: body}
+	var res publishResult
+	if ik := c.Request().Header.Get("Idempotency-Key"); ik != "" {
+		var replayed bool
+		res, replayed, err = r.idem.do(t.key, ik, func() (publishResult, error) { return r.publishOne(c, t, m) })
+		if replayed {
+			c.Response().Header().Set("Idempotent-Replayed", "true")
+		}
+	} else {
+		res, err = r.publishOne(c, t, m)
+	}
+	if err != nil {
+		return err
+	}
+	if mandatory && !res.Routed {
+		return apiError(http.StatusNotFound, fmt.Sprintf("NO_ROUTE: no queue is bound to exchange '%s' in vhost '%s' for routing key '%s'; the message was not stored", displayExchange(exchange), t.key.vhost, key))
+	}
+	if res.Routed {
+		return c.JSONBlob(http.StatusOK, routedTrue)
+	}
+	return c.JSONBlob(http.StatusOK, routedFalse)
+}
+
+// The two answers of a publish, encoded once.
+var (
+	routedTrue  = []byte(`{"routed":true}`)
+	routedFalse = []byte(`{"routed":false}`)
+)
+
+func displayExchange(x string) string {
+	if x == "" {
+		return "amq.default"
+	}
+	return x
+}
+
+// publishOne publishes m and waits for the store (confirm semantics).
+func (r *rest) publishOne(c echo.Context, t *tenant, m *mapping.Message) (publishResult, error) {
+	if err := r.blocked(c); err != nil {
+		return publishResult{}, err
+	}
+	done := make(chan bool, 1)
+	ch := t.channel()
+	routed, err := ch.Publish(m, func(ok bool) { done <- ok })
+	t.release(ch)
+	if err != nil {
+		return publishResult{}, coreError(err)
+	}
+	select {
+	case ok := <-done:
+		if !ok {
+			return publishResult{}, backPressure(c)
+		}
+	case <-c.Request().Context().Done():
+		return publishResult{}, apiError(http.StatusServiceUnavailable, "the client went away before the message was stored")
+	case <-r.ctx.Done():
+		return publishResult{}, apiError(http.StatusServiceUnavailable, "warren is shutting down")
+	}
+	return publishResult{Routed: routed}, nil
+}
+
+// blocked refuses publishing with 429 while a resource alarm is active
+// (memory or disk), as AMQP publishers get connection.blocked.
+func (r *rest) blocked(c echo.Context) error {
+	if on, reason := r.s.router.Blocked(); on {
+		if c != nil {
+			c.Response().Header().Set("Retry-After", "5")
+		}
+		return apiError(http.StatusTooManyRequests, "publishing is blocked: "+reason+"; retry later")
+	}
+	return nil
+}
+
+// backPressure is 429 with Retry-After: a queue refused the message
+// (x-overflow reject-publish) or storage failed; retrying later is right.
+// c, when not nil, gets the Retry-After header.
+func backPressure(c echo.Context) error {
+	if c != nil {
+		c.Response().Header().Set("Retry-After", "1")
+	}
+	return apiError(http.StatusTooManyRequests, "a target queue refused the message (it is full and has x-overflow=reject-publish) or could not store it; retry later")
+}
+
+// batchItem is one message of POST /v1/publish.
+type batchItem struct {
+	Exchange        string    `json:"exchange"`
+	RoutingKey      string    `json:"routing_key"`
+	Properties      jsonProps `json:"properties"`
+	Payload         string    `json:"payload"`
+	PayloadEncoding string    `json:"payload_encoding"`
+}
+
+// batchResult is the outcome of one item.
+type batchResult struct {
+	Routed bool   `json:"routed"`
+	Status int    `json:"status"`
+	Error  string `json:"error,omitempty"`
+	Reason string `json:"reason,omitempty"`
+}
+
+// restMaxBatch bounds the number of messages of one batch publish.
+const restMaxBatch = 10000
+
+// publishBatch is POST /v1/publish: a JSON array of messages, published in
+// order on one channel, each answered once stored.
+func (r *rest) publishBatch(c echo.Context) error {
+	t, err := r.tenantFor(c, vhostParam(c))
+	if err != nil {
+		return err
+	}
+	max := r.s.router.MaxMessageSize()
+	body, err := restBody(c, 2*max+1<<20)
+	if err != nil {
+		return err
+	}
+	if err := r.blocked(c); err != nil {
+		return err
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.UseNumber()
+	var items []batchItem
+	if err := dec.Decode(&items); err != nil {
+		return apiError(http.StatusBadRequest, "the body must be a JSON array of {exchange, routing_key, properties, payload, payload_encoding}: "+err.Error())
+	}
+	if len(items) > restMaxBatch {
+		return apiError(http.StatusRequestEntityTooLarge, fmt.Sprintf("a batch holds at most %d messages, got %d", restMaxBatch, len(items)))
+	}
+	results := make([]batchResult, len(items))
+	dones := make([]chan bool, len(items))
+	fail := func(i int, err error) {
+		he := coreError(err).(*echo.HTTPError)
+		results[i] = batchResult{Status: he.Code, Error: statusNames[he.Code], Reason: fmt.Sprint(he.Message)}
+	}
+	ch := t.channel()
+	for i := range items {
+		it := &items[i]
+		var payload []byte
+		switch it.PayloadEncoding {
+		case "", "string":
+			payload = []byte(it.Payload)
+		case "base64":
+			payload, err = base64.StdEncoding.DecodeString(it.Payload)
+			if err != nil {
+				fail(i, apiError(http.StatusBadRequest, "payload is not valid base64: "+err.Error()))
+				continue
+			}
+		default:
+			fail(i, apiError(http.StatusBadRequest, fmt.Sprintf("payload_encoding must be 'string' or 'base64', got '%s'", it.PayloadEncoding)))
+			continue
+		}
+		if int64(len(payload)) > max {
+			fail(i, apiError(http.StatusRequestEntityTooLarge, fmt.Sprintf("payload of %d bytes is larger than the maximum of %d bytes", len(payload), max)))
+			continue
+		}
+		if it.Properties.DeliveryMode != nil && *it.Properties.DeliveryMode != 1 && *it.Properties.DeliveryMode != 2 {
+			fail(i, apiError(http.StatusBadRequest, "delivery_mode must be 1 or 2"))
+			continue
+		}
+		x := it.Exchange
+		if x == "amq.default" {
+			x = ""
+		}
+		m := &mapping.Message{Exchange: x, RoutingKey: it.RoutingKey, Properties: fromJSONProps(&it.Properties, 2), Body: payload}
+		done := make(chan bool, 1)
+		routed, err := ch.Publish(m, func(ok bool) { done <- ok })
+		if err != nil {
+			fail(i, err)
+			continue
+		}
+		results[i] = batchResult{Routed: routed, Status: http.StatusOK}
+		dones[i] = done
+	}
+	t.release(ch)
+	for i, done := range dones {
+		if done == nil {
+			continue
+		}
+		select {
+		case ok := <-done:
+			if !ok {
+				fail(i, backPressure(nil))
+			}
+		case <-r.ctx.Done():
+			return apiError(http.StatusServiceUnavailable, "warren is shutting down")
+		}
+	}
+	return c.JSON(http.StatusOK, map[string]any{"results": results})
+}
+
+// idempotencyWindow is how long an Idempotency-Key is remembered (as
+// JetStream's default duplicate window).
+const (
+	idempotencyWindow = 2 * time.Minute
+	idempotencyMax    = 100000
+)
+
+// idemCache deduplicates publishes by (user, vhost, Idempotency-Key): a
+// retry within the window gets the first attempt's answer instead of
+// publishing again. A failed attempt is forgotten so it can be retried.
+type idemCache struct {
+	mu    sync.Mutex
+	m     map[idemKey]*idemEntry
+	order []idemKey // insertion order, for expiry
+}
+
+type idemKey struct {
+	t   tenantKey
+	key string
+}
+
+type idemEntry struct {
+	done    chan struct{}
+	res     publishResult
+	err     error
+	expires time.Time
+}
+
+// do runs publish once per key within the window; replayed says the
+// answer is a stored one.
+func (ic *idemCache) do(t tenantKey, key string, publish func() (publishResult, error)) (publishResult, bool, error) {
+	k := idemKey{t, key}
+	now := time.Now()
+	ic.mu.Lock()
+	if ic.m == nil {
+		ic.m = map[idemKey]*idemEntry{}
+	}
+	for len(ic.order) > 0 {
+		old := ic.order[0]
+		e := ic.m[old]
+		if e != nil && now.Before(e.expires) && len(ic.order) < idempotencyMax {
+			break
+		}
+		if e != nil && !now.Before(e.expires) || len(ic.order) >= idempotencyMax {
+			delete(ic.m, old)
+		}
+		ic.order = ic.order[1:]
+	}
+	if e, ok := ic.m[k]; ok && now.Before(e.expires) {
+		ic.mu.Unlock()
+		<-e.done
+		if e.err == nil {
+			return e.res, true, nil
+		}
+		// The first attempt failed: try again ourselves.
+		return ic.do(t, key, publish)
+	}
+	e := &idemEntry{done: make(chan struct{}), expires: now.Add(idempotencyWindow)}
+	ic.m[k] = e
+	ic.order = append(ic.order, k)
+	ic.mu.Unlock()
+
+	e.res, e.err = publish()
+	if e.err != nil {
+		ic.mu.Lock()
+		if ic.m[k] == e {
+			delete(ic.m, k)
+		}
+		ic.mu.Unlock()
+	}
+	close(e.done)
+	return e.res, false, e.err
+}

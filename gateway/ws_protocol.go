@@ -1,0 +1,410 @@
+package gateway
+
+// Warren's JSON protocol over WebSocket (subprotocol warren.v1), documented
+// in docs/websocket.md and openapi/ws.json. Every frame is one JSON object
+// with an "op". Requests carry an optional "id" (number or string) that
+// the answer (ok, error, reply) repeats.
+//
+// Error codes mirror HTTP statuses and so the AMQP reply codes (DESIGN.md):
+// 400 bad request, 401 not authenticated, 403 access refused (AMQP 403/530),
+// 404 not found, 409 precondition failed (AMQP 406), 423 resource locked
+// (AMQP 405), 429 too many requests, 500 internal, 501 not implemented,
+// 503 unavailable (AMQP 506), 504 RPC timeout.
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"net/http"
+	"strconv"
+	"time"
+	"unicode/utf8"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/warrenmq/warren/mapping"
+)
+
+// wsRequest is every client frame; each op reads the fields it needs.
+type wsRequest struct {
+	Op string          `json:"op"`
+	ID json.RawMessage `json:"id,omitempty"`
+
+	// auth
+	Token    string `json:"token,omitempty"`
+	Username string `json:"username,omitempty"`
+	Password string `json:"password,omitempty"`
+	VHost    string `json:"vhost,omitempty"`
+
+	// publish, rpc
+	Exchange        string        `json:"exchange"`
+	RoutingKey      string        `json:"routing_key"`
+	Properties      *wsProperties `json:"properties,omitempty"`
+	Payload         string        `json:"payload"`
+	PayloadEncoding string        `json:"payload_encoding,omitempty"`
+	TimeoutMS       int64         `json:"timeout_ms,omitempty"`
+
+	// subscribe, unsubscribe, ack, nack, reject
+	Subscription string `json:"subscription,omitempty"`
+	Queue        string `json:"queue,omitempty"`
+	BindingKey   string `json:"binding_key,omitempty"`
+	Prefetch     *int   `json:"prefetch,omitempty"`
+	Ack          string `json:"ack,omitempty"` // "auto" (default) or "client"
+	DeliveryTag  uint64 `json:"delivery_tag,omitempty"`
+	Multiple     bool   `json:"multiple,omitempty"`
+	Requeue      *bool  `json:"requeue,omitempty"`
+
+	// declare_queue, declare_exchange, bind, unbind, delete_*
+	Type                string         `json:"type,omitempty"`
+	Durable             bool           `json:"durable,omitempty"`
+	Exclusive           bool           `json:"exclusive,omitempty"`
+	AutoDelete          bool           `json:"auto_delete,omitempty"`
+	Internal            bool           `json:"internal,omitempty"`
+	Passive             bool           `json:"passive,omitempty"`
+	Arguments           map[string]any `json:"arguments,omitempty"`
+	DestinationExchange string         `json:"destination_exchange,omitempty"`
+	IfUnused            bool           `json:"if_unused,omitempty"`
+	IfEmpty             bool           `json:"if_empty,omitempty"`
+}
+
+// wsProperties are the AMQP basic properties in JSON (RabbitMQ's
+// management API names). timestamp is in Unix seconds.
+type wsProperties struct {
+	ContentType     string         `json:"content_type,omitempty"`
+	ContentEncoding string         `json:"content_encoding,omitempty"`
+	Headers         map[string]any `json:"headers,omitempty"`
+	DeliveryMode    uint8          `json:"delivery_mode,omitempty"`
+	Priority        uint8          `json:"priority,omitempty"`
+	CorrelationID   string         `json:"correlation_id,omitempty"`
+	ReplyTo         string         `json:"reply_to,omitempty"`
+	Expiration      string         `json:"expiration,omitempty"`
+	MessageID       string         `json:"message_id,omitempty"`
+	Timestamp       int64          `json:"timestamp,omitempty"`
+	Type            string         `json:"type,omitempty"`
+	UserID          string         `json:"user_id,omitempty"`
+	AppID           string         `json:"app_id,omitempty"`
+	ClusterID       string         `json:"cluster_id,omitempty"`
+}
+
+// wsError is an error frame's content.
+type wsError struct {
+	Code    int
+	Message string
+}
+
+func (e *wsError) Error() string { return e.Message }
+
+func wsErrorf(code int, format string, args ...any) error {
+	return &wsError{Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// wsErrorCode maps any error to (code, name, message).
+func wsErrorCode(err error) (int, string, string) {
+	var we *wsError
+	if errors.As(err, &we) {
+		return we.Code, wsStatusName(we.Code), we.Message
+	}
+	var he *echo.HTTPError
+	if errors.As(err, &he) {
+		return he.Code, wsStatusName(he.Code), fmt.Sprint(he.Message)
+	}
+	status, ok := kindStatus[mapping.KindOf(err)]
+	if !ok {
+		status = http.StatusInternalServerError
+	}
+	return status, wsStatusName(status), err.Error()
+}
+
+func wsStatusName(code int) string {
+	if n := statusNames[code]; n != "" {
+		return n
+	}
+	if code == http.StatusUnauthorized {
+		return "not_authorised"
+	}
+	return http.StatusText(code)
+}
+
+func wsJSONEncode(w io.Writer, v any) error { return json.NewEncoder(w).Encode(v) }
+
+// frame encodes a server frame built from fields in the order given.
+func wsFrame(op string, id json.RawMessage, kv ...any) []byte {
+	b := make([]byte, 0, 128)
+	b = append(b, `{"op":`...)
+	b = wsAppendString(b, op)
+	if len(id) > 0 {
+		b = append(b, `,"id":`...)
+		b = append(b, id...)
+	}
+	for i := 0; i+1 < len(kv); i += 2 {
+		b = append(b, ',')
+		b = wsAppendString(b, kv[i].(string))
+		b = append(b, ':')
+		b = wsAppendValue(b, kv[i+1])
+	}
+	return append(b, '}')
+}
+
+func wsErrorFrame(id json.RawMessage, err error) []byte {
+	code, name, msg := wsErrorCode(err)
+	return wsFrame("error", id, "code", code, "error", name, "message", msg)
+}
+
+func wsAppendValue(b []byte, v any) []byte {
+	switch x := v.(type) {
+	case string:
+		return wsAppendString(b, x)
+	case int:
+		return strconv.AppendInt(b, int64(x), 10)
+	case int64:
+		return strconv.AppendInt(b, x, 10)
+	case uint64:
+		return strconv.AppendUint(b, x, 10)
+	case bool:
+		return strconv.AppendBool(b, x)
+	case json.RawMessage:
+		return append(b, x...)
+	}
+	j, err := json.Marshal(v)
+	if err != nil {
+		return append(b, "null"...)
+	}
+	return append(b, j...)
+}
+
+const wsHexDigits = "0123456789abcdef"
+
+// wsAppendString appends s as a JSON string; invalid UTF-8 becomes U+FFFD.
+func wsAppendString(b []byte, s string) []byte {
+	b = append(b, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			if c >= 0x20 && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&' {
+				i++
+				continue
+			}
+			b = append(b, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				b = append(b, '\\', c)
+			case '\n':
+				b = append(b, '\\', 'n')
+			case '\r':
+				b = append(b, '\\', 'r')
+			case '\t':
+				b = append(b, '\\', 't')
+			default:
+				b = append(b, '\\', 'u', '0', '0', wsHexDigits[c>>4], wsHexDigits[c&0xf])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			b = append(b, s[start:i]...)
+			b = append(b, `\ufffd`...)
+			i += size
+			start = i
+			continue
+		}
+		if r == '\u2028' || r == '\u2029' {
+			b = append(b, s[start:i]...)
+			b = append(b, `\u202`...)
+			b = append(b, wsHexDigits[r&0xf])
+			i += size
+			start = i
+			continue
+		}
+		i += size
+	}
+	b = append(b, s[start:]...)
+	return append(b, '"')
+}
+
+// wsAppendPayload writes "payload" and "payload_encoding": the body as a
+// string when it is UTF-8, else base64.
+func wsAppendPayload(b, body []byte) []byte {
+	b = append(b, `"payload":`...)
+	if utf8.Valid(body) {
+		b = wsAppendString(b, string(body))
+		return append(b, `,"payload_encoding":"string"`...)
+	}
+	b = append(b, '"')
+	b = base64.StdEncoding.AppendEncode(b, body)
+	return append(b, `","payload_encoding":"base64"`...)
+}
+
+// wsAppendMessage writes the fields every message-bearing frame has.
+func wsAppendMessage(b []byte, m *mapping.Message) []byte {
+	b = append(b, `,"exchange":`...)
+	b = wsAppendString(b, m.Exchange)
+	b = append(b, `,"routing_key":`...)
+	b = wsAppendString(b, m.RoutingKey)
+	if p := wsPropsToJSON(&m.Properties); p != nil {
+		if j, err := json.Marshal(p); err == nil {
+			b = append(b, `,"properties":`...)
+			b = append(b, j...)
+		}
+	}
+	b = append(b, ',')
+	return wsAppendPayload(b, m.Body)
+}
+
+// wsDecodePayload reads a client payload in its encoding.
+func wsDecodePayload(payload, encoding string) ([]byte, error) {
+	switch encoding {
+	case "", "string", "text":
+		return []byte(payload), nil
+	case "base64":
+		b, err := base64.StdEncoding.DecodeString(payload)
+		if err != nil {
+			return nil, wsErrorf(http.StatusBadRequest, "payload is not valid base64: %v", err)
+		}
+		return b, nil
+	}
+	return nil, wsErrorf(http.StatusBadRequest, "unknown payload_encoding '%s': use 'string' or 'base64'", encoding)
+}
+
+// wsPropsToJSON converts AMQP properties; nil when there are none.
+func wsPropsToJSON(p *mapping.Properties) *wsProperties {
+	out := wsProperties{
+		ContentType: p.ContentType, ContentEncoding: p.ContentEncoding,
+		DeliveryMode: p.DeliveryMode, Priority: p.Priority,
+		CorrelationID: p.CorrelationID, ReplyTo: p.ReplyTo, Expiration: p.Expiration,
+		MessageID: p.MessageID, Type: p.Type, UserID: p.UserID, AppID: p.AppID, ClusterID: p.ClusterID,
+	}
+	if !p.Timestamp.IsZero() {
+		out.Timestamp = p.Timestamp.Unix()
+	}
+	if len(p.Headers) > 0 {
+		out.Headers = wsTableToJSON(p.Headers)
+	}
+	if len(p.Headers) == 0 && p.Timestamp.IsZero() && p.ContentType == "" && p.ContentEncoding == "" &&
+		p.DeliveryMode == 0 && p.Priority == 0 && p.CorrelationID == "" && p.ReplyTo == "" && p.Expiration == "" &&
+		p.MessageID == "" && p.Type == "" && p.UserID == "" && p.AppID == "" && p.ClusterID == "" {
+		return nil
+	}
+	return &out
+}
+
+// wsPropsFromJSON converts client properties.
+func wsPropsFromJSON(j *wsProperties) (mapping.Properties, error) {
+	var p mapping.Properties
+	if j == nil {
+		return p, nil
+	}
+	p = mapping.Properties{
+		ContentType: j.ContentType, ContentEncoding: j.ContentEncoding,
+		DeliveryMode: j.DeliveryMode, Priority: j.Priority,
+		CorrelationID: j.CorrelationID, ReplyTo: j.ReplyTo, Expiration: j.Expiration,
+		MessageID: j.MessageID, Type: j.Type, UserID: j.UserID, AppID: j.AppID, ClusterID: j.ClusterID,
+	}
+	if j.Timestamp != 0 {
+		p.Timestamp = time.Unix(j.Timestamp, 0).UTC()
+	}
+	if j.Headers != nil {
+		t, err := wsTableFromJSON(j.Headers, 1)
+		if err != nil {
+			return p, err
+		}
+		p.Headers = t
+	}
+	return p, nil
+}
+
+// wsTableToJSON turns field-table values into JSON values: integers and
+// floats to numbers, byte arrays to base64 strings, timestamps to Unix
+// seconds, decimals to numbers.
+func wsTableToJSON(t mapping.Table) map[string]any {
+	out := make(map[string]any, len(t))
+	for k, v := range t {
+		out[k] = wsValueToJSON(v)
+	}
+	return out
+}
+
+func wsValueToJSON(v any) any {
+	switch x := v.(type) {
+	case mapping.Table:
+		return wsTableToJSON(x)
+	case []any:
+		out := make([]any, len(x))
+		for i, e := range x {
+			out[i] = wsValueToJSON(e)
+		}
+		return out
+	case []byte:
+		return base64.StdEncoding.EncodeToString(x)
+	case time.Time:
+		return x.Unix()
+	case mapping.Decimal:
+		return float64(x.Value) / math.Pow10(int(x.Scale))
+	case float32:
+		if math.IsNaN(float64(x)) || math.IsInf(float64(x), 0) {
+			return nil
+		}
+		return float64(x)
+	case float64:
+		if math.IsNaN(x) || math.IsInf(x, 0) {
+			return nil
+		}
+		return x
+	}
+	return v
+}
+
+// wsTableFromJSON turns JSON values into field-table values: whole numbers
+// become 64-bit integers (type l), other numbers doubles (d), objects
+// tables (F), arrays arrays (A).
+func wsTableFromJSON(m map[string]any, depth int) (mapping.Table, error) {
+	if depth > mapping.MaxTableDepth {
+		return nil, wsErrorf(http.StatusBadRequest, "headers or arguments nest deeper than %d", mapping.MaxTableDepth)
+	}
+	t := make(mapping.Table, len(m))
+	for k, v := range m {
+		x, err := wsValueFromJSON(v, depth)
+		if err != nil {
+			return nil, err
+		}
+		t[k] = x
+	}
+	return t, nil
+}
+
+func wsValueFromJSON(v any, depth int) (any, error) {
+	switch x := v.(type) {
+	case json.Number:
+		if i, err := x.Int64(); err == nil {
+			return i, nil
+		}
+		f, err := x.Float64()
+		if err != nil {
+			return nil, wsErrorf(http.StatusBadRequest, "number %s out of range", x)
+		}
+		return f, nil
+	case float64:
+		if x == math.Trunc(x) && math.Abs(x) < 1<<53 {
+			return int64(x), nil
+		}
+		return x, nil
+	case map[string]any:
+		return wsTableFromJSON(x, depth+1)
+	case []any:
+		out := make([]any, len(x))
+		for i, e := range x {
+			y, err := wsValueFromJSON(e, depth+1)
+			if err != nil {
+				return nil, err
+			}
+			out[i] = y
+		}
+		return out, nil
+	}
+	return v, nil
+}
