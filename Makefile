@@ -4,11 +4,31 @@ GO      ?= go
 PYTHON  := /usr/bin/python3
 # Packages also run under the race detector by `make test` and `make race`
 # (the core and the fronts; cmd/warren's end-to-end tests run once, without
-# -race: building every dependency with the race runtime costs minutes).
+# -# Installs what the browser and Node tests need: Debian's chromium (the
+# real-browser tests of the WebSocket example page and the web UI drive it
+# over the DevTools protocol), node/npm, and the npm packages of
+# clients/js/test (@stomp/stompjs, ws) from its lockfile.
+browser-deps:
+	@set -e; SUDO=; if [ "$$(id -u)" != 0 ]; then SUDO="sudo -n"; fi; \
+	missing=; \
+	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
+	command -v node >/dev/null 2>&1 || missing="$$missing nodejs"; \
+	command -v npm >/dev/null 2>&1 || missing="$$missing npm"; \
+	if [ -n "$$missing" ]; then \
+		echo "browser-deps: installing$$missing"; \
+		$$SUDO apt-get update; \
+		$$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y $$missing; \
+	else echo "browser-deps: chromium, node and npm found"; fi; \
+	if [ ! -d clients/js/test/node_modules/@stomp/stompjs ]; then \
+		echo "+ npm ci in clients/js/test"; \
+		cd clients/js/test && npm ci --no-audit --no-fund; \
+	fi
+
+race: building every dependency with the race runtime costs minutes).
 RACE_PKGS ?= ./amqpserver/... ./mapping/... ./gateway/...
 FUZZTIME  ?= 10s
 
-.PHONY: all build vet test test-deps race run generate fuzz
+.PHONY: all build vet test test-deps browser-deps race run generate fuzz
 
 all: build
 
@@ -21,8 +41,8 @@ vet:
 # Run every test. The Python tutorial tests (cmd/warren) need pika for
 # /usr/bin/python3; test-deps installs it when missing, and
 # WARREN_REQUIRE_PYTHON=1 turns a missing pika into a failure, not a skip.
-test: test-deps
-	WARREN_REQUIRE_PYTHON=1 $(GO) test -count=1 -timeout 30m ./...
+test: test-deps browser-deps
+	WARREN_REQUIRE_PYTHON=1 WARREN_REQUIRE_BROWSER=1 $(GO) test -count=1 -timeout 30m ./...
 	$(GO) test -race -short -count=1 $(RACE_PKGS)
 
 # Installs python3-pika with apt when /usr/bin/python3 cannot import pika.
