@@ -4,27 +4,7 @@ GO      ?= go
 PYTHON  := /usr/bin/python3
 # Packages also run under the race detector by `make test` and `make race`
 # (the core and the fronts; cmd/warren's end-to-end tests run once, without
-# -# Installs what the browser and Node tests need: Debian's chromium (the
-# real-browser tests of the WebSocket example page and the web UI drive it
-# over the DevTools protocol), node/npm, and the npm packages of
-# clients/js/test (@stomp/stompjs, ws) from its lockfile.
-browser-deps:
-	@set -e; SUDO=; if [ "$$(id -u)" != 0 ]; then SUDO="sudo -n"; fi; \
-	missing=; \
-	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
-	command -v node >/dev/null 2>&1 || missing="$$missing nodejs"; \
-	command -v npm >/dev/null 2>&1 || missing="$$missing npm"; \
-	if [ -n "$$missing" ]; then \
-		echo "browser-deps: installing$$missing"; \
-		$$SUDO apt-get update; \
-		$$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y $$missing; \
-	else echo "browser-deps: chromium, node and npm found"; fi; \
-	if [ ! -d clients/js/test/node_modules/@stomp/stompjs ]; then \
-		echo "+ npm ci in clients/js/test"; \
-		cd clients/js/test && npm ci --no-audit --no-fund; \
-	fi
-
-race: building every dependency with the race runtime costs minutes).
+# -race: building every dependency with the race runtime costs minutes).
 RACE_PKGS ?= ./amqpserver/... ./mapping/... ./gateway/...
 FUZZTIME  ?= 10s
 
@@ -64,6 +44,26 @@ test-deps:
 		echo "+ $${SUDO:+$$SUDO }apt-get install -y python3-pika"; \
 		$$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y python3-pika; \
 		$(PYTHON) -c 'import pika; print("test-deps: pika", pika.__version__, "installed")'; \
+	fi
+
+# Installs what the browser and Node tests need: Debian's chromium (the
+# real-browser tests of the WebSocket example page and the web UI drive it
+# over the DevTools protocol), node/npm, and the npm packages of
+# clients/js/test (@stomp/stompjs, ws) from its lockfile.
+browser-deps:
+	@set -e; SUDO=; if [ "$$(id -u)" != 0 ]; then SUDO="sudo -n"; fi; \
+	missing=; \
+	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
+	command -v node >/dev/null 2>&1 || missing="$$missing nodejs"; \
+	command -v npm >/dev/null 2>&1 || missing="$$missing npm"; \
+	if [ -n "$$missing" ]; then \
+		echo "browser-deps: installing$$missing"; \
+		$$SUDO apt-get update; \
+		$$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y $$missing; \
+	else echo "browser-deps: chromium, node and npm found"; fi; \
+	if [ ! -d clients/js/test/node_modules/@stomp/stompjs ]; then \
+		echo "+ npm ci in clients/js/test"; \
+		cd clients/js/test && npm ci --no-audit --no-fund; \
 	fi
 
 race:

@@ -28,6 +28,7 @@ type alarms struct {
 	changed *sync.Cond
 	memory  bool
 	disk    bool
+	forced  bool // SetAlarmsForTest: the sampler leaves the alarms alone
 	quit    chan struct{}
 	done    chan struct{}
 	watch   []func(active bool, reason string)
@@ -71,7 +72,12 @@ func (r *Router) alarmLoop() {
 				disk = int64(st.Bavail)*int64(st.Bsize) < cfg.DiskFreeLimit
 			}
 		}
-		r.setAlarms(mem, disk)
+		r.alarms.mu.Lock()
+		forced := r.alarms.forced
+		r.alarms.mu.Unlock()
+		if !forced {
+			r.setAlarms(mem, disk)
+		}
 		select {
 		case <-r.alarms.quit:
 			return
@@ -100,8 +106,14 @@ func (r *Router) setAlarms(mem, disk bool) {
 	}
 }
 
-// SetAlarmsForTest forces the alarms (tests of back-pressure).
-func (r *Router) SetAlarmsForTest(memory, disk bool) { r.setAlarms(memory, disk) }
+// SetAlarmsForTest forces the alarms (tests of back-pressure); forcing
+// both off hands them back to the sampler.
+func (r *Router) SetAlarmsForTest(memory, disk bool) {
+	r.alarms.mu.Lock()
+	r.alarms.forced = memory || disk
+	r.alarms.mu.Unlock()
+	r.setAlarms(memory, disk)
+}
 
 // Alarms reports the active alarms: "memory", "disk".
 func (r *Router) Alarms() []string {
