@@ -238,48 +238,9 @@ func argMismatch(kind, name, vh, k string, got, cur Table) error {
 		if !ok {
 			return "none"
 		}
-		return fmt.Sprintf("the value '%v' of type '%s'", v, typeName(v))
+		return fmt.Sprintf("the value '%v' of type '%s'", v, amqpTypeName(v))
 	}
 	return errorf(KindPreconditionFailed, "inequivalent arg '%s' for %s '%s' in vhost '%s': received %s but current is %s", k, kind, name, vh, describe(got), describe(cur))
-}
-
-// typeName is RabbitMQ's name for a field-table value type.
-func typeName(v any) string {
-	switch v.(type) {
-	case bool:
-		return "bool"
-	case int8:
-		return "byte"
-	case uint8:
-		return "unsignedbyte"
-	case int16:
-		return "short"
-	case uint16:
-		return "unsignedshort"
-	case int32:
-		return "signedint"
-	case uint32:
-		return "unsignedint"
-	case int64, int:
-		return "long"
-	case float32:
-		return "float"
-	case float64:
-		return "double"
-	case Decimal:
-		return "decimal"
-	case string:
-		return "longstr"
-	case []byte:
-		return "binary"
-	case Table:
-		return "table"
-	case []any:
-		return "array"
-	case nil:
-		return "void"
-	}
-	return "timestamp"
 }
 
 // argsDiffer compares the x- arguments (the ones that change behaviour) of

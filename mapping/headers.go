@@ -104,7 +104,7 @@ func amqpTypeName(v any) string {
 		return "signedint"
 	case uint32:
 		return "unsignedint"
-	case int64:
+	case int64, int:
 		return "long"
 	case float32:
 		return "float"
