@@ -66,6 +66,7 @@ func (ch *channel) publish(pub *wire.BasicPublish, msg *mapping.Message) error {
 	if cf != nil {
 		cf.release()
 	}
+	ch.core.WaitFlow(ch.c.quit)
 	return nil
 }
 

@@ -114,6 +114,7 @@ type Channel struct {
 	prefetch  int // for consumers created from now on
 	consumers map[string]*Consumer
 	lastQueue string
+	flowQueue atomic.Pointer[Queue] // set by Publish, taken by WaitFlow
 	number    int
 	confirm   bool   // shown in listings; the front does the confirming
 	replyKey  string // direct reply-to: this channel's key, once consuming

@@ -124,6 +124,9 @@ func (ch *Channel) Publish(m *Message, done func(ok bool)) (bool, error) {
 			accepted = false
 		}
 	}
+	if len(qs) == 1 && qs[0].flowCandidate(ch.conn) {
+		ch.flowQueue.Store(qs[0])
+	}
 	t.finish(accepted)
 	if len(qs) > 0 {
 		vh.r.stats.Routed.Add(1)

@@ -1,0 +1,69 @@
+package mapping
+
+import (
+	"time"
+)
+
+// Publisher flow control, in the spirit of RabbitMQ's credit flow: when a
+// queue that has consumers holds more than flowHighWater ready messages,
+// the publishing connection is held until it drains below flowLowWater.
+// Consumers then get the CPU the publisher would have spent growing the
+// backlog, so end-to-end throughput goes up and latency stays bounded. A
+// queue without consumers never holds publishers (a backlog is what it is
+// for), nor does a queue consumed by the publisher's own connection (it
+// could not drain while its reader waits).
+const (
+	flowHighWater = 20000
+	flowLowWater  = 10000
+	flowPoll      = 500 * time.Microsecond
+	flowMaxWait   = 2 * time.Second // never hold a publisher longer per message
+)
+
+// overHighWaterLocked reports whether q should hold its publishers.
+func (q *Queue) overHighWaterLocked() bool {
+	return q.ready.len() > flowHighWater && len(q.consumers) > 0
+}
+
+// flowCandidate is checked after a publish: q is over its high water mark
+// and none of its consumers is on conn.
+func (q *Queue) flowCandidate(conn *Conn) bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if !q.overHighWaterLocked() {
+		return false
+	}
+	for _, c := range q.consumers {
+		if c.ch.conn == conn {
+			return false
+		}
+	}
+	return true
+}
+
+func (q *Queue) drainedBelow(n int) bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.deleted || q.ready.len() < n || len(q.consumers) == 0
+}
+
+// WaitFlow holds the caller (a front's publishing goroutine) while the
+// last publish on this channel filled a queue past its high water mark,
+// until it drains below the low water mark, quit closes, or flowMaxWait
+// passes. It returns at once when there is nothing to wait for.
+func (ch *Channel) WaitFlow(quit <-chan struct{}) {
+	q := ch.flowQueue.Swap(nil)
+	if q == nil {
+		return
+	}
+	deadline := time.Now().Add(flowMaxWait)
+	t := time.NewTimer(flowPoll)
+	defer t.Stop()
+	for !q.drainedBelow(flowLowWater) && time.Now().Before(deadline) {
+		select {
+		case <-quit:
+			return
+		case <-t.C:
+			t.Reset(flowPoll)
+		}
+	}
+}
