@@ -38,7 +38,7 @@ func defaultConfig() Config {
 		DataDir:        "./data",
 		LogLevel:       "info",
 		MaxMessageSize: 16 << 20,
-		Sync:           "interval",
+		Sync:           "always",
 	}
 }
 
@@ -89,7 +89,7 @@ func parseServeFlags(args []string, stderr io.Writer) (Config, error) {
 	fs.StringVar(&cfg.DataDir, "data-dir", cfg.DataDir, "directory for the JetStream store (env WARREN_DATA_DIR)")
 	fs.StringVar(&cfg.LogLevel, "log-level", cfg.LogLevel, "debug, info, warn or error (env WARREN_LOG_LEVEL)")
 	fs.Int64Var(&cfg.MaxMessageSize, "max-message-size", cfg.MaxMessageSize, "largest accepted message body in bytes (env WARREN_MAX_MESSAGE_SIZE)")
-	fs.StringVar(&cfg.Sync, "sync", cfg.Sync, "when the store fsyncs: interval (JetStream default) or always (env WARREN_SYNC)")
+	fs.StringVar(&cfg.Sync, "sync", cfg.Sync, "when the store fsyncs: always (a confirm means on disk; group commit) or interval (JetStream's 2-minute sync) (env WARREN_SYNC)")
 	fs.StringVar(&cfg.DefaultUser, "default-user", cfg.DefaultUser, "administrator created on the first start (env WARREN_DEFAULT_USER; default guest)")
 	fs.StringVar(&cfg.DefaultPass, "default-pass", cfg.DefaultPass, "its password (env WARREN_DEFAULT_PASS; default guest)")
 	fs.Int64Var(&cfg.MemoryLimit, "memory-high-watermark", cfg.MemoryLimit, "block publishers above this many bytes of memory (0 = 40% of RAM, -1 = off; env WARREN_MEMORY_HIGH_WATERMARK)")
