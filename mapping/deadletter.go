@@ -100,6 +100,7 @@ func (vh *VHost) publishDeadLetter(q *Queue, d deadLetter) {
 	}
 	targets := vh.routeLocked(e, m)
 	vh.mu.RUnlock()
+	prepareRecord(m, targets)
 	for _, t := range targets {
 		if t == q && d.reason != "rejected" && !deathsInclude(h, "rejected") {
 			continue // a dead-letter cycle without rejection: RabbitMQ drops it

@@ -178,8 +178,25 @@ func (m *Message) record() []byte {
 		}
 		binary.BigEndian.PutUint32(b[at-4:], uint32(len(b)-at))
 		m.rec = append(b, m.Body...)
+		// Keep one copy of the body: the record's tail. This runs before
+		// the message is shared (prepareRecord), so nobody reads Body yet.
+		m.Body = m.rec[len(m.rec)-len(m.Body) : len(m.rec) : len(m.rec)]
 	})
 	return m.rec
+}
+
+// prepareRecord builds the store record of a persistent message bound
+// for a durable queue before any queue or consumer can see the message.
+func prepareRecord(m *Message, qs []*Queue) {
+	if !m.Properties.Persistent() {
+		return
+	}
+	for _, q := range qs {
+		if q.durableLog() {
+			m.record()
+			return
+		}
+	}
 }
 
 func decodeRecord(rec []byte) (*Message, error) {

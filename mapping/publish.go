@@ -118,6 +118,7 @@ func (ch *Channel) Publish(m *Message, done func(ok bool)) (bool, error) {
 		t = &storeTracker{done: done}
 		t.pending.Store(1)
 	}
+	prepareRecord(m, qs)
 	accepted := true
 	for _, q := range qs {
 		if !q.enqueue(m, t) {
