@@ -111,7 +111,11 @@ func (m *mgmt) exportDefinitions(c echo.Context) error {
 			d.Users = append(d.Users, mgDefUser{Name: u.Name, PasswordHash: u.PasswordHash, HashingAlgorithm: u.HashingAlgorithm, Tags: mgTags(u.Tags), Limits: map[string]any{}})
 		}
 		for _, v := range vhosts {
-			d.VHosts = append(d.VHosts, mgDefVHost{Name: v, Limits: []any{}, Metadata: map[string]any{"description": "", "tags": []string{}}})
+			desc, tags := "", []string{}
+			if vh, err := m.s.router.VHost(v); err == nil {
+				desc, tags = vh.Meta()
+			}
+			d.VHosts = append(d.VHosts, mgDefVHost{Name: v, Limits: []any{}, Metadata: map[string]any{"description": desc, "tags": mgTags(tags)}})
 		}
 		d.Permissions = append(d.Permissions, m.s.router.Permissions("", "")...)
 	}
@@ -199,7 +203,9 @@ func (m *mgmt) importDefinitions(c echo.Context) error {
 		return apiError(he.Code, fmt.Sprintf("importing %s: %v (definitions before it were applied)", what, he.Message))
 	}
 	for _, v := range d.VHosts {
-		if err := r.AddVHost(v.Name); err != nil {
+		desc, _ := v.Metadata["description"].(string)
+		tags, _ := mgParseTags(v.Metadata["tags"])
+		if err := r.PutVHost(v.Name, desc, tags); err != nil {
 			return fail("vhost '"+v.Name+"'", err)
 		}
 	}

@@ -155,11 +155,14 @@ func mgTags(t []string) []string {
 	return t
 }
 
-// healthOK answers the health checks: Warren raises no memory or disk
-// alarms, so they pass while the core serves.
+// healthOK answers the health checks: they fail while the core is
+// closing or a resource alarm (memory, disk) is active.
 func (m *mgmt) healthOK(c echo.Context) error {
 	if err := m.s.router.Healthy(); err != nil {
 		return c.JSON(http.StatusServiceUnavailable, map[string]string{"status": "failed", "reason": err.Error()})
+	}
+	if blocked, reason := m.s.router.Blocked(); blocked {
+		return c.JSON(http.StatusServiceUnavailable, map[string]any{"status": "failed", "reason": "resource alarm in effect: " + reason, "alarms": m.s.router.Alarms()})
 	}
 	return c.JSON(http.StatusOK, map[string]string{"status": "ok"})
 }

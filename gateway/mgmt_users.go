@@ -37,13 +37,10 @@ func (m *mgmt) vhostInfo(vh *mapping.VHost) mgVHostJSON {
 		unacked += q.Unacked
 	}
 	r := m.rates.rates("v\x00"+vh.Name(), float64(ready+unacked), float64(ready), float64(unacked))
-	desc := ""
-	if vh.Name() == "/" {
-		desc = "Default virtual host"
-	}
+	desc, tags := vh.Meta()
 	return mgVHostJSON{
-		Name: vh.Name(), Description: desc, Tags: []string{},
-		Metadata:         map[string]any{"description": desc, "tags": []string{}},
+		Name: vh.Name(), Description: desc, Tags: mgTags(tags),
+		Metadata:         map[string]any{"description": desc, "tags": mgTags(tags)},
 		DefaultQueueType: "classic", ClusterState: map[string]string{m.node: "running"},
 		Messages: ready + unacked, MessagesDetails: rateDetails{r[0]},
 		MessagesReady: ready, MessagesReadyDetails: rateDetails{r[1]},
@@ -93,7 +90,11 @@ func (m *mgmt) putVHost(c echo.Context) error {
 	}
 	_, lookErr := m.s.router.VHost(name)
 	existed := lookErr == nil
-	if err := m.s.router.AddVHost(name); err != nil {
+	tags, err := mgParseTags(body.Tags)
+	if err != nil {
+		return err
+	}
+	if err := m.s.router.PutVHost(name, body.Description, tags); err != nil {
 		return coreError(err)
 	}
 	if !existed {

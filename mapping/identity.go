@@ -135,9 +135,7 @@ func (r *Router) loadIdentity() error {
 		id.users[u.Name] = &u
 	}
 	for k, v := range vs {
-		var rec struct {
-			Name string `json:"name"`
-		}
+		var rec vhostRecord
 		if err := json.Unmarshal(v, &rec); err != nil {
 			r.log.Error("skipping unreadable vhost record", "key", k, "err", err)
 			continue
@@ -145,6 +143,7 @@ func (r *Router) loadIdentity() error {
 		if r.vhosts[rec.Name] == nil {
 			r.vhosts[rec.Name] = newVHost(r, rec.Name)
 		}
+		r.vhosts[rec.Name].setMeta(rec.Description, rec.Tags)
 	}
 	for k, v := range ps {
 		var p Permission
@@ -168,7 +167,7 @@ func (r *Router) loadIdentity() error {
 		if user == "" {
 			user, pass = "guest", "guest"
 		}
-		if err := r.AddVHost(defaultVHost); err != nil {
+		if err := r.PutVHost(defaultVHost, "Default virtual host", nil); err != nil {
 			return err
 		}
 		if err := r.PutUser(user, pass, "", []string{"administrator"}); err != nil {
@@ -478,19 +477,40 @@ func (r *Router) Permissions(vhost, user string) []Permission {
 	return out
 }
 
-// AddVHost creates a vhost with its predeclared exchanges (idempotent).
+// vhostRecord is a vhost in the metadata bucket.
+type vhostRecord struct {
+	Name        string   `json:"name"`
+	Description string   `json:"description,omitempty"`
+	Tags        []string `json:"tags,omitempty"`
+}
+
+// AddVHost creates a vhost with its predeclared exchanges (idempotent;
+// an existing vhost keeps its description and tags).
 func (r *Router) AddVHost(name string) error {
+	if vh, err := r.VHost(name); err == nil {
+		d, t := vh.Meta()
+		return r.PutVHost(name, d, t)
+	}
+	return r.PutVHost(name, "", nil)
+}
+
+// PutVHost creates a vhost or replaces its description and tags.
+func (r *Router) PutVHost(name, description string, tags []string) error {
 	if name == "" || len(name) > 255 {
 		return errorf(KindPreconditionFailed, "vhost name must be 1 to 255 bytes")
 	}
-	if err := r.putJSON(vhostKey(name), map[string]string{"name": name}); err != nil {
+	rec := vhostRecord{Name: name, Description: description, Tags: tags}
+	if err := r.putJSON(vhostKey(name), rec); err != nil {
 		return err
 	}
 	r.mu.Lock()
-	if r.vhosts[name] == nil {
-		r.vhosts[name] = newVHost(r, name)
+	vh := r.vhosts[name]
+	if vh == nil {
+		vh = newVHost(r, name)
+		r.vhosts[name] = vh
 	}
 	r.mu.Unlock()
+	vh.setMeta(description, tags)
 	return nil
 }
 

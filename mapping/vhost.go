@@ -34,6 +34,23 @@ type VHost struct {
 
 	replyMu sync.RWMutex
 	replies map[string]*Channel // direct reply-to key -> channel
+
+	metaMu      sync.Mutex
+	description string
+	tags        []string
+}
+
+func (vh *VHost) setMeta(description string, tags []string) {
+	vh.metaMu.Lock()
+	vh.description, vh.tags = description, append([]string(nil), tags...)
+	vh.metaMu.Unlock()
+}
+
+// Meta returns the vhost's description and tags.
+func (vh *VHost) Meta() (string, []string) {
+	vh.metaMu.Lock()
+	defer vh.metaMu.Unlock()
+	return vh.description, append([]string{}, vh.tags...)
 }
 
 func newVHost(r *Router, name string) *VHost {

@@ -464,3 +464,46 @@ func TestRabbitmqadmin(t *testing.T) {
 }
 
 func mgmtMatch(re, s string) bool { return regexp.MustCompile(re).MatchString(s) }
+
+// TestMgmtVHostMetadata: a vhost's description and tags given to PUT are
+// stored, listed, exported and survive a restart.
+func TestMgmtVHostMetadata(t *testing.T) {
+	dir := t.TempDir()
+	inst := startWarren(t, dir)
+	base := "http://" + inst.HTTPAddr()
+	req, _ := http.NewRequest(http.MethodPut, base+"/api/vhosts/shop", strings.NewReader(`{"description":"orders and payments","tags":"prod,eu"}`))
+	req.SetBasicAuth("guest", "guest")
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusCreated {
+		t.Fatalf("PUT vhost: %d", resp.StatusCode)
+	}
+	check := func(when string) {
+		req, _ := http.NewRequest(http.MethodGet, base+"/api/vhosts/shop", nil)
+		req.SetBasicAuth("guest", "guest")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var v struct {
+			Description string   `json:"description"`
+			Tags        []string `json:"tags"`
+		}
+		if err := json.NewDecoder(resp.Body).Decode(&v); err != nil {
+			t.Fatal(err)
+		}
+		if v.Description != "orders and payments" || strings.Join(v.Tags, ",") != "prod,eu" {
+			t.Fatalf("%s: vhost description %q tags %v", when, v.Description, v.Tags)
+		}
+	}
+	check("after PUT")
+	stopWarren(t, inst)
+	inst = startWarren(t, dir)
+	base = "http://" + inst.HTTPAddr()
+	check("after restart")
+}
