@@ -47,11 +47,6 @@ func handshake(t testing.TB) []byte {
 	return b
 }
 
-type pipeAddr struct{}
-
-func (pipeAddr) Network() string { return "pipe" }
-func (pipeAddr) String() string  { return "pipe" }
-
 // loopbackPipe is a net.Pipe end whose addresses look like loopback, so
 // that guest may log in.
 type loopbackPipe struct{ net.Conn }

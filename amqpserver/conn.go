@@ -42,21 +42,19 @@ type conn struct {
 	cancelNotify   bool
 	authCloseNotes bool
 	user           string
-	vhostName      string
 	core           *mapping.Conn
 
 	channels map[uint16]*channel // reader goroutine only
 
-	closing     atomic.Bool   // we sent connection.close and wait for close-ok
-	quit        chan struct{} // closed by shutdown: stops a reader blocked by an alarm
-	quitOnce2   sync.Once
-	capBlocked  bool // the client announced connection.blocked
-	tuned       bool // tune-ok received: protocol errors are answered from here on
-	writerDone  chan struct{}
-	writerQuit  chan struct{}
-	quitOnce    sync.Once
-	lastRead    time.Time
-	forcedClose chan string // Shutdown asks the reader to close with 320
+	quit         chan struct{} // closed by shutdown: stops a reader blocked by an alarm
+	shutdownOnce sync.Once
+	capBlocked   bool // the client announced connection.blocked
+	tuned        bool // tune-ok received: protocol errors are answered from here on
+	writerDone   chan struct{}
+	writerQuit   chan struct{}
+	quitOnce     sync.Once
+	lastRead     time.Time
+	forcedClose  chan string // Shutdown asks the reader to close with 320
 }
 
 func newConn(s *Server, nc net.Conn) *conn {
@@ -79,7 +77,7 @@ func (c *conn) shutdown(reason string) {
 	case c.forcedClose <- reason:
 	default:
 	}
-	c.quitOnce2.Do(func() { close(c.quit) })
+	c.shutdownOnce.Do(func() { close(c.quit) })
 	// Wake the reader: it checks forcedClose after any read returns.
 	c.nc.SetReadDeadline(time.Now())
 }
@@ -208,7 +206,6 @@ func (c *conn) handleFatal(err error) {
 
 // closeWith sends connection.close and waits a little for close-ok.
 func (c *conn) closeWith(ae *amqpError) {
-	c.closing.Store(true)
 	c.send(0, &wire.ConnectionClose{ReplyCode: ae.code, ReplyText: ae.replyText(), FailingClassID: ae.classID, FailingMethodID: ae.methodID})
 	deadline := time.Now().Add(closeOkTimeout)
 	c.nc.SetReadDeadline(deadline)
@@ -315,7 +312,6 @@ func (c *conn) handshake() error {
 	if err != nil {
 		return fromCore(err, op)
 	}
-	c.vhostName = op.VirtualHost
 	c.core = vh.Connect(user, mapping.ConnInfo{
 		Name:             c.nc.RemoteAddr().String() + " -> " + c.nc.LocalAddr().String(),
 		Protocol:         "AMQP 0-9-1",

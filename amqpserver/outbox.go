@@ -129,12 +129,6 @@ func (o *outbox) waitForSpace() {
 	o.mu.Unlock()
 }
 
-func (o *outbox) pending() int {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	return len(o.buf)
-}
-
 func (o *outbox) close() {
 	o.mu.Lock()
 	o.closed = true

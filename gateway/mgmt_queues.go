@@ -150,24 +150,23 @@ func (m *mgmt) putQueue(c echo.Context) error {
 }
 
 func (m *mgmt) deleteQueue(c echo.Context) error {
-	vh, name, err := m.queueParams(c)
-	if err != nil {
-		return err
-	}
-	if _, err := vh.Queue(name); err != nil {
-		return coreError(err)
-	}
-	err = m.withChannel(c, vh.Name(), func(ch *mapping.Channel) error {
+	return m.onExistingQueue(c, func(ch *mapping.Channel, name string) error {
 		_, err := ch.DeleteQueue(name, mgBoolParam(c, "if-unused"), mgBoolParam(c, "if-empty"))
 		return err
 	})
-	if err != nil {
-		return err
-	}
-	return c.NoContent(http.StatusNoContent)
 }
 
 func (m *mgmt) purgeQueue(c echo.Context) error {
+	return m.onExistingQueue(c, func(ch *mapping.Channel, name string) error {
+		_, err := ch.PurgeQueue(name)
+		return err
+	})
+}
+
+// onExistingQueue runs op as the user on the queue named in the path (404
+// when it does not exist, as RabbitMQ answers DELETE of a missing queue
+// here) and answers 204.
+func (m *mgmt) onExistingQueue(c echo.Context, op func(ch *mapping.Channel, name string) error) error {
 	vh, name, err := m.queueParams(c)
 	if err != nil {
 		return err
@@ -175,11 +174,7 @@ func (m *mgmt) purgeQueue(c echo.Context) error {
 	if _, err := vh.Queue(name); err != nil {
 		return coreError(err)
 	}
-	err = m.withChannel(c, vh.Name(), func(ch *mapping.Channel) error {
-		_, err := ch.PurgeQueue(name)
-		return err
-	})
-	if err != nil {
+	if err := m.withChannel(c, vh.Name(), func(ch *mapping.Channel) error { return op(ch, name) }); err != nil {
 		return err
 	}
 	return c.NoContent(http.StatusNoContent)

@@ -105,7 +105,7 @@ func (vh *VHost) publishDeadLetter(q *Queue, d deadLetter) {
 		if t == q && d.reason != "rejected" && !deathsInclude(h, "rejected") {
 			continue // a dead-letter cycle without rejection: RabbitMQ drops it
 		}
-		t.enqueue(m, nil)
+		t.enqueue(m, nil) // dead letters are not flow-controlled
 	}
 }
 

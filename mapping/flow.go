@@ -24,8 +24,8 @@ func (q *Queue) overHighWaterLocked() bool {
 	return q.ready.len() > flowHighWater && len(q.consumers) > 0
 }
 
-// flowCandidate is checked after a publish: q is over its high water mark
-// and none of its consumers is on conn.
+// flowCandidate is checked after a publish that left q over its high
+// water mark: it still is, and none of its consumers is on conn.
 func (q *Queue) flowCandidate(conn *Conn) bool {
 	q.mu.Lock()
 	defer q.mu.Unlock()

@@ -13,9 +13,6 @@ import (
 	"time"
 )
 
-// Tags RabbitMQ gives users; they decide what the management API allows.
-var knownTags = []string{"administrator", "monitoring", "policymaker", "management", "impersonator"}
-
 // UserInfo is a user as the management API shows it (never the password).
 type UserInfo struct {
 	Name             string   `json:"name"`
@@ -604,4 +601,21 @@ func (ch *Channel) allowPublish(exchange string) error {
 	ch.pubOKName.Store(&exchange)
 	ch.pubOKGen.Store(gen)
 	return nil
+}
+
+// isLoopback reports whether a client address is on this machine.
+func isLoopback(a net.Addr) bool {
+	switch a := a.(type) {
+	case *net.TCPAddr:
+		return a.IP.IsLoopback()
+	case nil:
+		return false
+	}
+	host, _, err := net.SplitHostPort(a.String())
+	if err != nil {
+		// net.Pipe and other in-process transports are local.
+		return a.Network() == "pipe"
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }

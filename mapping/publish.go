@@ -121,12 +121,11 @@ func (ch *Channel) Publish(m *Message, done func(ok bool)) (bool, error) {
 	prepareRecord(m, qs)
 	accepted := true
 	for _, q := range qs {
-		if !q.enqueue(m, t) {
-			accepted = false
+		ok, full := q.enqueue(m, t)
+		accepted = accepted && ok
+		if full && len(qs) == 1 && q.flowCandidate(ch.conn) {
+			ch.flowQueue.Store(q)
 		}
-	}
-	if len(qs) == 1 && qs[0].flowCandidate(ch.conn) {
-		ch.flowQueue.Store(qs[0])
 	}
 	t.finish(accepted)
 	if len(qs) > 0 {
@@ -259,7 +258,6 @@ func (ch *Channel) Consume(queue, tag string, noAck, exclusive bool, args Table,
 	ch.mu.Unlock()
 	q.consumers = append(q.consumers, c)
 	q.mixedPriorities = q.mixedPriorities || c.priority != 0
-	q.hadConsumers = true
 	q.exclusiveUse = exclusive
 	if q.idleTimer != nil {
 		q.idleTimer.Stop()

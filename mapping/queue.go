@@ -32,7 +32,6 @@ type Queue struct {
 	nextSeq         uint64
 	consumers       []*Consumer
 	rr              int
-	hadConsumers    bool
 	exclusiveUse    bool
 	mixedPriorities bool // some consumer has an x-priority other than 0
 	deleted         bool
@@ -173,7 +172,7 @@ func (q *Queue) pickConsumerLocked() *Consumer {
 // expireLocked drops (and dead-letters) messages whose TTL ran out at the
 // head of the queue, and arms a timer for the next one.
 func (q *Queue) expireLocked() {
-	if q.policy.ttl < 0 && !q.anyExpiry() {
+	if q.ready.expiring == 0 {
 		return
 	}
 	now := time.Now().UnixNano()
@@ -198,8 +197,6 @@ func (q *Queue) expireLocked() {
 	}
 }
 
-func (q *Queue) anyExpiry() bool { return q.ready.nextExpiry() != 0 }
-
 // kick retries dispatch, after capacity was freed somewhere or a TTL
 // timer fired.
 func (q *Queue) kick() {
@@ -215,9 +212,10 @@ func (q *Queue) kick() {
 
 // enqueue appends m, writing it to the queue's log first when it must
 // survive a restart. t, when not nil, learns when the write is done. It
-// returns false when the queue refused the message (x-overflow
-// reject-publish).
-func (q *Queue) enqueue(m *Message, t *storeTracker) bool {
+// returns accepted=false when the queue refused the message (x-overflow
+// reject-publish), and full when the queue is now past its flow-control
+// high water mark (see flow.go).
+func (q *Queue) enqueue(m *Message, t *storeTracker) (accepted, full bool) {
 	now := m.publishedAt()
 	qm := &qmsg{msg: m, persist: q.durableLog() && m.Properties.Persistent(), prio: m.Properties.Priority, expires: q.policy.expiry(m, now)}
 	if q.policy.maxPriority == 0 {
@@ -226,14 +224,14 @@ func (q *Queue) enqueue(m *Message, t *storeTracker) bool {
 	q.mu.Lock()
 	if q.deleted {
 		q.mu.Unlock()
-		return true
+		return true, false
 	}
 	if q.policy.overflow != "drop-head" && q.policy.wouldOverflow(&q.ready, m) {
 		if q.policy.overflow == "reject-publish-dlx" {
 			q.deadLetterLocked(qm, "maxlen")
 		}
 		q.unlockAndDeadLetter()
-		return false
+		return false, false
 	}
 	q.nextSeq++
 	qm.seq = q.nextSeq
@@ -252,8 +250,9 @@ func (q *Queue) enqueue(m *Message, t *storeTracker) bool {
 	for q.policy.overLimit(&q.ready) {
 		q.dropLocked(q.ready.popOldest(), "maxlen")
 	}
+	full = q.overHighWaterLocked()
 	q.unlockAndDeadLetter()
-	return true
+	return true, full
 }
 
 // stored runs on the store's goroutine when a log write finished.

@@ -6,9 +6,10 @@ import "slices"
 // level (a single level for queues without x-max-priority). Higher levels
 // are delivered first; within a level, oldest first.
 type readyQueue struct {
-	levels []msgList
-	n      int
-	bytes  int64
+	levels   []msgList
+	n        int
+	bytes    int64
+	expiring int // messages with a TTL: when 0, expiry has nothing to do
 }
 
 func (r *readyQueue) setLevels(maxPriority uint8) {
@@ -30,14 +31,20 @@ func (r *readyQueue) len() int { return r.n }
 
 func (r *readyQueue) push(m *qmsg) {
 	r.level(m).push(m)
+	r.added(m)
+}
+
+func (r *readyQueue) added(m *qmsg) {
 	r.n++
 	r.bytes += int64(len(m.msg.Body))
+	if m.expires != 0 {
+		r.expiring++
+	}
 }
 
 func (r *readyQueue) insert(m *qmsg) {
 	r.level(m).insert(m)
-	r.n++
-	r.bytes += int64(len(m.msg.Body))
+	r.added(m)
 }
 
 // pop takes the next message to deliver.
@@ -64,6 +71,9 @@ func (r *readyQueue) popOldest() *qmsg {
 func (r *readyQueue) took(m *qmsg) *qmsg {
 	r.n--
 	r.bytes -= int64(len(m.msg.Body))
+	if m.expires != 0 {
+		r.expiring--
+	}
 	return m
 }
 
@@ -97,7 +107,7 @@ func (r *readyQueue) clear() {
 	for i := range r.levels {
 		r.levels[i] = msgList{}
 	}
-	r.n, r.bytes = 0, 0
+	r.n, r.bytes, r.expiring = 0, 0, 0
 }
 
 // msgList is a queue of messages ordered by qmsg.seq. Requeued messages go

@@ -24,8 +24,7 @@ func (r *Router) Stats() *Stats { return &r.stats }
 
 // queueStats are one queue's counters.
 type queueCounters struct {
-	published   atomic.Uint64
-	delivered   atomic.Uint64
-	acked       atomic.Uint64
-	redelivered atomic.Uint64
+	published atomic.Uint64
+	delivered atomic.Uint64
+	acked     atomic.Uint64
 }

@@ -45,9 +45,6 @@ func (ch *Channel) DeclareExchange(s ExchangeSpec, passive bool) error {
 	if reservedName(s.Name) || s.Name == "" {
 		return errorf(KindAccessRefused, "exchange name '%s' contains reserved prefix 'amq.*'", s.Name)
 	}
-	if s.Type == TypeHeaders {
-		// nothing to validate on the exchange itself
-	}
 	e := newExchange(vh, s)
 	if s.Durable {
 		if err := vh.r.putExchange(vh, e); err != nil {

@@ -54,9 +54,6 @@ type config struct {
 	prefix        string
 }
 
-// errHelp is returned by parseFlags when -h/--help was requested.
-var errHelp = flag.ErrHelp
-
 func parseFlags(args []string, stderr io.Writer) (config, error) {
 	var c config
 	fs := flag.NewFlagSet("warren-bench", flag.ContinueOnError)

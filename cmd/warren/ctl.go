@@ -342,11 +342,6 @@ func init() {
 	}
 }
 
-func (c *ctl) done(format string, a ...any) error {
-	c.info(format, a...)
-	return nil
-}
-
 func ctlAddUser(c *ctl, a []string) error {
 	c.info("Adding user \"%s\" ...", a[0])
 	var existing map[string]any

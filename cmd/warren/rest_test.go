@@ -945,9 +945,6 @@ func TestRESTRouteDryRun(t *testing.T) {
 	must(ch.QueueBind("qc", "", "ae", false, nil))
 	must(ch.QueueBind("qh", "", "hx", false, amqp.Table{"x-match": "all", "format": "pdf", "size": int32(3)}))
 
-	type hop struct {
-		Exchange, Destination, DestinationType, BindingKey, Via string
-	}
 	var out struct {
 		Routed             bool
 		Queues             []string

@@ -96,7 +96,6 @@ type instance struct {
 	amqpLn net.Listener
 	httpLn net.Listener
 	failed chan error
-	done   chan struct{}
 }
 
 func startInstance(cfg Config, logger *slog.Logger) (*instance, error) {
