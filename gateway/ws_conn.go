@@ -261,6 +261,10 @@ func (wc *wsConn) writePump() {
 		}
 		items := wc.take()
 		n := 0
+		// One deadline per second of writing rather than one per frame:
+		// arming the timer costs about as much as a small frame's copy,
+		// and a fan-out wakes thousands of writers at once.
+		var armed time.Time
 		for i := range items {
 			it := &items[i]
 			frame := it.frame
@@ -271,7 +275,10 @@ func (wc *wsConn) writePump() {
 			} else {
 				n += len(frame)
 			}
-			wc.ws.SetWriteDeadline(time.Now().Add(wsWriteWait))
+			if now := time.Now(); now.Sub(armed) > time.Second {
+				armed = now
+				wc.ws.SetWriteDeadline(now.Add(wsWriteWait))
+			}
 			if err := wc.ws.WriteMessage(wc.msgType, frame); err != nil {
 				wc.kill(closeTooSlow, "write failed: "+err.Error())
 				wc.ws.Close()

@@ -12,6 +12,7 @@ package gateway
 // 503 unavailable (AMQP 506), 504 RPC timeout.
 
 import (
+	"bytes"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -20,6 +21,7 @@ import (
 	"math"
 	"net/http"
 	"strconv"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -254,6 +256,35 @@ func wsAppendMessage(b []byte, m *mapping.Message) []byte {
 	}
 	b = append(b, ',')
 	return wsAppendPayload(b, m.Body)
+}
+
+// wsFanout remembers how the last message was encoded, so that a message
+// fanned out to thousands of subscriptions (one server-named queue per
+// browser) is encoded once instead of once per subscriber. Holding the
+// pointer keeps the message alive, so a different message can never show
+// up under the same address; messages are not changed after routing
+// (dead-lettering makes a new one).
+type wsFanout struct {
+	m    *mapping.Message
+	tail []byte
+}
+
+var wsLastFanout atomic.Pointer[wsFanout]
+
+// wsFanoutMaxBody bounds the bodies whose encoding is kept.
+const wsFanoutMaxBody = 64 << 10
+
+// wsAppendMessageShared is wsAppendMessage through the one-entry cache.
+func wsAppendMessageShared(b []byte, m *mapping.Message) []byte {
+	if f := wsLastFanout.Load(); f != nil && f.m == m {
+		return append(b, f.tail...)
+	}
+	start := len(b)
+	b = wsAppendMessage(b, m)
+	if len(m.Body) <= wsFanoutMaxBody {
+		wsLastFanout.Store(&wsFanout{m: m, tail: bytes.Clone(b[start:])})
+	}
+	return b
 }
 
 // wsDecodePayload reads a client payload in its encoding.

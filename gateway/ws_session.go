@@ -130,7 +130,7 @@ func (sub *jsonSub) encodeDelivery(b []byte, d mapping.Delivery) []byte {
 	b = strconv.AppendUint(b, d.Tag, 10)
 	b = append(b, `,"redelivered":`...)
 	b = strconv.AppendBool(b, d.Redelivered)
-	b = wsAppendMessage(b, d.Message)
+	b = wsAppendMessageShared(b, d.Message)
 	return append(b, '}')
 }
 

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"github.com/warrenmq/warren/mapping"
 )
 
 // queued returns the encoded frames waiting in wc.
@@ -150,5 +152,23 @@ func TestTokens(t *testing.T) {
 	other := newWSState(WSConfig{})
 	if _, err := s.verifyToken(other.sign(tokenClaims{User: "alice", Expires: time.Now().Add(time.Minute).Unix()}), nil); err == nil {
 		t.Error("token of another secret accepted")
+	}
+}
+
+// The fan-out cache must give each message its own encoding: the same
+// message twice, then another one, then the first again.
+func TestWSAppendMessageShared(t *testing.T) {
+	a := &mapping.Message{Exchange: "amq.topic", RoutingKey: "a.b", Body: []byte("one"),
+		Properties: mapping.Properties{ContentType: "text/plain"}}
+	b := &mapping.Message{Exchange: "x", RoutingKey: "k", Body: []byte{0xff, 0x00}}
+	for i, m := range []*mapping.Message{a, a, b, a, b} {
+		got := string(wsAppendMessageShared([]byte("{"), m))
+		want := string(wsAppendMessage([]byte("{"), m))
+		if got != want {
+			t.Fatalf("step %d: got %s, want %s", i, got, want)
+		}
+	}
+	if got := string(wsAppendMessageShared(nil, a)); !strings.Contains(got, `"routing_key":"a.b"`) || !strings.Contains(got, `"content_type":"text/plain"`) {
+		t.Fatalf("encoding of a: %s", got)
 	}
 }

@@ -791,10 +791,12 @@ func TestWSScale(t *testing.T) {
 	// Paced messages measure fan-out latency (each fan-out finishes
 	// before the next message); a burst measures the delivery rate.
 	pace := max(250*time.Millisecond, time.Duration(n)*150*time.Microsecond)
+	cpu0 := wsCPUTime()
 	for range msgs {
 		publish("p")
 		time.Sleep(pace)
 	}
+	serverCPU := wsCPUTime() - cpu0
 	for range msgs {
 		publish("b")
 	}
@@ -805,14 +807,26 @@ func TestWSScale(t *testing.T) {
 		P50, P99       float64
 		MaxFanout      float64
 		FanoutP99      float64
+		ClientMicros   float64
 	}
 	if err := dec.Decode(&res); err != nil {
 		t.Fatalf("child result: %v", err)
 	}
 	t.Logf("paced: %d messages to %d subscribers, %d deliveries: per-delivery latency p50 %.1f ms, p99 %.1f ms; fan-out (last subscriber) p99 %.1f ms, max %.1f ms",
 		msgs, hello.Connected, res.Received-res.BurstDelivered, res.P50, res.P99, res.FanoutP99, res.MaxFanout)
+	t.Logf("server CPU while paced: %.1f µs per delivery (%.0f ms per fan-out of one message to %d subscribers); client process CPU %.1f µs per delivery",
+		float64(serverCPU.Microseconds())/float64(msgs*hello.Connected), float64(serverCPU.Milliseconds())/float64(msgs), hello.Connected, res.ClientMicros)
 	t.Logf("burst: %d messages to %d subscribers: %d deliveries in %.2f s = %.0f deliveries/s",
 		msgs, hello.Connected, res.BurstDelivered, res.BurstSeconds, float64(res.BurstDelivered)/res.BurstSeconds)
+}
+
+// wsCPUTime is the CPU time (user and system) this process has used.
+func wsCPUTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 func wsRaiseNoFile(t testing.TB, want uint64) {
@@ -893,7 +907,9 @@ func wsScaleChild(t *testing.T) {
 		}()
 	}
 	json.NewEncoder(os.Stdout).Encode(map[string]int{"Connected": len(conns)})
+	cpu0 := wsCPUTime()
 	wg.Wait()
+	clientCPU := wsCPUTime() - cpu0
 	close(results)
 	var lat []float64
 	fan := map[int64]int64{}
@@ -928,6 +944,7 @@ func wsScaleChild(t *testing.T) {
 	json.NewEncoder(os.Stdout).Encode(map[string]any{
 		"Received": len(lat) + burst, "BurstDelivered": burst, "BurstSeconds": float64(last-first) / 1e9,
 		"P50": pct(lat, 0.5), "P99": pct(lat, 0.99), "FanoutP99": pct(fl, 0.99), "MaxFanout": pct(fl, 1),
+		"ClientMicros": float64(clientCPU.Microseconds()) / float64(max(1, len(lat)+burst)),
 	})
 	for _, c := range conns {
 		c.Close()
