@@ -6,6 +6,8 @@ import (
 	"net/http"
 
 	"github.com/labstack/echo/v4"
+
+	"github.com/warrenmq/warren/openapi"
 )
 
 // docsUI is the API docs page: one self-contained HTML file that renders
@@ -14,7 +16,8 @@ import (
 //go:embed docsui
 var docsUI embed.FS
 
-// docsRoutes serves the API docs at /docs.
+// docsRoutes serves the API docs at /docs, and the AsyncAPI document of
+// the JSON WebSocket protocol (/v1/ws) at /asyncapi.json.
 func (s *Server) docsRoutes() {
 	sub, err := fs.Sub(docsUI, "docsui")
 	if err != nil {
@@ -31,4 +34,7 @@ func (s *Server) docsRoutes() {
 	}
 	s.echo.GET("/docs", serve)
 	s.echo.GET("/docs/", serve)
+	s.echo.GET("/asyncapi.json", func(c echo.Context) error {
+		return c.JSONBlob(http.StatusOK, openapi.AsyncAPI())
+	})
 }

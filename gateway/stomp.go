@@ -9,15 +9,21 @@ package gateway
 //	/amq/queue/Q      like /queue/Q, but Q must exist
 //	/exchange/X/K     SEND: exchange X, key K
 //	                  SUBSCRIBE: exclusive server-named queue bound to X with K
+//	                  (x-queue-name names it), or with durable:true a durable
+//	                  shared queue that outlives the session (see subQueue)
 //	/topic/K          /exchange/amq.topic/K
 //	/temp-queue/T     in a SEND's reply-to: an exclusive reply queue for the
 //	                  session, subscribed as subscription "/temp-queue/T"
 //	/reply-queue/Q    SEND: default exchange, key Q (answers to a reply-to)
 //
 // Every subscription has its own core channel, so its prefetch
-// (prefetch-count header) and ack mode are its own.
+// (prefetch-count header) and ack mode are its own. SUBSCRIBE may carry
+// RabbitMQ's queue-argument headers (x-message-ttl, x-max-length, ...),
+// which apply to the queue it declares.
 
 import (
+	"crypto/md5"
+	"encoding/base64"
 	"errors"
 	"net/http"
 	"strconv"
@@ -84,7 +90,8 @@ type stompSub struct {
 	ch      *mapping.Channel
 	tag     string
 	queue   string
-	temp    bool
+	temp    bool   // the gateway's own queue: deleted on UNSUBSCRIBE
+	durable bool   // a durable subscription's queue: deleted by UNSUBSCRIBE with durable:true
 	ackMode string // auto, client, client-individual
 }
 
@@ -444,12 +451,16 @@ func parseDest(d string) (stompDest, error) {
 }
 
 // ensureQueue declares a /queue/ destination's queue unless it exists
-// (RabbitMQ declares them durable).
-func (sess *stompSession) ensureQueue(ch *mapping.Channel, name string) error {
-	if _, err := ch.DeclareQueue(mapping.QueueSpec{Name: name}, true); err == nil {
-		return nil
+// (RabbitMQ declares them durable). With queue arguments it declares it
+// as RabbitMQ does, so that an existing queue with other arguments is
+// refused (406) rather than silently used.
+func (sess *stompSession) ensureQueue(ch *mapping.Channel, name string, args mapping.Table) error {
+	if args == nil {
+		if _, err := ch.DeclareQueue(mapping.QueueSpec{Name: name}, true); err == nil {
+			return nil
+		}
 	}
-	_, err := ch.DeclareQueue(mapping.QueueSpec{Name: name, Durable: true}, false)
+	_, err := ch.DeclareQueue(mapping.QueueSpec{Name: name, Durable: true, Args: args}, false)
 	return err
 }
 
@@ -467,7 +478,7 @@ func (sess *stompSession) sendFrame(f *stompFrame, withReceipt bool) error {
 	m := &mapping.Message{Body: f.body}
 	switch d.kind {
 	case "queue":
-		if err := sess.ensureQueue(sess.ctl, d.name); err != nil {
+		if err := sess.ensureQueue(sess.ctl, d.name, nil); err != nil {
 			return err
 		}
 		m.RoutingKey = d.name
@@ -569,6 +580,16 @@ func (sess *stompSession) subscribe(f *stompFrame) error {
 	if err != nil {
 		return err
 	}
+	args, err := stompQueueArgs(f)
+	if err != nil {
+		return err
+	}
+	var spec mapping.QueueSpec
+	if d.kind == "exchange" || d.kind == "topic" {
+		if spec, err = subQueue(f, dest, args); err != nil {
+			return err
+		}
+	}
 	sess.mu.Lock()
 	_, dup := sess.subs[id]
 	n := len(sess.subs)
@@ -582,8 +603,9 @@ func (sess *stompSession) subscribe(f *stompFrame) error {
 	sess.nextChan++
 	sub := &stompSub{sess: sess, id: id, dest: dest, ackMode: mode}
 	sub.ch = sess.conn.OpenChannel(sess.nextChan, sub)
+	created := false // a queue this SUBSCRIBE declared, to drop if it fails
 	fail := func(err error) error {
-		if sub.temp {
+		if created {
 			sub.ch.DeleteQueue(sub.queue, false, false)
 		}
 		sub.ch.Close()
@@ -591,18 +613,25 @@ func (sess *stompSession) subscribe(f *stompFrame) error {
 	}
 	switch d.kind {
 	case "queue":
-		if err := sess.ensureQueue(sub.ch, d.name); err != nil {
+		if err := sess.ensureQueue(sub.ch, d.name, args); err != nil {
 			return fail(err)
 		}
 		sub.queue = d.name
 	case "amqqueue", "reply":
 		sub.queue = d.name
 	case "exchange", "topic":
-		qi, err := sub.ch.DeclareQueue(mapping.QueueSpec{Exclusive: true, AutoDelete: true}, false)
+		existed := false
+		if spec.Name != "" {
+			_, err := sub.ch.DeclareQueue(mapping.QueueSpec{Name: spec.Name}, true)
+			existed = err == nil
+		}
+		qi, err := sub.ch.DeclareQueue(spec, false)
 		if err != nil {
 			return fail(err)
 		}
-		sub.queue, sub.temp = qi.Name, true
+		sub.queue, created = qi.Name, !existed
+		sub.durable = spec.Durable
+		sub.temp = !spec.Durable && !existed
 		if err := sub.ch.BindQueue(qi.Name, d.name, d.key, nil); err != nil {
 			return fail(err)
 		}
@@ -623,7 +652,127 @@ func (sess *stompSession) subscribe(f *stompFrame) error {
 	return nil
 }
 
+// subQueue is the queue behind a SUBSCRIBE to /exchange/ or /topic/, as
+// RabbitMQ Web-STOMP makes it:
+//
+//   - by default an exclusive, auto-delete queue of the session, named by
+//     the server or by the x-queue-name header;
+//   - with durable:true (or the older persistent:true) and an id header, a
+//     durable, shared queue named by x-queue-name or derived from the
+//     destination and id (stomp-subscription-...), so that a later SUBSCRIBE
+//     with the same id and destination finds it and the messages routed
+//     to it meanwhile. It is auto-delete unless auto-delete:false is given
+//     (RabbitMQ's default): only with auto-delete:false does it outlive
+//     its last consumer. UNSUBSCRIBE with durable:true deletes it.
+func subQueue(f *stompFrame, dest string, args mapping.Table) (mapping.QueueSpec, error) {
+	durable, err := stompDurable(f)
+	if err != nil {
+		return mapping.QueueSpec{}, err
+	}
+	name := f.get("x-queue-name")
+	if !durable {
+		return mapping.QueueSpec{Name: name, Exclusive: true, AutoDelete: true, Args: args}, nil
+	}
+	autoDelete, err := stompBool(f, "auto-delete", true)
+	if err != nil {
+		return mapping.QueueSpec{}, err
+	}
+	if name == "" {
+		id := f.get("id")
+		if id == "" {
+			return mapping.QueueSpec{}, wsErrorf(http.StatusBadRequest, "a durable subscription needs an id header (or x-queue-name): the queue is found again by it")
+		}
+		name = durableSubName(dest, id)
+	}
+	return mapping.QueueSpec{Name: name, Durable: true, AutoDelete: autoDelete, Args: args}, nil
+}
+
+// durableSubName derives a durable subscription's queue name from its
+// destination and id, as RabbitMQ does: an MD5 digest (only to bound the
+// length) in URL-safe base64 after "stomp-subscription-", which policies
+// can match.
+func durableSubName(dest, id string) string {
+	sum := md5.Sum([]byte(dest + "\x00" + id))
+	return "stomp-subscription-" + base64.RawURLEncoding.EncodeToString(sum[:])
+}
+
+// stompDurable reads durable:, or persistent: (its older name), from a
+// SUBSCRIBE or UNSUBSCRIBE.
+func stompDurable(f *stompFrame) (bool, error) {
+	d, err := stompBool(f, "durable", false)
+	if err != nil {
+		return false, err
+	}
+	p, err := stompBool(f, "persistent", false)
+	return d || p, err
+}
+
+// stompBool reads a true/false header; def when it is absent.
+func stompBool(f *stompFrame, name string, def bool) (bool, error) {
+	v, ok := f.lookup(name)
+	if !ok {
+		return def, nil
+	}
+	switch strings.ToLower(strings.TrimSpace(v)) {
+	case "true":
+		return true, nil
+	case "false":
+		return false, nil
+	}
+	return false, wsErrorf(http.StatusBadRequest, "header %s must be true or false, got '%s'", name, v)
+}
+
+// SUBSCRIBE headers that RabbitMQ turns into queue arguments, by type.
+var (
+	stompIntArgs    = []string{"x-message-ttl", "x-expires", "x-max-length", "x-max-length-bytes", "x-max-priority"}
+	stompStringArgs = []string{"x-dead-letter-exchange", "x-dead-letter-routing-key", "x-overflow"}
+)
+
+// stompQueueArgs converts the queue-argument headers of a SUBSCRIBE into
+// queue arguments (integers as AMQP long, strings trimmed); nil when
+// there are none.
+func stompQueueArgs(f *stompFrame) (mapping.Table, error) {
+	var args mapping.Table
+	put := func(k string, v any) {
+		if args == nil {
+			args = mapping.Table{}
+		}
+		args[k] = v
+	}
+	for _, k := range stompIntArgs {
+		v, ok := f.lookup(k)
+		if !ok {
+			continue
+		}
+		n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+		if err != nil || n < 0 {
+			return nil, wsErrorf(http.StatusBadRequest, "header %s must be a whole number, 0 or more, got '%s'", k, v)
+		}
+		put(k, n)
+	}
+	for _, k := range stompStringArgs {
+		if v, ok := f.lookup(k); ok {
+			put(k, strings.TrimSpace(v))
+		}
+	}
+	if v, ok := f.lookup("x-queue-type"); ok {
+		if t := strings.TrimSpace(v); t != "classic" {
+			return nil, wsErrorf(http.StatusBadRequest, "x-queue-type '%s' is not supported: Warren's queues are classic queues (send x-queue-type:classic or leave the header out)", v)
+		}
+		put("x-queue-type", "classic")
+	}
+	return args, nil
+}
+
+// unsubscribe ends a subscription. With durable:true (or persistent:true)
+// it also deletes the queue of a durable subscription, as RabbitMQ does;
+// that works for a subscription of an earlier session too, when the
+// frame names its destination and id (or x-queue-name).
 func (sess *stompSession) unsubscribe(f *stompFrame) error {
+	durable, err := stompDurable(f)
+	if err != nil {
+		return err
+	}
 	id := f.get("id")
 	if id == "" {
 		id = f.get("destination")
@@ -636,15 +785,50 @@ func (sess *stompSession) unsubscribe(f *stompFrame) error {
 	}
 	sess.mu.Unlock()
 	if sub == nil {
+		if durable && f.get("destination") != "" {
+			return sess.dropDurable(f)
+		}
 		return wsErrorf(http.StatusNotFound, "no subscription '%s'", id)
 	}
 	sub.ch.Cancel(sub.tag)
 	if sub.temp {
 		sub.ch.DeleteQueue(sub.queue, false, false)
 	}
+	if durable && sub.durable {
+		if _, err := sub.ch.DeleteQueue(sub.queue, false, false); err != nil {
+			sub.ch.Close()
+			sess.wc.forget(sub.ch)
+			return err
+		}
+	}
 	sub.ch.Close()
 	sess.wc.forget(sub.ch)
 	return nil
+}
+
+// dropDurable deletes the queue of a durable subscription that is not
+// active in this session.
+func (sess *stompSession) dropDurable(f *stompFrame) error {
+	dest := f.get("destination")
+	d, err := parseDest(dest)
+	if err != nil {
+		return err
+	}
+	if d.kind != "exchange" && d.kind != "topic" {
+		return wsErrorf(http.StatusBadRequest, "durable subscriptions are to /topic/ or /exchange/ destinations, not '%s'", dest)
+	}
+	name := f.get("x-queue-name")
+	if name == "" {
+		if f.get("id") == "" {
+			return wsErrorf(http.StatusBadRequest, "UNSUBSCRIBE of a durable subscription needs its id (or x-queue-name)")
+		}
+		name = durableSubName(dest, f.get("id"))
+	}
+	if _, err := sess.ctl.DeclareQueue(mapping.QueueSpec{Name: name}, true); err != nil {
+		return err
+	}
+	_, err = sess.ctl.DeleteQueue(name, false, false)
+	return err
 }
 
 // ack handles ACK and NACK. client mode acks cumulatively (every

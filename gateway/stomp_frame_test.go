@@ -3,7 +3,12 @@ package gateway
 import (
 	"bytes"
 	"errors"
+	"net/http"
+	"reflect"
+	"strings"
 	"testing"
+
+	"github.com/warrenmq/warren/mapping"
 )
 
 func TestParseStompFrame(t *testing.T) {
@@ -106,4 +111,69 @@ func FuzzParseStompFrame(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestStompSubscriptionQueue: the queue a SUBSCRIBE to /topic/ or
+// /exchange/ declares, from its durable/persistent, auto-delete,
+// x-queue-name and queue-argument headers.
+func TestStompSubscriptionQueue(t *testing.T) {
+	frame := func(h ...string) *stompFrame {
+		f := &stompFrame{command: "SUBSCRIBE"}
+		for i := 0; i+1 < len(h); i += 2 {
+			f.set(h[i], h[i+1])
+		}
+		return f
+	}
+	derived := durableSubName("/topic/a.b", "7")
+	if !strings.HasPrefix(derived, "stomp-subscription-") || len(derived) != len("stomp-subscription-")+22 {
+		t.Fatalf("derived name %q", derived)
+	}
+	if derived != durableSubName("/topic/a.b", "7") || derived == durableSubName("/topic/a.b", "8") || derived == durableSubName("/topic/a.c", "7") {
+		t.Fatal("derived names must be stable and differ by destination and id")
+	}
+	for _, tc := range []struct {
+		name string
+		f    *stompFrame
+		want mapping.QueueSpec
+		err  string
+	}{
+		{"default: exclusive, server-named", frame("id", "7"), mapping.QueueSpec{Exclusive: true, AutoDelete: true}, ""},
+		{"x-queue-name, not durable", frame("id", "7", "x-queue-name", "mine"), mapping.QueueSpec{Name: "mine", Exclusive: true, AutoDelete: true}, ""},
+		{"durable", frame("id", "7", "durable", "true", "auto-delete", "false"), mapping.QueueSpec{Name: derived, Durable: true}, ""},
+		{"persistent is durable's old name", frame("id", "7", "persistent", "True", "auto-delete", "false"), mapping.QueueSpec{Name: derived, Durable: true}, ""},
+		{"durable is auto-delete by default", frame("id", "7", "durable", "true"), mapping.QueueSpec{Name: derived, Durable: true, AutoDelete: true}, ""},
+		{"durable with x-queue-name", frame("durable", "true", "auto-delete", "false", "x-queue-name", "q1"), mapping.QueueSpec{Name: "q1", Durable: true}, ""},
+		{"durable without id", frame("durable", "true"), mapping.QueueSpec{}, "needs an id"},
+		{"bad boolean", frame("id", "7", "durable", "yes"), mapping.QueueSpec{}, "durable must be true or false"},
+		{"bad auto-delete", frame("id", "7", "durable", "true", "auto-delete", "1"), mapping.QueueSpec{}, "auto-delete must be true or false"},
+	} {
+		got, err := subQueue(tc.f, "/topic/a.b", nil)
+		if tc.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.err) {
+				t.Errorf("%s: err %v, want %q", tc.name, err, tc.err)
+			}
+			continue
+		}
+		if err != nil || !reflect.DeepEqual(got, tc.want) {
+			t.Errorf("%s: %+v %v, want %+v", tc.name, got, err, tc.want)
+		}
+	}
+
+	args, err := stompQueueArgs(frame("x-message-ttl", "60000", "x-expires", " 120000 ", "x-max-length", "10", "x-max-length-bytes", "1048576",
+		"x-max-priority", "5", "x-dead-letter-exchange", "dlx", "x-dead-letter-routing-key", "dead", "x-queue-type", "classic", "x-other", "kept out"))
+	want := mapping.Table{"x-message-ttl": int64(60000), "x-expires": int64(120000), "x-max-length": int64(10), "x-max-length-bytes": int64(1 << 20),
+		"x-max-priority": int64(5), "x-dead-letter-exchange": "dlx", "x-dead-letter-routing-key": "dead", "x-queue-type": "classic"}
+	if err != nil || !reflect.DeepEqual(args, want) {
+		t.Fatalf("args %#v %v", args, err)
+	}
+	if args, err := stompQueueArgs(frame("id", "1")); args != nil || err != nil {
+		t.Fatalf("no argument headers: %v %v", args, err)
+	}
+	for h, v := range map[string]string{"x-max-length": "ten", "x-message-ttl": "-1", "x-max-priority": "1.5", "x-queue-type": "quorum"} {
+		_, err := stompQueueArgs(frame(h, v))
+		code, _, msg := wsErrorCode(err)
+		if err == nil || code != http.StatusBadRequest || !strings.Contains(msg, h) && !strings.Contains(msg, v) {
+			t.Errorf("%s:%s: %d %v", h, v, code, err)
+		}
+	}
 }

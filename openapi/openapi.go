@@ -1,8 +1,10 @@
 // Package openapi holds Warren's HTTP API contract: OpenAPI 3 documents,
 // one per area (base.json for health and the document itself, and one file
 // per API area as it lands), merged into one document served at
-// /openapi.json. It depends on nothing; the gateway imports it to serve
-// the document and to check its routes against it.
+// /openapi.json. asyncapi.json, an AsyncAPI 3 document of the JSON
+// WebSocket protocol at /v1/ws, is kept apart and served as it is at
+// /asyncapi.json. It depends on nothing; the gateway imports it to serve
+// the documents and to check its routes and WebSocket ops against them.
 package openapi
 
 import (
@@ -18,6 +20,18 @@ import (
 var files embed.FS
 
 var merged = sync.OnceValues(merge)
+
+// asyncAPIFile is the AsyncAPI document; it is not an OpenAPI part.
+const asyncAPIFile = "asyncapi.json"
+
+// AsyncAPI returns the AsyncAPI document of the WebSocket JSON protocol.
+func AsyncAPI() []byte {
+	b, err := files.ReadFile(asyncAPIFile)
+	if err != nil {
+		panic(err) // embedded above
+	}
+	return b
+}
 
 // JSON returns the merged OpenAPI document.
 func JSON() []byte {
@@ -54,7 +68,7 @@ func merge() ([]byte, error) {
 		out.Components = map[string]map[string]any{}
 	}
 	for _, n := range names {
-		if n == "base.json" {
+		if n == "base.json" || n == asyncAPIFile {
 			continue
 		}
 		var d Doc

@@ -13,7 +13,10 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/md5"
+	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"os"
@@ -385,4 +388,353 @@ func TestSTOMPStompJS(t *testing.T) {
 	fmt.Fprintln(stdin, "bye")
 	step("bye")
 	eventually(t, wsTimeout, "the STOMP session to end", func() bool { return len(inst.router.Consumers()) == 0 })
+}
+
+// stompDurableName is the queue of a durable subscription without
+// x-queue-name: "stomp-subscription-" and the URL-safe base64 MD5 of the
+// destination and id (RabbitMQ's scheme, stable across sessions).
+func stompDurableName(dest, id string) string {
+	sum := md5.Sum([]byte(dest + "\x00" + id))
+	return "stomp-subscription-" + base64.RawURLEncoding.EncodeToString(sum[:])
+}
+
+// collect reads frames until the RECEIPT receipt and n MESSAGE frames
+// have arrived (in whatever order: deliveries of a SUBSCRIBE may precede
+// its receipt), and returns the messages in order.
+func (c *stompClient) collect(receipt string, n int) []*stompTestFrame {
+	c.t.Helper()
+	var ms []*stompTestFrame
+	got := receipt == ""
+	for !got || len(ms) < n {
+		f, err := c.next()
+		if err != nil {
+			c.t.Fatalf("waiting for receipt %q and %d messages (have %d): %v", receipt, n, len(ms), err)
+		}
+		switch {
+		case f.cmd == "RECEIPT" && f.headers["receipt-id"] == receipt:
+			got = true
+		case f.cmd == "MESSAGE":
+			ms = append(ms, f)
+		default:
+			c.t.Fatalf("unexpected %s %v %q", f.cmd, f.headers, f.body)
+		}
+	}
+	return ms
+}
+
+// queueState is a queue's message and consumer counts (passive declare on
+// a fresh channel), or the error.
+func queueState(t testing.TB, conn *amqp.Connection, name string) (amqp.Queue, error) {
+	t.Helper()
+	ch, err := conn.Channel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ch.Close()
+	return ch.QueueDeclarePassive(name, true, false, false, false, nil)
+}
+
+// TestSTOMPDurableSubscription: a durable topic subscription (RabbitMQ
+// Web-STOMP's durable:true + auto-delete:false + id) keeps its queue and
+// the persistent messages published while the client is away, across a
+// disconnect and a restart of Warren; UNSUBSCRIBE with durable:true
+// deletes it, a plain UNSUBSCRIBE keeps it; queue-argument headers reach
+// the queue; a bad one is an ERROR.
+func TestSTOMPDurableSubscription(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	inst := startWarren(t, dir)
+	const dest, id = "/topic/news.#", "d1"
+	qname := stompDurableName(dest, id)
+	subHeaders := []string{"id", id, "destination", dest, "durable", "true", "auto-delete", "false",
+		"ack", "client-individual", "x-max-length", "100", "x-message-ttl", "3600000"}
+	subscribe := func(c *stompClient, receipt string) {
+		c.send("SUBSCRIBE", "", append(subHeaders, "receipt", receipt)...)
+	}
+	persistent := func(body string) amqp.Publishing {
+		return amqp.Publishing{Body: []byte(body), DeliveryMode: amqp.Persistent, ContentType: "text/plain"}
+	}
+	checkMessages := func(ms []*stompTestFrame, bodies ...string) {
+		t.Helper()
+		for i, m := range ms {
+			if m.body != bodies[i] || m.headers["subscription"] != id || m.headers["destination"] != "/topic/news.x" ||
+				m.headers["persistent"] != "true" || m.headers["content-type"] != "text/plain" || m.headers["ack"] == "" {
+				t.Fatalf("message %d: %v %q, want body %q", i, m.headers, m.body, bodies[i])
+			}
+		}
+	}
+
+	// Subscribe: a durable, shared, non-auto-delete queue with the
+	// derived name and the argument headers, bound to amq.topic.
+	c := stompDial(t, inst, "")
+	c.connect()
+	subscribe(c, "s1")
+	c.collect("s1", 0)
+	var qv map[string]any
+	newMgmtClient(t, inst).want(200, "GET", "/api/queues/%2F/"+qname, nil, &qv)
+	args, _ := qv["arguments"].(map[string]any)
+	if qv["durable"] != true || qv["auto_delete"] != false || qv["exclusive"] != false ||
+		args["x-max-length"] != float64(100) || args["x-message-ttl"] != float64(3600000) {
+		t.Fatalf("durable subscription queue %s: %v", qname, qv)
+	}
+	conn, ch := amqpDial(t, inst)
+	publishAMQP(t, ch, "amq.topic", "news.x", persistent("live"))
+	m := c.collect("", 1)[0]
+	checkMessages([]*stompTestFrame{m}, "live")
+	c.send("ACK", "", "id", m.headers["ack"], "receipt", "a1")
+	c.collect("a1", 0)
+
+	// Disconnect: the queue stays, without consumers, and collects what is
+	// published meanwhile.
+	c.send("DISCONNECT", "", "receipt", "bye")
+	c.collect("bye", 0)
+	eventually(t, wsTimeout, "the durable subscription's consumer to go", func() bool {
+		q, err := queueState(t, conn, qname)
+		return err == nil && q.Consumers == 0
+	})
+	for _, b := range []string{"m1", "m2", "m3"} {
+		publishAMQP(t, ch, "amq.topic", "news.x", persistent(b))
+	}
+	if q, err := queueState(t, conn, qname); err != nil || q.Messages != 3 || q.Consumers != 0 {
+		t.Fatalf("while away: %+v %v, want 3 messages and no consumer", q, err)
+	}
+
+	// Resubscribe with the same id: the three arrive, in order.
+	c = stompDial(t, inst, "")
+	c.connect()
+	subscribe(c, "s2")
+	ms := c.collect("s2", 3)
+	checkMessages(ms, "m1", "m2", "m3")
+	for _, m := range ms {
+		c.send("ACK", "", "id", m.headers["ack"])
+	}
+	c.send("DISCONNECT", "", "receipt", "bye2")
+	c.collect("bye2", 0)
+	eventually(t, wsTimeout, "the acks to settle and the consumer to go", func() bool {
+		q, err := queueState(t, conn, qname)
+		return err == nil && q.Consumers == 0 && q.Messages == 0
+	})
+
+	// Two more while away, then a restart on the same data directory.
+	publishAMQP(t, ch, "amq.topic", "news.x", persistent("m4"))
+	publishAMQP(t, ch, "amq.topic", "news.x", persistent("m5"))
+	conn.Close()
+	stopWarren(t, inst)
+	inst = startWarren(t, dir)
+	conn, ch = amqpDial(t, inst)
+	if q, err := queueState(t, conn, qname); err != nil || q.Messages != 2 {
+		t.Fatalf("after the restart: %+v %v, want the queue with 2 messages", q, err)
+	}
+	// The binding survived too: a publish now is routed to the queue
+	// before anyone subscribes again.
+	publishAMQP(t, ch, "amq.topic", "news.x", persistent("m6"))
+	if q, err := queueState(t, conn, qname); err != nil || q.Messages != 3 {
+		t.Fatalf("publish after the restart: %+v %v, want 3 messages", q, err)
+	}
+	newMgmtClient(t, inst).want(200, "GET", "/api/queues/%2F/"+qname, nil, &qv)
+	if args, _ := qv["arguments"].(map[string]any); qv["durable"] != true || qv["auto_delete"] != false || args["x-max-length"] != float64(100) {
+		t.Fatalf("queue after the restart: %v", qv)
+	}
+	c = stompDial(t, inst, "")
+	c.connect()
+	subscribe(c, "s3") // identical redeclaration, arguments included, is accepted
+	ms = c.collect("s3", 3)
+	checkMessages(ms, "m4", "m5", "m6")
+	// Recovered messages come back flagged redelivered (docs/safety.md).
+	if ms[0].headers["redelivered"] != "true" {
+		t.Fatalf("m4 after the restart: %v", ms[0].headers)
+	}
+	for _, m := range ms {
+		c.send("ACK", "", "id", m.headers["ack"])
+	}
+
+	// UNSUBSCRIBE with durable:true deletes the queue.
+	c.send("UNSUBSCRIBE", "", "id", id, "durable", "true", "receipt", "u1")
+	c.collect("u1", 0)
+	var ae *amqp.Error
+	if _, err := queueState(t, conn, qname); !errors.As(err, &ae) || ae.Code != amqp.NotFound {
+		t.Fatalf("after UNSUBSCRIBE durable:true: %v, want 404", err)
+	}
+
+	// A plain UNSUBSCRIBE keeps it (here named by x-queue-name, with the
+	// old persistent header); UNSUBSCRIBE durable:true from a later
+	// session, naming destination and x-queue-name, deletes it.
+	c.send("SUBSCRIBE", "", "id", "d2", "destination", "/exchange/amq.topic/alerts.*", "persistent", "true", "auto-delete", "false",
+		"x-queue-name", "my-alerts", "receipt", "s4")
+	c.collect("s4", 0)
+	publishAMQP(t, ch, "amq.topic", "alerts.disk", persistent("full"))
+	if m := c.collect("", 1)[0]; m.body != "full" || m.headers["destination"] != "/exchange/amq.topic/alerts.disk" {
+		t.Fatalf("x-queue-name subscription: %v %q", m.headers, m.body)
+	}
+	c.send("UNSUBSCRIBE", "", "id", "d2", "receipt", "u2")
+	c.collect("u2", 0)
+	publishAMQP(t, ch, "amq.topic", "alerts.cpu", persistent("hot"))
+	if q, err := queueState(t, conn, "my-alerts"); err != nil || q.Messages != 1 || q.Consumers != 0 {
+		t.Fatalf("after a plain UNSUBSCRIBE: %+v %v, want the queue with 1 message", q, err)
+	}
+	c.send("DISCONNECT", "", "receipt", "bye3")
+	c.collect("bye3", 0)
+	c = stompDial(t, inst, "")
+	c.connect()
+	c.send("UNSUBSCRIBE", "", "id", "d2", "destination", "/exchange/amq.topic/alerts.*", "x-queue-name", "my-alerts", "durable", "true", "receipt", "u3")
+	c.collect("u3", 0)
+	if _, err := queueState(t, conn, "my-alerts"); !errors.As(err, &ae) || ae.Code != amqp.NotFound {
+		t.Fatalf("after UNSUBSCRIBE durable:true from a new session: %v, want 404", err)
+	}
+
+	// x-queue-name on a non-durable subscription names its exclusive queue.
+	c.send("SUBSCRIBE", "", "id", "t1", "destination", "/topic/temp.*", "x-queue-name", "stomp-named-temp", "x-max-priority", "5", "receipt", "s5")
+	c.collect("s5", 0)
+	newMgmtClient(t, inst).want(200, "GET", "/api/queues/%2F/stomp-named-temp", nil, &qv)
+	if args, _ := qv["arguments"].(map[string]any); qv["durable"] != false || qv["exclusive"] != true || args["x-max-priority"] != float64(5) {
+		t.Fatalf("non-durable x-queue-name queue: %v", qv)
+	}
+
+	// A bad argument header: ERROR naming it, then the server closes.
+	c.send("SUBSCRIBE", "", "id", "bad", "destination", "/topic/x", "x-max-length", "ten", "receipt", "s6")
+	e := c.expect("ERROR")
+	if e.headers["message"] != "bad_request" || e.headers["receipt-id"] != "s6" || !strings.Contains(e.body, "x-max-length") || !strings.Contains(e.body, "'ten'") {
+		t.Fatalf("bad x-max-length: %v %q", e.headers, e.body)
+	}
+	if _, err := c.next(); err == nil {
+		t.Fatal("connection still open after ERROR")
+	}
+	// The session's exclusive queue went with it.
+	eventually(t, wsTimeout, "the exclusive queue to go with its session", func() bool {
+		_, err := queueState(t, conn, "stomp-named-temp")
+		return errors.As(err, &ae) && ae.Code == amqp.NotFound
+	})
+}
+
+// TestSTOMPDurablePermissions: a durable subscription is declared, bound
+// and consumed with the user's own permissions.
+func TestSTOMPDurablePermissions(t *testing.T) {
+	t.Parallel()
+	inst := startWarren(t, "")
+	a := newMgmtClient(t, inst)
+	a.want(201, "PUT", "/api/users/sp", map[string]any{"password": "pw", "tags": ""}, nil)
+	a.want(201, "PUT", "/api/permissions/%2F/sp", map[string]any{"configure": "^stomp-subscription-", "write": "^stomp-subscription-", "read": ".*"}, nil)
+	login := func() *stompClient {
+		c := stompDial(t, inst, "")
+		c.send("CONNECT", "", "accept-version", "1.2", "login", "sp", "passcode", "pw", "heart-beat", "0,0")
+		c.expect("CONNECTED")
+		return c
+	}
+	c := login()
+	c.send("SUBSCRIBE", "", "id", "ok", "destination", "/topic/p.*", "durable", "true", "auto-delete", "false", "receipt", "r1")
+	c.collect("r1", 0)
+	conn, _ := amqpDial(t, inst)
+	if q, err := queueState(t, conn, stompDurableName("/topic/p.*", "ok")); err != nil || q.Consumers != 1 {
+		t.Fatalf("allowed durable subscription: %+v %v", q, err)
+	}
+	// A queue name outside the configure pattern is refused.
+	c.send("SUBSCRIBE", "", "id", "no", "destination", "/topic/p.*", "durable", "true", "auto-delete", "false", "x-queue-name", "elsewhere", "receipt", "r2")
+	e := c.expect("ERROR")
+	if e.headers["message"] != "access_refused" || !strings.Contains(e.body, "configure access to queue 'elsewhere'") {
+		t.Fatalf("refused durable subscription: %v %q", e.headers, e.body)
+	}
+	// Deleting needs configure too.
+	c = login()
+	c.send("UNSUBSCRIBE", "", "id", "x", "destination", "/topic/p.*", "durable", "true", "x-queue-name", "guests-queue", "receipt", "r3")
+	if e := c.expect("ERROR"); e.headers["message"] != "not_found" {
+		t.Fatalf("UNSUBSCRIBE of a missing durable queue: %v %q", e.headers, e.body)
+	}
+}
+
+// stompjsDurable is run by TestSTOMPStompJSDurable with node (from
+// clients/js/test, where @stomp/stompjs and ws are installed):
+//
+//	subscribe URL: subscribe durably, wait for the receipt, disconnect
+//	receive URL N: subscribe again with the same id, print N messages
+//	               (acking each), UNSUBSCRIBE with durable:true, disconnect
+//
+// Each step is a JSON line on stdout.
+const stompjsDurable = `
+import { Client } from "@stomp/stompjs";
+import WebSocket from "ws";
+const [mode, url, n] = process.argv.slice(1);
+const say = (o) => process.stdout.write(JSON.stringify(o) + "\n");
+const client = new Client({
+  webSocketFactory: () => new WebSocket(url, ["v12.stomp"]),
+  connectHeaders: { login: "guest", passcode: "guest" },
+  reconnectDelay: 0,
+});
+const headers = { id: "js-durable", durable: "true", "auto-delete": "false", ack: "client-individual", receipt: "sub" };
+const finish = async (step) => { await client.deactivate(); say({ step }); process.exit(0); };
+client.onConnect = () => {
+  let got = 0;
+  client.watchForReceipt("sub", () => { say({ step: "subscribed" }); if (mode === "subscribe") finish("bye"); });
+  client.subscribe("/topic/js.*", (m) => {
+    say({ step: "message", body: m.body, destination: m.headers.destination, persistent: m.headers.persistent });
+    m.ack();
+    if (++got === Number(n)) {
+      client.watchForReceipt("unsub", () => finish("unsubscribed"));
+      client.unsubscribe("js-durable", { durable: "true", receipt: "unsub" });
+    }
+  }, headers);
+};
+client.onStompError = (f) => { say({ step: "error", message: f.headers.message, body: f.body }); process.exit(2); };
+client.activate();
+setTimeout(() => { say({ step: "timeout" }); process.exit(3); }, 20000).unref();
+`
+
+// TestSTOMPStompJSDurable: @stomp/stompjs, unchanged, makes a durable
+// subscription, goes away, and on its return receives the persistent
+// messages published over AMQP meanwhile; its UNSUBSCRIBE with
+// durable:true removes the queue.
+func TestSTOMPStompJSDurable(t *testing.T) {
+	dir := jsTestDir(t)
+	t.Parallel()
+	inst := startWarren(t, "")
+	url := "ws://" + inst.HTTPAddr() + "/ws"
+	run := func(args ...string) []map[string]any {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, "node", append([]string{"--input-type=module", "-e", stompjsDurable}, args...)...)
+		cmd.Dir = dir
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		out, err := cmd.Output()
+		var steps []map[string]any
+		for _, l := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+			var m map[string]any
+			if json.Unmarshal([]byte(l), &m) == nil {
+				steps = append(steps, m)
+			}
+		}
+		if err != nil {
+			t.Fatalf("node %v: %v\nstdout: %s\nstderr: %s", args, err, out, stderr.String())
+		}
+		return steps
+	}
+	if steps := run("subscribe", url); len(steps) != 2 || steps[0]["step"] != "subscribed" || steps[1]["step"] != "bye" {
+		t.Fatalf("stompjs subscribe: %v", steps)
+	}
+	qname := stompDurableName("/topic/js.*", "js-durable")
+	conn, ch := amqpDial(t, inst)
+	eventually(t, wsTimeout, "stompjs to disconnect", func() bool {
+		q, err := queueState(t, conn, qname)
+		return err == nil && q.Consumers == 0
+	})
+	for _, b := range []string{"one", "two"} {
+		publishAMQP(t, ch, "amq.topic", "js.news", amqp.Publishing{Body: []byte(b), DeliveryMode: amqp.Persistent})
+	}
+	steps := run("receive", url, "2")
+	var bodies []string
+	for _, s := range steps {
+		if s["step"] == "message" {
+			if s["destination"] != "/topic/js.news" || s["persistent"] != "true" {
+				t.Fatalf("stompjs message %v", s)
+			}
+			bodies = append(bodies, s["body"].(string))
+		}
+	}
+	if strings.Join(bodies, ",") != "one,two" || steps[len(steps)-1]["step"] != "unsubscribed" {
+		t.Fatalf("stompjs receive: %v", steps)
+	}
+	var ae *amqp.Error
+	if _, err := queueState(t, conn, qname); !errors.As(err, &ae) || ae.Code != amqp.NotFound {
+		t.Fatalf("after stompjs's UNSUBSCRIBE durable:true: %v, want 404", err)
+	}
 }
