@@ -69,6 +69,7 @@ func New(cfg Config, r *mapping.Router) *Server {
 	}
 	s.SetWSConfig(cfg.WS)
 	s.routes()
+	e.Use(s.openAPIValidator()) // requests are validated against the OpenAPI document (validate.go)
 	s.onShutdown = append(s.onShutdown, func(ctx context.Context) { s.CloseWebSockets(ctx) })
 	s.http = &http.Server{
 		Handler:           e,

@@ -4,7 +4,10 @@
 // /openapi.json. asyncapi.json, an AsyncAPI 3 document of the JSON
 // WebSocket protocol at /v1/ws, is kept apart and served as it is at
 // /asyncapi.json. It depends on nothing; the gateway imports it to serve
-// the documents and to check its routes and WebSocket ops against them.
+// the documents, to check its routes and WebSocket ops against them, and
+// to validate every request of a documented route (gateway/validate.go:
+// parameters and JSON bodies; what the validator supports is listed
+// there, and its tests fail when a document uses anything else).
 package openapi
 
 import (

@@ -1,0 +1,439 @@
+package gateway
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/warrenmq/warren/mapping"
+	"github.com/warrenmq/warren/openapi"
+)
+
+// vdServer starts a gateway with a core in t.TempDir() behind a real
+// HTTP listener.
+func vdServer(t *testing.T) (*Server, string) {
+	t.Helper()
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	r, err := mapping.Open(mapping.Config{DataDir: t.TempDir(), Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := New(Config{Logger: log}, r)
+	ts := httptest.NewServer(s.echo)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		s.Shutdown(ctx)
+		ts.Close()
+		r.Close()
+	})
+	return s, ts.URL
+}
+
+// vdCall is one request of the tables below.
+type vdCall struct {
+	method, path string
+	body         string
+	json         bool     // send Content-Type: application/json
+	headers      []string // name, value, ...
+	anonymous    bool     // no credentials
+}
+
+func (c vdCall) do(t *testing.T, base string) (int, string) {
+	t.Helper()
+	var body io.Reader
+	if c.body != "" || c.json {
+		body = strings.NewReader(c.body)
+	}
+	req, err := http.NewRequest(c.method, base+c.path, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.json {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	for i := 0; i+1 < len(c.headers); i += 2 {
+		req.Header.Set(c.headers[i], c.headers[i+1])
+	}
+	if !c.anonymous {
+		req.SetBasicAuth("guest", "guest")
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// TestValidateRejects: each kind of bad input gets 400 bad_request with a
+// reason that names the parameter or field and what it must be.
+func TestValidateRejects(t *testing.T) {
+	_, base := vdServer(t)
+	for _, tc := range []struct {
+		call vdCall
+		want string // in the reason
+	}{
+		// query parameters: type, range, enum
+		{vdCall{method: "POST", path: "/v1/queues/q/get?count=abc"}, "query parameter count must be an integer between 1 and 1000, got 'abc'"},
+		{vdCall{method: "POST", path: "/v1/queues/q/get?count=0"}, "query parameter count must be an integer between 1 and 1000, got '0'"},
+		{vdCall{method: "POST", path: "/v1/queues/q/get?count=1001"}, "query parameter count must be an integer between 1 and 1000"},
+		{vdCall{method: "POST", path: "/v1/queues/q/get?ack=sometimes"}, "query parameter ack must be one of 'auto', 'manual', got 'sometimes'"},
+		{vdCall{method: "POST", path: "/v1/publish/amq.default/q?mandatory=maybe", body: "x"}, "query parameter mandatory must be true or false, got 'maybe'"},
+		{vdCall{method: "POST", path: "/v1/nack/tok?requeue=perhaps"}, "query parameter requeue must be true or false"},
+		{vdCall{method: "GET", path: "/v1/events?queue=q&prefetch=0"}, "query parameter prefetch must be an integer between 1 and 10000, got '0'"},
+		{vdCall{method: "GET", path: "/api/queues?page=x"}, "query parameter page must be an integer of at least 1, got 'x'"},
+		{vdCall{method: "GET", path: "/api/queues/?page=1&page_size=501"}, "query parameter page_size must be an integer between 1 and 500, got '501'"},
+		{vdCall{method: "DELETE", path: "/api/queues/%2F/q?if-unused=maybe"}, "query parameter if-unused must be true or false"},
+		// headers
+		{vdCall{method: "POST", path: "/v1/publish/amq.default/q", body: "x", headers: []string{"X-Amqp-Priority", "300"}}, "header X-Amqp-Priority must be an integer between 0 and 255, got '300'"},
+		{vdCall{method: "POST", path: "/v1/rpc/amq.default/q", body: "x", headers: []string{"X-Amqp-Priority", "high"}}, "header X-Amqp-Priority must be an integer between 0 and 255, got 'high'"},
+		{vdCall{method: "POST", path: "/v1/publish/amq.default/", body: "x", headers: []string{"X-Amqp-Delivery-Mode", "3"}}, "header X-Amqp-Delivery-Mode must be one of '1', '2', 'transient', 'non-persistent', 'persistent', got '3'"},
+		// JSON bodies: type, enum, required, nesting, syntax
+		{vdCall{method: "PUT", path: "/api/queues/%2F/q", json: true, body: `{"durable": "yes"}`}, `request body field 'durable' must be true or false, or one of 'true', 'false', got "yes"`},
+		{vdCall{method: "PUT", path: "/api/queues/%2F/q", json: true, body: `{"arguments": [1]}`}, `request body field 'arguments' must be an object, got [1]`},
+		{vdCall{method: "PUT", path: "/api/exchanges/%2F/x", json: true, body: `{"durable": true}`}, "request body field 'type' is required: one of 'direct', 'fanout', 'topic', 'headers'"},
+		{vdCall{method: "PUT", path: "/api/exchanges/%2F/x", json: true, body: `{"type": "bogus"}`}, `request body field 'type' must be one of 'direct', 'fanout', 'topic', 'headers', got "bogus"`},
+		{vdCall{method: "PUT", path: "/api/permissions/%2F/guest", json: true, body: `{"configure": ".*", "read": ".*"}`}, "request body field 'write' is required"},
+		{vdCall{method: "POST", path: "/api/queues/%2F/q/get", json: true, body: `{"count": 1, "ackmode": "keep", "encoding": "auto"}`}, `request body field 'ackmode' must be one of 'ack_requeue_true'`},
+		{vdCall{method: "POST", path: "/api/users/bulk-delete", json: true, body: `{"users": ["a", 7]}`}, "request body field 'users[1]' must be a string, got 7"},
+		{vdCall{method: "POST", path: "/api/exchanges/%2F/amq.default/publish", json: true, body: `{"routing_key": "q", "payload": "x", "properties": {"delivery_mode": true}}`}, "request body field 'properties.delivery_mode' must be an integer, or a string matching ^-?[0-9]+$, got true"},
+		{vdCall{method: "POST", path: "/v1/publish", json: true, body: `[{"routing_key": "q"}]`}, "request body field '[0].payload' is required: a string"},
+		{vdCall{method: "POST", path: "/v1/publish", json: true, body: `[{"routing_key": "q", "payload": "x", "properties": {"priority": 300}}]`}, "request body field '[0].properties.priority' must be an integer between 0 and 255, got 300"},
+		{vdCall{method: "POST", path: "/v1/publish", json: true, body: `[{"routing_key": "q", "payload": "x", "properties": {"delivery_mode": 1.5}}]`}, "request body field '[0].properties.delivery_mode' must be one of 1, 2, got 1.5"},
+		{vdCall{method: "POST", path: "/v1/publish", json: true, body: `{"routing_key": "q", "payload": "x"}`}, "the request body must be an array of at most 10000 items, got {"},
+		{vdCall{method: "POST", path: "/v1/publish", json: true, body: `[{"routing_key": "q", "payload": "x"`}, "the request body is not valid JSON: expected ',' or '}'"},
+		{vdCall{method: "POST", path: "/v1/publish", json: true, body: `[] []`}, "the request body is not valid JSON: data after the JSON value"},
+		{vdCall{method: "POST", path: "/v1/route/amq.headers/", json: true, body: `{"headers": "x-match=all"}`}, `request body field 'headers' must be an object, got "x-match=all"`},
+		{vdCall{method: "POST", path: "/v1/tokens", json: true, body: `{"ttl_seconds": "600"}`}, `request body field 'ttl_seconds' must be an integer of at least 0, got "600"`},
+		{vdCall{method: "POST", path: "/api/definitions", json: true, body: `{"permissions": [{"user": 1}]}`}, "request body field 'permissions[0].user' must be a string, got 1"},
+		{vdCall{method: "POST", path: "/api/users/bulk-delete", json: true}, "the request body is required: an object with users"},
+	} {
+		code, body := tc.call.do(t, base)
+		var e ErrorBody
+		if code != http.StatusBadRequest || json.Unmarshal([]byte(body), &e) != nil || e.Error != "bad_request" || !strings.Contains(e.Reason, tc.want) {
+			t.Errorf("%s %s %s: %d %s\nwant 400 bad_request with %q", tc.call.method, tc.call.path, tc.call.body, code, body, tc.want)
+		}
+	}
+}
+
+// TestValidateAuthFirst: without credentials a request that is not valid
+// is still 401, on /v1/ and /api/, for parameters and bodies.
+func TestValidateAuthFirst(t *testing.T) {
+	_, base := vdServer(t)
+	for _, c := range []vdCall{
+		{method: "POST", path: "/v1/queues/q/get?count=abc", anonymous: true},
+		{method: "POST", path: "/v1/publish/amq.default/q", body: "x", headers: []string{"X-Amqp-Priority", "300"}, anonymous: true},
+		{method: "POST", path: "/v1/publish", json: true, body: `[{}]`, anonymous: true},
+		{method: "PUT", path: "/api/queues/%2F/q", json: true, body: `{"durable": "yes"}`, anonymous: true},
+		{method: "GET", path: "/api/queues?page=x", anonymous: true},
+		{method: "POST", path: "/v1/tokens", json: true, body: `{"ttl_seconds": "x"}`, anonymous: true},
+	} {
+		if code, body := c.do(t, base); code != http.StatusUnauthorized || !strings.Contains(body, "not_authorised") {
+			t.Errorf("%s %s without credentials: %d %s, want 401", c.method, c.path, code, body)
+		}
+	}
+}
+
+// TestValidatePasses: valid requests reach the handlers unchanged, with
+// extra query parameters, raw JSON-looking publish bodies and RabbitMQ's
+// string-typed booleans and numbers.
+func TestValidatePasses(t *testing.T) {
+	_, base := vdServer(t)
+	ok := func(c vdCall, want int) string {
+		t.Helper()
+		code, body := c.do(t, base)
+		if code != want {
+			t.Fatalf("%s %s %s: %d %s, want %d", c.method, c.path, c.body, code, body, want)
+		}
+		return body
+	}
+	ok(vdCall{method: "PUT", path: "/api/queues/%2F/vq", json: true, body: `{"durable": "true", "auto_delete": false, "arguments": {"x-max-length": 10}}`}, http.StatusCreated)
+	ok(vdCall{method: "PUT", path: "/api/vhosts/empty-body", json: true}, http.StatusCreated)
+	ok(vdCall{method: "GET", path: "/api/queues?columns=name&page=1&page_size=5&sort_reverse=true&unknown=1"}, http.StatusOK)
+
+	// The raw publish body is never parsed, whatever its Content-Type.
+	raw := `{"not": json` + "\x00\xff"
+	ok(vdCall{method: "POST", path: "/v1/publish/amq.default/vq?mandatory=true&vhost=%2F&extra=1", json: true, body: raw,
+		headers: []string{"X-Amqp-Priority", "5", "X-Amqp-Delivery-Mode", "non-persistent"}}, http.StatusOK)
+	got := ok(vdCall{method: "POST", path: "/v1/queues/vq/get?count=1&ack=auto"}, http.StatusOK)
+	var gm struct {
+		Messages []struct {
+			Payload         string `json:"payload"`
+			PayloadEncoding string `json:"payload_encoding"`
+		} `json:"messages"`
+	}
+	if err := json.Unmarshal([]byte(got), &gm); err != nil || len(gm.Messages) != 1 {
+		t.Fatalf("get: %s", got)
+	}
+
+	// A validated JSON body reaches the handler byte for byte.
+	payload := "h\u00e9llo \\\"quoted\\\" \\ud83d\\ude00"
+	ok(vdCall{method: "POST", path: "/api/exchanges/%2F/amq.default/publish", json: true,
+		body: `  {"routing_key": "vq", "payload": "` + payload + `", "payload_encoding": "string", "properties": {"delivery_mode": "2", "priority": 3, "expiration": 60000}}` + "\n"}, http.StatusOK)
+	got = ok(vdCall{method: "POST", path: "/api/queues/%2F/vq/get", json: true, body: `{"count": "1", "ackmode": "ack_requeue_false", "encoding": "auto", "truncate": 50000}`}, http.StatusOK)
+	var mm []struct {
+		Payload string `json:"payload"`
+	}
+	if err := json.Unmarshal([]byte(got), &mm); err != nil || len(mm) != 1 || mm[0].Payload != "h\u00e9llo \"quoted\" \U0001F600" {
+		t.Fatalf("management get: %s", got)
+	}
+
+	// A batch of valid items: per-item results come from the handler.
+	got = ok(vdCall{method: "POST", path: "/v1/publish", json: true, body: `[{"exchange": "", "routing_key": "vq", "payload": "AAEC", "payload_encoding": "base64", "properties": {"delivery_mode": 1, "headers": {"n": [1, {"x": null}]}}}]`}, http.StatusOK)
+	if !strings.Contains(got, `"status":200`) {
+		t.Fatalf("batch: %s", got)
+	}
+}
+
+// TestValidateBodyPassThrough: the body a handler reads is the body sent,
+// validated or not (too large, chunked, not JSON).
+func TestValidateBodyPassThrough(t *testing.T) {
+	doc := []byte(`{"openapi": "3.0.3", "paths": {"/echo/{id}": {"post": {
+		"parameters": [{"name": "id", "in": "path", "required": true, "schema": {"type": "integer", "minimum": 1}}],
+		"requestBody": {"content": {"application/json": {"schema": {"type": "object", "required": ["a"], "additionalProperties": false,
+			"properties": {"a": {"type": "string", "minLength": 1, "maxLength": 3}, "b": {"type": "string", "format": "byte"}, "n": {"type": "number", "nullable": true, "exclusiveMaximum": true, "maximum": 10},
+				"m": {"anyOf": [{"type": "integer"}, {"type": "string", "enum": ["max"]}]},
+				"o": {"allOf": [{"type": "object", "required": ["x"]}, {"type": "object", "required": ["y"]}], "nullable": true}}}}}},
+		"responses": {}}}}, "components": {}}`)
+	tab, err := compileOpenAPI(doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := &oaValidator{t: tab, maxBody: 64, auth: func(echo.Context) (*mapping.UserInfo, error) { return nil, nil }}
+	e := echo.New()
+	e.Use(v.middleware)
+	e.POST("/echo/:id", func(c echo.Context) error {
+		b, err := io.ReadAll(c.Request().Body)
+		if err != nil {
+			return err
+		}
+		return c.Blob(http.StatusOK, "application/octet-stream", b)
+	})
+	ts := httptest.NewServer(e)
+	defer ts.Close()
+	big := `{"a": "x", "pad": "` + strings.Repeat("y", 100) + `"}` // over maxBody: not validated
+	for _, tc := range []struct {
+		path, ctype string
+		body        io.Reader
+		sent        string
+		want        int
+		reason      string
+	}{
+		{"/echo/1", "application/json", strings.NewReader(" {\"a\": \"x\"}\n"), " {\"a\": \"x\"}\n", 200, ""},
+		{"/echo/1", "application/json; charset=utf-8", strings.NewReader(`{"a": "xyz", "b": "AAEC", "n": null}`), `{"a": "xyz", "b": "AAEC", "n": null}`, 200, ""},
+		{"/echo/1", "text/plain", strings.NewReader(`{"a": 1}`), `{"a": 1}`, 200, ""},
+		{"/echo/1", "application/json", io.MultiReader(strings.NewReader(`{"a":`), strings.NewReader(` "z"}`)), `{"a": "z"}`, 200, ""}, // chunked
+		{"/echo/1", "application/json", strings.NewReader(big), big, 200, ""},
+		{"/echo/1", "application/json", io.MultiReader(strings.NewReader(big)), big, 200, ""}, // chunked and too large
+		{"/echo/0", "application/json", strings.NewReader(`{"a": "x"}`), "", 400, "path parameter id must be an integer of at least 1, got '0'"},
+		{"/echo/x", "application/json", strings.NewReader(`{"a": "x"}`), "", 400, "path parameter id must be an integer of at least 1, got 'x'"},
+		{"/echo/1", "application/json", strings.NewReader(`{"a": ""}`), "", 400, `request body field 'a' must be a string of at least 1 characters and of at most 3 characters, got ""`},
+		{"/echo/1", "application/json", strings.NewReader(`{"a": "\u00e9\u00e9\u00e9\u00e9"}`), "", 400, "request body field 'a' must be a string of at least 1 characters"},
+		{"/echo/1", "application/json", strings.NewReader(`{"a": "x", "b": "!!"}`), "", 400, "request body field 'b' must be a string in base64"},
+		{"/echo/1", "application/json", strings.NewReader(`{"a": "x", "n": 10}`), "", 400, "request body field 'n' must be a number less than 10 or null, got 10"},
+		{"/echo/1", "application/json", strings.NewReader(`{"a": "x", "c": 1}`), "", 400, "request body field 'c' is not a known field of the object (a, b, m, n, o)"},
+		{"/echo/1", "application/json", strings.NewReader(`{"a": "x", "m": 5, "o": {"x": 1, "y": [2]}}`), `{"a": "x", "m": 5, "o": {"x": 1, "y": [2]}}`, 200, ""},
+		{"/echo/1", "application/json", strings.NewReader(`{"a": "x", "m": "max", "o": null}`), `{"a": "x", "m": "max", "o": null}`, 200, ""},
+		{"/echo/1", "application/json", strings.NewReader(`{"a": "x", "m": "min"}`), "", 400, `request body field 'm' must be an integer, or 'max', got "min"`},
+		{"/echo/1", "application/json", strings.NewReader(`{"a": "x", "o": {"x": 1}}`), "", 400, `request body field 'o' must be an object with x and an object with y or null, got {"x": 1}`},
+		{"/echo/1", "application/json", strings.NewReader(`{"\u0061": "x", "\q": 1}`), "", 400, "request body is not valid JSON: bad escape"},
+		{"/echo/1", "application/json", strings.NewReader(`{"a": "x", "\u0063": 1}`), "", 400, "request body field 'c' is not a known field"},
+	} {
+		req, _ := http.NewRequest("POST", ts.URL+tc.path, tc.body)
+		req.Header.Set("Content-Type", tc.ctype)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != tc.want || tc.want == 200 && string(b) != tc.sent || tc.want != 200 && !strings.Contains(string(b), jsonEscape(tc.reason)) {
+			t.Errorf("%s %q: %d %s, want %d %q", tc.path, tc.sent, resp.StatusCode, b, tc.want, tc.reason)
+		}
+	}
+}
+
+// jsonEscape is how s appears inside a JSON string.
+func jsonEscape(s string) string {
+	b, _ := json.Marshal(s)
+	return string(b[1 : len(b)-1])
+}
+
+// TestOpenAPICompiles: every operation of the document compiles (no
+// unresolved $ref, no keyword the validator would ignore), and every
+// served route finds its operation.
+func TestOpenAPICompiles(t *testing.T) {
+	tab, err := compileOpenAPI(openapi.JSON())
+	if err != nil {
+		t.Fatalf("the OpenAPI document uses what the validator does not support: %v\nsupported schema keywords: %v; annotations: %v; formats: %v",
+			err, oaSchemaKeywords, oaAnnotations, oaFormats)
+	}
+	s := New(Config{}, nil)
+	for _, r := range s.echo.Routes() {
+		if r.Method == "echo_route_any" || strings.HasPrefix(r.Path, "/ui") || undocumented(r.Path) {
+			continue
+		}
+		if tab.lookup(r.Method, r.Path) == nil {
+			t.Errorf("route %s %s has no compiled operation", r.Method, r.Path)
+		}
+	}
+	for name, sc := range tab.schemas {
+		if !sc.compiled || sc.want == "" {
+			t.Errorf("schema %s did not compile", name)
+		}
+	}
+
+	// What the compiler must refuse rather than ignore.
+	for _, tc := range []struct{ doc, want string }{
+		{`"schema": {"type": "object", "minProperties": 1}`, `unsupported schema keyword "minProperties"`},
+		{`"schema": {"not": {"type": "string"}}`, `unsupported schema keyword "not"`},
+		{`"schema": {"type": "string", "format": "uuid"}`, "unsupported format uuid"},
+		{`"schema": {"$ref": "#/components/schemas/Missing"}`, `unresolved $ref "#/components/schemas/Missing"`},
+		{`"schema": {"$ref": "#/components/schemas/Missing", "type": "string"}`, `keyword "type" next to $ref`},
+		{`"schema": {"type": "array"}`, "an array schema needs items"},
+		{`"schema": {"type": "string", "pattern": "("}`, "pattern: error parsing regexp"},
+		{`"schema": {"type": "null"}`, "unsupported type null"},
+		{`"schema": {"type": "object", "properties": {"a": {"type": "string", "required": true}}}`, "required must be a list"},
+		{`"schema": {"type": "integer", "exclusiveMinimum": 0}`, "exclusiveMinimum must be true or false"},
+	} {
+		doc := `{"paths": {"/x": {"post": {"requestBody": {"content": {"application/json": {` + tc.doc + `}}}, "responses": {}}}}, "components": {"schemas": {}}}`
+		if _, err := compileOpenAPI([]byte(doc)); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v, want an error with %q", tc.doc, err, tc.want)
+		}
+	}
+	for _, tc := range []struct{ param, want string }{
+		{`{"$ref": "#/components/parameters/Nope"}`, "unresolved parameter $ref"},
+		{`{"name": "c", "in": "cookie", "schema": {"type": "string"}}`, `unsupported location "cookie"`},
+		{`{"name": "q", "in": "query", "content": {"application/json": {}}}`, `unsupported parameter keyword "content"`},
+		{`{"name": "q", "in": "query", "style": "deepObject", "schema": {"type": "object"}}`, `unsupported parameter keyword "style"`},
+		{`{"name": "q", "in": "query", "schema": {"type": "array", "items": {"type": "string"}}}`, "only string, integer, number and boolean parameters"},
+	} {
+		doc := `{"paths": {"/x": {"get": {"parameters": [` + tc.param + `], "responses": {}}}}, "components": {}}`
+		if _, err := compileOpenAPI([]byte(doc)); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v, want an error with %q", tc.param, err, tc.want)
+		}
+	}
+}
+
+// TestValidateJSONAgreesWithEncodingJSON: with a schema that takes
+// anything, the scanner accepts exactly what encoding/json accepts.
+func TestValidateJSONAgreesWithEncodingJSON(t *testing.T) {
+	anything := &oaSchema{minLen: -1, maxLen: -1, minItems: -1, maxItems: -1}
+	for _, in := range vdSeeds {
+		err := oaValidateJSON(anything, []byte(in))
+		if (err == nil) != json.Valid([]byte(in)) {
+			t.Errorf("%q: scanner says %v, encoding/json valid=%v", in, err, json.Valid([]byte(in)))
+		}
+	}
+}
+
+var vdSeeds = []string{
+	`{}`, `[]`, `""`, `0`, `-0`, `-0.5e+3`, `1E9`, `true`, `false`, `null`, ` {"a" : [1, 2.5, "x", null, true, {"b": {}}]} `,
+	`{"a":1,}`, `[1,]`, `01`, `1.`, `.5`, `-`, `1e`, `+1`, `"\x"`, `"\u12"`, `"\u00e9\ud83d\ude00\ud800"`, "\"a\tb\"", `"\/\b\f\n\r\t\\\""`,
+	`{"a" 1}`, `{1: 2}`, `[`, `{`, `"`, `tru`, `nul`, `{"a":1}{}`, `[[[[[]]]]]`, "\xff", `"` + "\xff\xfe" + `"`, `[1 2]`, "",
+	`[{"routing_key": "q", "payload": "x", "properties": {"priority": 1e2, "delivery_mode": 2.0}}]`,
+	`{"durable": "true", "auto_delete": true, "arguments": {"x": [1]}}`,
+}
+
+// FuzzValidateJSON: the body validator never panics on any input, with
+// the schemas of the document; with a schema that takes anything it
+// accepts exactly what encoding/json accepts.
+func FuzzValidateJSON(f *testing.F) {
+	for _, s := range vdSeeds {
+		f.Add([]byte(s))
+	}
+	tab, err := compileOpenAPI(openapi.JSON())
+	if err != nil {
+		f.Fatal(err)
+	}
+	var schemas []*oaSchema
+	for _, op := range tab.all {
+		if op.body != nil {
+			schemas = append(schemas, op.body)
+		}
+	}
+	anything := &oaSchema{minLen: -1, maxLen: -1, minItems: -1, maxItems: -1}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		for _, s := range schemas {
+			oaValidateJSON(s, b)
+			oaValidateJSON(s, b[:len(b)/2]) // and cut short
+		}
+		err := oaValidateJSON(anything, b)
+		if err != nil && strings.Contains(err.Error(), "nested deeper") {
+			return
+		}
+		if (err == nil) != json.Valid(b) {
+			t.Fatalf("%q: scanner says %v, encoding/json valid=%v", b, err, json.Valid(b))
+		}
+	})
+}
+
+// BenchmarkValidatePublish is the validator's cost on POST
+// /v1/publish/{exchange}/{routing_key}, the busiest route.
+//
+//   - no-query: headers checked, nothing to parse: no allocation.
+//   - query: echo parses the query once (c.QueryParams) and the handler
+//     reads it from there (c.QueryParam), so the allocations shown are the
+//     parse the handler would make anyway; the "+handler" pair shows that
+//     the validator adds none.
+func BenchmarkValidatePublish(b *testing.B) {
+	s := New(Config{}, nil)
+	mw := s.openAPIValidator()
+	read := func(c echo.Context) error { c.QueryParam("vhost"); c.QueryParam("mandatory"); return nil }
+	plain := mw(func(echo.Context) error { return nil })
+	withRead := mw(read)
+	run := func(b *testing.B, target string, h echo.HandlerFunc) {
+		req := httptest.NewRequest("POST", target, bytes.NewReader([]byte("hello")))
+		req.Header.Set("Content-Type", "text/plain")
+		req.Header.Set("X-Amqp-Priority", "5")
+		req.Header.Set("X-Amqp-Delivery-Mode", "persistent")
+		rec := httptest.NewRecorder()
+		c := s.echo.NewContext(req, rec)
+		b.ReportAllocs()
+		b.ResetTimer()
+		for b.Loop() {
+			c.Reset(req, rec)
+			c.SetPath("/v1/publish/:exchange/:routing_key")
+			if err := h(c); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	b.Run("no-query", func(b *testing.B) { run(b, "/v1/publish/amq.default/q", plain) })
+	b.Run("query", func(b *testing.B) { run(b, "/v1/publish/amq.default/q?vhost=%2F&mandatory=true", plain) })
+	b.Run("query+handler", func(b *testing.B) { run(b, "/v1/publish/amq.default/q?vhost=%2F&mandatory=true", withRead) })
+	b.Run("handler-alone", func(b *testing.B) { run(b, "/v1/publish/amq.default/q?vhost=%2F&mandatory=true", read) })
+}
+
+// BenchmarkValidateBatchBody is the cost of checking a JSON body: a batch
+// of 100 messages.
+func BenchmarkValidateBatchBody(b *testing.B) {
+	tab, err := compileOpenAPI(openapi.JSON())
+	if err != nil {
+		b.Fatal(err)
+	}
+	op := tab.lookup("POST", "/v1/publish")
+	var items []string
+	for range 100 {
+		items = append(items, `{"exchange": "amq.default", "routing_key": "q", "payload": "hello world", "properties": {"delivery_mode": 2, "headers": {"n": 1}}}`)
+	}
+	body := []byte("[" + strings.Join(items, ",") + "]")
+	b.SetBytes(int64(len(body)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := oaValidateJSON(op.body, body); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
