@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"strconv"
 	"sync"
@@ -29,8 +30,20 @@ func restBody(c echo.Context, limit int64) ([]byte, error) {
 		return nil, apiError(http.StatusRequestEntityTooLarge, fmt.Sprintf("body of %d bytes is larger than the maximum of %d bytes", req.ContentLength, limit))
 	}
 	n := req.ContentLength
+	if n == 0 {
+		return []byte{}, nil
+	}
+	if n > 0 && n <= 1<<20 {
+		// The usual case: read exactly the announced length (net/http
+		// ends the body there) into a buffer of that size.
+		buf := make([]byte, n)
+		if _, err := io.ReadFull(req.Body, buf); err != nil {
+			return nil, apiError(http.StatusBadRequest, "reading the request body: "+err.Error())
+		}
+		return buf, nil
+	}
 	if n < 0 || n > 1<<20 {
-		n = 512
+		n = 512 // grow with what arrives, not with what is announced
 	}
 	buf := bytes.NewBuffer(make([]byte, 0, n+1))
 	_, err := buf.ReadFrom(http.MaxBytesReader(c.Response(), req.Body, limit))
@@ -46,6 +59,9 @@ func restBody(c echo.Context, limit int64) ([]byte, error) {
 
 // restBool parses an optional boolean query parameter.
 func restBool(c echo.Context, name string, def bool) (bool, error) {
+	if c.Request().URL.RawQuery == "" {
+		return def, nil // no query: skip parsing one
+	}
 	v := c.QueryParam(name)
 	if v == "" {
 		return def, nil

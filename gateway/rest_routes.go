@@ -140,6 +140,9 @@ const idlePublishChannels = 64
 
 // vhostParam is ?vhost=, default "/".
 func vhostParam(c echo.Context) string {
+	if c.Request().URL.RawQuery == "" {
+		return "/"
+	}
 	if v := c.QueryParam("vhost"); v != "" {
 		return v
 	}

@@ -39,6 +39,7 @@ type Server struct {
 	router *mapping.Router
 	echo   *echo.Echo
 	http   *http.Server
+	auth   authCache // verified basic credentials (auth.go)
 	// onShutdown runs before the HTTP server stops: fronts end their
 	// long-lived sessions (WebSocket, SSE, long polls) and wait for them.
 	onShutdown []func(ctx context.Context)

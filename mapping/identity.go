@@ -45,7 +45,10 @@ type identity struct {
 	mu    sync.RWMutex
 	users map[string]*UserInfo
 	perms map[string]map[string]*compiledPerm // vhost -> user -> perm
-	gen   atomic.Uint64                       // bumped on every permission change
+	// gen is bumped, under mu, on every change of users (passwords,
+	// tags) and permissions: caches of authentication and access
+	// answers (per channel, per HTTP credentials) compare it.
+	gen atomic.Uint64
 
 	cacheMu sync.Mutex
 	cache   map[string]authCacheEntry // user -> recently verified password digest
@@ -190,18 +193,20 @@ func (r *Router) Authenticate(user, pass string, remote net.Addr) (*UserInfo, er
 		cp = *u
 	}
 	id.mu.RUnlock()
-	refused := errorf(KindAccessRefused, "invalid credentials for user '%s'", user)
-	if u == nil || cp.PasswordHash == "" {
-		return nil, refused
-	}
-	if !r.passwordOK(&cp, pass) {
-		return nil, refused
+	if u == nil || cp.PasswordHash == "" || !r.passwordOK(&cp, pass) {
+		return nil, errorf(KindAccessRefused, "invalid credentials for user '%s'", user)
 	}
 	if slices.Contains(r.loopbackUsers(), user) && !isLoopback(remote) {
 		return nil, errorf(KindAccessRefused, "user '%s' can only connect via localhost", user)
 	}
 	return &cp, nil
 }
+
+// IdentityGeneration is a counter that changes whenever users, their
+// passwords or tags, or permissions change (in this process). A front
+// that caches the outcome of Authenticate keeps it only while the
+// generation is the one read before authenticating.
+func (r *Router) IdentityGeneration() uint64 { return r.id.gen.Load() }
 
 func (r *Router) loopbackUsers() []string {
 	if r.cfg.LoopbackUsers != nil {
@@ -331,6 +336,7 @@ func (r *Router) putUser(name, password, hash, algo string, tags []string) error
 	}
 	r.id.mu.Lock()
 	r.id.users[name] = u
+	r.id.gen.Add(1)
 	r.id.mu.Unlock()
 	return nil
 }

@@ -35,7 +35,16 @@
 // The store starts, besides the goroutines of nats-server and nats.go:
 //   - the ack subscription handler (run by nats.go, one goroutine) which calls
 //     Append callbacks;
-//   - one sweeper goroutine that fails appends older than the ack timeout.
+//   - one sweeper goroutine that fails appends older than the ack timeout;
+//   - with Config.SyncAlways, the group syncer (groupsync.go): one
+//     goroutine fsyncs the block files of the logs a batch of PubAcks
+//     touched, and a second one then runs the batch's callbacks, so the
+//     next fsync need not wait for them. The syncer keeps the newest
+//     block file of each log open and per round checks only that the file
+//     is still in place and whether the next block index exists (two
+//     stats and one fsync); a new block is followed by an fsync of the
+//     directory, and anything unexpected (purge, log deleted and created
+//     again) by a fresh read of the directory.
 //
 // Callbacks are serialised (never two at once) and must not block on
 // Append or Flush of the same store. Close waits for all of these and for

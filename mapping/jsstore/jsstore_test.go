@@ -438,7 +438,7 @@ func TestSyncAlwaysGroupCommit(t *testing.T) {
 			t.Fatalf("callback %d has seq %d", i, seq)
 		}
 	}
-	rounds := s.appender.group.batches
+	rounds := s.appender.group.batches.Load()
 	if rounds >= n {
 		t.Errorf("%d fsync rounds for %d records: no grouping", rounds, n)
 	}

@@ -315,10 +315,19 @@ func (s *Store) DeleteLog(name string) error {
 	ctx, cancel := s.ctx()
 	defer cancel()
 	err := s.js.DeleteStream(ctx, streamName(name))
+	s.forgetBlocks(name)
 	if errors.Is(err, jetstream.ErrStreamNotFound) {
 		return nil
 	}
 	return s.wrap(err)
+}
+
+// forgetBlocks makes the group syncer let go of a log's block file after
+// the log was deleted or purged whole.
+func (s *Store) forgetBlocks(name string) {
+	if g := s.appender.group; g != nil {
+		g.forget(streamName(name))
+	}
 }
 
 func (s *Store) stream(ctx context.Context, name string) (jetstream.Stream, error) {
@@ -392,7 +401,9 @@ func (s *Store) PurgeAll(name string) error {
 	if err := checkName(name); err != nil {
 		return err
 	}
-	return s.api("$JS.API.STREAM.PURGE."+streamName(name), nil)
+	err := s.api("$JS.API.STREAM.PURGE."+streamName(name), nil)
+	s.forgetBlocks(name)
+	return err
 }
 
 // DeleteSeq removes one record (without erasing it on disk); a missing
