@@ -313,7 +313,9 @@ func wsScaleChild(t *testing.T) {
 			defer wg.Done()
 			got := 0
 			for got < 2*msgs {
-				ws.SetReadDeadline(time.Now().Add(time.Minute))
+				// Long: the first read waits while the other subscribers
+				// connect, which takes minutes against some brokers.
+				ws.SetReadDeadline(time.Now().Add(15 * time.Minute))
 				_, data, err := ws.ReadMessage()
 				if err != nil {
 					fmt.Fprintf(os.Stderr, "subscriber after %d messages: %v\n", got, err)
