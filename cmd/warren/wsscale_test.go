@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"runtime/pprof"
 	"sort"
 	"strconv"
 	"strings"
@@ -35,7 +36,8 @@ import (
 // WARREN_WS_SCALE_WS_URL (e.g. ws://127.0.0.1:15674/ws),
 // WARREN_WS_SCALE_AMQP_URL (where the messages are published) and
 // WARREN_WS_SCALE_SERVER_PID (whose CPU time is reported); memory is then
-// not measured.
+// not measured. WARREN_WS_SCALE_CPUPROFILE=<file> writes the server's CPU
+// profile of the paced fan-outs.
 func TestWSScale(t *testing.T) {
 	if os.Getenv("WARREN_WS_SCALE_CHILD") != "" {
 		wsScaleChild(t)
@@ -133,12 +135,25 @@ func TestWSScale(t *testing.T) {
 	// Paced messages measure fan-out latency (each fan-out finishes
 	// before the next message); a burst measures the delivery rate.
 	pace := max(250*time.Millisecond, time.Duration(n)*150*time.Microsecond)
+	if path := os.Getenv("WARREN_WS_SCALE_CPUPROFILE"); path != "" && inst != nil {
+		// The server's profile of the paced fan-outs alone.
+		f, err := os.Create(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			t.Fatal(err)
+		}
+		defer pprof.StopCPUProfile()
+	}
 	cpu0 := cpu()
 	for range msgs {
 		publish("p")
 		time.Sleep(pace)
 	}
 	serverCPU := cpu() - cpu0
+	pprof.StopCPUProfile()
 	for range msgs {
 		publish("b")
 	}
