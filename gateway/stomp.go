@@ -576,6 +576,15 @@ func (sess *stompSession) subscribe(f *stompFrame) error {
 		}
 		prefetch = n
 	}
+	// exclusive:true asks for an exclusive consumer, as on RabbitMQ: a
+	// second consumer of the queue is refused while it lasts.
+	exclusive := false
+	if v := f.get("exclusive"); v != "" {
+		if v != "true" && v != "false" {
+			return wsErrorf(http.StatusBadRequest, "header exclusive must be true or false, got '%s'", v)
+		}
+		exclusive = v == "true"
+	}
 	d, err := parseDest(dest)
 	if err != nil {
 		return err
@@ -642,7 +651,7 @@ func (sess *stompSession) subscribe(f *stompFrame) error {
 	sess.mu.Lock()
 	sess.subs[id] = sub
 	sess.mu.Unlock()
-	err = sub.ch.Consume(sub.queue, "stomp-"+id, mode == "auto", false, nil, func(tag string) { sub.tag = tag })
+	err = sub.ch.Consume(sub.queue, "stomp-"+id, mode == "auto", exclusive, nil, func(tag string) { sub.tag = tag })
 	if err != nil {
 		sess.mu.Lock()
 		delete(sess.subs, id)

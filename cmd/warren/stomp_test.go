@@ -738,3 +738,55 @@ func TestSTOMPStompJSDurable(t *testing.T) {
 		t.Fatalf("after stompjs's UNSUBSCRIBE durable:true: %v, want 404", err)
 	}
 }
+
+// TestSTOMPExclusiveConsumer: exclusive:true on SUBSCRIBE makes an
+// exclusive consumer, as on RabbitMQ: another subscription to the queue is
+// refused while it lasts and accepted once it is gone; an exclusive
+// subscription to a queue that already has a consumer is refused; a value
+// other than true or false is bad input.
+func TestSTOMPExclusiveConsumer(t *testing.T) {
+	t.Parallel()
+	inst := startWarren(t, "")
+	login := func() *stompClient {
+		c := stompDial(t, inst, "")
+		c.send("CONNECT", "", "accept-version", "1.2", "login", "guest", "passcode", "guest", "heart-beat", "0,0")
+		c.expect("CONNECTED")
+		return c
+	}
+	a := login()
+	a.send("SUBSCRIBE", "", "id", "a", "destination", "/queue/only-one", "exclusive", "true", "receipt", "ra")
+	a.collect("ra", 0)
+
+	b := login()
+	b.send("SUBSCRIBE", "", "id", "b", "destination", "/queue/only-one", "receipt", "rb")
+	if e := b.expect("ERROR"); e.headers["message"] != "access_refused" || !strings.Contains(e.body, "in exclusive use") {
+		t.Fatalf("second consumer of an exclusively consumed queue: %v %q", e.headers, e.body)
+	}
+
+	// The exclusive consumer gets the messages.
+	_, ch := wsAMQP(t, inst)
+	if err := ch.Publish("", "only-one", false, false, amqp.Publishing{Body: []byte("for a")}); err != nil {
+		t.Fatal(err)
+	}
+	if ms := a.collect("", 1); ms[0].body != "for a" {
+		t.Fatalf("exclusive consumer got %q", ms[0].body)
+	}
+
+	// Once a is gone, b may consume, and then an exclusive request fails.
+	a.send("DISCONNECT", "", "receipt", "bye")
+	a.collect("bye", 0)
+	b = login()
+	b.send("SUBSCRIBE", "", "id", "b", "destination", "/queue/only-one", "receipt", "rb2")
+	b.collect("rb2", 0)
+	c := login()
+	c.send("SUBSCRIBE", "", "id", "c", "destination", "/queue/only-one", "exclusive", "true", "receipt", "rc")
+	if e := c.expect("ERROR"); e.headers["message"] != "access_refused" {
+		t.Fatalf("exclusive subscription to a consumed queue: %v %q", e.headers, e.body)
+	}
+
+	d := login()
+	d.send("SUBSCRIBE", "", "id", "d", "destination", "/queue/only-one", "exclusive", "yes")
+	if e := d.expect("ERROR"); e.headers["message"] != "bad_request" || !strings.Contains(e.body, "exclusive must be true or false, got 'yes'") {
+		t.Fatalf("bad exclusive header: %v %q", e.headers, e.body)
+	}
+}
