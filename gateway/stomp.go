@@ -478,7 +478,14 @@ func (sess *stompSession) sendFrame(f *stompFrame, withReceipt bool) error {
 	m := &mapping.Message{Body: f.body}
 	switch d.kind {
 	case "queue":
-		if err := sess.ensureQueue(sess.ctl, d.name, nil); err != nil {
+		// As on RabbitMQ, a SEND's queue-argument headers apply to the
+		// queue it declares (they also stay in the message, like any
+		// other header).
+		args, err := stompQueueArgs(f)
+		if err != nil {
+			return err
+		}
+		if err := sess.ensureQueue(sess.ctl, d.name, args); err != nil {
 			return err
 		}
 		m.RoutingKey = d.name

@@ -790,3 +790,43 @@ func TestSTOMPExclusiveConsumer(t *testing.T) {
 		t.Fatalf("bad exclusive header: %v %q", e.headers, e.body)
 	}
 }
+
+// TestSTOMPSendQueueArguments: a SEND to /queue/ declares the queue with
+// the frame's queue-argument headers, as RabbitMQ does: x-max-length:2
+// keeps the last two of three messages; a different value for the
+// existing queue is refused as inequivalent; a bad value is bad input.
+func TestSTOMPSendQueueArguments(t *testing.T) {
+	t.Parallel()
+	inst := startWarren(t, "")
+	c := stompDial(t, inst, "")
+	c.connect()
+	for i, body := range []string{"one", "two", "three"} {
+		r := fmt.Sprintf("r%d", i)
+		c.send("SEND", body, "destination", "/queue/capped", "x-max-length", "2", "receipt", r)
+		c.collect(r, 0)
+	}
+	var qv map[string]any
+	newMgmtClient(t, inst).want(200, "GET", "/api/queues/%2F/capped", nil, &qv)
+	if args, _ := qv["arguments"].(map[string]any); args["x-max-length"] != float64(2) || qv["durable"] != true {
+		t.Fatalf("queue declared by SEND: %v", qv)
+	}
+	conn, _ := amqpDial(t, inst)
+	if q, err := queueState(t, conn, "capped"); err != nil || q.Messages != 2 {
+		t.Fatalf("capped queue after three SENDs: %+v %v", q, err)
+	}
+	c.send("SUBSCRIBE", "", "id", "s", "destination", "/queue/capped", "receipt", "s")
+	if ms := c.collect("s", 2); ms[0].body != "two" || ms[1].body != "three" {
+		t.Fatalf("capped queue kept %q and %q, want two and three", ms[0].body, ms[1].body)
+	}
+
+	c.send("SEND", "x", "destination", "/queue/capped", "x-max-length", "5", "receipt", "r5")
+	if e := c.expect("ERROR"); e.headers["message"] != "precondition_failed" || !strings.Contains(e.body, "x-max-length") {
+		t.Fatalf("inequivalent x-max-length on SEND: %v %q", e.headers, e.body)
+	}
+	c = stompDial(t, inst, "")
+	c.connect()
+	c.send("SEND", "x", "destination", "/queue/other", "x-max-length", "ten")
+	if e := c.expect("ERROR"); e.headers["message"] != "bad_request" || !strings.Contains(e.body, "'ten'") {
+		t.Fatalf("bad x-max-length on SEND: %v %q", e.headers, e.body)
+	}
+}
