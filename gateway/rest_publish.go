@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -103,6 +104,7 @@ func (r *rest) publish(c echo.Context) error {
 	m := &mapping.Message{Exchange: exchange, RoutingKey: key, Properties: props, Body: body}
 	var res publishResult
 	if ik := c.Request().Header.Get("Idempotency-Key"); ik != "" {
+		m.PublishID = idemPublishID(t.key, ik)
 		var replayed bool
 		res, replayed, err = r.idem.do(t.key, ik, func() (publishResult, error) { return r.publishOne(c, t, m) })
 		if replayed {
@@ -315,6 +317,40 @@ type idemEntry struct {
 	res     publishResult
 	err     error
 	expires time.Time
+}
+
+// idemPublishID is the PublishID stored with a message published with an
+// Idempotency-Key: user and key (the vhost is the queue's). The core keeps
+// it in the message's record, so that a restart does not forget the keys
+// of stored messages (seed).
+func idemPublishID(t tenantKey, key string) string { return t.user + "\x00" + key }
+
+// seed remembers, as answered with routed=true, the Idempotency-Keys of
+// messages stored before a restart and published less than a window ago
+// (oldest first, as the core gives them). A retry of such a publish is
+// then answered without publishing again. Call it before serving.
+func (ic *idemCache) seed(recovered []mapping.RecoveredPublish) {
+	ic.mu.Lock()
+	defer ic.mu.Unlock()
+	if ic.m == nil {
+		ic.m = map[idemKey]*idemEntry{}
+	}
+	done := make(chan struct{})
+	close(done)
+	now := time.Now()
+	for _, rp := range recovered {
+		user, key, ok := strings.Cut(rp.ID, "\x00")
+		expires := rp.Published.Add(idempotencyWindow)
+		if !ok || !now.Before(expires) {
+			continue
+		}
+		k := idemKey{tenantKey{user: user, vhost: rp.VHost}, key}
+		if _, dup := ic.m[k]; dup {
+			continue
+		}
+		ic.m[k] = &idemEntry{done: done, res: publishResult{Routed: true}, expires: expires}
+		ic.order = append(ic.order, k)
+	}
 }
 
 // do runs publish once per key within the window; replayed says the

@@ -79,6 +79,9 @@ func newRest(s *Server) *rest {
 	r.ctx, r.cancel = context.WithCancel(context.Background())
 	r.async.calls = map[string]*rpcCall{}
 	r.sse.m = map[string]*sseSession{}
+	if s.router != nil {
+		r.idem.seed(s.router.TakeRecoveredPublishIDs())
+	}
 	return r
 }
 

@@ -7,6 +7,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
+	"time"
 )
 
 // Metadata keys in the store's KV bucket (see README.md):
@@ -155,14 +157,30 @@ func (r *Router) deleteBindingRecord(vh *VHost, b *binding) {
 	}
 }
 
-// record is the message's log encoding: version, exchange, routing key,
-// properties (AMQP content-header encoding) and body. It is built once
+// Message record versions: 2 is version, publish time, exchange, routing
+// key, properties (AMQP content-header encoding) and body; 3 adds the
+// PublishID (a length byte and the bytes) after the publish time. Only
+// messages with a PublishID use 3, so version 2 readers' records stay
+// as they were.
+const (
+	recordV2 = 2
+	recordV3 = 3
+)
+
+// record is the message's log encoding (see recordV2). It is built once
 // per message, however many durable queues store it.
 func (m *Message) record() []byte {
 	m.recOnce.Do(func() {
-		b := make([]byte, 0, 16+len(m.Exchange)+len(m.RoutingKey)+len(m.Body)+64)
-		b = append(b, 2)
-		b = binary.BigEndian.AppendUint64(b, uint64(m.publishedAt()))
+		b := make([]byte, 0, 16+len(m.PublishID)+len(m.Exchange)+len(m.RoutingKey)+len(m.Body)+64)
+		if id := m.PublishID; id != "" && len(id) <= 255 {
+			b = append(b, recordV3)
+			b = binary.BigEndian.AppendUint64(b, uint64(m.publishedAt()))
+			b = append(b, byte(len(id)))
+			b = append(b, id...)
+		} else {
+			b = append(b, recordV2)
+			b = binary.BigEndian.AppendUint64(b, uint64(m.publishedAt()))
+		}
 		b = append(b, byte(len(m.Exchange)))
 		b = append(b, m.Exchange...)
 		b = append(b, byte(len(m.RoutingKey)))
@@ -201,7 +219,7 @@ func prepareRecord(m *Message, qs []*Queue) {
 
 func decodeRecord(rec []byte) (*Message, error) {
 	bad := errors.New("truncated message record")
-	if len(rec) < 10 || rec[0] != 2 {
+	if len(rec) < 10 || rec[0] != recordV2 && rec[0] != recordV3 {
 		return nil, fmt.Errorf("unknown message record version")
 	}
 	ts := int64(binary.BigEndian.Uint64(rec[1:]))
@@ -219,6 +237,13 @@ func decodeRecord(rec []byte) (*Message, error) {
 		p += n
 		return s, nil
 	}
+	var id string
+	if rec[0] == recordV3 {
+		var err error
+		if id, err = str(); err != nil {
+			return nil, err
+		}
+	}
 	ex, err := str()
 	if err != nil {
 		return nil, err
@@ -235,7 +260,7 @@ func decodeRecord(rec []byte) (*Message, error) {
 	if n > len(rec)-p {
 		return nil, bad
 	}
-	m := &Message{Exchange: ex, RoutingKey: rk, ts: ts}
+	m := &Message{Exchange: ex, RoutingKey: rk, PublishID: id, ts: ts}
 	if n > 0 {
 		if m.Properties, err = ReadProperties(rec[p : p+n]); err != nil {
 			return nil, err
@@ -388,6 +413,9 @@ func (r *Router) replay(q *Queue) (int, error) {
 			q.log.forget(seq)
 			return nil
 		}
+		if m.PublishID != "" {
+			r.recoveredID(q.vh.name, m)
+		}
 		q.nextSeq++
 		qm := &qmsg{msg: m, seq: q.nextSeq, storeSeq: seq, persist: true, redelivered: true, expires: q.policy.expiry(m, m.ts)}
 		if q.policy.maxPriority > 0 {
@@ -406,4 +434,47 @@ func (r *Router) replay(q *Queue) (int, error) {
 		r.janitor.mark(q)
 	}
 	return n, err
+}
+
+// RecoveredPublish is a PublishID found in a durable queue's log at start.
+type RecoveredPublish struct {
+	VHost     string
+	ID        string
+	Published time.Time
+}
+
+// recoveredPublishAge bounds how old a recovered PublishID may be to be
+// kept for the fronts: their deduplication windows are shorter.
+const recoveredPublishAge = 10 * time.Minute
+
+// recoveredID notes the PublishID of a replayed message (once per vhost
+// and ID, however many queues hold the message).
+func (r *Router) recoveredID(vhost string, m *Message) {
+	at := time.Unix(0, m.ts)
+	if time.Since(at) > recoveredPublishAge {
+		return
+	}
+	r.recoveredMu.Lock()
+	defer r.recoveredMu.Unlock()
+	k := [2]string{vhost, m.PublishID}
+	if _, dup := r.recoveredSeen[k]; dup {
+		return
+	}
+	if r.recoveredSeen == nil {
+		r.recoveredSeen = map[[2]string]struct{}{}
+	}
+	r.recoveredSeen[k] = struct{}{}
+	r.recovered = append(r.recovered, RecoveredPublish{VHost: vhost, ID: m.PublishID, Published: at})
+}
+
+// TakeRecoveredPublishIDs returns the PublishIDs of the messages replayed
+// at start (published in the last ten minutes), oldest first, and forgets
+// them: a front calls it once.
+func (r *Router) TakeRecoveredPublishIDs() []RecoveredPublish {
+	r.recoveredMu.Lock()
+	defer r.recoveredMu.Unlock()
+	out := r.recovered
+	r.recovered, r.recoveredSeen = nil, nil
+	slices.SortFunc(out, func(a, b RecoveredPublish) int { return a.Published.Compare(b.Published) })
+	return out
 }

@@ -19,6 +19,13 @@ type Message struct {
 	Properties Properties
 	Body       []byte
 
+	// PublishID, when a front sets it, is stored in the message's record
+	// (persistent messages in durable queues; at most 255 bytes) and given
+	// back after a restart by Router.TakeRecoveredPublishIDs, so that the
+	// front can recognise a retry of a publish that was stored before the
+	// restart (REST's Idempotency-Key). Consumers never see it.
+	PublishID string
+
 	ts int64 // unix ns when published; TTLs count from here
 
 	recOnce sync.Once

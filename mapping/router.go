@@ -54,6 +54,11 @@ type Router struct {
 
 	connMu sync.Mutex
 	conns  map[*Conn]struct{}
+
+	// PublishIDs replayed at start, until a front takes them (persist.go).
+	recoveredMu   sync.Mutex
+	recovered     []RecoveredPublish
+	recoveredSeen map[[2]string]struct{}
 }
 
 // Open starts the store, loads the metadata, replays durable queues and

@@ -1289,3 +1289,61 @@ func BenchmarkRESTRPC(b *testing.B) {
 	b.ReportMetric(float64(lat[len(lat)/2].Microseconds()), "p50-µs")
 	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), "p99-µs")
 }
+
+// TestRESTIdempotencyAcrossRestart: an Idempotency-Key whose first attempt
+// stored a persistent message in a durable queue is still known after a
+// restart (the key travels in the message's store record), so the retry
+// publishes nothing; a key whose attempt stored nothing (transient, so
+// gone with the restart) publishes again; another user's same key is
+// another key.
+func TestRESTIdempotencyAcrossRestart(t *testing.T) {
+	dir := t.TempDir()
+	inst := startWarren(t, dir)
+	_, ch := amqpDial(t, inst)
+	if _, err := ch.QueueDeclare("idem", true, false, false, false, nil); err != nil {
+		t.Fatal(err)
+	}
+	rc := newREST(t, inst)
+	rc.expect(http.StatusOK, nil, "POST", "/v1/publish/amq.default/idem", []byte("stored"), "Idempotency-Key", "order-17")
+	rc.expect(http.StatusOK, nil, "POST", "/v1/publish/amq.default/idem", []byte("fleeting"), "Idempotency-Key", "order-18", "X-Amqp-Delivery-Mode", "1")
+	stopWarren(t, inst)
+
+	inst = startWarren(t, dir)
+	rc = newREST(t, inst)
+	var res struct{ Routed bool }
+	resp := rc.expect(http.StatusOK, &res, "POST", "/v1/publish/amq.default/idem", []byte("stored"), "Idempotency-Key", "order-17")
+	if resp.Header.Get("Idempotent-Replayed") != "true" || !res.Routed {
+		t.Fatalf("retry after restart: replayed=%q routed=%v", resp.Header.Get("Idempotent-Replayed"), res.Routed)
+	}
+	resp = rc.expect(http.StatusOK, nil, "POST", "/v1/publish/amq.default/idem", []byte("fleeting"), "Idempotency-Key", "order-18", "X-Amqp-Delivery-Mode", "1")
+	if resp.Header.Get("Idempotent-Replayed") != "" {
+		t.Fatal("a key whose message was not stored was replayed after a restart")
+	}
+	a := newMgmtClient(t, inst)
+	a.want(201, "PUT", "/api/users/other", map[string]any{"password": "pw", "tags": ""}, nil)
+	a.want(201, "PUT", "/api/permissions/%2F/other", map[string]any{"configure": ".*", "write": ".*", "read": ".*"}, nil)
+	resp = rc.as("other", "pw").expect(http.StatusOK, nil, "POST", "/v1/publish/amq.default/idem", []byte("theirs"), "Idempotency-Key", "order-17")
+	if resp.Header.Get("Idempotent-Replayed") != "" {
+		t.Fatal("another user's key was taken for guest's")
+	}
+
+	conn, _ := amqpDial(t, inst)
+	if q, err := queueState(t, conn, "idem"); err != nil || q.Messages != 3 {
+		t.Fatalf("queue after the retries: %+v %v (want the stored message, the re-sent transient one and the other user's)", q, err)
+	}
+	_, ch = amqpDial(t, inst)
+	var bodies []string
+	for range 3 {
+		d, ok, err := ch.Get("idem", true)
+		if err != nil || !ok {
+			t.Fatalf("get: %v %v", ok, err)
+		}
+		bodies = append(bodies, string(d.Body))
+		if len(d.Headers) != 0 {
+			t.Errorf("consumer sees headers %v", d.Headers)
+		}
+	}
+	if bodies[0] != "stored" || bodies[1] != "fleeting" || bodies[2] != "theirs" {
+		t.Fatalf("messages %q", bodies)
+	}
+}
