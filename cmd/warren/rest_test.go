@@ -14,6 +14,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"os"
 	"os/exec"
 	"slices"
 	"sort"
@@ -1204,6 +1205,43 @@ func TestRESTCurlOneLiners(t *testing.T) {
 	}
 	if out := curl(`curl -s -u guest:guest -X POST 'http://localhost:15672/v1/rpc/amq.default/nobody_listens'`); !strings.Contains(out, `"error":"not_found"`) {
 		t.Errorf("rpc without route: %s", out)
+	}
+	if out := curl(`curl -s -u guest:guest -X POST 'http://localhost:15672/v1/queues/orders/get?count=abc'`); !strings.Contains(out, `"reason":"query parameter count must be an integer between 1 and 1000, got 'abc'"`) {
+		t.Errorf("bad count: %s", out)
+	}
+	if out := curl(`curl -s -u guest:guest -X POST --data-binary 'hello' 'http://localhost:15672/v1/publish/amq.default/orders'`); out != `{"routed":true}` {
+		t.Errorf("README publish: %s", out)
+	}
+}
+
+// TestRESTDocsCurlLinesAreTested: every curl line of README.md and
+// docs/rest.md that calls /v1/ is one that TestRESTCurlOneLiners runs
+// (it appears verbatim in this file), so the documents cannot drift from
+// what was tested.
+func TestRESTDocsCurlLinesAreTested(t *testing.T) {
+	src, err := os.ReadFile("rest_test.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, doc := range []string{"../../README.md", "../../docs/rest.md"} {
+		b, err := os.ReadFile(doc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			line = strings.TrimSpace(line)
+			if !strings.HasPrefix(line, "curl ") || !strings.Contains(line, "/v1/") {
+				continue
+			}
+			n++
+			if !bytes.Contains(src, []byte("`"+line+"`")) {
+				t.Errorf("%s: this line is not run by TestRESTCurlOneLiners:\n%s", doc, line)
+			}
+		}
+	}
+	if n < 10 {
+		t.Fatalf("found only %d curl lines calling /v1/ in README.md and docs/rest.md", n)
 	}
 }
 
