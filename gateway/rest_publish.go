@@ -43,10 +43,9 @@ func restBody(c echo.Context, limit int64) ([]byte, error) {
 		}
 		return buf, nil
 	}
-	if n < 0 || n > 1<<20 {
-		n = 512 // grow with what arrives, not with what is announced
-	}
-	buf := bytes.NewBuffer(make([]byte, 0, n+1))
+	// Unknown or large length: grow with what arrives, not with what is
+	// announced.
+	buf := bytes.NewBuffer(make([]byte, 0, 512))
 	_, err := buf.ReadFrom(http.MaxBytesReader(c.Response(), req.Body, limit))
 	if err != nil {
 		var mb *http.MaxBytesError

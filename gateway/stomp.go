@@ -585,12 +585,9 @@ func (sess *stompSession) subscribe(f *stompFrame) error {
 	}
 	// exclusive:true asks for an exclusive consumer, as on RabbitMQ: a
 	// second consumer of the queue is refused while it lasts.
-	exclusive := false
-	if v := f.get("exclusive"); v != "" {
-		if v != "true" && v != "false" {
-			return wsErrorf(http.StatusBadRequest, "header exclusive must be true or false, got '%s'", v)
-		}
-		exclusive = v == "true"
+	exclusive, err := stompBool(f, "exclusive", false)
+	if err != nil {
+		return err
 	}
 	d, err := parseDest(dest)
 	if err != nil {
@@ -685,22 +682,31 @@ func subQueue(f *stompFrame, dest string, args mapping.Table) (mapping.QueueSpec
 	if err != nil {
 		return mapping.QueueSpec{}, err
 	}
-	name := f.get("x-queue-name")
 	if !durable {
-		return mapping.QueueSpec{Name: name, Exclusive: true, AutoDelete: true, Args: args}, nil
+		return mapping.QueueSpec{Name: f.get("x-queue-name"), Exclusive: true, AutoDelete: true, Args: args}, nil
 	}
 	autoDelete, err := stompBool(f, "auto-delete", true)
 	if err != nil {
 		return mapping.QueueSpec{}, err
 	}
-	if name == "" {
-		id := f.get("id")
-		if id == "" {
-			return mapping.QueueSpec{}, wsErrorf(http.StatusBadRequest, "a durable subscription needs an id header (or x-queue-name): the queue is found again by it")
-		}
-		name = durableSubName(dest, id)
+	name, err := durableQueueName(f, dest)
+	if err != nil {
+		return mapping.QueueSpec{}, err
 	}
 	return mapping.QueueSpec{Name: name, Durable: true, AutoDelete: autoDelete, Args: args}, nil
+}
+
+// durableQueueName is the queue of a durable subscription: x-queue-name,
+// or the name derived from the destination and id.
+func durableQueueName(f *stompFrame, dest string) (string, error) {
+	if name := f.get("x-queue-name"); name != "" {
+		return name, nil
+	}
+	id := f.get("id")
+	if id == "" {
+		return "", wsErrorf(http.StatusBadRequest, "a durable subscription needs an id header (or x-queue-name): its queue is found again by it")
+	}
+	return durableSubName(dest, id), nil
 }
 
 // durableSubName derives a durable subscription's queue name from its
@@ -833,12 +839,9 @@ func (sess *stompSession) dropDurable(f *stompFrame) error {
 	if d.kind != "exchange" && d.kind != "topic" {
 		return wsErrorf(http.StatusBadRequest, "durable subscriptions are to /topic/ or /exchange/ destinations, not '%s'", dest)
 	}
-	name := f.get("x-queue-name")
-	if name == "" {
-		if f.get("id") == "" {
-			return wsErrorf(http.StatusBadRequest, "UNSUBSCRIBE of a durable subscription needs its id (or x-queue-name)")
-		}
-		name = durableSubName(dest, f.get("id"))
+	name, err := durableQueueName(f, dest)
+	if err != nil {
+		return err
 	}
 	if _, err := sess.ctl.DeclareQueue(mapping.QueueSpec{Name: name}, true); err != nil {
 		return err

@@ -456,15 +456,10 @@ func (r *Router) recoveredID(vhost string, m *Message) {
 	}
 	r.recoveredMu.Lock()
 	defer r.recoveredMu.Unlock()
-	k := [2]string{vhost, m.PublishID}
-	if _, dup := r.recoveredSeen[k]; dup {
-		return
+	if r.recovered == nil {
+		r.recovered = map[[2]string]time.Time{}
 	}
-	if r.recoveredSeen == nil {
-		r.recoveredSeen = map[[2]string]struct{}{}
-	}
-	r.recoveredSeen[k] = struct{}{}
-	r.recovered = append(r.recovered, RecoveredPublish{VHost: vhost, ID: m.PublishID, Published: at})
+	r.recovered[[2]string{vhost, m.PublishID}] = at
 }
 
 // TakeRecoveredPublishIDs returns the PublishIDs of the messages replayed
@@ -473,8 +468,11 @@ func (r *Router) recoveredID(vhost string, m *Message) {
 func (r *Router) TakeRecoveredPublishIDs() []RecoveredPublish {
 	r.recoveredMu.Lock()
 	defer r.recoveredMu.Unlock()
-	out := r.recovered
-	r.recovered, r.recoveredSeen = nil, nil
+	out := make([]RecoveredPublish, 0, len(r.recovered))
+	for k, at := range r.recovered {
+		out = append(out, RecoveredPublish{VHost: k[0], ID: k[1], Published: at})
+	}
+	r.recovered = nil
 	slices.SortFunc(out, func(a, b RecoveredPublish) int { return a.Published.Compare(b.Published) })
 	return out
 }

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/warrenmq/warren/mapping/jsstore"
 )
@@ -56,9 +57,8 @@ type Router struct {
 	conns  map[*Conn]struct{}
 
 	// PublishIDs replayed at start, until a front takes them (persist.go).
-	recoveredMu   sync.Mutex
-	recovered     []RecoveredPublish
-	recoveredSeen map[[2]string]struct{}
+	recoveredMu sync.Mutex
+	recovered   map[[2]string]time.Time // (vhost, ID) -> published
 }
 
 // Open starts the store, loads the metadata, replays durable queues and

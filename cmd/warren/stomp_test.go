@@ -749,8 +749,7 @@ func TestSTOMPExclusiveConsumer(t *testing.T) {
 	inst := startWarren(t, "")
 	login := func() *stompClient {
 		c := stompDial(t, inst, "")
-		c.send("CONNECT", "", "accept-version", "1.2", "login", "guest", "passcode", "guest", "heart-beat", "0,0")
-		c.expect("CONNECTED")
+		c.connect()
 		return c
 	}
 	a := login()
