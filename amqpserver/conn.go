@@ -17,6 +17,7 @@ import (
 // Connection timing.
 const (
 	closeOkTimeout   = 3 * time.Second  // wait for close-ok after we sent connection.close
+	peerCloseTimeout = 30 * time.Second // after our close-ok, wait this long for the client to close the socket (RabbitMQ's closing timeout)
 	writeTimeout     = 30 * time.Second // a peer that does not read for this long is dropped
 	preTuneFrameMax  = 8192             // frame-max before connection.tune-ok
 	readBufferSize   = 64 << 10
@@ -95,6 +96,10 @@ func (c *conn) serve() {
 		c.stopWriter()
 	}()
 	if err := c.handshake(); err != nil {
+		if errors.Is(err, errClientClosed) {
+			c.awaitPeerClose()
+			return
+		}
 		// Before tune-ok the spec says to close the socket without a
 		// word (RabbitMQ does), except for the login refusal that the
 		// client asked to hear about (authentication_failure_close).
@@ -346,7 +351,7 @@ func (c *conn) expect(want wire.Method) (wire.Method, error) {
 		}
 		if _, ok := m.(*wire.ConnectionClose); ok {
 			c.send(0, &wire.ConnectionCloseOk{})
-			return nil, io.EOF
+			return nil, errClientClosed
 		}
 		if m.ClassID() != want.ClassID() || m.MethodID() != want.MethodID() {
 			return nil, newError(wire.CommandInvalid, m, "expected '%s', got '%s'", want.Name(), m.Name())
@@ -428,6 +433,10 @@ func (c *conn) readLoop() {
 			return
 		}
 		if err := c.handleFrame(f); err != nil {
+			if errors.Is(err, errClientClosed) {
+				c.awaitPeerClose()
+				return
+			}
 			if errors.Is(err, errConnClosed) {
 				return
 			}
@@ -437,7 +446,27 @@ func (c *conn) readLoop() {
 	}
 }
 
-var errConnClosed = errors.New("connection closed by client")
+var (
+	errConnClosed   = errors.New("connection closed")
+	errClientClosed = errors.New("connection closed by client") // we answered its connection.close
+)
+
+// awaitPeerClose runs after close-ok went into the outbox for a
+// client-initiated connection.close. As RabbitMQ does, the server leaves
+// closing the socket to the client, which thus always reads close-ok
+// before the end of the stream (amqp091-go reports an "EOF" error instead
+// of a clean close when the socket ends first). Whatever the client still
+// sends is discarded; the wait ends at its EOF, after peerCloseTimeout,
+// or when Shutdown wakes the reader.
+func (c *conn) awaitPeerClose() {
+	c.nc.SetReadDeadline(time.Now().Add(peerCloseTimeout))
+	select {
+	case <-c.quit: // Shutdown's wake-up deadline may just have been overwritten
+		return
+	default:
+	}
+	c.r.Skip()
+}
 
 // waitIfBlocked holds a publishing connection while a resource alarm is
 // active, as RabbitMQ does: the reader stops, so the client feels TCP
@@ -507,7 +536,7 @@ func (c *conn) handleConnMethod(m wire.Method) error {
 		}
 		c.core.Close()
 		c.send(0, &wire.ConnectionCloseOk{})
-		return errConnClosed
+		return errClientClosed
 	case *wire.ConnectionCloseOk:
 		return errConnClosed
 	case *wire.ConnectionBlocked, *wire.ConnectionUnblocked:

@@ -59,6 +59,19 @@ func (r *Reader) SetMaxFrameSize(n uint32) {
 	r.maxFrame = n
 }
 
+// Buffered returns how many bytes already read from the peer are waiting
+// to be parsed: ReadFrame will not block while a whole frame is among them.
+func (r *Reader) Buffered() int { return r.br.Buffered() }
+
+// Skip reads and drops everything the peer sends until the stream ends
+// (io.EOF) or fails, for a connection that is closing.
+func (r *Reader) Skip() error {
+	if _, err := io.Copy(io.Discard, r.br); err != nil {
+		return err
+	}
+	return io.EOF
+}
+
 // MaxFrameSize returns the frame-max being enforced.
 func (r *Reader) MaxFrameSize() uint32 { return r.maxFrame }
 
