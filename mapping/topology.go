@@ -339,24 +339,29 @@ func (ch *Channel) BindQueue(queue, exchangeName, key string, args Table) error 
 	return vh.bindLocked(&binding{src: e, key: key, args: args, queue: q})
 }
 
-// UnbindQueue removes a queue binding; a missing binding is not an error.
+// UnbindQueue removes a queue binding. As in RabbitMQ 3.x, a missing
+// binding, queue or exchange is not an error: what is gone is unbound
+// (aio-pika's RPC close unbinds its reply queue after deleting it).
 func (ch *Channel) UnbindQueue(queue, exchangeName, key string, args Table) error {
 	q, err := ch.lookupQueue(queue)
-	if err != nil {
+	if err != nil && KindOf(err) != KindNotFound {
 		return err
 	}
 	if exchangeName == "" {
 		return errorf(KindAccessRefused, "operation not permitted on the default exchange")
 	}
-	if err := ch.allowBinding(ResourceQueue, q.name, exchangeName); err != nil {
+	if err := ch.allowBinding(ResourceQueue, ch.queueName(queue), exchangeName); err != nil {
 		return err
+	}
+	if q == nil {
+		return nil
 	}
 	vh := ch.vh
 	vh.mu.Lock()
 	defer vh.mu.Unlock()
 	e, ok := vh.exchanges[exchangeName]
 	if !ok {
-		return nil // RabbitMQ accepts unbinding from a missing exchange
+		return nil
 	}
 	if b := e.findBinding(&binding{src: e, key: key, args: args, queue: q}); b != nil {
 		vh.unbindLocked(b)
@@ -369,7 +374,8 @@ func (ch *Channel) BindExchange(destination, source, key string, args Table) err
 	return ch.exchangeBinding(destination, source, key, args, true)
 }
 
-// UnbindExchange removes an exchange-to-exchange binding.
+// UnbindExchange removes an exchange-to-exchange binding; a missing
+// binding, source or destination is not an error (RabbitMQ 3.x).
 func (ch *Channel) UnbindExchange(destination, source, key string, args Table) error {
 	return ch.exchangeBinding(destination, source, key, args, false)
 }
@@ -386,10 +392,16 @@ func (ch *Channel) exchangeBinding(destination, source, key string, args Table, 
 	defer vh.mu.Unlock()
 	src, ok := vh.exchanges[source]
 	if !ok {
+		if !bind {
+			return nil // as UnbindQueue: unbinding what is gone is unbind-ok
+		}
 		return noExchange(vh.name, source)
 	}
 	dst, ok := vh.exchanges[destination]
 	if !ok {
+		if !bind {
+			return nil
+		}
 		return noExchange(vh.name, destination)
 	}
 	b := &binding{src: src, key: key, args: args, dstEx: dst}
