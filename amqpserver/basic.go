@@ -34,9 +34,8 @@ func (ch *channel) finishPublish() error {
 func (ch *channel) publish(pub *wire.BasicPublish, msg *mapping.Message) error {
 	var cf *confirmer
 	var done func(bool)
-	if ch.confirm {
-		ch.publishSeq++
-		cf = &confirmer{ch: ch, seq: ch.publishSeq, held: true}
+	if ch.confirms != nil {
+		cf = &confirmer{cs: ch.confirms, seq: ch.confirms.next(), held: true}
 		done = cf.done
 	}
 	routed, err := ch.core.Publish(msg, done)
@@ -66,7 +65,10 @@ func (ch *channel) publish(pub *wire.BasicPublish, msg *mapping.Message) error {
 	if cf != nil {
 		cf.release()
 	}
-	ch.core.WaitFlow(ch.c.quit)
+	if ch.core.FlowHeld() {
+		ch.c.endBatch() // confirms must not wait for the queue to drain
+		ch.core.WaitFlow(ch.c.quit)
+	}
 	return nil
 }
 

@@ -24,8 +24,7 @@ type channel struct {
 	bodySize uint64
 	body     []byte
 
-	confirm    bool
-	publishSeq uint64
+	confirms *confirms // nil until confirm.select
 
 	tx    bool
 	txOps []txOp
@@ -53,6 +52,9 @@ func (c *conn) openChannel(id uint16) {
 // close releases the channel in the core (requeueing unacked messages).
 func (ch *channel) close() {
 	ch.core.Close()
+	if ch.confirms != nil {
+		ch.confirms.close()
+	}
 	delete(ch.c.channels, ch.id)
 }
 
@@ -102,6 +104,9 @@ func fromCoreOrSelf(err error) *amqpError {
 // fail closes the channel with a soft error.
 func (ch *channel) fail(ae *amqpError) {
 	ch.core.Close()
+	if ch.confirms != nil {
+		ch.confirms.close()
+	}
 	ch.closing = true
 	ch.resetContent()
 	ch.c.send(ch.id, &wire.ChannelClose{ReplyCode: ae.code, ReplyText: ae.replyText(), FailingClassID: ae.classID, FailingMethodID: ae.methodID})
@@ -205,10 +210,10 @@ func (ch *channel) Cancelled(tag string) {
 	}
 }
 
-// confirmer sends the publisher confirm of one message once the core has
-// stored it, never before a basic.return for the same message.
+// confirmer passes the publisher confirm of one message on once the core
+// has stored it, never before a basic.return for the same message.
 type confirmer struct {
-	ch   *channel
+	cs   *confirms
 	seq  uint64
 	mu   sync.Mutex
 	held bool // true while Publish runs: a result then waits for release
@@ -224,7 +229,7 @@ func (cf *confirmer) done(ok bool) {
 		return
 	}
 	cf.mu.Unlock()
-	cf.send(ok)
+	cf.cs.resolve(cf.seq, ok)
 }
 
 func (cf *confirmer) release() {
@@ -233,15 +238,6 @@ func (cf *confirmer) release() {
 	got, ok := cf.got, cf.ok
 	cf.mu.Unlock()
 	if got {
-		cf.send(ok)
-	}
-}
-
-func (cf *confirmer) send(ok bool) {
-	if ok {
-		cf.ch.c.s.router.Stats().Confirmed.Add(1)
-		cf.ch.c.send(cf.ch.id, &wire.BasicAck{DeliveryTag: cf.seq})
-	} else {
-		cf.ch.c.send(cf.ch.id, &wire.BasicNack{DeliveryTag: cf.seq})
+		cf.cs.resolve(cf.seq, ok)
 	}
 }

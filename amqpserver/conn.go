@@ -56,6 +56,11 @@ type conn struct {
 	quitOnce     sync.Once
 	lastRead     time.Time
 	forcedClose  chan string // Shutdown asks the reader to close with 320
+
+	// Publisher confirms waiting for the writer (see confirms.go).
+	confMu    sync.Mutex
+	confReady []*confirms
+	batching  bool // the reader is working through already-buffered frames
 }
 
 func newConn(s *Server, nc net.Conn) *conn {
@@ -164,6 +169,7 @@ func (c *conn) writeLoop() {
 			return
 		}
 		setHeartbeat()
+		c.flushConfirms()
 		b := c.out.take()
 		if len(b) == 0 {
 			c.out.drained(b)
@@ -283,20 +289,20 @@ func (c *conn) handshake() error {
 		return err
 	}
 	to := m.(*wire.ConnectionTuneOk)
-	c.channelMax = c.s.cfg.ChannelMax
-	if to.ChannelMax != 0 && to.ChannelMax < c.channelMax {
-		c.channelMax = to.ChannelMax
+	// tune-ok may only lower what tune offered: 0 ("no limit") or more
+	// than the offer is refused, as RabbitMQ refuses it. Before
+	// connection.open-ok that is a silent close (see serve).
+	if to.ChannelMax == 0 || to.ChannelMax > c.s.cfg.ChannelMax {
+		return newError(wire.NotAllowed, to, "negotiated channel_max = %d is higher than the maximum allowed value (%d)", to.ChannelMax, c.s.cfg.ChannelMax)
 	}
-	c.frameMax = c.s.cfg.FrameMax
-	if to.FrameMax != 0 {
-		if to.FrameMax < wire.FrameMinSize {
-			return newError(wire.NotAllowed, to, "frame_max=%d < %d min size", to.FrameMax, wire.FrameMinSize)
-		}
-		if to.FrameMax > c.s.cfg.FrameMax {
-			return newError(wire.NotAllowed, to, "frame_max=%d > %d max size", to.FrameMax, c.s.cfg.FrameMax)
-		}
-		c.frameMax = to.FrameMax
+	c.channelMax = to.ChannelMax
+	if to.FrameMax == 0 || to.FrameMax > c.s.cfg.FrameMax {
+		return newError(wire.NotAllowed, to, "negotiated frame_max = %d is higher than the maximum allowed value (%d)", to.FrameMax, c.s.cfg.FrameMax)
 	}
+	if to.FrameMax < wire.FrameMinSize {
+		return newError(wire.NotAllowed, to, "negotiated frame_max = %d is lower than the minimum allowed value (%d)", to.FrameMax, wire.FrameMinSize)
+	}
+	c.frameMax = to.FrameMax
 	c.tuned = true
 	c.heartbeat = time.Duration(to.Heartbeat) * time.Second
 	c.hbForWriter.Store(int64(c.heartbeat))
@@ -408,7 +414,7 @@ func (s *Server) serverProperties() mapping.Table {
 // goroutine.
 func (c *conn) readLoop() {
 	for {
-		c.out.waitForSpace()
+		c.out.waitForSpace(c.endBatch)
 		if c.heartbeat > 0 {
 			now := time.Now()
 			if now.Sub(c.lastRead) > c.heartbeat/4 {
@@ -416,7 +422,13 @@ func (c *conn) readLoop() {
 				c.lastRead = now
 			}
 		}
+		if !c.r.FrameBuffered() {
+			c.endBatch() // the read may wait for the client: send what it waits for
+		}
 		f, err := c.r.ReadFrame()
+		if c.r.FrameBuffered() {
+			c.beginBatch()
+		}
 		if err != nil {
 			select {
 			case reason := <-c.forcedClose:
@@ -477,6 +489,7 @@ func (c *conn) waitIfBlocked() {
 	if !blocked {
 		return
 	}
+	c.endBatch()
 	if c.capBlocked {
 		c.send(0, &wire.ConnectionBlocked{Reason: reason})
 	}

@@ -83,14 +83,16 @@ func (ch *channel) handleMethod(m wire.Method) error {
 		if ch.tx {
 			return newError(wire.PreconditionFailed, m, "cannot switch from tx to confirm mode")
 		}
-		ch.confirm = true
+		if ch.confirms == nil {
+			ch.confirms = newConfirms(ch)
+		}
 		ch.core.SetConfirm(true)
 		if !m.Nowait {
 			ch.c.send(ch.id, &wire.ConfirmSelectOk{})
 		}
 		return nil
 	case *wire.TxSelect:
-		if ch.confirm {
+		if ch.confirms != nil {
 			return newError(wire.PreconditionFailed, m, "cannot switch from confirm to tx mode")
 		}
 		ch.tx = true

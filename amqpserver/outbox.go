@@ -120,9 +120,15 @@ func (o *outbox) drained(b []byte) []*channel {
 	return chans
 }
 
-// waitForSpace blocks the reader while the outbox is over hardLimit.
-func (o *outbox) waitForSpace() {
+// waitForSpace blocks the reader while the outbox is over hardLimit,
+// calling before first when it has to wait.
+func (o *outbox) waitForSpace(before func()) {
 	o.mu.Lock()
+	if len(o.buf) >= hardLimit && !o.closed {
+		o.mu.Unlock()
+		before()
+		o.mu.Lock()
+	}
 	for len(o.buf) >= hardLimit && !o.closed {
 		o.space.Wait()
 	}

@@ -46,6 +46,10 @@ func (q *Queue) drainedBelow(n int) bool {
 	return q.deleted || q.ready.len() < n || len(q.consumers) == 0
 }
 
+// FlowHeld reports whether WaitFlow would hold the caller, which may first
+// send what its client waits for (publisher confirms).
+func (ch *Channel) FlowHeld() bool { return ch.flowQueue.Load() != nil }
+
 // WaitFlow holds the caller (a front's publishing goroutine) while the
 // last publish on this channel filled a queue past its high water mark,
 // until it drains below the low water mark, quit closes, or flowMaxWait

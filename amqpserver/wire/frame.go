@@ -59,9 +59,16 @@ func (r *Reader) SetMaxFrameSize(n uint32) {
 	r.maxFrame = n
 }
 
-// Buffered returns how many bytes already read from the peer are waiting
-// to be parsed: ReadFrame will not block while a whole frame is among them.
-func (r *Reader) Buffered() int { return r.br.Buffered() }
+// FrameBuffered reports whether a whole frame has already been read from
+// the peer, so that the next ReadFrame returns without waiting for it.
+func (r *Reader) FrameBuffered() bool {
+	n := r.br.Buffered()
+	if n < len(r.hdr) {
+		return false
+	}
+	h, _ := r.br.Peek(len(r.hdr)) // buffered: Peek does not read
+	return uint64(n) >= uint64(binary.BigEndian.Uint32(h[3:]))+FrameOverhead
+}
 
 // Skip reads and drops everything the peer sends until the stream ends
 // (io.EOF) or fails, for a connection that is closing.
