@@ -49,7 +49,7 @@ test-deps:
 # Installs what the browser and Node tests need: Debian's chromium (the
 # real-browser tests of the WebSocket example page and the web UI drive it
 # over the DevTools protocol), node/npm, and the npm packages of
-# clients/js/test (@stomp/stompjs, ws) from its lockfile.
+# clients/js/test (@stomp/stompjs, ws, @cloudamqp/amqp-client) from its lockfile.
 browser-deps:
 	@set -e; SUDO=; if [ "$$(id -u)" != 0 ]; then SUDO="sudo -n"; fi; \
 	missing=; \
@@ -61,7 +61,7 @@ browser-deps:
 		$$SUDO apt-get update; \
 		$$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y $$missing; \
 	else echo "browser-deps: chromium, node and npm found"; fi; \
-	if [ ! -d clients/js/test/node_modules/@stomp/stompjs ]; then \
+	if [ ! -d clients/js/test/node_modules/@stomp/stompjs ] || [ ! -d clients/js/test/node_modules/@cloudamqp/amqp-client ]; then \
 		echo "+ npm ci in clients/js/test"; \
 		cd clients/js/test && npm ci --no-audit --no-fund; \
 	fi

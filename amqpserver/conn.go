@@ -29,10 +29,11 @@ const (
 // channel table. writeLoop runs in a second goroutine and is the only writer
 // of the socket; everybody else queues frames in out.
 type conn struct {
-	s   *Server
-	nc  net.Conn
-	r   *wire.Reader
-	out *outbox
+	s        *Server
+	nc       net.Conn
+	protocol string // the management API's label (ProtocolAMQP, ...)
+	r        *wire.Reader
+	out      *outbox
 
 	frameMax    uint32
 	channelMax  uint16
@@ -325,7 +326,7 @@ func (c *conn) handshake() error {
 	}
 	c.core = vh.Connect(user, mapping.ConnInfo{
 		Name:             c.nc.RemoteAddr().String() + " -> " + c.nc.LocalAddr().String(),
-		Protocol:         "AMQP 0-9-1",
+		Protocol:         c.protocol,
 		Peer:             c.nc.RemoteAddr().String(),
 		Local:            c.nc.LocalAddr().String(),
 		ClientProperties: c.clientProps,

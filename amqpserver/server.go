@@ -108,18 +108,47 @@ func (s *Server) Serve(ln net.Listener) error {
 			return err
 		}
 		delay = 0
-		c := newConn(s, nc)
-		s.mu.Lock()
-		if s.closing {
-			s.mu.Unlock()
-			nc.Close()
-			return ErrServerClosed
+		c, err := s.track(nc, ProtocolAMQP)
+		if err != nil {
+			return err
 		}
-		s.conns[c] = struct{}{}
-		s.wg.Add(1)
-		s.mu.Unlock()
 		go c.serve()
 	}
+}
+
+// Protocol labels of connections in the management API.
+const (
+	ProtocolAMQP          = "AMQP 0-9-1"
+	ProtocolAMQPWebSocket = "AMQP 0-9-1/WebSocket"
+)
+
+// ServeConn serves one AMQP 0-9-1 connection accepted elsewhere, for
+// instance a WebSocket carrying the AMQP byte stream (gateway's
+// /ws/amqp), and returns when it has ended; nc is closed then. protocol
+// labels the connection in the management API (ProtocolAMQPWebSocket).
+// After Shutdown it closes nc and returns ErrServerClosed.
+func (s *Server) ServeConn(nc net.Conn, protocol string) error {
+	c, err := s.track(nc, protocol)
+	if err != nil {
+		return err
+	}
+	c.serve()
+	return nil
+}
+
+// track registers a new connection, or closes nc when shutting down.
+func (s *Server) track(nc net.Conn, protocol string) (*conn, error) {
+	c := newConn(s, nc)
+	c.protocol = protocol
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closing {
+		nc.Close()
+		return nil, ErrServerClosed
+	}
+	s.conns[c] = struct{}{}
+	s.wg.Add(1)
+	return c, nil
 }
 
 func (s *Server) removeConn(c *conn) {

@@ -109,6 +109,7 @@ func (s *Server) wsRoutes() {
 	s.ws()
 	s.echo.GET("/v1/ws", s.wsJSON)
 	s.echo.GET("/ws", s.wsSTOMP)
+	s.echo.GET("/ws/amqp", s.wsAMQP) // amqpws.go
 	s.echo.POST("/v1/tokens", s.createToken)
 	s.exampleRoutes()
 }

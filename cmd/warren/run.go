@@ -135,6 +135,8 @@ func startInstance(cfg Config, logger *slog.Logger) (*instance, error) {
 		httpLn: httpLn,
 		failed: make(chan error, 2),
 	}
+	// AMQP 0-9-1 over WebSocket at /ws/amqp, served by the AMQP server.
+	inst.http.SetAMQPWebSocket(func(nc net.Conn) error { return inst.amqp.ServeConn(nc, amqpserver.ProtocolAMQPWebSocket) })
 	go func() {
 		if err := inst.amqp.Serve(amqpLn); err != nil && !errors.Is(err, amqpserver.ErrServerClosed) {
 			inst.failed <- err

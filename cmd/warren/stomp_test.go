@@ -58,7 +58,9 @@ func jsTestDir(t testing.TB) string {
 			nodeErr = fmt.Errorf("node not found in PATH")
 			return
 		}
-		if _, err := os.Stat(filepath.Join(dir, "node_modules", "@stomp", "stompjs")); err == nil {
+		_, err1 := os.Stat(filepath.Join(dir, "node_modules", "@stomp", "stompjs"))
+		_, err2 := os.Stat(filepath.Join(dir, "node_modules", "@cloudamqp", "amqp-client"))
+		if err1 == nil && err2 == nil {
 			return
 		}
 		npm, err := exec.LookPath("npm")
@@ -75,7 +77,7 @@ func jsTestDir(t testing.TB) string {
 		}
 	})
 	if nodeErr != nil {
-		needTool(t, "the Node tests need node and the npm packages of clients/js/test (@stomp/stompjs, ws): "+nodeErr.Error()+" (run `npm ci` in clients/js/test, or `make test`)")
+		needTool(t, "the Node tests need node and the npm packages of clients/js/test  (@stomp/stompjs, ws, @cloudamqp/amqp-client): "+nodeErr.Error()+" (run `npm ci` in clients/js/test, or `make test`)")
 	}
 	return dir
 }
