@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/chromedp"
 	"github.com/gorilla/websocket"
 	amqp "github.com/rabbitmq/amqp091-go"
 )
@@ -455,4 +456,30 @@ func TestTLSCertificateReload(t *testing.T) {
 	}
 	roundTrip(t, old, "tls-reload-old", "after two renewals")
 	roundTrip(t, fresh, "tls-reload-new", "new connection")
+}
+
+// TestManagementUITLS: the UI's connection list and detail show the TLS
+// state and client certificate of an AMQPS connection logged in with
+// EXTERNAL. The page itself is served over HTTPS, whose certificate the
+// browser is told to accept (it does not know the test CA).
+func TestManagementUITLS(t *testing.T) {
+	chromiumPath(t)
+	t.Parallel()
+	w := startTLSWarren(t, func(c *Config) { c.TLSVerifyPeer = true })
+	client := w.pki.issue("guest", false, "client")
+	conn, err := amqp.DialTLS_ExternalAuth(w.amqpsURL(""), w.pki.clientTLS(&client))
+	if err != nil {
+		t.Fatalf("EXTERNAL as guest: %v", err)
+	}
+	defer conn.Close()
+
+	base := "https://localhost:" + portOf(t, w.HTTPSAddr())
+	p := newUIPage(t, base, chromedp.Flag("ignore-certificate-errors", true))
+	p.do("open the UI over HTTPS", chromedp.Navigate(base+"/"))
+	p.login("guest", "guest")
+	p.open("#/connections")
+	p.contains("table.data tbody", "guest", "TLS 1.")
+	p.do("select the connection", uiClick("a.conn-link"))
+	p.contains("#connection-tls", "TLS 1.", "aes_128_gcm")
+	p.contains("#connection-detail", "EXTERNAL", "CN=guest,O=Warren tests", "CN=warren-test-ca")
 }
