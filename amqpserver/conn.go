@@ -44,6 +44,7 @@ type conn struct {
 	cancelNotify   bool
 	authCloseNotes bool
 	user           string
+	mechanism      string // SASL mechanism of the login
 	core           *mapping.Conn
 
 	channels map[uint16]*channel // reader goroutine only
@@ -255,7 +256,7 @@ func (c *conn) handshake() error {
 	c.send(0, &wire.ConnectionStart{
 		VersionMajor: 0, VersionMinor: 9,
 		ServerProperties: c.s.serverProperties(),
-		Mechanisms:       "PLAIN AMQPLAIN",
+		Mechanisms:       c.mechanisms(),
 		Locales:          "en_US",
 	})
 	m, err := c.expect(&wire.ConnectionStartOk{})
@@ -269,12 +270,13 @@ func (c *conn) handshake() error {
 		c.authCloseNotes, _ = caps["authentication_failure_close"].(bool)
 		c.capBlocked, _ = caps["connection.blocked"].(bool)
 	}
-	user, pass, err := parseCredentials(so.Mechanism, so.Response)
+	user, err := c.login(so)
 	if err != nil {
-		return newError(wire.AccessRefused, so, "%v", err)
-	}
-	if _, err := c.s.router.Authenticate(user, pass, c.nc.RemoteAddr()); err != nil {
-		c.s.log.Warn("login refused", "user", user, "remote", c.nc.RemoteAddr(), "reason", err)
+		var ae *amqpError
+		if errors.As(err, &ae) {
+			return err
+		}
+		c.s.log.Warn("login refused", "user", user, "mechanism", so.Mechanism, "remote", c.nc.RemoteAddr(), "reason", err)
 		// Slow down password guessing; the handshake deadline still holds.
 		time.Sleep(failedLoginDelay)
 		if !c.authCloseNotes {
@@ -330,6 +332,8 @@ func (c *conn) handshake() error {
 		Peer:             c.nc.RemoteAddr().String(),
 		Local:            c.nc.LocalAddr().String(),
 		ClientProperties: c.clientProps,
+		TLS:              c.tlsState(),
+		AuthMechanism:    c.mechanism,
 		Close:            c.shutdown,
 	})
 	c.send(0, &wire.ConnectionOpenOk{})

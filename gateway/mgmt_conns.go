@@ -31,13 +31,21 @@ func (m *mgmt) connOut(cs mapping.ConnStats) map[string]any {
 	if cs.ClientProperties != nil {
 		props = mgTableJSON(cs.ClientProperties)
 	}
-	return map[string]any{
+	mech := cs.AuthMechanism
+	if mech == "" {
+		mech = "PLAIN"
+	}
+	out := map[string]any{
 		"name": cs.Name, "node": m.node, "type": "network", "state": "running", "protocol": cs.Protocol,
 		"user": cs.User, "user_who_performed_action": cs.User, "vhost": cs.VHost,
 		"host": host, "port": port, "peer_host": peerHost, "peer_port": peerPort,
-		"ssl": false, "channels": cs.Channels, "connected_at": cs.ConnectedAt.UnixMilli(),
-		"client_properties": props, "auth_mechanism": "PLAIN",
+		"channels": cs.Channels, "connected_at": cs.ConnectedAt.UnixMilli(),
+		"client_properties": props, "auth_mechanism": mech,
 	}
+	for k, v := range mgTLSFields(cs.TLS) {
+		out[k] = v
+	}
+	return out
 }
 
 // visibleConnections: all for monitoring and administrators, the user's

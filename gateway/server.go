@@ -77,6 +77,7 @@ func New(cfg Config, r *mapping.Router) *Server {
 		ReadHeaderTimeout: readHeaderTimeout,
 		ReadTimeout:       readTimeout,
 		IdleTimeout:       idleTimeout,
+		ErrorLog:          httpErrorLog(cfg.Logger),
 	}
 	return s
 }

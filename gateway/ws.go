@@ -8,6 +8,7 @@ package gateway
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"net"
 	"net/http"
 	"net/url"
@@ -300,6 +301,7 @@ func (s *Server) connectCore(p *wsPeer, a wsAuth, protocol string, wc *wsConn) (
 		Protocol: protocol,
 		Peer:     p.remote,
 		Local:    p.local,
+		TLS:      p.tls,
 		ClientProperties: mapping.Table{
 			"user_agent": p.userAgent,
 			"origin":     p.origin,
@@ -314,11 +316,12 @@ func (s *Server) connectCore(p *wsPeer, a wsAuth, protocol string, wc *wsConn) (
 type wsPeer struct {
 	addr                                   net.Addr
 	remote, host, local, userAgent, origin string
+	tls                                    *tls.ConnectionState // nil over plain HTTP
 }
 
 func newWSPeer(c echo.Context) *wsPeer {
 	r := c.Request()
-	return &wsPeer{addr: remoteAddr(c), remote: r.RemoteAddr, host: r.Host, local: wsLocalAddr(r), userAgent: r.UserAgent(), origin: r.Header.Get("Origin")}
+	return &wsPeer{addr: remoteAddr(c), remote: r.RemoteAddr, host: r.Host, local: wsLocalAddr(r), userAgent: r.UserAgent(), origin: r.Header.Get("Origin"), tls: r.TLS}
 }
 
 func wsLocalAddr(r *http.Request) string {

@@ -21,6 +21,9 @@ const alarmInterval = time.Second
 type AlarmConfig struct {
 	MemoryHighWatermark int64 // bytes; <0 disables
 	DiskFreeLimit       int64 // bytes; <0 disables
+	// MemoryRelative is the watermark as a fraction of physical memory,
+	// used when MemoryHighWatermark is 0; 0 means 0.4.
+	MemoryRelative float64
 }
 
 type alarms struct {
@@ -41,7 +44,11 @@ func (r *Router) startAlarms() {
 	a.done = make(chan struct{})
 	cfg := r.cfg.Alarms
 	if cfg.MemoryHighWatermark == 0 {
-		cfg.MemoryHighWatermark = physicalMemory() * 4 / 10
+		rel := cfg.MemoryRelative
+		if rel <= 0 {
+			rel = 0.4
+		}
+		cfg.MemoryHighWatermark = int64(float64(physicalMemory()) * rel)
 	}
 	if cfg.DiskFreeLimit == 0 {
 		cfg.DiskFreeLimit = 50_000_000

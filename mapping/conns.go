@@ -1,6 +1,7 @@
 package mapping
 
 import (
+	"crypto/tls"
 	"sort"
 	"time"
 )
@@ -13,6 +14,11 @@ type ConnInfo struct {
 	Peer             string
 	Local            string
 	ClientProperties Table
+	// TLS is the connection's TLS state; nil for a plain connection.
+	TLS *tls.ConnectionState
+	// AuthMechanism is the SASL mechanism the client logged in with
+	// ("" means PLAIN).
+	AuthMechanism string
 	// Close asks the front to close the connection (management API,
 	// vhost deletion); it must not block.
 	Close func(reason string)

@@ -167,16 +167,20 @@ func (r *Router) loadIdentity() error {
 		if user == "" {
 			user, pass = "guest", "guest"
 		}
-		if err := r.PutVHost(defaultVHost, "Default virtual host", nil); err != nil {
+		vhost := r.cfg.DefaultVHost
+		if vhost == "" {
+			vhost = defaultVHost
+		}
+		if err := r.PutVHost(vhost, "Default virtual host", nil); err != nil {
 			return err
 		}
 		if err := r.PutUser(user, pass, "", []string{"administrator"}); err != nil {
 			return err
 		}
-		if err := r.SetPermissions(Permission{User: user, VHost: defaultVHost, Configure: ".*", Write: ".*", Read: ".*"}); err != nil {
+		if err := r.SetPermissions(Permission{User: user, VHost: vhost, Configure: ".*", Write: ".*", Read: ".*"}); err != nil {
 			return err
 		}
-		r.log.Info("first start: created vhost and administrator", "vhost", defaultVHost, "user", user)
+		r.log.Info("first start: created vhost and administrator", "vhost", vhost, "user", user)
 	}
 	return nil
 }

@@ -24,6 +24,8 @@ type Config struct {
 	// permissions on "/") on the first start; "" means guest/guest.
 	DefaultUser string
 	DefaultPass string
+	// DefaultVHost is the vhost created on the first start; "" means "/".
+	DefaultVHost string
 	// LoopbackUsers may only connect from loopback; nil means ["guest"].
 	LoopbackUsers []string
 	Alarms        AlarmConfig

@@ -6,15 +6,21 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"strconv"
 	"strings"
+	"time"
 )
 
-// Config is everything `warren serve` can be told. The zero value is not
-// used directly: defaultConfig fills in the embedded defaults, then the
-// environment (WARREN_*) and then flags override them.
+// Config is everything `warren serve` can be told. defaultConfig fills in
+// the embedded defaults; a config file (--config / WARREN_CONFIG, in
+// rabbitmq.conf format) overrides them, the environment (WARREN_*) the
+// file, and flags the environment.
 type Config struct {
-	AMQPAddr       string
-	HTTPAddr       string
+	ConfigFile     string
+	AMQPAddr       string // comma-separated; "none" = no plain AMQP listener
+	AMQPSAddr      string // comma-separated; "" = :5671 when a certificate is set; "none" = off
+	HTTPAddr       string // "none" = no plain HTTP listener
+	HTTPSAddr      string // "" = :15671 when a certificate is set; "none" = off
 	DataDir        string
 	LogLevel       string
 	MaxMessageSize int64
@@ -22,14 +28,36 @@ type Config struct {
 	CPUProfile     string
 	DefaultUser    string
 	DefaultPass    string
+	DefaultVHost   string
+	LoopbackUsers  []string // nil = ["guest"]
 	MemoryLimit    int64
+	MemoryRelative float64
 	DiskFreeLimit  int64
 	MaxConnections int
 	MaxQueues      int
 	CORSOrigins    string
 	WSOrigins      string
 	TokenSecret    string
+	Heartbeat      time.Duration // 0 = 60s, <0 = off
+	FrameMax       uint32        // 0 = 131072
+	ChannelMax     uint16        // 0 = 2047
+
+	// TLS for the AMQPS listener, and for HTTPS unless HTTPS* are set.
+	TLSCert, TLSKey, TLSCA       string
+	TLSVerifyPeer                bool
+	TLSFailIfNoPeerCert          bool
+	HTTPSCert, HTTPSKey, HTTPSCA string
+	// TLSWatchInterval is how often certificate files are checked for a
+	// change (0 = 10s, <0 = only on SIGHUP).
+	TLSWatchInterval time.Duration
+
+	// Warnings are the config file's unknown keys, logged at start.
+	Warnings []string
 }
+
+// maxMessageSizeLimit is the largest body a JetStream message can carry
+// next to Warren's headers.
+const maxMessageSizeLimit = 64<<20 - (64 << 10)
 
 func defaultConfig() Config {
 	return Config{
@@ -42,50 +70,21 @@ func defaultConfig() Config {
 	}
 }
 
-// parseServeFlags reads env vars first so that flags win over them.
-func parseServeFlags(args []string, stderr io.Writer) (Config, error) {
-	cfg := defaultConfig()
-	env := func(name string, dst *string) {
-		if v, ok := os.LookupEnv(name); ok && v != "" {
-			*dst = v
-		}
-	}
-	env("WARREN_AMQP_ADDR", &cfg.AMQPAddr)
-	env("WARREN_HTTP_ADDR", &cfg.HTTPAddr)
-	env("WARREN_DATA_DIR", &cfg.DataDir)
-	env("WARREN_LOG_LEVEL", &cfg.LogLevel)
-	env("WARREN_SYNC", &cfg.Sync)
-	env("WARREN_DEFAULT_USER", &cfg.DefaultUser)
-	env("WARREN_DEFAULT_PASS", &cfg.DefaultPass)
-	env("WARREN_CORS_ORIGINS", &cfg.CORSOrigins)
-	env("WARREN_WS_ALLOWED_ORIGINS", &cfg.WSOrigins)
-	env("WARREN_TOKEN_SECRET", &cfg.TokenSecret)
-	for name, dst := range map[string]*int64{"WARREN_MEMORY_HIGH_WATERMARK": &cfg.MemoryLimit, "WARREN_DISK_FREE_LIMIT": &cfg.DiskFreeLimit} {
-		if v := os.Getenv(name); v != "" {
-			if _, err := fmt.Sscan(v, dst); err != nil {
-				return cfg, fmt.Errorf("%s=%q: want a number of bytes", name, v)
-			}
-		}
-	}
-	for name, dst := range map[string]*int{"WARREN_MAX_CONNECTIONS": &cfg.MaxConnections, "WARREN_MAX_QUEUES": &cfg.MaxQueues} {
-		if v := os.Getenv(name); v != "" {
-			if _, err := fmt.Sscan(v, dst); err != nil || *dst < 0 {
-				return cfg, fmt.Errorf("%s=%q: want a number >= 0", name, v)
-			}
-		}
-	}
-	if v := os.Getenv("WARREN_MAX_MESSAGE_SIZE"); v != "" {
-		var n int64
-		if _, err := fmt.Sscan(v, &n); err != nil || n <= 0 {
-			return cfg, fmt.Errorf("WARREN_MAX_MESSAGE_SIZE=%q: want a positive number of bytes", v)
-		}
-		cfg.MaxMessageSize = n
-	}
-
+// serveFlags binds the flags to cfg; their defaults are cfg's values, so a
+// flag that is not given leaves what the file and environment set.
+func serveFlags(cfg *Config, out io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet("warren serve", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.StringVar(&cfg.AMQPAddr, "amqp-addr", cfg.AMQPAddr, "AMQP 0-9-1 listen address (env WARREN_AMQP_ADDR)")
-	fs.StringVar(&cfg.HTTPAddr, "http-addr", cfg.HTTPAddr, "HTTP listen address (env WARREN_HTTP_ADDR)")
+	fs.SetOutput(out)
+	fs.StringVar(&cfg.ConfigFile, "config", cfg.ConfigFile, "config file in rabbitmq.conf format, see docs/configuration.md (env WARREN_CONFIG)")
+	fs.StringVar(&cfg.AMQPAddr, "amqp-addr", cfg.AMQPAddr, "AMQP 0-9-1 listen addresses, comma-separated, or none (env WARREN_AMQP_ADDR)")
+	fs.StringVar(&cfg.AMQPSAddr, "amqps-addr", cfg.AMQPSAddr, "AMQP over TLS listen addresses, or none; default :5671 when --tls-cert is set (env WARREN_AMQPS_ADDR)")
+	fs.StringVar(&cfg.HTTPAddr, "http-addr", cfg.HTTPAddr, "HTTP listen address, or none (env WARREN_HTTP_ADDR)")
+	fs.StringVar(&cfg.HTTPSAddr, "https-addr", cfg.HTTPSAddr, "HTTPS listen address for everything on the HTTP port, or none; default :15671 when --tls-cert is set (env WARREN_HTTPS_ADDR)")
+	fs.StringVar(&cfg.TLSCert, "tls-cert", cfg.TLSCert, "PEM certificate (chain) file for AMQPS and HTTPS (env WARREN_TLS_CERT)")
+	fs.StringVar(&cfg.TLSKey, "tls-key", cfg.TLSKey, "PEM private key file of --tls-cert (env WARREN_TLS_KEY)")
+	fs.StringVar(&cfg.TLSCA, "tls-ca", cfg.TLSCA, "PEM CA file that client certificates must chain to (env WARREN_TLS_CA)")
+	fs.BoolVar(&cfg.TLSVerifyPeer, "tls-verify-peer", cfg.TLSVerifyPeer, "ask AMQPS clients for a certificate and verify it against --tls-ca (env WARREN_TLS_VERIFY_PEER)")
+	fs.BoolVar(&cfg.TLSFailIfNoPeerCert, "tls-fail-if-no-peer-cert", cfg.TLSFailIfNoPeerCert, "refuse AMQPS clients without a certificate; needs --tls-verify-peer (env WARREN_TLS_FAIL_IF_NO_PEER_CERT)")
 	fs.StringVar(&cfg.DataDir, "data-dir", cfg.DataDir, "directory for the JetStream store (env WARREN_DATA_DIR)")
 	fs.StringVar(&cfg.LogLevel, "log-level", cfg.LogLevel, "debug, info, warn or error (env WARREN_LOG_LEVEL)")
 	fs.Int64Var(&cfg.MaxMessageSize, "max-message-size", cfg.MaxMessageSize, "largest accepted message body in bytes (env WARREN_MAX_MESSAGE_SIZE)")
@@ -99,28 +98,166 @@ func parseServeFlags(args []string, stderr io.Writer) (Config, error) {
 	fs.StringVar(&cfg.CORSOrigins, "cors-origins", cfg.CORSOrigins, "comma-separated browser origins allowed to call /v1/ cross-site, or * (env WARREN_CORS_ORIGINS)")
 	fs.StringVar(&cfg.WSOrigins, "ws-allowed-origins", cfg.WSOrigins, "comma-separated origins allowed to open WebSockets besides Warren's own pages, or * (env WARREN_WS_ALLOWED_ORIGINS)")
 	fs.StringVar(&cfg.TokenSecret, "token-secret", cfg.TokenSecret, "secret that signs WebSocket tokens; default random per start (env WARREN_TOKEN_SECRET)")
-	fs.StringVar(&cfg.CPUProfile, "cpuprofile", "", "write a Go CPU profile to this file until shutdown (for performance work)")
+	fs.StringVar(&cfg.CPUProfile, "cpuprofile", cfg.CPUProfile, "write a Go CPU profile to this file until shutdown (for performance work)")
+	return fs
+}
+
+// parseServeFlags builds the config: defaults, then the config file, then
+// env vars, then flags. Flags are parsed twice: first to find --config
+// (and to report usage errors), then over the file and env values.
+func parseServeFlags(args []string, stderr io.Writer) (Config, error) {
+	first := defaultConfig()
+	fs := serveFlags(&first, stderr)
 	if err := fs.Parse(args); err != nil {
-		return cfg, err
+		return first, err
 	}
 	if fs.NArg() > 0 {
-		return cfg, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+		return first, fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
-	if _, err := parseLevel(cfg.LogLevel); err != nil {
+	cfg := defaultConfig()
+	path := first.ConfigFile
+	if path == "" {
+		path = os.Getenv("WARREN_CONFIG")
+	}
+	if path != "" {
+		if err := loadConfFile(&cfg, path); err != nil {
+			return cfg, err
+		}
+	}
+	if err := applyEnv(&cfg); err != nil {
 		return cfg, err
+	}
+	if err := serveFlags(&cfg, io.Discard).Parse(args); err != nil {
+		return cfg, err
+	}
+	cfg.ConfigFile = path
+	return cfg, finishConfig(&cfg)
+}
+
+func loadConfFile(cfg *Config, path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("config file: %w", err)
+	}
+	defer f.Close()
+	entries, err := parseConf(f)
+	if err != nil {
+		return fmt.Errorf("config file %s %w", path, err)
+	}
+	warnings, err := applyConf(cfg, entries, path)
+	cfg.Warnings = warnings
+	return err
+}
+
+func applyEnv(cfg *Config) error {
+	env := func(name string, dst *string) {
+		if v, ok := os.LookupEnv(name); ok && v != "" {
+			*dst = v
+		}
+	}
+	env("WARREN_AMQP_ADDR", &cfg.AMQPAddr)
+	env("WARREN_AMQPS_ADDR", &cfg.AMQPSAddr)
+	env("WARREN_HTTP_ADDR", &cfg.HTTPAddr)
+	env("WARREN_HTTPS_ADDR", &cfg.HTTPSAddr)
+	env("WARREN_TLS_CERT", &cfg.TLSCert)
+	env("WARREN_TLS_KEY", &cfg.TLSKey)
+	env("WARREN_TLS_CA", &cfg.TLSCA)
+	env("WARREN_DATA_DIR", &cfg.DataDir)
+	env("WARREN_LOG_LEVEL", &cfg.LogLevel)
+	env("WARREN_SYNC", &cfg.Sync)
+	env("WARREN_DEFAULT_USER", &cfg.DefaultUser)
+	env("WARREN_DEFAULT_PASS", &cfg.DefaultPass)
+	env("WARREN_CORS_ORIGINS", &cfg.CORSOrigins)
+	env("WARREN_WS_ALLOWED_ORIGINS", &cfg.WSOrigins)
+	env("WARREN_TOKEN_SECRET", &cfg.TokenSecret)
+	for name, dst := range map[string]*bool{"WARREN_TLS_VERIFY_PEER": &cfg.TLSVerifyPeer, "WARREN_TLS_FAIL_IF_NO_PEER_CERT": &cfg.TLSFailIfNoPeerCert} {
+		if v := os.Getenv(name); v != "" {
+			b, err := strconv.ParseBool(v)
+			if err != nil {
+				return fmt.Errorf("%s=%q: want true or false", name, v)
+			}
+			*dst = b
+		}
+	}
+	for name, dst := range map[string]*int64{"WARREN_MEMORY_HIGH_WATERMARK": &cfg.MemoryLimit, "WARREN_DISK_FREE_LIMIT": &cfg.DiskFreeLimit} {
+		if v := os.Getenv(name); v != "" {
+			if _, err := fmt.Sscan(v, dst); err != nil {
+				return fmt.Errorf("%s=%q: want a number of bytes", name, v)
+			}
+		}
+	}
+	for name, dst := range map[string]*int{"WARREN_MAX_CONNECTIONS": &cfg.MaxConnections, "WARREN_MAX_QUEUES": &cfg.MaxQueues} {
+		if v := os.Getenv(name); v != "" {
+			if _, err := fmt.Sscan(v, dst); err != nil || *dst < 0 {
+				return fmt.Errorf("%s=%q: want a number >= 0", name, v)
+			}
+		}
+	}
+	if v := os.Getenv("WARREN_MAX_MESSAGE_SIZE"); v != "" {
+		var n int64
+		if _, err := fmt.Sscan(v, &n); err != nil || n <= 0 {
+			return fmt.Errorf("WARREN_MAX_MESSAGE_SIZE=%q: want a positive number of bytes", v)
+		}
+		cfg.MaxMessageSize = n
+	}
+	return nil
+}
+
+// finishConfig checks the combined config and fills in the TLS listener
+// defaults (on when a certificate is given).
+func finishConfig(cfg *Config) error {
+	if _, err := parseLevel(cfg.LogLevel); err != nil {
+		return err
 	}
 	switch cfg.Sync {
 	case "interval", "always":
 	default:
-		return cfg, fmt.Errorf("--sync %q: want interval or always", cfg.Sync)
+		return fmt.Errorf("--sync %q: want interval or always", cfg.Sync)
 	}
-	if cfg.MaxMessageSize <= 0 || cfg.MaxMessageSize > 64<<20-(64<<10) {
-		return cfg, fmt.Errorf("--max-message-size %d: want 1 to %d bytes", cfg.MaxMessageSize, 64<<20-(64<<10))
+	if cfg.MaxMessageSize <= 0 || cfg.MaxMessageSize > maxMessageSizeLimit {
+		return fmt.Errorf("--max-message-size %d: want 1 to %d bytes", cfg.MaxMessageSize, maxMessageSizeLimit)
 	}
 	if (cfg.DefaultUser == "") != (cfg.DefaultPass == "") {
-		return cfg, fmt.Errorf("--default-user and --default-pass go together")
+		return fmt.Errorf("--default-user and --default-pass go together")
 	}
-	return cfg, nil
+	if (cfg.TLSCert == "") != (cfg.TLSKey == "") {
+		return fmt.Errorf("--tls-cert and --tls-key go together")
+	}
+	if (cfg.HTTPSCert == "") != (cfg.HTTPSKey == "") {
+		return fmt.Errorf("management.ssl.certfile and management.ssl.keyfile go together")
+	}
+	if cfg.TLSFailIfNoPeerCert && !cfg.TLSVerifyPeer {
+		return fmt.Errorf("--tls-fail-if-no-peer-cert (ssl_options.fail_if_no_peer_cert) needs --tls-verify-peer (ssl_options.verify = verify_peer)")
+	}
+	if cfg.TLSVerifyPeer && cfg.TLSCA == "" {
+		return fmt.Errorf("--tls-verify-peer (ssl_options.verify = verify_peer) needs --tls-ca (ssl_options.cacertfile)")
+	}
+	if cfg.AMQPSAddr == "" && cfg.TLSCert != "" {
+		cfg.AMQPSAddr = ":5671"
+	}
+	if cfg.HTTPSAddr == "" && (cfg.TLSCert != "" || cfg.HTTPSCert != "") {
+		cfg.HTTPSAddr = ":15671"
+	}
+	if listenerOn(cfg.AMQPSAddr) && cfg.TLSCert == "" {
+		return fmt.Errorf("AMQPS listener %s needs --tls-cert and --tls-key (ssl_options.certfile, ssl_options.keyfile)", cfg.AMQPSAddr)
+	}
+	if listenerOn(cfg.HTTPSAddr) && cfg.TLSCert == "" && cfg.HTTPSCert == "" {
+		return fmt.Errorf("HTTPS listener %s needs --tls-cert and --tls-key (management.ssl.certfile, management.ssl.keyfile)", cfg.HTTPSAddr)
+	}
+	return nil
+}
+
+// listenerOn: "", "none" and "off" turn a listener off.
+func listenerOn(addrs string) bool {
+	return len(listenAddrs(addrs)) > 0
+}
+
+func listenAddrs(addrs string) []string {
+	switch strings.TrimSpace(addrs) {
+	case "", "none", "off":
+		return nil
+	}
+	return splitList(addrs)
 }
 
 func parseLevel(s string) (slog.Level, error) {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -10,7 +11,9 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/signal"
 	"runtime/pprof"
+	"syscall"
 	"time"
 
 	"github.com/warrenmq/warren/amqpserver"
@@ -52,6 +55,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	level, _ := parseLevel(cfg.LogLevel)
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	for _, w := range cfg.Warnings {
+		logger.Warn(w)
+	}
 
 	if cfg.CPUProfile != "" {
 		f, err := os.Create(cfg.CPUProfile)
@@ -71,12 +77,22 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		logger.Error("start failed", "err", err)
 		return 1
 	}
-	logger.Info("warren ready", "amqp", inst.AMQPAddr(), "http", inst.HTTPAddr(), "data", cfg.DataDir)
-	select {
-	case <-ctx.Done():
-		logger.Info("shutting down")
-	case err := <-inst.failed:
-		logger.Error("listener failed", "err", err)
+	logger.Info("warren ready", "amqp", inst.AMQPAddr(), "amqps", inst.AMQPSAddr(), "http", inst.HTTPAddr(), "https", inst.HTTPSAddr(), "data", cfg.DataDir)
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+wait:
+	for {
+		select {
+		case <-ctx.Done():
+			logger.Info("shutting down")
+			break wait
+		case err := <-inst.failed:
+			logger.Error("listener failed", "err", err)
+			break wait
+		case <-hup:
+			inst.ReloadTLS("SIGHUP")
+		}
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
 	defer cancel()
@@ -90,15 +106,43 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 // instance is one running Warren: the core and its fronts. Tests start
 // instances in-process with startInstance.
 type instance struct {
-	router *mapping.Router
-	amqp   *amqpserver.Server
-	http   *gateway.Server
-	amqpLn net.Listener
-	httpLn net.Listener
-	failed chan error
+	router    *mapping.Router
+	amqp      *amqpserver.Server
+	http      *gateway.Server
+	amqpLns   []net.Listener
+	amqpsLns  []net.Listener
+	httpLn    net.Listener // nil when off
+	httpsLn   net.Listener // nil when off
+	reloaders []*certReloader
+	watcher   *tlsWatcher
+	failed    chan error
 }
 
 func startInstance(cfg Config, logger *slog.Logger) (*instance, error) {
+	inst := &instance{}
+	// TLS files are read before anything listens, so that a bad
+	// certificate stops the start.
+	var amqpsTLS, httpsTLS *certReloader
+	if listenerOn(cfg.AMQPSAddr) {
+		r, err := newCertReloader(tlsFiles{name: "AMQPS", cert: cfg.TLSCert, key: cfg.TLSKey, ca: cfg.TLSCA, verifyPeer: cfg.TLSVerifyPeer, failIfNoPeer: cfg.TLSFailIfNoPeerCert}, logger)
+		if err != nil {
+			return nil, err
+		}
+		amqpsTLS = r
+		inst.reloaders = append(inst.reloaders, r)
+	}
+	if listenerOn(cfg.HTTPSAddr) {
+		f := tlsFiles{name: "HTTPS", cert: cfg.TLSCert, key: cfg.TLSKey, ca: cfg.TLSCA}
+		if cfg.HTTPSCert != "" {
+			f.cert, f.key, f.ca = cfg.HTTPSCert, cfg.HTTPSKey, cfg.HTTPSCA
+		}
+		r, err := newCertReloader(f, logger)
+		if err != nil {
+			return nil, err
+		}
+		httpsTLS = r
+		inst.reloaders = append(inst.reloaders, r)
+	}
 	router, err := mapping.Open(mapping.Config{
 		DataDir:        cfg.DataDir,
 		SyncAlways:     cfg.Sync == "always",
@@ -106,55 +150,113 @@ func startInstance(cfg Config, logger *slog.Logger) (*instance, error) {
 		Logger:         logger,
 		DefaultUser:    cfg.DefaultUser,
 		DefaultPass:    cfg.DefaultPass,
-		Alarms:         mapping.AlarmConfig{MemoryHighWatermark: cfg.MemoryLimit, DiskFreeLimit: cfg.DiskFreeLimit},
+		DefaultVHost:   cfg.DefaultVHost,
+		LoopbackUsers:  cfg.LoopbackUsers,
+		Alarms:         mapping.AlarmConfig{MemoryHighWatermark: cfg.MemoryLimit, MemoryRelative: cfg.MemoryRelative, DiskFreeLimit: cfg.DiskFreeLimit},
 		Limits:         mapping.Limits{MaxConnections: cfg.MaxConnections, MaxQueues: cfg.MaxQueues},
 	})
 	if err != nil {
 		return nil, err
 	}
-	amqpLn, err := net.Listen("tcp", cfg.AMQPAddr)
-	if err != nil {
-		router.Close()
-		return nil, fmt.Errorf("AMQP listener: %w", err)
+	inst.router = router
+	var all []net.Listener
+	listen := func(what, addr string) (net.Listener, error) {
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			for _, l := range all {
+				l.Close()
+			}
+			router.Close()
+			return nil, fmt.Errorf("%s listener: %w", what, err)
+		}
+		all = append(all, ln)
+		return ln, nil
 	}
-	httpLn, err := net.Listen("tcp", cfg.HTTPAddr)
-	if err != nil {
-		amqpLn.Close()
-		router.Close()
-		return nil, fmt.Errorf("HTTP listener: %w", err)
+	for _, a := range listenAddrs(cfg.AMQPAddr) {
+		ln, err := listen("AMQP", a)
+		if err != nil {
+			return nil, err
+		}
+		inst.amqpLns = append(inst.amqpLns, ln)
 	}
-	inst := &instance{
-		router: router,
-		amqp:   amqpserver.New(amqpserver.Config{Logger: logger, MaxMessageSize: cfg.MaxMessageSize}, router),
-		http: gateway.New(gateway.Config{
-			Logger:      logger,
-			CORSOrigins: splitList(cfg.CORSOrigins),
-			WS:          gateway.WSConfig{AllowedOrigins: splitList(cfg.WSOrigins), TokenSecret: []byte(cfg.TokenSecret)},
-		}, router),
-		amqpLn: amqpLn,
-		httpLn: httpLn,
-		failed: make(chan error, 2),
+	for _, a := range listenAddrs(cfg.AMQPSAddr) {
+		ln, err := listen("AMQPS", a)
+		if err != nil {
+			return nil, err
+		}
+		inst.amqpsLns = append(inst.amqpsLns, ln)
 	}
+	if a := listenAddrs(cfg.HTTPAddr); len(a) > 0 {
+		if inst.httpLn, err = listen("HTTP", a[0]); err != nil {
+			return nil, err
+		}
+	}
+	if a := listenAddrs(cfg.HTTPSAddr); len(a) > 0 {
+		if inst.httpsLn, err = listen("HTTPS", a[0]); err != nil {
+			return nil, err
+		}
+	}
+	inst.amqp = amqpserver.New(amqpserver.Config{
+		Logger: logger, MaxMessageSize: cfg.MaxMessageSize,
+		Heartbeat: cfg.Heartbeat, FrameMax: cfg.FrameMax, ChannelMax: cfg.ChannelMax,
+	}, router)
+	inst.http = gateway.New(gateway.Config{
+		Logger:      logger,
+		CORSOrigins: splitList(cfg.CORSOrigins),
+		WS:          gateway.WSConfig{AllowedOrigins: splitList(cfg.WSOrigins), TokenSecret: []byte(cfg.TokenSecret)},
+	}, router)
 	// AMQP 0-9-1 over WebSocket at /ws/amqp, served by the AMQP server.
 	inst.http.SetAMQPWebSocket(func(nc net.Conn) error { return inst.amqp.ServeConn(nc, amqpserver.ProtocolAMQPWebSocket) })
-	go func() {
-		if err := inst.amqp.Serve(amqpLn); err != nil && !errors.Is(err, amqpserver.ErrServerClosed) {
-			inst.failed <- err
-		}
-	}()
-	go func() {
-		if err := inst.http.Serve(httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			inst.failed <- err
-		}
-	}()
+	inst.failed = make(chan error, len(all))
+	serve := func(ln net.Listener, serve func(net.Listener) error, closed error) {
+		go func() {
+			if err := serve(ln); err != nil && !errors.Is(err, closed) {
+				inst.failed <- err
+			}
+		}()
+	}
+	for _, ln := range inst.amqpLns {
+		serve(ln, inst.amqp.Serve, amqpserver.ErrServerClosed)
+	}
+	for _, ln := range inst.amqpsLns {
+		serve(tls.NewListener(ln, amqpsTLS.serverConfig()), inst.amqp.Serve, amqpserver.ErrServerClosed)
+	}
+	if inst.httpLn != nil {
+		serve(inst.httpLn, inst.http.Serve, http.ErrServerClosed)
+	}
+	if inst.httpsLn != nil {
+		serve(tls.NewListener(inst.httpsLn, httpsTLS.serverConfig()), inst.http.Serve, http.ErrServerClosed)
+	}
+	inst.watcher = startTLSWatcher(cfg.TLSWatchInterval, inst.reloaders)
 	return inst, nil
 }
 
-func (i *instance) AMQPAddr() string { return i.amqpLn.Addr().String() }
-func (i *instance) HTTPAddr() string { return i.httpLn.Addr().String() }
+func lnAddr(lns ...net.Listener) string {
+	for _, ln := range lns {
+		if ln != nil {
+			return ln.Addr().String()
+		}
+	}
+	return ""
+}
+
+// AMQPAddr and the others are the first listener's address of each kind,
+// "" when that kind is off.
+func (i *instance) AMQPAddr() string  { return lnAddr(i.amqpLns...) }
+func (i *instance) AMQPSAddr() string { return lnAddr(i.amqpsLns...) }
+func (i *instance) HTTPAddr() string  { return lnAddr(i.httpLn) }
+func (i *instance) HTTPSAddr() string { return lnAddr(i.httpsLn) }
+
+// ReloadTLS rereads every listener's certificate files (SIGHUP).
+func (i *instance) ReloadTLS(reason string) {
+	for _, r := range i.reloaders {
+		r.reload(reason)
+	}
+}
 
 // Shutdown stops the fronts first (so no new work arrives), then the core.
 func (i *instance) Shutdown(ctx context.Context) error {
+	i.watcher.Stop()
 	err := errors.Join(i.amqp.Shutdown(ctx), i.http.Shutdown(ctx))
 	return errors.Join(err, i.router.Close())
 }

@@ -47,7 +47,7 @@ type uiPage struct {
 	jsErrors []string
 }
 
-func newUIPage(t *testing.T, base string) *uiPage {
+func newUIPage(t *testing.T, base string, extra ...chromedp.ExecAllocatorOption) *uiPage {
 	t.Helper()
 	chrome := chromiumPath(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
@@ -69,6 +69,7 @@ func newUIPage(t *testing.T, base string) *uiPage {
 		chromedp.Flag("disable-dev-shm-usage", true),
 		chromedp.Flag("force-prefers-reduced-motion", true),
 	}
+	opts = append(opts, extra...)
 	actx, acancel := chromedp.NewExecAllocator(ctx, opts...)
 	t.Cleanup(acancel)
 	bctx, bcancel := chromedp.NewContext(actx)

@@ -10,6 +10,12 @@ const client = (c) => {
   return [p.product, p.version].filter(Boolean).join(' ') || (p.platform || '');
 };
 
+// TLS state as the management API reports it (RabbitMQ's field names).
+const tlsLabel = (c) => (c.ssl ? (c.ssl_protocol || 'TLS').replace(/^tlsv/, 'TLS ') : 'no');
+const tlsDetail = (c) => (c.ssl
+  ? [tlsLabel(c), c.ssl_cipher, c.ssl_key_exchange && c.ssl_key_exchange !== 'any' ? c.ssl_key_exchange : '', c.ssl_hash].filter(Boolean).join(', ')
+  : 'not encrypted');
+
 export function connectionsView() {
   const filter = h('input', { id: 'connections-filter', type: 'search', placeholder: 'Filter by name, user or client', 'aria-label': 'Filter' });
   const count = h('span', { class: 'muted' });
@@ -23,6 +29,7 @@ export function connectionsView() {
     { key: 'protocol', label: 'Protocol' },
     { key: 'client', label: 'Client', value: client },
     { key: 'peer', label: 'From', value: (c) => `${c.peer_host}:${c.peer_port ?? ''}` },
+    { key: 'ssl', label: 'TLS', value: tlsLabel },
     { key: 'channels', label: 'Channels', num: true },
     { key: 'connected_at', label: 'Connected', value: (c) => c.connected_at || 0, cell: (c) => fmtTime(c.connected_at) },
   ], { sortKey: 'connected_at', reverse: true, empty: 'No connections.' });
@@ -59,6 +66,13 @@ export function connectionsView() {
         h('dt', null, 'Vhost'), h('dd', null, c.vhost),
         h('dt', null, 'Protocol'), h('dd', null, c.protocol),
         h('dt', null, 'Peer'), h('dd', null, `${c.peer_host}:${c.peer_port ?? ''}`),
+        h('dt', null, 'TLS'), h('dd', { id: 'connection-tls' }, tlsDetail(c)),
+        h('dt', null, 'Authentication'), h('dd', null, c.auth_mechanism || ''),
+        ...(c.peer_cert_subject ? [
+          h('dt', null, 'Client certificate'), h('dd', { id: 'connection-peer-cert' }, c.peer_cert_subject),
+          h('dt', null, 'Issued by'), h('dd', null, c.peer_cert_issuer || ''),
+          h('dt', null, 'Valid'), h('dd', null, c.peer_cert_validity || ''),
+        ] : []),
         h('dt', null, 'Connected'), h('dd', null, fmtTime(c.connected_at))),
       h('h3', null, 'Client properties'), kv(c.client_properties || {}),
       h('h3', null, 'Channels'), chTable.el,

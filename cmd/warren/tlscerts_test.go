@@ -1,0 +1,128 @@
+package main
+
+// Test certificates, made per test in t.TempDir(): a CA, server
+// certificates for 127.0.0.1/localhost and client certificates whose CN
+// is the user name for SASL EXTERNAL. No key is ever committed.
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"math/big"
+	"net"
+	"os"
+	"path/filepath"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+type testPKI struct {
+	t      testing.TB
+	dir    string
+	ca     *x509.Certificate
+	caKey  *ecdsa.PrivateKey
+	CAFile string
+	Pool   *x509.CertPool
+}
+
+var testSerial atomic.Int64
+
+func newTestPKI(t testing.TB, name string) *testPKI {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(testSerial.Add(1)),
+		Subject:               pkix.Name{CommonName: name, Organization: []string{"Warren tests"}},
+		NotBefore:             time.Now().Add(-time.Hour),
+		NotAfter:              time.Now().Add(24 * time.Hour),
+		IsCA:                  true,
+		BasicConstraintsValid: true,
+		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca, _ := x509.ParseCertificate(der)
+	p := &testPKI{t: t, dir: t.TempDir(), ca: ca, caKey: key, Pool: x509.NewCertPool()}
+	p.Pool.AddCert(ca)
+	p.CAFile = filepath.Join(p.dir, name+"-ca.pem")
+	writePEM(t, p.CAFile, "CERTIFICATE", der)
+	return p
+}
+
+// issued is a certificate with its files and its parsed form.
+type issued struct {
+	CertFile, KeyFile string
+	Cert              *x509.Certificate
+	TLS               tls.Certificate
+}
+
+// issue signs a certificate for cn: a server certificate (127.0.0.1,
+// ::1, localhost) or a client one. Files go to dir/<file>.pem and
+// dir/<file>-key.pem (overwritten, as a renewal does).
+func (p *testPKI) issue(cn string, server bool, file string) issued {
+	t := p.t
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(testSerial.Add(1)),
+		Subject:      pkix.Name{CommonName: cn, Organization: []string{"Warren tests"}},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(24 * time.Hour),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+	}
+	if server {
+		tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}
+		tmpl.DNSNames = []string{"localhost"}
+		tmpl.IPAddresses = []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback}
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, p.ca, &key.PublicKey, p.caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kder, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := issued{CertFile: filepath.Join(p.dir, file+".pem"), KeyFile: filepath.Join(p.dir, file+"-key.pem")}
+	out.Cert, _ = x509.ParseCertificate(der)
+	// Key first, then certificate: a watcher that looks in between sees
+	// a pair that does not match and keeps the old one.
+	writePEM(t, out.KeyFile, "EC PRIVATE KEY", kder)
+	writePEM(t, out.CertFile, "CERTIFICATE", der)
+	out.TLS, err = tls.LoadX509KeyPair(out.CertFile, out.KeyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func writePEM(t testing.TB, path, typ string, der []byte) {
+	t.Helper()
+	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// clientTLS trusts the PKI's CA and, when given, presents a client
+// certificate.
+func (p *testPKI) clientTLS(client *issued) *tls.Config {
+	c := &tls.Config{RootCAs: p.Pool, ServerName: "localhost"}
+	if client != nil {
+		c.Certificates = []tls.Certificate{client.TLS}
+	}
+	return c
+}
