@@ -16,6 +16,7 @@ import (
 	"github.com/warrenmq/warren/amqpserver"
 	"github.com/warrenmq/warren/gateway"
 	"github.com/warrenmq/warren/mapping"
+	"github.com/warrenmq/warren/mapping/shovel"
 )
 
 const shutdownTimeout = 15 * time.Second
@@ -90,12 +91,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 // instance is one running Warren: the core and its fronts. Tests start
 // instances in-process with startInstance.
 type instance struct {
-	router *mapping.Router
-	amqp   *amqpserver.Server
-	http   *gateway.Server
-	amqpLn net.Listener
-	httpLn net.Listener
-	failed chan error
+	router  *mapping.Router
+	shovels *shovel.Manager
+	amqp    *amqpserver.Server
+	http    *gateway.Server
+	amqpLn  net.Listener
+	httpLn  net.Listener
+	failed  chan error
 }
 
 func startInstance(cfg Config, logger *slog.Logger) (*instance, error) {
@@ -123,13 +125,16 @@ func startInstance(cfg Config, logger *slog.Logger) (*instance, error) {
 		router.Close()
 		return nil, fmt.Errorf("HTTP listener: %w", err)
 	}
+	shovels := shovel.New(router, logger)
 	inst := &instance{
-		router: router,
-		amqp:   amqpserver.New(amqpserver.Config{Logger: logger, MaxMessageSize: cfg.MaxMessageSize}, router),
+		router:  router,
+		shovels: shovels,
+		amqp:    amqpserver.New(amqpserver.Config{Logger: logger, MaxMessageSize: cfg.MaxMessageSize}, router),
 		http: gateway.New(gateway.Config{
 			Logger:      logger,
 			CORSOrigins: splitList(cfg.CORSOrigins),
 			WS:          gateway.WSConfig{AllowedOrigins: splitList(cfg.WSOrigins), TokenSecret: []byte(cfg.TokenSecret)},
+			Shovels:     shovels,
 		}, router),
 		amqpLn: amqpLn,
 		httpLn: httpLn,
@@ -145,6 +150,10 @@ func startInstance(cfg Config, logger *slog.Logger) (*instance, error) {
 			inst.failed <- err
 		}
 	}()
+	// Stored shovels resume once the fronts serve (one may point at them).
+	if err := shovels.Start(); err != nil {
+		logger.Error("starting stored shovels", "err", err)
+	}
 	return inst, nil
 }
 
@@ -154,5 +163,6 @@ func (i *instance) HTTPAddr() string { return i.httpLn.Addr().String() }
 // Shutdown stops the fronts first (so no new work arrives), then the core.
 func (i *instance) Shutdown(ctx context.Context) error {
 	err := errors.Join(i.amqp.Shutdown(ctx), i.http.Shutdown(ctx))
+	i.shovels.Close() // unconfirmed messages go back to their source queues
 	return errors.Join(err, i.router.Close())
 }
