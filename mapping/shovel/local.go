@@ -16,6 +16,9 @@ import (
 
 // openLocal connects to vhost of r as user.
 func openLocal(r *mapping.Router, vhost, user, shovel string) (*mapping.Conn, error) {
+	if err := r.CheckVHostAccess(user, vhost); err != nil {
+		return nil, err
+	}
 	if err := r.AdmitConnection(user, vhost); err != nil {
 		return nil, err
 	}
