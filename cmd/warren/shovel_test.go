@@ -312,3 +312,49 @@ func freePort(t testing.TB) string {
 	ln.Close()
 	return addr
 }
+
+// TestCtlShovels: warren ctl sets, lists, restarts and deletes shovels,
+// and a definitions export carries them into another Warren, where they
+// run.
+func TestCtlShovels(t *testing.T) {
+	t.Parallel()
+	inst := startWarren(t, "")
+	base := "http://" + inst.HTTPAddr()
+	ok := func(args ...string) string {
+		t.Helper()
+		code, out, errs := ctlRun(t, base, args...)
+		if code != 0 {
+			t.Fatalf("warren ctl %s: exit %d\nstdout: %s\nstderr: %s", strings.Join(args, " "), code, out, errs)
+		}
+		return out
+	}
+	value := `{"src-uri":"amqp://","src-queue":"ctl-a","dest-uri":"amqp://","dest-queue":"ctl-b"}`
+	ok("set_parameter", "shovel", "by-ctl", value)
+	a := newMgmtClient(t, inst)
+	waitShovel(t, a, "by-ctl", "running")
+	if out := ok("list_parameters"); !strings.Contains(out, "by-ctl") || !strings.Contains(out, `"src-queue":"ctl-a"`) {
+		t.Errorf("list_parameters:\n%s", out)
+	}
+	if out := ok("shovel_status"); !strings.Contains(strings.Join(strings.Fields(out), " "), "by-ctl / dynamic running") {
+		t.Errorf("shovel_status:\n%s", out)
+	}
+	ok("restart_shovel", "by-ctl")
+	waitShovel(t, a, "by-ctl", "running")
+	if code, _, errs := ctlRun(t, base, "set_parameter", "shovel", "bad", `{"src-uri":"amqp://"}`); code != ctlExitDataErr || !strings.Contains(errs, "dest-uri") {
+		t.Errorf("set_parameter with a bad value: exit %d, %s", code, errs)
+	}
+
+	file := t.TempDir() + "/defs.json"
+	ok("export_definitions", file)
+	ok("delete_shovel", "by-ctl")
+	a.wantError(404, "not_found", "GET", "/api/parameters/shovel/%2F/by-ctl", nil)
+	other := startWarren(t, "")
+	code, out, errs := ctlRun(t, "http://"+other.HTTPAddr(), "import_definitions", file)
+	if code != 0 {
+		t.Fatalf("import_definitions: %d %s %s", code, out, errs)
+	}
+	b := newMgmtClient(t, other)
+	waitShovel(t, b, "by-ctl", "running")
+	publishN(t, amqpURL(other), "ctl-a", "x", 10, nil)
+	drain(t, amqpURL(other), "ctl-b", ids("x", 10), 30*time.Second)
+}
