@@ -149,6 +149,7 @@ func (m *mgmt) exportDefinitions(c echo.Context) error {
 			d.Bindings = append(d.Bindings, mgDefBinding{Source: b.Source, VHost: vhOut, Destination: b.Destination, DestinationType: b.DestinationType, RoutingKey: b.RoutingKey, Arguments: mgTableJSON(b.Arguments)})
 		}
 	}
+	m.exportShovels(&d, vhosts, one)
 	if c.QueryParam("download") != "" {
 		c.Response().Header().Set("Content-Disposition", fmt.Sprintf("attachment; filename=%q", c.QueryParam("download")))
 	}
@@ -299,6 +300,9 @@ func (m *mgmt) importDefinitions(c echo.Context) error {
 		if p.User == me {
 			delete(restore, p.VHost)
 		}
+	}
+	if err := m.importShovels(c, &d, one); err != nil {
+		return err
 	}
 	return c.NoContent(http.StatusNoContent)
 }

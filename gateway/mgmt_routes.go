@@ -140,6 +140,7 @@ func (s *Server) mgmtRoutes() {
 	api(G, "/health/checks/local-alarms", m.healthOK)
 	api(G, "/health/checks/virtual-hosts", m.healthOK)
 	api(G, "/aliveness-test/:vhost", m.aliveness)
+	m.shovelRoutes(api)
 }
 
 // ---------------------------------------------------------------------------

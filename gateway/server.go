@@ -12,6 +12,7 @@ import (
 	"github.com/labstack/echo/v4/middleware"
 
 	"github.com/warrenmq/warren/mapping"
+	"github.com/warrenmq/warren/mapping/shovel"
 	"github.com/warrenmq/warren/openapi"
 )
 
@@ -31,6 +32,9 @@ type Config struct {
 	CORSOrigins []string
 	// WS configures the WebSocket front (origins, tokens).
 	WS WSConfig
+	// Shovels runs the dynamic shovels the management API manages; nil
+	// answers those calls with 503.
+	Shovels *shovel.Manager
 }
 
 // Server is the HTTP front.

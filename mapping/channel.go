@@ -13,6 +13,10 @@ type Delivery struct {
 	ConsumerTag string // "" for basic.get
 	Redelivered bool
 	Message     *Message
+	// Attempt counts the deliveries of this message with ack required
+	// since it was enqueued or replayed, this one included: what
+	// x-delivery-limit compares (0 for no-ack deliveries and gets).
+	Attempt int
 }
 
 // Sink is what a front implements to receive deliveries for one channel.
@@ -191,7 +195,11 @@ func (ch *Channel) deliverLocked(c *Consumer, m *qmsg) bool {
 		ch.unacked = append(ch.unacked, &delivery{tag: ch.nextTag, q: c.q, c: c, m: m})
 		ch.unackedN.Add(1)
 	}
-	if !ch.sink.Deliver(Delivery{Tag: ch.nextTag, ConsumerTag: c.tag, Redelivered: m.redelivered, Message: m.msg}) {
+	d := Delivery{Tag: ch.nextTag, ConsumerTag: c.tag, Redelivered: m.redelivered, Message: m.msg}
+	if !c.noAck {
+		d.Attempt = m.deliveries + 1 // the queue counts this one after we return
+	}
+	if !ch.sink.Deliver(d) {
 		ch.blocked.Store(true)
 	}
 	return true

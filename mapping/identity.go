@@ -578,6 +578,7 @@ func (r *Router) DeleteVHost(name string) error {
 	for u := range users {
 		r.store.MetaDelete(permKey(name, u))
 	}
+	r.deleteVHostParameters(name)
 	if err := r.store.MetaDelete(vhostKey(name)); err != nil {
 		return errorf(KindInternal, "delete vhost: %v", err)
 	}

@@ -63,6 +63,9 @@ Verbs:
   delete_queue [-p VHOST] QUEUE [--if-empty|-e] [--if-unused|-u]
   status
   export_definitions FILE|-         import_definitions FILE|-
+  set_parameter [-p VHOST] shovel NAME JSON   clear_parameter [-p VHOST] shovel NAME
+  list_parameters [-p VHOST]        shovel_status
+  delete_shovel [-p VHOST] NAME     restart_shovel [-p VHOST] NAME
 
 Exit codes: 0 ok, 64 usage, 65 refused data (not found, invalid, exists),
 69 server unreachable, 70 server error, 77 login or permission refused.
@@ -339,6 +342,12 @@ func init() {
 		"status":                {"", 0, 0, ctlStatus},
 		"export_definitions":    {"FILE|-", 1, 1, ctlExportDefinitions},
 		"import_definitions":    {"FILE|-", 1, 1, ctlImportDefinitions},
+		"set_parameter":         {"[-p VHOST] COMPONENT NAME JSON", 3, 3, ctlSetParameter},
+		"clear_parameter":       {"[-p VHOST] COMPONENT NAME", 2, 2, ctlClearParameter},
+		"list_parameters":       {"[-p VHOST] [COLUMN ...]", 0, -1, ctlListParameters},
+		"shovel_status":         {"[COLUMN ...]", 0, -1, ctlShovelStatus},
+		"delete_shovel":         {"[-p VHOST] NAME", 1, 1, ctlDeleteShovel},
+		"restart_shovel":        {"[-p VHOST] NAME", 1, 1, ctlRestartShovel},
 	}
 }
 

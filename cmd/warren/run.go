@@ -19,6 +19,7 @@ import (
 	"github.com/warrenmq/warren/amqpserver"
 	"github.com/warrenmq/warren/gateway"
 	"github.com/warrenmq/warren/mapping"
+	"github.com/warrenmq/warren/mapping/shovel"
 )
 
 const shutdownTimeout = 15 * time.Second
@@ -107,6 +108,7 @@ wait:
 // instances in-process with startInstance.
 type instance struct {
 	router    *mapping.Router
+	shovels   *shovel.Manager
 	amqp      *amqpserver.Server
 	http      *gateway.Server
 	amqpLns   []net.Listener
@@ -200,10 +202,12 @@ func startInstance(cfg Config, logger *slog.Logger) (*instance, error) {
 		Logger: logger, MaxMessageSize: cfg.MaxMessageSize,
 		Heartbeat: cfg.Heartbeat, FrameMax: cfg.FrameMax, ChannelMax: cfg.ChannelMax,
 	}, router)
+	inst.shovels = shovel.New(router, logger)
 	inst.http = gateway.New(gateway.Config{
 		Logger:      logger,
 		CORSOrigins: splitList(cfg.CORSOrigins),
 		WS:          gateway.WSConfig{AllowedOrigins: splitList(cfg.WSOrigins), TokenSecret: []byte(cfg.TokenSecret)},
+		Shovels:     inst.shovels,
 	}, router)
 	// AMQP 0-9-1 over WebSocket at /ws/amqp, served by the AMQP server.
 	inst.http.SetAMQPWebSocket(func(nc net.Conn) error { return inst.amqp.ServeConn(nc, amqpserver.ProtocolAMQPWebSocket) })
@@ -228,6 +232,10 @@ func startInstance(cfg Config, logger *slog.Logger) (*instance, error) {
 		serve(tls.NewListener(inst.httpsLn, httpsTLS.serverConfig()), inst.http.Serve, http.ErrServerClosed)
 	}
 	inst.watcher = startTLSWatcher(cfg.TLSWatchInterval, inst.reloaders)
+	// Stored shovels resume once the fronts serve (one may point at them).
+	if err := inst.shovels.Start(); err != nil {
+		logger.Error("starting stored shovels", "err", err)
+	}
 	return inst, nil
 }
 
@@ -258,5 +266,6 @@ func (i *instance) ReloadTLS(reason string) {
 func (i *instance) Shutdown(ctx context.Context) error {
 	i.watcher.Stop()
 	err := errors.Join(i.amqp.Shutdown(ctx), i.http.Shutdown(ctx))
+	i.shovels.Close() // unconfirmed messages go back to their source queues
 	return errors.Join(err, i.router.Close())
 }

@@ -1,0 +1,107 @@
+package httpprops
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"math"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/warrenmq/warren/mapping"
+)
+
+// HeaderPrefix starts the HTTP header that carries one AMQP header.
+const HeaderPrefix = "X-Amqp-Header-"
+
+// SetHeaders writes the properties p as X-Amqp-* headers
+// (content_type as Content-Type, content_encoding as Content-Encoding).
+func SetHeaders(h http.Header, p *mapping.Properties) {
+	set := func(flag uint16, name, v string) {
+		if p.Flags&flag != 0 {
+			h.Set(name, v)
+		}
+	}
+	if p.Flags&mapping.FlagContentType != 0 && p.ContentType != "" {
+		h.Set("Content-Type", p.ContentType)
+	} else {
+		h.Set("Content-Type", "application/octet-stream")
+	}
+	set(mapping.FlagContentEncoding, "Content-Encoding", p.ContentEncoding)
+	set(mapping.FlagCorrelationID, "X-Amqp-Correlation-Id", p.CorrelationID)
+	set(mapping.FlagReplyTo, "X-Amqp-Reply-To", p.ReplyTo)
+	set(mapping.FlagMessageID, "X-Amqp-Message-Id", p.MessageID)
+	set(mapping.FlagType, "X-Amqp-Type", p.Type)
+	set(mapping.FlagAppID, "X-Amqp-App-Id", p.AppID)
+	set(mapping.FlagUserID, "X-Amqp-User-Id", p.UserID)
+	set(mapping.FlagExpiration, "X-Amqp-Expiration", p.Expiration)
+	set(mapping.FlagClusterID, "X-Amqp-Cluster-Id", p.ClusterID)
+	set(mapping.FlagPriority, "X-Amqp-Priority", strconv.Itoa(int(p.Priority)))
+	set(mapping.FlagDeliveryMode, "X-Amqp-Delivery-Mode", strconv.Itoa(int(p.DeliveryMode)))
+	if p.Flags&mapping.FlagTimestamp != 0 {
+		h.Set("X-Amqp-Timestamp", strconv.FormatInt(p.Timestamp.Unix(), 10))
+	}
+	for k, v := range p.Headers {
+		var s string
+		switch v := v.(type) {
+		case string:
+			s = v
+		case []byte:
+			s = string(v)
+		default:
+			b, err := json.Marshal(JSONValue(v))
+			if err != nil {
+				continue
+			}
+			s = string(b)
+		}
+		if headerValueOK(s) {
+			h.Set(HeaderPrefix+k, s)
+		}
+	}
+}
+
+// headerValueOK: may s be sent as an HTTP header value (no control
+// characters other than tab)?
+func headerValueOK(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 && c != '\t' || c == 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+// JSONValue converts a field-table value to plain JSON values: binary as
+// base64, timestamps as Unix seconds, decimals as numbers.
+func JSONValue(v any) any {
+	switch v := v.(type) {
+	case mapping.Table:
+		m := make(map[string]any, len(v))
+		for k, x := range v {
+			m[k] = JSONValue(x)
+		}
+		return m
+	case []any:
+		out := make([]any, len(v))
+		for i, x := range v {
+			out[i] = JSONValue(x)
+		}
+		return out
+	case []byte:
+		return base64.StdEncoding.EncodeToString(v)
+	case time.Time:
+		return v.Unix()
+	case mapping.Decimal:
+		return float64(v.Value) / math.Pow10(int(v.Scale))
+	case float32:
+		if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
+			return nil
+		}
+	case float64:
+		if math.IsNaN(v) || math.IsInf(v, 0) {
+			return nil
+		}
+	}
+	return v
+}

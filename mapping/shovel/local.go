@@ -1,0 +1,193 @@
+package shovel
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+
+	"github.com/warrenmq/warren/mapping"
+)
+
+// The local broker ("amqp://" with no host) is reached through the core
+// directly, as a hidden connection of the shovel's owner: the core checks
+// that user's permissions on every consume and publish exactly as for an
+// AMQP client, and no password is needed (the core keeps only hashes).
+
+// openLocal connects to vhost of r as user.
+func openLocal(r *mapping.Router, vhost, user, shovel string) (*mapping.Conn, error) {
+	if err := r.CheckVHostAccess(user, vhost); err != nil {
+		return nil, err
+	}
+	if err := r.AdmitConnection(user, vhost); err != nil {
+		return nil, err
+	}
+	vh, err := r.VHost(vhost)
+	if err != nil {
+		return nil, err
+	}
+	return vh.Connect(user, mapping.ConnInfo{
+		Name:     "shovel " + shovel + " (" + vhost + ")",
+		Protocol: "Shovel",
+		Hidden:   true,
+	}), nil
+}
+
+// localSource consumes from a queue of this broker.
+type localSource struct {
+	conn *mapping.Conn
+	ch   *mapping.Channel
+	msgs chan inMsg
+	// blocked: the sink refused a delivery (buffer full, only in no-ack
+	// mode where prefetch does not bound deliveries); the reader resumes
+	// the channel once it has taken one.
+	blocked atomic.Bool
+	n       int
+
+	once    sync.Once
+	dead    chan struct{}
+	failErr atomic.Value
+}
+
+func (s *localSource) Deliver(d mapping.Delivery) bool {
+	select {
+	case s.msgs <- inMsg{tag: d.Tag, msg: d.Message, attempt: d.Attempt, redeliv: d.Redelivered}:
+		return true
+	default:
+		s.blocked.Store(true)
+		return false
+	}
+}
+
+func (s *localSource) Cancelled(string) {
+	s.fail(fmt.Errorf("the source queue was deleted"))
+}
+
+func (s *localSource) fail(err error) {
+	s.once.Do(func() {
+		s.failErr.Store(err)
+		close(s.dead)
+	})
+}
+
+func newLocalSource(r *mapping.Router, vhost, user, name string, d *Def) (*localSource, error) {
+	conn, err := openLocal(r, vhost, user, name)
+	if err != nil {
+		return nil, err
+	}
+	s := &localSource{conn: conn, msgs: make(chan inMsg, d.Prefetch), dead: make(chan struct{})}
+	s.ch = conn.OpenChannel(1, s)
+	ok := false
+	defer func() {
+		if !ok {
+			conn.Close()
+		}
+	}()
+	queue := d.SrcQueue
+	if queue != "" {
+		info, err := declareLocal(s.ch, queue)
+		if err != nil {
+			return nil, err
+		}
+		s.n = info.Messages
+	} else {
+		info, err := s.ch.DeclareQueue(mapping.QueueSpec{Exclusive: true, AutoDelete: true}, false)
+		if err != nil {
+			return nil, err
+		}
+		queue = info.Name
+		if err := s.ch.BindQueue(queue, d.SrcExchange, d.SrcExchangeKey, nil); err != nil {
+			return nil, err
+		}
+	}
+	noAck := d.AckMode == AckNoAck
+	if !noAck {
+		s.ch.SetPrefetch(d.Prefetch, false)
+	}
+	if err := s.ch.Consume(queue, "", noAck, false, nil, func(string) {}); err != nil {
+		return nil, err
+	}
+	ok = true
+	return s, nil
+}
+
+// declareLocal makes sure queue exists: a missing queue is declared
+// durable without arguments (as RabbitMQ's shovel does), an existing one
+// is used as it is.
+func declareLocal(ch *mapping.Channel, queue string) (mapping.QueueInfo, error) {
+	info, err := ch.DeclareQueue(mapping.QueueSpec{Name: queue}, true)
+	if err == nil {
+		return info, nil
+	}
+	if me, ok := err.(*mapping.Error); !ok || me.Kind != mapping.KindNotFound {
+		return info, err
+	}
+	return ch.DeclareQueue(mapping.QueueSpec{Name: queue, Durable: true}, false)
+}
+
+func (s *localSource) deliveries() <-chan inMsg {
+	return s.msgs
+}
+
+// taken is called by the runner after each message it took from msgs.
+func (s *localSource) taken() {
+	if s.blocked.Swap(false) {
+		s.ch.Resume()
+	}
+}
+
+func (s *localSource) failed() <-chan struct{} { return s.dead }
+func (s *localSource) err() error {
+	e, _ := s.failErr.Load().(error)
+	return e
+}
+func (s *localSource) ack(tag uint64) error { return s.ch.Ack(tag, false) }
+func (s *localSource) nack(tag uint64, requeue bool) error {
+	return s.ch.Nack(tag, false, requeue)
+}
+func (s *localSource) length() int { return s.n }
+
+// close requeues what was not acked (the core does on channel close).
+func (s *localSource) close() { s.conn.Close() }
+
+// localDest publishes into this broker.
+type localDest struct {
+	user string
+	conn *mapping.Conn
+	ch   *mapping.Channel
+	dead chan struct{}
+}
+
+type nopSink struct{}
+
+func (nopSink) Deliver(mapping.Delivery) bool { return true }
+func (nopSink) Cancelled(string)              {}
+
+func newLocalDest(r *mapping.Router, vhost, user, name string, d *Def) (*localDest, error) {
+	conn, err := openLocal(r, vhost, user, name)
+	if err != nil {
+		return nil, err
+	}
+	ch := conn.OpenChannel(1, nopSink{})
+	if d.DestQueue != "" {
+		if _, err := declareLocal(ch, d.DestQueue); err != nil {
+			conn.Close()
+			return nil, err
+		}
+	}
+	return &localDest{user: user, conn: conn, ch: ch, dead: make(chan struct{})}, nil
+}
+
+func (l *localDest) publish(_ context.Context, _ inMsg, m *mapping.Message, done func(ok bool)) error {
+	// The core refuses a user_id that is not the publishing user's; a
+	// message shovelled from elsewhere was validated by its own broker,
+	// so the property is dropped rather than the message.
+	if p := &m.Properties; p.UserID != "" && p.UserID != l.user {
+		p.UserID, p.Flags = "", p.Flags&^mapping.FlagUserID
+	}
+	_, err := l.ch.Publish(m, done)
+	return err
+}
+func (l *localDest) failed() <-chan struct{} { return l.dead }
+func (l *localDest) err() error              { return nil }
+func (l *localDest) close()                  { l.conn.Close() }
