@@ -56,7 +56,9 @@ type Properties struct {
 	ClusterID       string
 }
 
-// Persistent reports whether the publisher asked for delivery mode 2.
+// Persistent reports whether the publisher asked for delivery mode 2. It
+// reads the value only: a front that set DeliveryMode without its flag
+// still gets a persistent message (Normalize makes the two agree).
 func (p *Properties) Persistent() bool {
-	return p.Flags&FlagDeliveryMode != 0 && p.DeliveryMode == 2
+	return p.DeliveryMode == 2
 }

@@ -40,6 +40,14 @@ func (p *Properties) present() uint16 {
 	return f
 }
 
+// Normalize makes Flags agree with the values, so that every front's
+// message reads the same afterwards: a property holding a non-zero value is
+// present whether or not its front set the flag, and bits that name no
+// property are cleared. The publish entry point calls it first, so that
+// persistence (delivery mode 2) and what consumers see never depend on how
+// a front filled in Properties.
+func (p *Properties) Normalize() { p.Flags = p.present() }
+
 // AppendProperties appends the basic-class property list: the 16-bit
 // property-flags word, then each present property in wire order. Which
 // properties are present is decided by p.Flags, and in addition every

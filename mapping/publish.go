@@ -76,6 +76,7 @@ func (ch *Channel) Publish(m *Message, done func(ok bool)) (bool, error) {
 		return false, errorf(KindPreconditionFailed, "message size %d is larger than configured max size %d", len(m.Body), vh.r.cfg.MaxMessageSize)
 	}
 	p := &m.Properties
+	p.Normalize()
 	if p.UserID != "" && p.UserID != ch.conn.user {
 		return false, errorf(KindPreconditionFailed, "user_id property set to '%s' but authenticated user was '%s'", p.UserID, ch.conn.user)
 	}

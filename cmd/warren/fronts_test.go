@@ -1,0 +1,290 @@
+package main
+
+// One publish per front, as a client of that front sees it: AMQP
+// (amqp091-go, confirm mode), REST single and batch, the WebSocket JSON
+// protocol, STOMP over WebSocket and the management API. The tests of the
+// core publish path (persistence across SIGKILL, alarms, overflow) run the
+// same message through every front and compare what the fronts answer.
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+	amqp "github.com/rabbitmq/amqp091-go"
+)
+
+// publishFronts are the fronts a client can publish through.
+var publishFronts = []string{"amqp", "rest", "rest-batch", "ws", "stomp", "mgmt"}
+
+// frontAddrs are where a Warren listens.
+type frontAddrs struct {
+	amqpURL  string // amqp://guest:guest@host:port/
+	httpAddr string // host:port
+}
+
+func instAddrs(inst *instance) frontAddrs {
+	return frontAddrs{amqpURL: amqpURL(inst), httpAddr: inst.HTTPAddr()}
+}
+
+// frontMsg is the message each front publishes: persistent, with a
+// message id, content type, correlation id and one string header.
+type frontMsg struct {
+	queue string // the default exchange routes to it
+	id    string // message_id; also the body
+	front string // header "front"
+}
+
+// frontRefusal is how a front refused a publish: what its client saw.
+type frontRefusal struct {
+	status int    // HTTP status, WS error code, AMQP reply code (0: none)
+	text   string // the reason as the client got it
+	header http.Header
+}
+
+func (r *frontRefusal) Error() string { return fmt.Sprintf("%d %s", r.status, r.text) }
+
+// frontPublish publishes m through front and waits for the front's answer
+// that the message is stored. It returns a *frontRefusal when the front
+// refused it, another error when the exchange itself failed.
+func frontPublish(t testing.TB, front string, a frontAddrs, m frontMsg) error {
+	t.Helper()
+	switch front {
+	case "amqp":
+		return amqpFrontPublish(a, m)
+	case "rest":
+		return httpFrontPublish(a, http.MethodPost, "/v1/publish/amq.default/"+url.PathEscape(m.queue), []byte(m.id), func(h http.Header) {
+			h.Set("Content-Type", "text/plain")
+			h.Set("X-Amqp-Delivery-Mode", "2")
+			h.Set("X-Amqp-Message-Id", m.id)
+			h.Set("X-Amqp-Correlation-Id", "corr-"+m.id)
+			h.Set("X-Amqp-Header-Front", m.front)
+		}, func(b []byte) error {
+			if string(b) != `{"routed":true}` {
+				return fmt.Errorf("REST publish answered %s", b)
+			}
+			return nil
+		})
+	case "rest-batch":
+		body, _ := json.Marshal([]map[string]any{{
+			"exchange": "amq.default", "routing_key": m.queue, "payload": m.id,
+			"properties": frontJSONProps(m),
+		}})
+		return httpFrontPublish(a, http.MethodPost, "/v1/publish", body, func(h http.Header) {
+			h.Set("Content-Type", "application/json")
+		}, func(b []byte) error {
+			var out struct {
+				Results []struct {
+					Routed bool   `json:"routed"`
+					Status int    `json:"status"`
+					Error  string `json:"error"`
+					Reason string `json:"reason"`
+				} `json:"results"`
+			}
+			if err := json.Unmarshal(b, &out); err != nil || len(out.Results) != 1 {
+				return fmt.Errorf("batch publish answered %s", b)
+			}
+			r := out.Results[0]
+			if r.Status != http.StatusOK {
+				return &frontRefusal{status: r.Status, text: r.Error + ": " + r.Reason}
+			}
+			if !r.Routed {
+				return fmt.Errorf("batch publish answered %s", b)
+			}
+			return nil
+		})
+	case "mgmt":
+		body, _ := json.Marshal(map[string]any{
+			"routing_key": m.queue, "payload": m.id, "payload_encoding": "string",
+			"properties": frontJSONProps(m),
+		})
+		return httpFrontPublish(a, http.MethodPost, "/api/exchanges/%2F/amq.default/publish", body, func(h http.Header) {
+			h.Set("Content-Type", "application/json")
+		}, func(b []byte) error {
+			if !strings.Contains(string(b), `"routed":true`) {
+				return fmt.Errorf("management publish answered %s", b)
+			}
+			return nil
+		})
+	case "ws":
+		return wsFrontPublish(a, m)
+	case "stomp":
+		return stompFrontPublish(a, m)
+	}
+	t.Fatalf("unknown front %q", front)
+	return nil
+}
+
+func frontJSONProps(m frontMsg) map[string]any {
+	return map[string]any{
+		"delivery_mode": 2, "message_id": m.id, "content_type": "text/plain",
+		"correlation_id": "corr-" + m.id, "headers": map[string]any{"front": m.front},
+	}
+}
+
+func amqpFrontPublish(a frontAddrs, m frontMsg) error {
+	conn, err := amqp.Dial(a.amqpURL)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	blocked := conn.NotifyBlocked(make(chan amqp.Blocking, 1))
+	ch, err := conn.Channel()
+	if err != nil {
+		return err
+	}
+	if err := ch.Confirm(false); err != nil {
+		return err
+	}
+	// A blocked connection is announced right after connection.open;
+	// give it a moment to arrive before publishing.
+	select {
+	case b := <-blocked:
+		if b.Active {
+			return &frontRefusal{text: "connection.blocked: " + b.Reason}
+		}
+	case <-time.After(200 * time.Millisecond):
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	dc, err := ch.PublishWithDeferredConfirmWithContext(ctx, "", m.queue, false, false, amqp.Publishing{
+		DeliveryMode: amqp.Persistent, MessageId: m.id, ContentType: "text/plain",
+		CorrelationId: "corr-" + m.id, Headers: amqp.Table{"front": m.front}, Body: []byte(m.id),
+	})
+	if err != nil {
+		return err
+	}
+	ok, err := dc.WaitContext(ctx)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return &frontRefusal{text: "basic.nack"}
+	}
+	return nil
+}
+
+func httpFrontPublish(a frontAddrs, method, path string, body []byte, hdr func(http.Header), ok func([]byte) error) error {
+	req, err := http.NewRequest(method, "http://"+a.httpAddr+path, bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.SetBasicAuth("guest", "guest")
+	hdr(req.Header)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return &frontRefusal{status: resp.StatusCode, text: string(b), header: resp.Header}
+	}
+	return ok(b)
+}
+
+func wsFrontPublish(a frontAddrs, m frontMsg) error {
+	h := http.Header{}
+	h.Set("Authorization", "Basic "+base64.StdEncoding.EncodeToString([]byte("guest:guest")))
+	d := websocket.Dialer{Subprotocols: []string{"warren.v1"}, HandshakeTimeout: 10 * time.Second}
+	ws, _, err := d.Dial("ws://"+a.httpAddr+"/v1/ws", h)
+	if err != nil {
+		return err
+	}
+	defer ws.Close()
+	if err := ws.WriteJSON(map[string]any{
+		"op": "publish", "id": 1, "exchange": "", "routing_key": m.queue, "payload": m.id,
+		"properties": frontJSONProps(m),
+	}); err != nil {
+		return err
+	}
+	for {
+		ws.SetReadDeadline(time.Now().Add(10 * time.Second))
+		var f map[string]any
+		if err := ws.ReadJSON(&f); err != nil {
+			return err
+		}
+		if f["id"] != float64(1) {
+			continue // welcome, notices
+		}
+		switch f["op"] {
+		case "ok":
+			if f["routed"] != true {
+				return fmt.Errorf("WS publish answered %v", f)
+			}
+			return nil
+		case "error":
+			code, _ := f["code"].(float64)
+			return &frontRefusal{status: int(code), text: fmt.Sprint(f["error"], ": ", f["message"])}
+		}
+	}
+}
+
+func stompFrontPublish(a frontAddrs, m frontMsg) error {
+	d := websocket.Dialer{Subprotocols: []string{"v12.stomp"}, HandshakeTimeout: 10 * time.Second}
+	ws, _, err := d.Dial("ws://"+a.httpAddr+"/ws", nil)
+	if err != nil {
+		return err
+	}
+	defer ws.Close()
+	send := func(frame string) error { return ws.WriteMessage(websocket.TextMessage, []byte(frame)) }
+	read := func() (string, map[string]string, error) {
+		for {
+			ws.SetReadDeadline(time.Now().Add(10 * time.Second))
+			_, data, err := ws.ReadMessage()
+			if err != nil {
+				return "", nil, err
+			}
+			s := strings.TrimLeft(string(data), "\r\n")
+			if s == "" {
+				continue
+			}
+			head, _, _ := strings.Cut(s, "\n\n")
+			lines := strings.Split(head, "\n")
+			h := map[string]string{}
+			for _, l := range lines[1:] {
+				k, v, _ := strings.Cut(l, ":")
+				if _, dup := h[k]; !dup {
+					h[k] = v
+				}
+			}
+			return lines[0], h, nil
+		}
+	}
+	if err := send("CONNECT\naccept-version:1.2\nhost:/\nlogin:guest\npasscode:guest\n\n\x00"); err != nil {
+		return err
+	}
+	if cmd, h, err := read(); err != nil || cmd != "CONNECTED" {
+		return fmt.Errorf("STOMP CONNECT answered %s %v %v", cmd, h, err)
+	}
+	if err := send("SEND\ndestination:/amq/queue/" + m.queue + "\npersistent:true\ncontent-type:text/plain\n" +
+		"message-id:" + m.id + "\ncorrelation-id:corr-" + m.id + "\nfront:" + m.front + "\nreceipt:r1\n\n" + m.id + "\x00"); err != nil {
+		return err
+	}
+	cmd, h, err := read()
+	if err != nil {
+		return err
+	}
+	switch cmd {
+	case "RECEIPT":
+		if h["receipt-id"] != "r1" {
+			return fmt.Errorf("RECEIPT for %q", h["receipt-id"])
+		}
+		return nil
+	case "ERROR":
+		return &frontRefusal{text: h["message"]}
+	}
+	return fmt.Errorf("STOMP SEND answered %s %v", cmd, h)
+}
