@@ -12,7 +12,8 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 )
 
-var readyAddrs = regexp.MustCompile(`warren ready"? amqp=(\S+) http=(\S+)`)
+// readyAddrs reads the AMQP and HTTP addresses off the "warren ready" log line.
+var readyAddrs = regexp.MustCompile(`warren ready"? amqp=(\S+)(?: amqps=\S*)? http=(\S+)`)
 
 // startProcessAddrs is startProcess that also returns the HTTP address.
 func startProcessAddrs(t *testing.T, dataDir string) (*exec.Cmd, frontAddrs) {

@@ -12,7 +12,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"sort"
 	"strings"
 	"syscall"
@@ -21,8 +20,6 @@ import (
 
 	amqp "github.com/rabbitmq/amqp091-go"
 )
-
-var readyAddrs = regexp.MustCompile(`warren ready"? amqp=(\S+) http=(\S+)`)
 
 // procWarren is a Warren child process with its addresses.
 type procWarren struct {
