@@ -476,6 +476,7 @@ var (
 // sends is discarded; the wait ends at its EOF, after peerCloseTimeout,
 // or when Shutdown wakes the reader.
 func (c *conn) awaitPeerClose() {
+	c.stopWriter() // flushes close-ok; nothing, not even a heartbeat, may follow it
 	c.nc.SetReadDeadline(time.Now().Add(peerCloseTimeout))
 	select {
 	case <-c.quit: // Shutdown's wake-up deadline may just have been overwritten

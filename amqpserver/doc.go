@@ -4,14 +4,20 @@
 // the routing core (package mapping); it holds no broker state beyond what
 // a connection and its channels need.
 //
-// Goroutines: Serve runs the accept loop. Each connection has exactly two
+// Goroutines: Serve runs the accept loop; ServeConn serves one connection
+// accepted elsewhere (AMQP over WebSocket) in the caller's goroutine as
+// the reader. Each connection has exactly two
 // goroutines: the reader (conn.serve → readLoop), which owns the socket's
 // read side and every channel's state, and the writer (conn.writeLoop),
 // the only writer of the socket. Everybody else — replies from the reader,
 // deliveries pushed by the core from other connections' readers, publisher
 // confirms from store callbacks — appends encoded frames to the
-// connection's outbox. Shutdown closes every connection with 320 and waits
-// for both goroutines of each.
+// connection's outbox. Publisher confirms are coalesced as RabbitMQ's are
+// (confirms.go): those ready together leave as one basic.ack
+// multiple=true. Shutdown closes every connection with 320 and waits for
+// both goroutines of each. After a client's connection.close the reader
+// stops the writer once close-ok is out and waits (bounded) for the client
+// to close the socket, as RabbitMQ does.
 //
 // Back-pressure: when the outbox holds more than highWater bytes the core
 // is told (Sink.Deliver returns false) to stop delivering to that channel

@@ -311,25 +311,8 @@ func TestRawMalformedInput(t *testing.T) {
 			name: "ChannelAboveChannelMax",
 			provoke: func(t *testing.T, f *fixture) rawOutcome {
 				rc := f.rawDial()
-				rc.expectMethod(10, 10)
-				var args bytes.Buffer
-				_ = binary.Write(&args, binary.BigEndian, uint32(0))
-				shortstr(&args, "PLAIN")
-				longstr(&args, "\x00"+rc.user+"\x00"+rc.pass)
-				shortstr(&args, "en_US")
-				rc.send(0, 10, 11, args.Bytes())
-				tune := rc.expectMethod(10, 30)
-				frameMax := binary.BigEndian.Uint32(tune.payload[6:])
-				var to bytes.Buffer
-				_ = binary.Write(&to, binary.BigEndian, uint16(2))
-				_ = binary.Write(&to, binary.BigEndian, frameMax)
-				_ = binary.Write(&to, binary.BigEndian, uint16(0))
-				rc.send(0, 10, 31, to.Bytes())
-				var op bytes.Buffer
-				shortstr(&op, rc.vh)
-				shortstr(&op, "")
-				op.WriteByte(0)
-				rc.send(0, 10, 40, op.Bytes())
+				_, frameMax := rc.plainStartOk()
+				rc.tuneOkOpen(2, frameMax)
 				rc.expectMethod(10, 41)
 				rc.send(1, 20, 10, []byte{0})
 				rc.expectMethod(20, 11)

@@ -13,7 +13,9 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"net/url"
 	"os/exec"
+	"strings"
 	"testing"
 	"time"
 
@@ -267,5 +269,45 @@ func TestAMQPOverWebSocketNode(t *testing.T) {
 	}
 	if t.Failed() {
 		t.Logf("stdout:\n%s\nstderr:\n%s", out, stderr.String())
+	}
+}
+
+// Closing the connection from the management API reaches the client as
+// connection.close 320, as over TCP.
+func TestAMQPOverWebSocketClosedByOperator(t *testing.T) {
+	t.Parallel()
+	inst := startWarren(t, "")
+	conn := dialAMQPWS(t, inst, false)
+	notify := conn.NotifyClose(make(chan *amqp.Error, 1))
+	req, _ := http.NewRequest("GET", "http://"+inst.HTTPAddr()+"/api/connections", nil)
+	req.SetBasicAuth("guest", "guest")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var conns []struct{ Name, Protocol string }
+	json.NewDecoder(resp.Body).Decode(&conns)
+	resp.Body.Close()
+	if len(conns) != 1 || conns[0].Protocol != "AMQP 0-9-1/WebSocket" {
+		t.Fatalf("connections %+v, want the one over WebSocket", conns)
+	}
+	req, _ = http.NewRequest("DELETE", "http://"+inst.HTTPAddr()+"/api/connections/"+url.PathEscape(conns[0].Name), nil)
+	req.SetBasicAuth("guest", "guest")
+	req.Header.Set("X-Reason", "maintenance")
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNoContent {
+		t.Fatalf("DELETE connection: %s", resp.Status)
+	}
+	select {
+	case err := <-notify:
+		if err == nil || err.Code != amqp.ConnectionForced || !strings.Contains(err.Reason, "maintenance") {
+			t.Errorf("NotifyClose: %v, want 320 with the reason", err)
+		}
+	case <-time.After(wsTimeout):
+		t.Fatal("the client was not told")
 	}
 }

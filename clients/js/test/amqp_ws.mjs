@@ -42,8 +42,12 @@ const bigMsg = got.find((m) => m.routingKey === "node.big")
 const bigOK = bigMsg !== undefined && bigMsg.body.length === big.length && bigMsg.body.every((b, i) => b === big[i])
 out("received", { keys: got.map((m) => m.routingKey), sizes: got.map((m) => m.bodySize), bigOK })
 
+// Closing the channel would requeue what it left unacked: the queue is
+// empty only if every message was acked.
 await consumer.cancel()
-const after = await ch.queueDeclare(q.name, { passive: true })
+await ch.close()
+const ch2 = await conn.channel()
+const after = await ch2.queueDeclare(q.name, { passive: true })
 out("acked", { remaining: after.messageCount })
 
 let closeError = null
