@@ -1,7 +1,9 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
@@ -482,4 +484,105 @@ func TestManagementUITLS(t *testing.T) {
 	p.do("select the connection", uiClick("a.conn-link"))
 	p.contains("#connection-tls", "TLS 1.", "aes_128_gcm")
 	p.contains("#connection-detail", "EXTERNAL", "CN=guest,O=Warren tests", "CN=warren-test-ca")
+}
+
+// TestWSSNodeClients: the Warren JS client and @stomp/stompjs, unchanged,
+// over WSS; node trusts the test CA through NODE_EXTRA_CA_CERTS.
+func TestWSSNodeClients(t *testing.T) {
+	dir := jsTestDir(t)
+	t.Parallel()
+	w := startTLSWarren(t, nil)
+	wss := "wss://localhost:" + portOf(t, w.HTTPSAddr())
+	conn, err := amqp.DialTLS(w.amqpsURL("guest:guest@"), w.pki.clientTLS(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ch, err := conn.Channel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		script, url, key string
+		args                []string
+		ready               []string
+	}{
+		{"warren_node.mjs", wss + "/v1/ws", "node.a", nil, []string{"open", "subscribed"}},
+		{"stomp_amqp.mjs", wss + "/ws", "kern.critical", []string{"guest", "guest"}, []string{"connected", "subscribed"}},
+	} {
+		steps := startNodeScript(t, dir, w.pki.CAFile, tc.script, append([]string{tc.url}, tc.args...)...)
+		for _, s := range tc.ready {
+			steps.want(s)
+		}
+		if err := ch.Publish("amq.topic", tc.key, false, false, amqp.Publishing{Body: []byte("over wss"), ContentType: "text/plain"}); err != nil {
+			t.Fatal(err)
+		}
+		if m := steps.want("message"); m["body"] != "over wss" {
+			t.Fatalf("%s: message %v", tc.script, m)
+		}
+	}
+}
+
+// nodeSteps reads a node script's JSON lines.
+type nodeSteps struct {
+	t      *testing.T
+	name   string
+	lines  chan map[string]any
+	stderr *lockedBuffer
+}
+
+func startNodeScript(t *testing.T, dir, caFile, script string, args ...string) *nodeSteps {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	cmd := exec.CommandContext(ctx, "node", append([]string{script}, args...)...)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "NODE_EXTRA_CA_CERTS="+caFile)
+	s := &nodeSteps{t: t, name: script, lines: make(chan map[string]any, 64), stderr: &lockedBuffer{}}
+	cmd.Stderr = s.stderr
+	stdin, _ := cmd.StdinPipe() // open until the test ends: the scripts stop on "bye" or EOF
+	stdout, _ := cmd.StdoutPipe()
+	if err := cmd.Start(); err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		stdin.Close()
+		cmd.Process.Kill()
+		cmd.Wait()
+		cancel()
+		if t.Failed() {
+			t.Logf("%s stderr:\n%s", script, s.stderr.String())
+		}
+	})
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			var m map[string]any
+			if json.Unmarshal(sc.Bytes(), &m) == nil {
+				s.lines <- m
+			}
+		}
+		close(s.lines)
+	}()
+	return s
+}
+
+func (s *nodeSteps) want(step string) map[string]any {
+	s.t.Helper()
+	for {
+		select {
+		case m, ok := <-s.lines:
+			if !ok {
+				s.t.Fatalf("%s exited before %q", s.name, step)
+			}
+			if m["step"] == step {
+				return m
+			}
+			if m["step"] == "failed" || m["step"] == "timeout" || m["step"] == "error" {
+				s.t.Fatalf("%s: %v", s.name, m)
+			}
+		case <-time.After(20 * time.Second):
+			s.t.Fatalf("%s: no %q", s.name, step)
+		}
+	}
 }
