@@ -504,8 +504,8 @@ func TestWSSNodeClients(t *testing.T) {
 	}
 	for _, tc := range []struct {
 		script, url, key string
-		args                []string
-		ready               []string
+		args             []string
+		ready            []string
 	}{
 		{"warren_node.mjs", wss + "/v1/ws", "node.a", nil, []string{"open", "subscribed"}},
 		{"stomp_amqp.mjs", wss + "/ws", "kern.critical", []string{"guest", "guest"}, []string{"connected", "subscribed"}},
