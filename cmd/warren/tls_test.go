@@ -11,7 +11,9 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"regexp"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -585,4 +587,80 @@ func (s *nodeSteps) want(step string) map[string]any {
 			s.t.Fatalf("%s: no %q", s.name, step)
 		}
 	}
+}
+
+var amqpsReadyLine = regexp.MustCompile(`warren ready.* amqps=(\S+)`)
+
+// TestSIGHUPReloadsCertificate runs the warren binary from a config file
+// (found through WARREN_CONFIG, with the file watcher off) and renews its
+// certificate with SIGHUP while a connection stays open.
+func TestSIGHUPReloadsCertificate(t *testing.T) {
+	t.Parallel()
+	bin, err := warrenBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pki := newTestPKI(t, "sighup-ca")
+	server := pki.issue("localhost", true, "server")
+	conf := writeConf(t, "ssl_options.certfile = "+server.CertFile+"\nssl_options.keyfile = "+server.KeyFile+
+		"\nwarren.tls_watch_interval = 0\nwarren.data_dir = "+t.TempDir()+"\nmanagement.rates_mode = basic\n")
+	cmd := exec.Command(bin, "serve", "--amqp-addr", "none", "--amqps-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--https-addr", "none")
+	cmd.Env = append(os.Environ(), "WARREN_CONFIG="+conf)
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	logLines := make(chan string, 100)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			logLines <- sc.Text()
+		}
+		close(logLines)
+	}()
+	waitLog := func(re *regexp.Regexp) []string {
+		t.Helper()
+		for {
+			select {
+			case l, ok := <-logLines:
+				if !ok {
+					t.Fatalf("warren exited before logging %s", re)
+				}
+				if m := re.FindStringSubmatch(l); m != nil {
+					return m
+				}
+			case <-time.After(30 * time.Second):
+				t.Fatalf("no log line %s", re)
+			}
+		}
+	}
+	waitLog(regexp.MustCompile(`line 5: unknown key \\"management.rates_mode\\" ignored`))
+	addr := waitLog(amqpsReadyLine)[1]
+
+	old, err := amqp.DialTLS("amqps://guest:guest@"+addr+"/", pki.clientTLS(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer old.Close()
+	roundTrip(t, old, "sighup-old", "before")
+
+	renewed := pki.issue("localhost", true, "server")
+	if err := cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	waitLog(regexp.MustCompile(`TLS certificate reloaded"? listener=AMQPS reason=SIGHUP`))
+	fresh, err := amqp.DialTLS("amqps://guest:guest@"+addr+"/", pki.clientTLS(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fresh.Close()
+	if got := fresh.ConnectionState().PeerCertificates[0].SerialNumber; got.Cmp(renewed.Cert.SerialNumber) != 0 {
+		t.Fatalf("after SIGHUP a new connection got certificate %v, want %v", got, renewed.Cert.SerialNumber)
+	}
+	roundTrip(t, old, "sighup-old", "after SIGHUP, same connection")
+	roundTrip(t, fresh, "sighup-new", "new connection")
 }
