@@ -167,6 +167,17 @@ func TestAMQPSGoClient(t *testing.T) {
 			t.Fatalf("plain connection %s = %v (present %v), want null as RabbitMQ", k, v, ok)
 		}
 	}
+
+	// warren ctl over HTTPS trusts the CA given with --cacert, and lists
+	// the TLS columns as rabbitmqctl list_connections does.
+	httpsBase := "https://localhost:" + portOf(t, w.HTTPSAddr())
+	code, out, errs := ctlRun(t, httpsBase, "--cacert", w.pki.CAFile, "list_connections", "user", "ssl", "ssl_protocol")
+	if code != 0 || !regexp.MustCompile(`guest +true +`+wantProto).MatchString(out) || !regexp.MustCompile(`guest +false`).MatchString(out) {
+		t.Fatalf("warren ctl list_connections over HTTPS: exit %d\n%s\n%s", code, out, errs)
+	}
+	if code, _, errs := ctlRun(t, httpsBase, "list_connections"); code != ctlExitUnavailable || !strings.Contains(errs, "certificate") {
+		t.Fatalf("warren ctl without --cacert: exit %d, %s", code, errs)
+	}
 }
 
 func TestAMQPSRefusals(t *testing.T) {
