@@ -134,6 +134,15 @@ func TestAMQPSGoClient(t *testing.T) {
 	}
 	roundTrip(t, conn, "tls-go", "over TLS")
 
+	// A client that offers an ALPN protocol is not turned away for it.
+	alpn := w.pki.clientTLS(nil)
+	alpn.NextProtos = []string{"amqp"}
+	if c, err := tls.Dial("tcp", w.AMQPSAddr(), alpn); err != nil {
+		t.Fatalf("TLS with ALPN amqp: %v", err)
+	} else {
+		c.Close()
+	}
+
 	// The same broker keeps serving plain AMQP next to AMQPS.
 	plain, err := amqp.Dial(amqpURL(w.instance))
 	if err != nil {
