@@ -8,9 +8,12 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
+	"reflect"
 	"regexp"
 	"strings"
 	"syscall"
@@ -683,4 +686,54 @@ func TestSIGHUPReloadsCertificate(t *testing.T) {
 	}
 	roundTrip(t, old, "sighup-old", "after SIGHUP, same connection")
 	roundTrip(t, fresh, "sighup-new", "new connection")
+}
+
+// TestConnectionTLSFieldsLikeRabbitMQ compares a plain connection's TLS
+// fields in /api/connections with those of the reference RabbitMQ (which
+// has no TLS listener, so only the plain case can be compared). It runs
+// when WARREN_TEST_RABBITMQ_URL (AMQP) and WARREN_TEST_RABBITMQ_MGMT_URL
+// (management API base with credentials) are set.
+func TestConnectionTLSFieldsLikeRabbitMQ(t *testing.T) {
+	rmqURL, rmqMgmt := os.Getenv("WARREN_TEST_RABBITMQ_URL"), os.Getenv("WARREN_TEST_RABBITMQ_MGMT_URL")
+	if rmqURL == "" || rmqMgmt == "" {
+		t.Skip("set WARREN_TEST_RABBITMQ_URL and WARREN_TEST_RABBITMQ_MGMT_URL (e.g. amqp://guest:guest@127.0.0.1:5673/ and http://guest:guest@127.0.0.1:15673) to compare with RabbitMQ")
+	}
+	t.Parallel()
+	keys := []string{"ssl", "ssl_protocol", "ssl_key_exchange", "ssl_cipher", "ssl_hash", "peer_cert_subject", "peer_cert_issuer", "peer_cert_validity", "auth_mechanism"}
+	fields := func(amqpURL, mgmtBase string) map[string]any {
+		t.Helper()
+		conn, err := amqp.DialConfig(amqpURL, amqp.Config{Properties: amqp.Table{"connection_name": "tls-compare"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		var found map[string]any
+		eventually(t, 20*time.Second, "the connection in "+mgmtBase+"/api/connections", func() bool {
+			resp, err := http.Get(mgmtBase + "/api/connections")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			var all []map[string]any
+			json.NewDecoder(resp.Body).Decode(&all)
+			for _, c := range all {
+				if p, _ := c["client_properties"].(map[string]any); p["connection_name"] == "tls-compare" {
+					found = c
+				}
+			}
+			return found != nil
+		})
+		out := map[string]any{}
+		for _, k := range keys {
+			v, ok := found[k]
+			out[k] = fmt.Sprintf("%v (present %v)", v, ok)
+		}
+		return out
+	}
+	w := startWarren(t, "")
+	want := fields(rmqURL, rmqMgmt)
+	got := fields(amqpURL(w), "http://guest:guest@"+w.HTTPAddr())
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("Warren's TLS fields %v, RabbitMQ's %v", got, want)
+	}
 }
