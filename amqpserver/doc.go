@@ -19,6 +19,12 @@
 // stops the writer once close-ok is out and waits (bounded) for the client
 // to close the socket, as RabbitMQ does.
 //
+// TLS: Serve takes any net.Listener; given a tls.Listener (cmd/warren
+// builds one for AMQPS) the TLS handshake runs on the first read, inside
+// the handshake deadline. Login (login.go) takes PLAIN and AMQPLAIN, and
+// EXTERNAL when the client presented a certificate the listener verified:
+// the user is the certificate's common name, as rabbitmq_auth_mechanism_ssl.
+//
 // Back-pressure: when the outbox holds more than highWater bytes the core
 // is told (Sink.Deliver returns false) to stop delivering to that channel
 // until the writer drains it; above hardLimit the reader stops reading, so

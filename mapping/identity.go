@@ -189,19 +189,12 @@ func (r *Router) loadIdentity() error {
 // user. Users in Config.LoopbackUsers (default: guest) may only connect
 // from a loopback address, as RabbitMQ's loopback_users.
 func (r *Router) Authenticate(user, pass string, remote net.Addr) (*UserInfo, error) {
-	id := &r.id
-	id.mu.RLock()
-	u := id.users[user]
-	var cp UserInfo
-	if u != nil {
-		cp = *u
-	}
-	id.mu.RUnlock()
-	if u == nil || cp.PasswordHash == "" || !r.passwordOK(&cp, pass) {
+	cp, ok := r.userCopy(user)
+	if !ok || cp.PasswordHash == "" || !r.passwordOK(&cp, pass) {
 		return nil, errorf(KindAccessRefused, "invalid credentials for user '%s'", user)
 	}
-	if slices.Contains(r.loopbackUsers(), user) && !isLoopback(remote) {
-		return nil, errorf(KindAccessRefused, "user '%s' can only connect via localhost", user)
+	if err := r.checkLoopbackUser(user, remote); err != nil {
+		return nil, err
 	}
 	return &cp, nil
 }

@@ -10,6 +10,7 @@ import (
 	"bufio"
 	"fmt"
 	"io"
+	"net"
 	"strconv"
 	"strings"
 	"time"
@@ -285,18 +286,8 @@ func listenerAddr(v string) (string, error) {
 	return hostPort(ip, p), nil
 }
 
-func validIP(s string) bool {
-	if s == "" {
-		return false
-	}
-	for _, r := range s {
-		if !(r >= '0' && r <= '9' || r >= 'a' && r <= 'f' || r >= 'A' && r <= 'F' || r == '.' || r == ':') {
-			// A host name would do for Go, but RabbitMQ takes IPs.
-			return false
-		}
-	}
-	return true
-}
+// validIP: RabbitMQ takes IP addresses here, not host names.
+func validIP(s string) bool { return net.ParseIP(s) != nil }
 
 func addListener(ssl bool) func(*Config, *confState, string, string) error {
 	return func(_ *Config, st *confState, _, v string) error {

@@ -37,6 +37,7 @@ Talks to a running Warren over its HTTP management API.
 
 Flags (anywhere on the line):
   --url URL            management API base (env WARREN_URL, default http://localhost:15672)
+  --cacert FILE        PEM CA that an https:// URL's certificate must chain to (env WARREN_CACERT)
   --username NAME      (env WARREN_USERNAME, default guest)
   --password PASS      (env WARREN_PASSWORD, default guest)
   -p, --vhost VHOST    virtual host (default /)
@@ -107,6 +108,7 @@ func runCtl(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		stdout: stdout, stderr: stderr, stdin: os.Stdin, ctx: ctx,
 	}
 	rawURL := ctlEnv("WARREN_URL", "http://localhost:15672")
+	caFile := ctlEnv("WARREN_CACERT", "")
 	var pos []string
 	for i := 0; i < len(args); i++ {
 		a := args[i]
@@ -129,6 +131,8 @@ func runCtl(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		switch name {
 		case "--url":
 			rawURL, err = value()
+		case "--cacert":
+			caFile, err = value()
 		case "--username":
 			c.user, err = value()
 		case "--password":
@@ -171,6 +175,13 @@ func runCtl(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	c.base = u
 	c.client = &http.Client{Timeout: c.timeout}
+	if caFile != "" {
+		tr, err := ctlTLSTransport(caFile)
+		if err != nil {
+			return c.fail(ctlUsageErr("--cacert %s: %v", caFile, err))
+		}
+		c.client.Transport = tr
+	}
 	if len(pos) == 0 {
 		fmt.Fprint(stderr, ctlUsage)
 		return ctlExitUsage

@@ -134,9 +134,12 @@ func startInstance(cfg Config, logger *slog.Logger) (*instance, error) {
 		inst.reloaders = append(inst.reloaders, r)
 	}
 	if listenerOn(cfg.HTTPSAddr) {
-		f := tlsFiles{name: "HTTPS", cert: cfg.TLSCert, key: cfg.TLSKey, ca: cfg.TLSCA}
+		f := tlsFiles{name: "HTTPS", cert: cfg.TLSCert, key: cfg.TLSKey, ca: cfg.TLSCA, nextProtos: []string{"http/1.1"}}
 		if cfg.HTTPSCert != "" {
-			f.cert, f.key, f.ca = cfg.HTTPSCert, cfg.HTTPSKey, cfg.HTTPSCA
+			f.cert, f.key = cfg.HTTPSCert, cfg.HTTPSKey
+		}
+		if cfg.HTTPSCA != "" {
+			f.ca = cfg.HTTPSCA
 		}
 		r, err := newCertReloader(f, logger)
 		if err != nil {

@@ -1,15 +1,22 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
+	"reflect"
+	"regexp"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -130,6 +137,15 @@ func TestAMQPSGoClient(t *testing.T) {
 	}
 	roundTrip(t, conn, "tls-go", "over TLS")
 
+	// A client that offers an ALPN protocol is not turned away for it.
+	alpn := w.pki.clientTLS(nil)
+	alpn.NextProtos = []string{"amqp"}
+	if c, err := tls.Dial("tcp", w.AMQPSAddr(), alpn); err != nil {
+		t.Fatalf("TLS with ALPN amqp: %v", err)
+	} else {
+		c.Close()
+	}
+
 	// The same broker keeps serving plain AMQP next to AMQPS.
 	plain, err := amqp.Dial(amqpURL(w.instance))
 	if err != nil {
@@ -162,6 +178,17 @@ func TestAMQPSGoClient(t *testing.T) {
 		if v, ok := plainConn[k]; !ok || v != nil {
 			t.Fatalf("plain connection %s = %v (present %v), want null as RabbitMQ", k, v, ok)
 		}
+	}
+
+	// warren ctl over HTTPS trusts the CA given with --cacert, and lists
+	// the TLS columns as rabbitmqctl list_connections does.
+	httpsBase := "https://localhost:" + portOf(t, w.HTTPSAddr())
+	code, out, errs := ctlRun(t, httpsBase, "--cacert", w.pki.CAFile, "list_connections", "user", "ssl", "ssl_protocol")
+	if code != 0 || !regexp.MustCompile(`guest +true +`+wantProto).MatchString(out) || !regexp.MustCompile(`guest +false`).MatchString(out) {
+		t.Fatalf("warren ctl list_connections over HTTPS: exit %d\n%s\n%s", code, out, errs)
+	}
+	if code, _, errs := ctlRun(t, httpsBase, "list_connections"); code != ctlExitUnavailable || !strings.Contains(errs, "certificate") {
+		t.Fatalf("warren ctl without --cacert: exit %d, %s", code, errs)
 	}
 }
 
@@ -482,4 +509,231 @@ func TestManagementUITLS(t *testing.T) {
 	p.do("select the connection", uiClick("a.conn-link"))
 	p.contains("#connection-tls", "TLS 1.", "aes_128_gcm")
 	p.contains("#connection-detail", "EXTERNAL", "CN=guest,O=Warren tests", "CN=warren-test-ca")
+}
+
+// TestWSSNodeClients: the Warren JS client and @stomp/stompjs, unchanged,
+// over WSS; node trusts the test CA through NODE_EXTRA_CA_CERTS.
+func TestWSSNodeClients(t *testing.T) {
+	dir := jsTestDir(t)
+	t.Parallel()
+	w := startTLSWarren(t, nil)
+	wss := "wss://localhost:" + portOf(t, w.HTTPSAddr())
+	conn, err := amqp.DialTLS(w.amqpsURL("guest:guest@"), w.pki.clientTLS(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ch, err := conn.Channel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		script, url, key string
+		args             []string
+		ready            []string
+	}{
+		{"warren_node.mjs", wss + "/v1/ws", "node.a", nil, []string{"open", "subscribed"}},
+		{"stomp_amqp.mjs", wss + "/ws", "kern.critical", []string{"guest", "guest"}, []string{"connected", "subscribed"}},
+	} {
+		steps := startNodeScript(t, dir, w.pki.CAFile, tc.script, append([]string{tc.url}, tc.args...)...)
+		for _, s := range tc.ready {
+			steps.want(s)
+		}
+		if err := ch.Publish("amq.topic", tc.key, false, false, amqp.Publishing{Body: []byte("over wss"), ContentType: "text/plain"}); err != nil {
+			t.Fatal(err)
+		}
+		if m := steps.want("message"); m["body"] != "over wss" {
+			t.Fatalf("%s: message %v", tc.script, m)
+		}
+	}
+}
+
+// nodeSteps reads a node script's JSON lines.
+type nodeSteps struct {
+	t      *testing.T
+	name   string
+	lines  chan map[string]any
+	stderr *lockedBuffer
+}
+
+func startNodeScript(t *testing.T, dir, caFile, script string, args ...string) *nodeSteps {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	cmd := exec.CommandContext(ctx, "node", append([]string{script}, args...)...)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "NODE_EXTRA_CA_CERTS="+caFile)
+	s := &nodeSteps{t: t, name: script, lines: make(chan map[string]any, 64), stderr: &lockedBuffer{}}
+	cmd.Stderr = s.stderr
+	stdin, _ := cmd.StdinPipe() // open until the test ends: the scripts stop on "bye" or EOF
+	stdout, _ := cmd.StdoutPipe()
+	if err := cmd.Start(); err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		stdin.Close()
+		cmd.Process.Kill()
+		cmd.Wait()
+		cancel()
+		if t.Failed() {
+			t.Logf("%s stderr:\n%s", script, s.stderr.String())
+		}
+	})
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			var m map[string]any
+			if json.Unmarshal(sc.Bytes(), &m) == nil {
+				s.lines <- m
+			}
+		}
+		close(s.lines)
+	}()
+	return s
+}
+
+func (s *nodeSteps) want(step string) map[string]any {
+	s.t.Helper()
+	for {
+		select {
+		case m, ok := <-s.lines:
+			if !ok {
+				s.t.Fatalf("%s exited before %q", s.name, step)
+			}
+			if m["step"] == step {
+				return m
+			}
+			if m["step"] == "failed" || m["step"] == "timeout" || m["step"] == "error" {
+				s.t.Fatalf("%s: %v", s.name, m)
+			}
+		case <-time.After(20 * time.Second):
+			s.t.Fatalf("%s: no %q", s.name, step)
+		}
+	}
+}
+
+var amqpsReadyLine = regexp.MustCompile(`warren ready.* amqps=(\S+)`)
+
+// TestSIGHUPReloadsCertificate runs the warren binary from a config file
+// (found through WARREN_CONFIG, with the file watcher off) and renews its
+// certificate with SIGHUP while a connection stays open.
+func TestSIGHUPReloadsCertificate(t *testing.T) {
+	t.Parallel()
+	bin, err := warrenBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pki := newTestPKI(t, "sighup-ca")
+	server := pki.issue("localhost", true, "server")
+	conf := writeConf(t, "ssl_options.certfile = "+server.CertFile+"\nssl_options.keyfile = "+server.KeyFile+
+		"\nwarren.tls_watch_interval = 0\nwarren.data_dir = "+t.TempDir()+"\nmanagement.rates_mode = basic\n")
+	cmd := exec.Command(bin, "serve", "--amqp-addr", "none", "--amqps-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--https-addr", "none")
+	cmd.Env = append(os.Environ(), "WARREN_CONFIG="+conf)
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	logLines := make(chan string, 100)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			logLines <- sc.Text()
+		}
+		close(logLines)
+	}()
+	waitLog := func(re *regexp.Regexp) []string {
+		t.Helper()
+		for {
+			select {
+			case l, ok := <-logLines:
+				if !ok {
+					t.Fatalf("warren exited before logging %s", re)
+				}
+				if m := re.FindStringSubmatch(l); m != nil {
+					return m
+				}
+			case <-time.After(30 * time.Second):
+				t.Fatalf("no log line %s", re)
+			}
+		}
+	}
+	waitLog(regexp.MustCompile(`line 5: unknown key \\"management.rates_mode\\" ignored`))
+	addr := waitLog(amqpsReadyLine)[1]
+
+	old, err := amqp.DialTLS("amqps://guest:guest@"+addr+"/", pki.clientTLS(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer old.Close()
+	roundTrip(t, old, "sighup-old", "before")
+
+	renewed := pki.issue("localhost", true, "server")
+	if err := cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	waitLog(regexp.MustCompile(`TLS certificate reloaded"? listener=AMQPS reason=SIGHUP`))
+	fresh, err := amqp.DialTLS("amqps://guest:guest@"+addr+"/", pki.clientTLS(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fresh.Close()
+	if got := fresh.ConnectionState().PeerCertificates[0].SerialNumber; got.Cmp(renewed.Cert.SerialNumber) != 0 {
+		t.Fatalf("after SIGHUP a new connection got certificate %v, want %v", got, renewed.Cert.SerialNumber)
+	}
+	roundTrip(t, old, "sighup-old", "after SIGHUP, same connection")
+	roundTrip(t, fresh, "sighup-new", "new connection")
+}
+
+// TestConnectionTLSFieldsLikeRabbitMQ compares a plain connection's TLS
+// fields in /api/connections with those of the reference RabbitMQ (which
+// has no TLS listener, so only the plain case can be compared). It runs
+// when WARREN_TEST_RABBITMQ_URL (AMQP) and WARREN_TEST_RABBITMQ_MGMT_URL
+// (management API base with credentials) are set.
+func TestConnectionTLSFieldsLikeRabbitMQ(t *testing.T) {
+	rmqURL, rmqMgmt := os.Getenv("WARREN_TEST_RABBITMQ_URL"), os.Getenv("WARREN_TEST_RABBITMQ_MGMT_URL")
+	if rmqURL == "" || rmqMgmt == "" {
+		t.Skip("set WARREN_TEST_RABBITMQ_URL and WARREN_TEST_RABBITMQ_MGMT_URL (e.g. amqp://guest:guest@127.0.0.1:5673/ and http://guest:guest@127.0.0.1:15673) to compare with RabbitMQ")
+	}
+	t.Parallel()
+	keys := []string{"ssl", "ssl_protocol", "ssl_key_exchange", "ssl_cipher", "ssl_hash", "peer_cert_subject", "peer_cert_issuer", "peer_cert_validity", "auth_mechanism"}
+	fields := func(amqpURL, mgmtBase string) map[string]any {
+		t.Helper()
+		conn, err := amqp.DialConfig(amqpURL, amqp.Config{Properties: amqp.Table{"connection_name": "tls-compare"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		var found map[string]any
+		eventually(t, 20*time.Second, "the connection in "+mgmtBase+"/api/connections", func() bool {
+			resp, err := http.Get(mgmtBase + "/api/connections")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			var all []map[string]any
+			json.NewDecoder(resp.Body).Decode(&all)
+			for _, c := range all {
+				if p, _ := c["client_properties"].(map[string]any); p["connection_name"] == "tls-compare" {
+					found = c
+				}
+			}
+			return found != nil
+		})
+		out := map[string]any{}
+		for _, k := range keys {
+			v, ok := found[k]
+			out[k] = fmt.Sprintf("%v (present %v)", v, ok)
+		}
+		return out
+	}
+	w := startWarren(t, "")
+	want := fields(rmqURL, rmqMgmt)
+	got := fields(amqpURL(w), "http://guest:guest@"+w.HTTPAddr())
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("Warren's TLS fields %v, RabbitMQ's %v", got, want)
+	}
 }

@@ -28,6 +28,10 @@ type tlsFiles struct {
 	name                     string // "AMQPS" or "HTTPS", for logs
 	cert, key, ca            string
 	verifyPeer, failIfNoPeer bool
+	// nextProtos is offered in ALPN: http/1.1 on HTTPS (WebSocket
+	// upgrades need HTTP/1.1); nothing on AMQPS, where a server list
+	// would refuse clients that offer other protocols.
+	nextProtos []string
 }
 
 type certReloader struct {
@@ -121,9 +125,8 @@ func buildTLSConfig(f tlsFiles) (*tls.Config, error) {
 	cfg := &tls.Config{
 		MinVersion:   tls.VersionTLS12,
 		Certificates: []tls.Certificate{cert},
-		// HTTP/1.1 only: WebSocket upgrades need it.
-		NextProtos: []string{"http/1.1"},
-		ClientAuth: tls.NoClientCert,
+		NextProtos:   f.nextProtos,
+		ClientAuth:   tls.NoClientCert,
 	}
 	if f.ca != "" {
 		pem, err := os.ReadFile(f.ca)
