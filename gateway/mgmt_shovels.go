@@ -55,15 +55,22 @@ func mgParameterOut(p mapping.Parameter) map[string]any {
 	return map[string]any{"value": shovel.RedactValue(p.Value), "vhost": p.VHost, "component": p.Component, "name": p.Name}
 }
 
-func (m *mgmt) listParameters(c echo.Context) error {
-	if err := mgRequirePolicymaker(c); err != nil {
-		return err
+// shovelVHosts checks the user with require and returns the manager and
+// the vhosts of the request (the path's, or every one the user sees).
+func (m *mgmt) shovelVHosts(c echo.Context, require func(echo.Context) error) (*shovel.Manager, []*mapping.VHost, error) {
+	if err := require(c); err != nil {
+		return nil, nil, err
 	}
 	sh, err := m.shovels()
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
 	vhs, err := m.vhostsParam(c)
+	return sh, vhs, err
+}
+
+func (m *mgmt) listParameters(c echo.Context) error {
+	sh, vhs, err := m.shovelVHosts(c, mgRequirePolicymaker)
 	if err != nil {
 		return err
 	}
@@ -171,14 +178,7 @@ func (m *mgmt) restartShovel(c echo.Context) error {
 // listShovels answers GET /api/shovels in RabbitMQ's shape (monitoring
 // and administrator users, as RabbitMQ 3.10 asks).
 func (m *mgmt) listShovels(c echo.Context) error {
-	if err := mgRequireMonitor(c); err != nil {
-		return err
-	}
-	sh, err := m.shovels()
-	if err != nil {
-		return err
-	}
-	vhs, err := m.vhostsParam(c)
+	sh, vhs, err := m.shovelVHosts(c, mgRequireMonitor)
 	if err != nil {
 		return err
 	}

@@ -14,6 +14,21 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 )
 
+// dialURL connects to url and opens a channel.
+func dialURL(t testing.TB, url string) (*amqp.Connection, *amqp.Channel) {
+	t.Helper()
+	conn, err := amqp.Dial(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ch, err := conn.Channel()
+	if err != nil {
+		conn.Close()
+		t.Fatal(err)
+	}
+	return conn, ch
+}
+
 // shovelPut creates or replaces a shovel through the management API.
 func shovelPut(a *mgmtClient, vhost, name string, value map[string]any) {
 	a.t.Helper()
@@ -53,15 +68,8 @@ func waitShovel(t testing.TB, a *mgmtClient, name, state string) string {
 // MessageId "<prefix>i" and the properties of props(i).
 func publishN(t testing.TB, url, queue, prefix string, n int, props func(i int, p *amqp.Publishing)) {
 	t.Helper()
-	conn, err := amqp.Dial(url)
-	if err != nil {
-		t.Fatal(err)
-	}
+	conn, ch := dialURL(t, url)
 	defer conn.Close()
-	ch, err := conn.Channel()
-	if err != nil {
-		t.Fatal(err)
-	}
 	if err := ch.Confirm(false); err != nil {
 		t.Fatal(err)
 	}
@@ -89,15 +97,8 @@ func publishN(t testing.TB, url, queue, prefix string, n int, props func(i int, 
 // declareQueue declares a durable queue with args.
 func declareQueue(t testing.TB, url, queue string, args amqp.Table) {
 	t.Helper()
-	conn, err := amqp.Dial(url)
-	if err != nil {
-		t.Fatal(err)
-	}
+	conn, ch := dialURL(t, url)
 	defer conn.Close()
-	ch, err := conn.Channel()
-	if err != nil {
-		t.Fatal(err)
-	}
 	if _, err := ch.QueueDeclare(queue, true, false, false, false, args); err != nil {
 		t.Fatal(err)
 	}
@@ -107,15 +108,8 @@ func declareQueue(t testing.TB, url, queue string, args amqp.Table) {
 // acks them), returning the deliveries by ID (the first of duplicates).
 func drain(t testing.TB, url, queue string, want []string, timeout time.Duration) map[string]amqp.Delivery {
 	t.Helper()
-	conn, err := amqp.Dial(url)
-	if err != nil {
-		t.Fatal(err)
-	}
+	conn, ch := dialURL(t, url)
 	defer conn.Close()
-	ch, err := conn.Channel()
-	if err != nil {
-		t.Fatal(err)
-	}
 	ds, err := ch.Consume(queue, "", false, false, false, false, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -145,15 +139,8 @@ func drain(t testing.TB, url, queue string, want []string, timeout time.Duration
 // not exist.
 func queueLen(t testing.TB, url, queue string) int {
 	t.Helper()
-	conn, err := amqp.Dial(url)
-	if err != nil {
-		t.Fatal(err)
-	}
+	conn, ch := dialURL(t, url)
 	defer conn.Close()
-	ch, err := conn.Channel()
-	if err != nil {
-		t.Fatal(err)
-	}
 	q, err := ch.QueueDeclarePassive(queue, false, false, false, false, nil)
 	if e, ok := err.(*amqp.Error); ok && e.Code == amqp.NotFound {
 		return -1

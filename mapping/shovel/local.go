@@ -33,16 +33,24 @@ func openLocal(r *mapping.Router, vhost, user, shovel string) (*mapping.Conn, er
 	}), nil
 }
 
-// localSource consumes from a queue of this broker.
+// localSource consumes from a queue of this broker. The core hands
+// deliveries to Deliver with its locks held, so Deliver only appends to
+// pending; a pump goroutine (stopped by close) passes them on to the
+// runner. In no-ack mode the prefetch does not bound deliveries: Deliver
+// then reports the buffer full at the prefetch count, the core pauses the
+// channel, and the pump resumes it once the runner has taken one.
 type localSource struct {
-	conn *mapping.Conn
-	ch   *mapping.Channel
-	msgs chan inMsg
-	// blocked: the sink refused a delivery (buffer full, only in no-ack
-	// mode where prefetch does not bound deliveries); the reader resumes
-	// the channel once it has taken one.
+	conn  *mapping.Conn
+	ch    *mapping.Channel
+	limit int
+	n     int
+
+	mu      sync.Mutex
+	pending []inMsg
+	wake    chan struct{}
+	out     chan inMsg
+	stop    chan struct{}
 	blocked atomic.Bool
-	n       int
 
 	once    sync.Once
 	dead    chan struct{}
@@ -50,12 +58,44 @@ type localSource struct {
 }
 
 func (s *localSource) Deliver(d mapping.Delivery) bool {
+	s.mu.Lock()
+	s.pending = append(s.pending, inMsg{tag: d.Tag, msg: d.Message, attempt: d.Attempt, redeliv: d.Redelivered})
+	full := len(s.pending) >= s.limit
+	s.mu.Unlock()
 	select {
-	case s.msgs <- inMsg{tag: d.Tag, msg: d.Message, attempt: d.Attempt, redeliv: d.Redelivered}:
-		return true
+	case s.wake <- struct{}{}:
 	default:
+	}
+	if full {
 		s.blocked.Store(true)
-		return false
+	}
+	return !full
+}
+
+func (s *localSource) pump() {
+	for {
+		s.mu.Lock()
+		if len(s.pending) == 0 {
+			s.mu.Unlock()
+			select {
+			case <-s.wake:
+				continue
+			case <-s.stop:
+				return
+			}
+		}
+		m := s.pending[0]
+		s.pending[0] = inMsg{}
+		s.pending = s.pending[1:]
+		s.mu.Unlock()
+		select {
+		case s.out <- m:
+			if s.blocked.Swap(false) {
+				s.ch.Resume()
+			}
+		case <-s.stop:
+			return
+		}
 	}
 }
 
@@ -75,12 +115,13 @@ func newLocalSource(r *mapping.Router, vhost, user, name string, d *Def) (*local
 	if err != nil {
 		return nil, err
 	}
-	s := &localSource{conn: conn, msgs: make(chan inMsg, d.Prefetch), dead: make(chan struct{})}
+	s := &localSource{conn: conn, limit: d.Prefetch, wake: make(chan struct{}, 1), out: make(chan inMsg), stop: make(chan struct{}), dead: make(chan struct{})}
 	s.ch = conn.OpenChannel(1, s)
+	go s.pump()
 	ok := false
 	defer func() {
 		if !ok {
-			conn.Close()
+			s.close()
 		}
 	}()
 	queue := d.SrcQueue
@@ -125,16 +166,7 @@ func declareLocal(ch *mapping.Channel, queue string) (mapping.QueueInfo, error) 
 	return ch.DeclareQueue(mapping.QueueSpec{Name: queue, Durable: true}, false)
 }
 
-func (s *localSource) deliveries() <-chan inMsg {
-	return s.msgs
-}
-
-// taken is called by the runner after each message it took from msgs.
-func (s *localSource) taken() {
-	if s.blocked.Swap(false) {
-		s.ch.Resume()
-	}
-}
+func (s *localSource) deliveries() <-chan inMsg { return s.out }
 
 func (s *localSource) failed() <-chan struct{} { return s.dead }
 func (s *localSource) err() error {
@@ -147,8 +179,12 @@ func (s *localSource) nack(tag uint64, requeue bool) error {
 }
 func (s *localSource) length() int { return s.n }
 
-// close requeues what was not acked (the core does on channel close).
-func (s *localSource) close() { s.conn.Close() }
+// close requeues what was not acked (the core does on channel close) and
+// stops the pump; messages still pending were not acked either.
+func (s *localSource) close() {
+	s.conn.Close()
+	close(s.stop)
+}
 
 // localDest publishes into this broker.
 type localDest struct {

@@ -31,6 +31,11 @@ type Manager struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 
+	// opMu serialises start, Delete and Restart, so that two calls for
+	// one shovel cannot both start a runner. Runners never take it (they
+	// remove themselves under mu only), so holding it while waiting for a
+	// runner to stop cannot deadlock.
+	opMu    sync.Mutex
 	mu      sync.Mutex // guards runners; never held across a runner's stop
 	runners map[[2]string]*runner
 }
@@ -57,6 +62,8 @@ func (m *Manager) Start() error {
 	if err != nil {
 		return err
 	}
+	m.opMu.Lock()
+	defer m.opMu.Unlock()
 	for _, p := range ps {
 		m.start(p)
 	}
@@ -64,6 +71,7 @@ func (m *Manager) Start() error {
 }
 
 // start replaces the runner of p's shovel with a new one.
+// Callers hold opMu.
 func (m *Manager) start(p mapping.Parameter) {
 	key := [2]string{p.VHost, p.Name}
 	m.mu.Lock()
@@ -109,6 +117,8 @@ func (m *Manager) Put(vhost, name, owner string, value []byte) (created bool, er
 	if name == "" {
 		return false, fmt.Errorf("%w: the shovel needs a name", ErrInvalid)
 	}
+	m.opMu.Lock()
+	defer m.opMu.Unlock()
 	_, getErr := m.r.Parameter(Component, vhost, name)
 	created = getErr != nil
 	p := mapping.Parameter{Component: Component, VHost: vhost, Name: name, Value: json.RawMessage(value), Owner: owner}
@@ -122,6 +132,8 @@ func (m *Manager) Put(vhost, name, owner string, value []byte) (created bool, er
 // Delete stops and removes a shovel; its unacked messages go back to the
 // source queue.
 func (m *Manager) Delete(vhost, name string) error {
+	m.opMu.Lock()
+	defer m.opMu.Unlock()
 	if err := m.r.DeleteParameter(Component, vhost, name); err != nil {
 		return err
 	}
@@ -147,7 +159,18 @@ func (m *Manager) forget(vhost, name string, only *runner) {
 
 // completed: src-delete-after was reached; RabbitMQ then deletes the
 // shovel. Called on the runner's own goroutine.
-func (m *Manager) completed(r *runner) {
+func (m *Manager) completed(ctx context.Context, r *runner) {
+	// opMu keeps a Put of a new definition from landing between the check
+	// and the delete. A start or Delete holding it may be waiting for this
+	// runner to stop: that cancels ctx, and the shovel is theirs.
+	for !m.opMu.TryLock() {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	defer m.opMu.Unlock()
 	if cur, err := m.r.Parameter(Component, r.vhost, r.name); err == nil && string(cur.Value) == string(r.raw) {
 		if err := m.r.DeleteParameter(Component, r.vhost, r.name); err != nil {
 			m.log.Error("delete completed shovel", "vhost", r.vhost, "shovel", r.name, "err", err)
@@ -260,6 +283,8 @@ func RedactValue(raw []byte) json.RawMessage {
 
 // Restart stops a shovel and starts it again from its stored definition.
 func (m *Manager) Restart(vhost, name string) error {
+	m.opMu.Lock()
+	defer m.opMu.Unlock()
 	p, err := m.r.Parameter(Component, vhost, name)
 	if err != nil {
 		return err

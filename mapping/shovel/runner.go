@@ -60,7 +60,7 @@ func (r *runner) loop(ctx context.Context) {
 			return
 		}
 		if errors.Is(err, errComplete) {
-			r.m.completed(r)
+			r.m.completed(ctx, r)
 			return
 		}
 		r.set(StateTerminated, err.Error())
@@ -127,9 +127,6 @@ func (r *runner) runOnce(ctx context.Context) (settled int, err error) {
 					return settled, fmt.Errorf("source: %w", e)
 				}
 				return settled, fmt.Errorf("source: the consumer was cancelled")
-			}
-			if ls, isLocal := src.(*localSource); isLocal {
-				ls.taken()
 			}
 			out := r.outgoing(m.msg)
 			var done func(bool)

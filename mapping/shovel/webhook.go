@@ -54,7 +54,9 @@ func newWebhook(d *Def) (*webhook, error) {
 	w := &webhook{d: d, user: u.User, sem: make(chan struct{}, d.Prefetch), dead: make(chan struct{})}
 	u.User = nil
 	w.target = u.String()
-	w.client = &http.Client{Timeout: d.HTTPTimeout}
+	// A transport per shovel, so that closing it leaves no idle
+	// connections (and their goroutines) behind.
+	w.client = &http.Client{Timeout: d.HTTPTimeout, Transport: http.DefaultTransport.(*http.Transport).Clone()}
 	return w, nil
 }
 
@@ -145,5 +147,8 @@ func (w *webhook) failed() <-chan struct{} { return w.dead }
 func (w *webhook) err() error              { return nil }
 
 // close waits for the requests in flight (their context ends with the
-// runner's, so this is quick).
-func (w *webhook) close() { w.wg.Wait() }
+// runner's, so this is quick) and drops kept-alive connections.
+func (w *webhook) close() {
+	w.wg.Wait()
+	w.client.CloseIdleConnections()
+}

@@ -11,6 +11,7 @@ import { queuesView, queueView } from './queues.js';
 import { exchangesView, exchangeView } from './exchanges.js';
 import { connectionsView, channelsView } from './connections.js';
 import { adminView } from './admin.js';
+import { shovelsView } from './shovels.js';
 
 const app = document.getElementById('app');
 
@@ -22,6 +23,7 @@ const routes = [
   { re: /^\/exchanges\/([^/]+)\/(.+)$/, nav: 'exchanges', view: exchangeView },
   { re: /^\/connections\/?$/, nav: 'connections', view: connectionsView },
   { re: /^\/channels\/?$/, nav: 'channels', view: channelsView },
+  { re: /^\/shovels\/?$/, nav: 'shovels', view: shovelsView },
   { re: /^\/admin\/?$/, nav: 'admin', view: adminView, admin: true },
 ];
 
@@ -31,6 +33,7 @@ const NAV = [
   ['channels', 'Channels', '#/channels'],
   ['exchanges', 'Exchanges', '#/exchanges'],
   ['queues', 'Queues', '#/queues'],
+  ['shovels', 'Shovels', '#/shovels'],
   ['admin', 'Admin', '#/admin'],
 ];
 
@@ -80,7 +83,7 @@ function showLogin(notice) {
 
 function buildShell() {
   const s = api.current();
-  const navList = h('ul', { class: 'nav' }, NAV.filter(([k]) => k !== 'admin' || api.isAdmin()).map(([k, label, href]) =>
+  const navList = h('ul', { class: 'nav' }, NAV.filter(([k]) => (k !== 'admin' || api.isAdmin()) && (k !== 'shovels' || api.seesAll() || api.hasTag('policymaker'))).map(([k, label, href]) =>
     h('li', null, h('a', { href, id: 'nav-' + k, dataset: { nav: k } }, label))));
   const logout = h('button', { type: 'button', id: 'logout', class: 'small' }, 'Log out');
   logout.addEventListener('click', () => api.logout());
