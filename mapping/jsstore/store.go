@@ -156,15 +156,19 @@ func Open(cfg Config) (*Store, error) {
 // Close flushes pending appends (bounded by the ack timeout), fails the rest
 // with ErrClosed, closes the connection and shuts the server down, waiting
 // for all of it. It is idempotent.
-func (s *Store) Close() error {
+func (s *Store) Close() error { return s.CloseWithin(ackTimeout) }
+
+// CloseWithin is Close that waits at most d for outstanding appends and
+// at most d for the connection to drain.
+func (s *Store) CloseWithin(d time.Duration) error {
 	s.closeOnce.Do(func() {
-		s.appender.close(ackTimeout)
+		s.appender.close(d)
 		if err := s.nc.Drain(); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
 			s.nc.Close()
 		}
 		select {
 		case <-s.ncClosed:
-		case <-time.After(ackTimeout):
+		case <-time.After(d):
 			s.nc.Close()
 			<-s.ncClosed
 		}
