@@ -425,6 +425,14 @@ func (c *conn) readLoop() {
 			if now.Sub(c.lastRead) > c.heartbeat/4 {
 				c.nc.SetReadDeadline(now.Add(2 * c.heartbeat))
 				c.lastRead = now
+				// shutdown closes quit, then sets a past deadline to wake
+				// this read: a client that never stops sending must not
+				// have that deadline pushed back here.
+				select {
+				case <-c.quit:
+					c.nc.SetReadDeadline(now)
+				default:
+				}
 			}
 		}
 		if !c.r.FrameBuffered() {

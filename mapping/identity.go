@@ -556,13 +556,17 @@ func (r *Router) DeleteVHost(name string) error {
 	for _, q := range qs {
 		vh.deleteQueue(q)
 	}
+	vh.topoMu.Lock()
+	var w metaWrites
 	vh.mu.Lock()
 	for _, e := range xs {
 		if vh.exchanges[e.spec.Name] == e {
-			vh.deleteExchangeLocked(e)
+			vh.deleteExchangeLocked(e, &w)
 		}
 	}
 	vh.mu.Unlock()
+	w.run()
+	vh.topoMu.Unlock()
 	r.id.mu.Lock()
 	users := r.id.perms[name]
 	delete(r.id.perms, name)

@@ -117,6 +117,9 @@ func (j *janitor) clean(q *Queue, final bool) {
 	}
 	l := &q.log
 	l.dirty = false
+	for _, seq := range q.late.take() {
+		l.forget(seq)
+	}
 	oldFloor := l.floor
 	for {
 		if _, ok := l.done[l.floor]; !ok {

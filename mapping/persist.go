@@ -417,7 +417,9 @@ func (r *Router) replay(q *Queue) (int, error) {
 			r.recoveredID(q.vh.name, m)
 		}
 		q.nextSeq++
-		qm := &qmsg{msg: m, seq: q.nextSeq, storeSeq: seq, persist: true, redelivered: true, expires: q.policy.expiry(m, m.ts)}
+		qm := &qmsg{msg: m, seq: q.nextSeq, persist: true, redelivered: true, expires: q.policy.expiry(m, m.ts)}
+		qm.storeSeq.Store(seq)
+		qm.store.Store(storeWritten)
 		if q.policy.maxPriority > 0 {
 			qm.prio = m.Properties.Priority
 		}

@@ -3,7 +3,10 @@ package mapping
 import (
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
+
+	"github.com/warrenmq/warren/mapping/jsstore"
 )
 
 // QueueSpec describes a queue as queue.declare does.
@@ -42,20 +45,21 @@ type Queue struct {
 	ttlTimer        *time.Timer
 	ttlAt           int64
 	idleTimer       *time.Timer // x-expires
+	late            lateSettled // written to the janitor by store completions
 }
 
 // qmsg is one message's place in one queue. The Message itself is shared by
 // every queue it was routed to and never changes after publish.
 type qmsg struct {
 	msg         *Message
-	seq         uint64 // position in the queue, for requeue in order
-	storeSeq    uint64 // sequence in the queue's log; 0 until stored
-	expires     int64  // unix ns; 0 = never
+	seq         uint64        // position in the queue, for requeue in order
+	storeSeq    atomic.Uint64 // sequence in the queue's log; 0 until stored
+	store       atomic.Uint32 // storeWritten | storeSettled
+	expires     int64         // unix ns; 0 = never
 	prio        uint8
 	deliveries  int // times delivered with ack required, for x-delivery-limit
 	persist     bool
 	redelivered bool
-	settled     bool // acked or dropped before its store write finished
 }
 
 // Consumer is one subscription of a channel to a queue.
@@ -215,15 +219,30 @@ func (q *Queue) kick() {
 // returns accepted=false when the queue refused the message (x-overflow
 // reject-publish), and full when the queue is now past its flow-control
 // high water mark (see flow.go).
+//
+// Room for the store write is reserved before q.mu is taken: waiting for
+// the store happens with no core lock held, and the append under q.mu
+// (which keeps the log in queue order) never waits (locksordering.txt).
 func (q *Queue) enqueue(m *Message, t *storeTracker) (accepted, full bool) {
 	now := m.publishedAt()
 	qm := &qmsg{msg: m, persist: q.durableLog() && m.Properties.Persistent(), prio: m.Properties.Priority, expires: q.policy.expiry(m, now)}
 	if q.policy.maxPriority == 0 {
 		qm.prio = 0
 	}
+	var room jsstore.Reservation
+	if qm.persist {
+		var err error
+		if room, err = q.vh.r.store.Reserve(len(m.record())); err != nil {
+			// The store is closing: the message cannot be made durable.
+			t.add()
+			t.finish(false)
+			return true, false
+		}
+	}
 	q.mu.Lock()
 	if q.deleted {
 		q.mu.Unlock()
+		room.Release()
 		return true, false
 	}
 	if q.policy.overflow != "drop-head" && q.policy.wouldOverflow(&q.ready, m) {
@@ -231,14 +250,14 @@ func (q *Queue) enqueue(m *Message, t *storeTracker) (accepted, full bool) {
 			q.deadLetterLocked(qm, "maxlen")
 		}
 		q.unlockAndDeadLetter()
+		room.Release()
 		return false, false
 	}
 	q.nextSeq++
 	qm.seq = q.nextSeq
 	if qm.persist {
-		// Appending under q.mu keeps the log in queue order.
 		t.add()
-		q.vh.r.store.Append(q.logName, m.record(), func(seq uint64, err error) {
+		room.Append(q.logName, m.record(), func(seq uint64, err error) {
 			q.stored(qm, seq, err)
 			t.finish(err == nil)
 		})
@@ -255,19 +274,29 @@ func (q *Queue) enqueue(m *Message, t *storeTracker) (accepted, full bool) {
 	return true, full
 }
 
-// stored runs on the store's goroutine when a log write finished.
+// qmsg.store bits: the store write finished, the message was settled. The
+// two sides set their bit without a common lock; whichever comes second
+// hands the record to the janitor.
+const (
+	storeWritten uint32 = 1 << iota
+	storeSettled
+)
+
+// stored runs on the store's completion goroutine when a log write
+// finished. It takes no core lock (the goroutine runs every queue's
+// completions, and a queue's lock holder may be appending): a record
+// whose message was settled meanwhile goes to the janitor through
+// q.late, a leaf lock.
 func (q *Queue) stored(qm *qmsg, seq uint64, err error) {
 	if err != nil {
 		q.vh.r.log.Error("store write failed", "queue", q.name, "vhost", q.vh.name, "err", err)
 		return
 	}
-	q.mu.Lock()
-	qm.storeSeq = seq
-	if qm.settled {
-		q.log.forget(seq)
-		q.markDirtyLocked()
+	qm.storeSeq.Store(seq)
+	if qm.store.Or(storeWritten)&storeSettled != 0 {
+		q.late.add(seq)
+		q.vh.r.janitor.mark(q)
 	}
-	q.mu.Unlock()
 }
 
 // settleLocked forgets a message that was acked or dropped: its log record
@@ -276,11 +305,32 @@ func (q *Queue) settleLocked(m *qmsg) {
 	if !m.persist {
 		return
 	}
-	m.settled = true
-	if m.storeSeq != 0 {
-		q.log.forget(m.storeSeq)
+	if m.store.Or(storeSettled)&storeWritten != 0 {
+		q.log.forget(m.storeSeq.Load())
 		q.markDirtyLocked()
 	}
+}
+
+// lateSettled holds the log records of messages settled before their
+// store write finished, until the janitor takes them under q.mu. Its lock
+// is a leaf: nothing is called while it is held.
+type lateSettled struct {
+	mu   sync.Mutex
+	seqs []uint64
+}
+
+func (l *lateSettled) add(seq uint64) {
+	l.mu.Lock()
+	l.seqs = append(l.seqs, seq)
+	l.mu.Unlock()
+}
+
+func (l *lateSettled) take() []uint64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	s := l.seqs
+	l.seqs = nil
+	return s
 }
 
 // dropLocked removes a message for good, dead-lettering it when the queue

@@ -114,8 +114,12 @@ func (r *Router) VHost(name string) (*VHost, error) {
 	return vh, nil
 }
 
-// Close stops the janitor, waits for pending store writes and closes the
-// store. Fronts must be shut down first.
+// closeWait bounds each wait of Close for the store: outstanding writes,
+// then the store's own shutdown.
+const closeWait = 10 * time.Second
+
+// Close stops the janitor, waits (a bounded time) for pending store
+// writes and closes the store. Fronts must be shut down first.
 func (r *Router) Close() error {
 	if r.closed.Swap(true) {
 		return nil
@@ -134,7 +138,9 @@ func (r *Router) Close() error {
 	r.mu.RUnlock()
 	r.janitor.stop()
 	r.stopAlarms()
-	r.store.Flush()
+	if err := r.store.FlushWithin(closeWait); err != nil {
+		r.log.Warn("store writes still pending at shutdown", "err", err)
+	}
 	r.janitor.runOnce(true) // apply deletes whose writes just finished
-	return r.store.Close()
+	return r.store.CloseWithin(closeWait)
 }

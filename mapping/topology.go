@@ -37,9 +37,12 @@ func (ch *Channel) DeclareExchange(s ExchangeSpec, passive bool) error {
 	if err := ch.allowed(Configure, ResourceExchange, s.Name); err != nil {
 		return err
 	}
-	vh.mu.Lock()
-	defer vh.mu.Unlock()
-	if e, ok := vh.exchanges[s.Name]; ok {
+	if e := vh.exchange(s.Name); e != nil {
+		return e.equivalent(s)
+	}
+	vh.topoMu.Lock()
+	defer vh.topoMu.Unlock()
+	if e := vh.exchange(s.Name); e != nil {
 		return e.equivalent(s)
 	}
 	if reservedName(s.Name) || s.Name == "" {
@@ -51,8 +54,31 @@ func (ch *Channel) DeclareExchange(s ExchangeSpec, passive bool) error {
 			return err
 		}
 	}
+	vh.mu.Lock()
 	vh.exchanges[s.Name] = e
+	vh.mu.Unlock()
 	return nil
+}
+
+// exchange looks an exchange up under a read lock.
+func (vh *VHost) exchange(name string) *exchange {
+	vh.mu.RLock()
+	defer vh.mu.RUnlock()
+	return vh.exchanges[name]
+}
+
+// metaWrites are the store writes of a topology change, collected while
+// vh.mu is held and made after it is released, still under vh.topoMu:
+// routing never waits for a store write, and the writer lock keeps the
+// store in the order of the changes.
+type metaWrites []func()
+
+func (w *metaWrites) add(f func()) { *w = append(*w, f) }
+
+func (w *metaWrites) run() {
+	for _, f := range *w {
+		f()
+	}
 }
 
 // DeleteExchange deletes an exchange and its bindings.
@@ -64,6 +90,10 @@ func (ch *Channel) DeleteExchange(name string, ifUnused bool) error {
 	if err := ch.allowed(Configure, ResourceExchange, name); err != nil {
 		return err
 	}
+	vh.topoMu.Lock()
+	defer vh.topoMu.Unlock()
+	var w metaWrites
+	defer w.run()
 	vh.mu.Lock()
 	defer vh.mu.Unlock()
 	e, ok := vh.exchanges[name]
@@ -74,20 +104,21 @@ func (ch *Channel) DeleteExchange(name string, ifUnused bool) error {
 	if ifUnused && len(e.bindings) > 0 {
 		return errorf(KindPreconditionFailed, "exchange '%s' in vhost '%s' in use", name, vh.name)
 	}
-	vh.deleteExchangeLocked(e)
+	vh.deleteExchangeLocked(e, &w)
 	return nil
 }
 
-func (vh *VHost) deleteExchangeLocked(e *exchange) {
+// deleteExchangeLocked runs with vh.topoMu and vh.mu held.
+func (vh *VHost) deleteExchangeLocked(e *exchange, w *metaWrites) {
 	for _, b := range slices.Clone(e.bindings) {
-		vh.unbindLocked(b)
+		vh.unbindLocked(b, w)
 	}
 	for _, b := range slices.Clone(e.incoming) {
-		vh.unbindLocked(b)
+		vh.unbindLocked(b, w)
 	}
 	delete(vh.exchanges, e.spec.Name)
 	if e.spec.Durable {
-		vh.r.deleteExchangeRecord(vh, e)
+		w.add(func() { vh.r.deleteExchangeRecord(vh, e) })
 	}
 }
 
@@ -125,46 +156,19 @@ func (ch *Channel) DeclareQueue(s QueueSpec, passive bool) (QueueInfo, error) {
 	if err := ch.allowed(Configure, ResourceQueue, s.Name); err != nil {
 		return QueueInfo{}, err
 	}
-	vh.mu.Lock()
-	if q, ok := vh.queues[s.Name]; ok {
-		vh.mu.Unlock()
-		if q.owner != nil && q.owner != ch.conn {
-			return QueueInfo{}, lockedQueue(vh.name, q.name)
-		}
-		if err := q.equivalent(s); err != nil {
-			return QueueInfo{}, err
-		}
-		ch.setLastQueue(q.name)
-		q.mu.Lock()
-		q.touchLocked()
-		q.mu.Unlock()
-		m, c := q.counts()
-		return QueueInfo{Name: q.name, Messages: m, Consumers: c}, nil
+	if q := vh.queue(s.Name); q != nil {
+		return ch.redeclare(q, s)
 	}
-	if max := vh.r.cfg.Limits.MaxQueues; max > 0 && len(vh.queues) >= max {
-		vh.mu.Unlock()
-		return QueueInfo{}, errorf(KindPreconditionFailed, "cannot declare queue '%s': queue limit in vhost '%s' (%d) is reached", s.Name, vh.name, max)
+	vh.topoMu.Lock()
+	if q := vh.queue(s.Name); q != nil {
+		vh.topoMu.Unlock()
+		return ch.redeclare(q, s)
 	}
-	q := newQueue(vh, s)
-	if s.Exclusive {
-		q.owner = ch.conn
-	} else if s.Durable {
-		q.logName = logName(vh.name, s.Name)
-		if err := vh.r.store.CreateLog(q.logName); err != nil {
-			vh.mu.Unlock()
-			return QueueInfo{}, errorf(KindInternal, "cannot create storage for queue '%s': %v", s.Name, err)
-		}
-		q.log.floor = 1
-		if err := vh.r.putQueue(vh, q); err != nil {
-			vh.mu.Unlock()
-			return QueueInfo{}, err
-		}
+	q, err := vh.createQueue(ch, s)
+	vh.topoMu.Unlock()
+	if err != nil {
+		return QueueInfo{}, err
 	}
-	vh.queues[s.Name] = q
-	q.mu.Lock()
-	q.armIdleLocked()
-	q.mu.Unlock()
-	vh.mu.Unlock()
 	if q.owner != nil {
 		c := ch.conn
 		c.mu.Lock()
@@ -178,6 +182,61 @@ func (ch *Channel) DeclareQueue(s QueueSpec, passive bool) (QueueInfo, error) {
 	}
 	ch.setLastQueue(q.name)
 	return QueueInfo{Name: q.name}, nil
+}
+
+// queue looks a queue up under a read lock.
+func (vh *VHost) queue(name string) *Queue {
+	vh.mu.RLock()
+	defer vh.mu.RUnlock()
+	return vh.queues[name]
+}
+
+// redeclare answers queue.declare for an existing queue.
+func (ch *Channel) redeclare(q *Queue, s QueueSpec) (QueueInfo, error) {
+	if q.owner != nil && q.owner != ch.conn {
+		return QueueInfo{}, lockedQueue(ch.vh.name, q.name)
+	}
+	if err := q.equivalent(s); err != nil {
+		return QueueInfo{}, err
+	}
+	ch.setLastQueue(q.name)
+	q.mu.Lock()
+	q.touchLocked()
+	q.mu.Unlock()
+	m, c := q.counts()
+	return QueueInfo{Name: q.name, Messages: m, Consumers: c}, nil
+}
+
+// createQueue makes a new queue, its log and its record; it runs with
+// vh.topoMu held, so nobody creates the same name meanwhile, and does
+// the store writes without vh.mu.
+func (vh *VHost) createQueue(ch *Channel, s QueueSpec) (*Queue, error) {
+	vh.mu.RLock()
+	n := len(vh.queues)
+	vh.mu.RUnlock()
+	if max := vh.r.cfg.Limits.MaxQueues; max > 0 && n >= max {
+		return nil, errorf(KindPreconditionFailed, "cannot declare queue '%s': queue limit in vhost '%s' (%d) is reached", s.Name, vh.name, max)
+	}
+	q := newQueue(vh, s)
+	if s.Exclusive {
+		q.owner = ch.conn
+	} else if s.Durable {
+		q.logName = logName(vh.name, s.Name)
+		if err := vh.r.store.CreateLog(q.logName); err != nil {
+			return nil, errorf(KindInternal, "cannot create storage for queue '%s': %v", s.Name, err)
+		}
+		q.log.floor = 1
+		if err := vh.r.putQueue(vh, q); err != nil {
+			return nil, err
+		}
+	}
+	vh.mu.Lock()
+	vh.queues[s.Name] = q
+	vh.mu.Unlock()
+	q.mu.Lock()
+	q.armIdleLocked()
+	q.mu.Unlock()
+	return q, nil
 }
 
 func (ch *Channel) setLastQueue(name string) {
@@ -262,6 +321,9 @@ func (ch *Channel) DeleteQueue(name string, ifUnused, ifEmpty bool) (int, error)
 // deleteQueue removes q with its bindings, cancels its consumers and drops
 // its messages. It returns the ready count it had.
 func (vh *VHost) deleteQueue(q *Queue) int {
+	vh.topoMu.Lock()
+	defer vh.topoMu.Unlock()
+	var w metaWrites
 	vh.mu.Lock()
 	if vh.queues[q.name] != q {
 		vh.mu.Unlock()
@@ -269,7 +331,7 @@ func (vh *VHost) deleteQueue(q *Queue) int {
 	}
 	delete(vh.queues, q.name)
 	for _, b := range slices.Clone(q.bindings) {
-		vh.unbindLocked(b)
+		vh.unbindLocked(b, &w)
 	}
 	q.mu.Lock()
 	q.deleted = true
@@ -288,6 +350,7 @@ func (vh *VHost) deleteQueue(q *Queue) int {
 	}
 	q.mu.Unlock()
 	vh.mu.Unlock()
+	w.run()
 	if q.owner != nil {
 		q.owner.mu.Lock()
 		delete(q.owner.exclusive, q)
@@ -327,16 +390,19 @@ func (ch *Channel) BindQueue(queue, exchangeName, key string, args Table) error 
 		return err
 	}
 	vh := ch.vh
-	vh.mu.Lock()
-	defer vh.mu.Unlock()
+	vh.topoMu.Lock()
+	defer vh.topoMu.Unlock()
+	vh.mu.RLock()
 	e, ok := vh.exchanges[exchangeName]
+	gone := vh.queues[q.name] != q
+	vh.mu.RUnlock()
 	if !ok {
 		return noExchange(vh.name, exchangeName)
 	}
-	if vh.queues[q.name] != q {
+	if gone {
 		return noQueue(vh.name, q.name)
 	}
-	return vh.bindLocked(&binding{src: e, key: key, args: args, queue: q})
+	return vh.bind(&binding{src: e, key: key, args: args, queue: q})
 }
 
 // UnbindQueue removes a queue binding. As in RabbitMQ 3.x, a missing
@@ -357,6 +423,10 @@ func (ch *Channel) UnbindQueue(queue, exchangeName, key string, args Table) erro
 		return nil
 	}
 	vh := ch.vh
+	vh.topoMu.Lock()
+	defer vh.topoMu.Unlock()
+	var w metaWrites
+	defer w.run()
 	vh.mu.Lock()
 	defer vh.mu.Unlock()
 	e, ok := vh.exchanges[exchangeName]
@@ -364,7 +434,7 @@ func (ch *Channel) UnbindQueue(queue, exchangeName, key string, args Table) erro
 		return nil
 	}
 	if b := e.findBinding(&binding{src: e, key: key, args: args, queue: q}); b != nil {
-		vh.unbindLocked(b)
+		vh.unbindLocked(b, &w)
 	}
 	return nil
 }
@@ -388,34 +458,42 @@ func (ch *Channel) exchangeBinding(destination, source, key string, args Table, 
 		return err
 	}
 	vh := ch.vh
-	vh.mu.Lock()
-	defer vh.mu.Unlock()
-	src, ok := vh.exchanges[source]
-	if !ok {
+	vh.topoMu.Lock()
+	defer vh.topoMu.Unlock()
+	vh.mu.RLock()
+	src, srcOK := vh.exchanges[source]
+	dst, dstOK := vh.exchanges[destination]
+	vh.mu.RUnlock()
+	if !srcOK || !dstOK {
 		if !bind {
 			return nil // as UnbindQueue: unbinding what is gone is unbind-ok
 		}
-		return noExchange(vh.name, source)
-	}
-	dst, ok := vh.exchanges[destination]
-	if !ok {
-		if !bind {
-			return nil
+		if !srcOK {
+			return noExchange(vh.name, source)
 		}
 		return noExchange(vh.name, destination)
 	}
 	b := &binding{src: src, key: key, args: args, dstEx: dst}
 	if bind {
-		return vh.bindLocked(b)
+		return vh.bind(b)
 	}
+	var w metaWrites
+	defer w.run()
+	vh.mu.Lock()
+	defer vh.mu.Unlock()
 	if old := src.findBinding(b); old != nil {
-		vh.unbindLocked(old)
+		vh.unbindLocked(old, &w)
 	}
 	return nil
 }
 
-func (vh *VHost) bindLocked(b *binding) error {
-	if b.src.findBinding(b) != nil {
+// bind adds b; it runs with vh.topoMu held (its ends cannot go away
+// meanwhile) and stores a durable binding before routing can see it.
+func (vh *VHost) bind(b *binding) error {
+	vh.mu.RLock()
+	exists := b.src.findBinding(b) != nil
+	vh.mu.RUnlock()
+	if exists {
 		return nil
 	}
 	if b.src.spec.Type == TypeHeaders {
@@ -428,16 +506,20 @@ func (vh *VHost) bindLocked(b *binding) error {
 			return err
 		}
 	}
+	vh.mu.Lock()
 	b.src.addBinding(b)
+	vh.mu.Unlock()
 	return nil
 }
 
-func (vh *VHost) unbindLocked(b *binding) {
+// unbindLocked runs with vh.topoMu and vh.mu held; the record's deletion
+// goes to w.
+func (vh *VHost) unbindLocked(b *binding, w *metaWrites) {
 	b.src.removeBinding(b)
 	if vh.r.durableBinding(b) {
-		vh.r.deleteBindingRecord(vh, b)
+		w.add(func() { vh.r.deleteBindingRecord(vh, b) })
 	}
 	if b.src.spec.AutoDelete && len(b.src.bindings) == 0 && vh.exchanges[b.src.spec.Name] == b.src {
-		vh.deleteExchangeLocked(b.src)
+		vh.deleteExchangeLocked(b.src, w)
 	}
 }

@@ -21,12 +21,19 @@ const DirectReplyTo = "amq.rabbitmq.reply-to"
 
 // VHost is one virtual host: a namespace of exchanges and queues.
 //
-// Lock order: VHost.mu, then Queue.mu, then Channel.mu, then the front's
-// own sink lock. Publishing routes under VHost.mu (read) and enqueues after
-// releasing it.
+// Lock order (the whole order is in locksordering.txt): VHost.topoMu,
+// then VHost.mu, then Queue.mu, then Channel.mu, then the front's own sink
+// lock. Publishing routes under VHost.mu (read) and enqueues after
+// releasing it; topology changes hold topoMu across their store writes
+// and VHost.mu only around the in-memory change.
 type VHost struct {
 	r    *Router
 	name string
+
+	// topoMu is the vhost's single topology writer: declare, bind,
+	// unbind and delete of exchanges, queues and bindings hold it, store
+	// writes included, so that the store sees changes in their order.
+	topoMu sync.Mutex
 
 	mu        sync.RWMutex
 	exchanges map[string]*exchange

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -36,13 +37,14 @@ type appender struct {
 
 	cbMu sync.Mutex
 
-	mu      sync.Mutex
-	cond    *sync.Cond // signalled when entries finish or the store closes
-	pending map[uint64]pendingAppend
-	next    uint64 // next id to issue
-	low     uint64 // lowest id not yet finished
-	nbytes  int
-	closed  bool
+	mu       sync.Mutex
+	cond     *sync.Cond // signalled when entries finish or the store closes
+	pending  map[uint64]pendingAppend
+	next     uint64 // next id to issue
+	low      uint64 // lowest id not yet finished
+	nbytes   int    // bytes of pending and reserved appends
+	reserved int    // Reserve calls not yet used by an Append or released
+	closed   bool
 
 	group    *groupSyncer   // set with Config.SyncAlways: callbacks wait for an fsync
 	inflight sync.WaitGroup // Append calls between registering and publishing, and their failure goroutines
@@ -71,32 +73,87 @@ func (a *appender) start(nc *nats.Conn) error {
 	return nil
 }
 
-// Append stores rec at the end of log name, asynchronously. done is called
-// exactly once, from a store goroutine, with the stream sequence of the
-// record or an error (ErrClosed, ErrTimeout, a JetStream error). Callbacks
-// of one log come in append order. rec must not be modified before done is
-// called. Append blocks while too many appends are outstanding. done must
-// not call Append or Flush on the same store (it could deadlock).
+// Reservation is room for one record in the store's in-flight budget,
+// set aside by Reserve. It is used by exactly one Append or Release.
+type Reservation struct {
+	s    *Store
+	size int
+}
+
+// Reserve waits until one more record of size bytes fits in the budget of
+// outstanding appends, and sets that room aside. It is the only call of
+// the append path that blocks, so callers reserve before taking their own
+// locks and append (which then never waits) under them. It fails with
+// ErrClosed once the store is closed.
+func (s *Store) Reserve(size int) (Reservation, error) {
+	a := &s.appender
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for !a.closed && len(a.pending)+a.reserved > 0 &&
+		(len(a.pending)+a.reserved >= maxPendingAppends || a.nbytes+size > maxPendingBytes) {
+		a.cond.Wait()
+	}
+	if a.closed {
+		return Reservation{}, ErrClosed
+	}
+	a.reserved++
+	a.nbytes += size
+	return Reservation{s: s, size: size}, nil
+}
+
+// Release gives back a reservation that will not be used.
+func (r Reservation) Release() {
+	if r.s == nil {
+		return
+	}
+	a := &r.s.appender
+	a.mu.Lock()
+	a.reserved--
+	a.nbytes -= r.size
+	a.cond.Broadcast()
+	a.mu.Unlock()
+}
+
+// Append stores rec at the end of log name, asynchronously, and waits
+// for room first (Reserve). done is called exactly once, from a store
+// goroutine, with the stream sequence of the record or an error
+// (ErrClosed, ErrTimeout, a JetStream error). Callbacks of one log come in
+// append order. rec must not be modified before done is called. done must
+// not call Append or Flush on the same store, nor wait for a lock whose
+// holder may append (it would deadlock: see locksordering.txt).
 func (s *Store) Append(name string, rec []byte, done func(seq uint64, err error)) {
+	r, err := s.Reserve(len(rec))
+	if err != nil {
+		go done(0, err)
+		return
+	}
+	r.Append(name, rec, done)
+}
+
+// Append is Store.Append into reserved room: it never waits for the
+// store (only for the in-process connection's write buffer), so it may be
+// called with the caller's locks held. rec should be no larger than the
+// reservation.
+func (r Reservation) Append(name string, rec []byte, done func(seq uint64, err error)) {
+	s := r.s
 	if err := checkName(name); err != nil {
+		r.Release()
 		go done(0, err)
 		return
 	}
 	a := &s.appender
 	a.mu.Lock()
-	for !a.closed && len(a.pending) > 0 &&
-		(len(a.pending) >= maxPendingAppends || a.nbytes+len(rec) > maxPendingBytes) {
-		a.cond.Wait()
-	}
+	a.reserved--
 	if a.closed {
+		a.nbytes -= r.size
+		a.cond.Broadcast()
 		a.mu.Unlock()
 		go done(0, ErrClosed)
 		return
 	}
 	id := a.next
 	a.next++
-	a.pending[id] = pendingAppend{done: done, deadline: time.Now().Add(ackTimeout).UnixNano(), size: len(rec), log: name}
-	a.nbytes += len(rec)
+	a.pending[id] = pendingAppend{done: done, deadline: time.Now().Add(ackTimeout).UnixNano(), size: r.size, log: name}
 	a.inflight.Add(1)
 	a.mu.Unlock()
 
@@ -135,12 +192,28 @@ func (s *Store) Append(name string, rec []byte, done func(seq uint64, err error)
 
 // Flush waits until every Append issued before the call has had its callback
 // run (and return).
-func (s *Store) Flush() error {
+func (s *Store) Flush() error { return s.FlushWithin(0) }
+
+// FlushWithin is Flush that gives up after d (0: no limit) with ErrTimeout.
+func (s *Store) FlushWithin(d time.Duration) error {
 	a := &s.appender
+	var expired atomic.Bool
+	if d > 0 {
+		t := time.AfterFunc(d, func() {
+			expired.Store(true)
+			a.mu.Lock()
+			a.cond.Broadcast()
+			a.mu.Unlock()
+		})
+		defer t.Stop()
+	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	target := a.next
 	for a.low < target {
+		if expired.Load() {
+			return ErrTimeout
+		}
 		a.cond.Wait()
 	}
 	if a.closed {

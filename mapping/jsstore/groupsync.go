@@ -1,8 +1,10 @@
 package jsstore
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -10,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // Group commit for Config.SyncAlways. JetStream's own sync_interval
@@ -115,7 +118,7 @@ func (g *groupSyncer) loop() {
 	defer close(g.done)
 	defer close(g.synced)
 	failed := map[string]error{}
-	synced := map[string]bool{}
+	need := map[string]uint64{} // log -> highest sequence acknowledged in the batch
 	for {
 		g.mu.Lock()
 		for len(g.queue) == 0 && !g.stopping {
@@ -130,14 +133,15 @@ func (g *groupSyncer) loop() {
 		g.mu.Unlock()
 
 		clear(failed)
-		clear(synced)
+		clear(need)
 		for _, it := range batch {
-			if it.err != nil || synced[it.p.log] {
-				continue
+			if it.err == nil {
+				need[it.p.log] = max(need[it.p.log], it.seq)
 			}
-			synced[it.p.log] = true
-			if err := g.syncStream(streamPrefix + it.p.log); err != nil {
-				failed[it.p.log] = err
+		}
+		for log, seq := range need {
+			if err := g.syncStream(streamPrefix+log, seq); err != nil {
+				failed[log] = err
 			}
 		}
 		if len(failed) > 0 {
@@ -174,8 +178,12 @@ func (g *groupSyncer) complete() {
 // syncStream makes every record of the stream that reached the operating
 // system durable: it fsyncs the blocks that may hold records written since
 // the last round (the newest one, and any created since) and the directory
-// when blocks were created.
-func (g *groupSyncer) syncStream(stream string) error {
+// when blocks were created. It fails closed: unless the files it fsynced
+// hold a record with sequence need or later, it reads the directory again
+// (a few times, in case the record is still on its way to the file) and
+// then returns an error, so that no confirm goes out for a record that was
+// not fsynced. need 0 checks only that there is a block to fsync.
+func (g *groupSyncer) syncStream(stream string, need uint64) error {
 	g.fsMu.Lock()
 	defer g.fsMu.Unlock()
 	if g.closed {
@@ -199,8 +207,28 @@ func (g *groupSyncer) syncStream(stream string) error {
 		b.close()
 		return fmt.Errorf("jsstore: sync %s: %w", stream, err)
 	}
-	return nil
+	for _, wait := range coverRetries {
+		if b.idx != 0 && need <= b.covered {
+			return nil
+		}
+		time.Sleep(wait)
+		b.close()
+		if err := b.scan(true); err != nil {
+			return fmt.Errorf("jsstore: sync %s: %w", stream, err)
+		}
+	}
+	if b.idx != 0 && need <= b.covered {
+		return nil
+	}
+	b.close()
+	return fmt.Errorf("jsstore: sync %s: record %d is not in the block files under %s (newest sequence found: %d); "+
+		"not confirming a write that was not fsynced (has nats-server's file layout changed? see mapping/README.md)",
+		stream, need, b.dir, b.covered)
 }
+
+// coverRetries are the pauses before reading a stream's directory again
+// when the record to confirm was not in the files fsynced.
+var coverRetries = []time.Duration{0, time.Millisecond, 10 * time.Millisecond, 100 * time.Millisecond}
 
 func (g *groupSyncer) openBlocks() int {
 	n := 0
@@ -231,6 +259,14 @@ type blockFiles struct {
 	f         *os.File          // block idx, open for fsync; nil when closed
 	fi        os.FileInfo       // f's identity, taken when it was opened
 	onSync    func(path string) // tests
+
+	// What the fsynced files hold: the syncer reads the record headers
+	// a block gained since the last round (they are in the page cache),
+	// so that a confirm is only sent for a record found in a file that
+	// was fsynced.
+	parsed  int64  // offset in f up to which records were read
+	covered uint64 // highest message sequence read from fsynced blocks
+	buf     []byte
 }
 
 func (b *blockFiles) block(i int) string { return filepath.Join(b.dir, strconv.Itoa(i)+".blk") }
@@ -248,6 +284,7 @@ func (b *blockFiles) open(i int) error {
 	}
 	b.close()
 	b.f, b.fi, b.idx = f, fi, i
+	b.parsed = 0
 	return nil
 }
 
@@ -293,8 +330,11 @@ func (b *blockFiles) sync() error {
 		} else if err != nil {
 			return err
 		}
-		// Block idx is finished. Sync it by name: a compaction may have
-		// replaced the file we hold since.
+		// Block idx is finished. Read the rest of it, then sync it by
+		// name: a compaction may have replaced the file we hold since.
+		if err := b.advance(); err != nil {
+			return err
+		}
 		b.close()
 		if err := b.fsyncPath(b.block(b.idx)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return err
@@ -311,6 +351,9 @@ func (b *blockFiles) sync() error {
 		return err
 	}
 	b.synced(b.f.Name())
+	if err := b.advance(); err != nil {
+		return err
+	}
 	if grew {
 		// The new blocks' directory entries.
 		return b.fsyncPath(b.dir)
@@ -336,7 +379,7 @@ func (b *blockFiles) scan(restart bool) error {
 		}
 	}
 	if len(idxs) == 0 {
-		return nil // nothing written yet
+		return nil // nothing written yet (syncStream fails if something was)
 	}
 	lo, hi := idxs[0], idxs[0]
 	for _, n := range idxs {
@@ -364,6 +407,18 @@ func (b *blockFiles) scan(restart bool) error {
 		return err
 	}
 	b.synced(b.f.Name())
+	if restart || first {
+		// Sequences may have started over (stream deleted and created
+		// again): count only what the blocks hold now, the newest and
+		// the one before it.
+		b.covered = 0
+		if err := b.readBlock(b.block(hi - 1)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+	}
+	if err := b.advance(); err != nil {
+		return err
+	}
 	if err := b.fsyncPath(b.dir); err != nil {
 		return err
 	}
@@ -376,6 +431,81 @@ func (b *blockFiles) scan(restart bool) error {
 		return b.fsyncPath(filepath.Dir(b.streamDir))
 	}
 	return nil
+}
+
+// JetStream's message record in a block file (nats-server filestore.go):
+// total_len(4, high bit: has headers) sequence(8, high bits: erased,
+// tombstone) timestamp(8) subj_len(2) subject [hdr_len(4) hdr] msg
+// hash(8), little endian, records back to back.
+const (
+	recordHeader  = 22
+	recordHash    = 8
+	recordHdrBit  = 1 << 31
+	recordErased  = 1 << 63
+	recordTomb    = 1 << 62
+	readChunkSize = 64 << 10
+)
+
+// advance reads the headers of the records the open block gained since
+// the last call and raises covered to the highest sequence among them.
+// It stops at a partial record (the rest comes next round) and at bytes
+// that are not a record (covered then stays low, and syncStream fails
+// closed).
+func (b *blockFiles) advance() error {
+	n, err := b.readRecords(b.f, b.parsed)
+	b.parsed = n
+	return err
+}
+
+// readBlock reads every record header of the block at path.
+func (b *blockFiles) readBlock(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	_, err = b.readRecords(f, 0)
+	return err
+}
+
+// readRecords reads record headers from off to the end of f and returns
+// the offset after the last whole record.
+func (b *blockFiles) readRecords(f *os.File, off int64) (int64, error) {
+	fi, err := f.Stat()
+	if err != nil {
+		return off, err
+	}
+	size := fi.Size()
+	if b.buf == nil {
+		b.buf = make([]byte, readChunkSize)
+	}
+	le := binary.LittleEndian
+	for off+recordHeader+recordHash <= size {
+		n, err := f.ReadAt(b.buf[:min(int64(len(b.buf)), size-off)], off)
+		if err != nil && !errors.Is(err, io.EOF) {
+			return off, err
+		}
+		at := 0
+		for at+12 <= n {
+			rl := int64(le.Uint32(b.buf[at:]) &^ recordHdrBit)
+			seq := le.Uint64(b.buf[at+4:])
+			if rl < recordHeader+recordHash {
+				return off + int64(at), nil // not a record
+			}
+			if off+int64(at)+rl > size {
+				return off + int64(at), nil // partial: written next
+			}
+			if seq&recordTomb == 0 {
+				b.covered = max(b.covered, seq&^recordErased)
+			}
+			at += int(rl)
+		}
+		if at == 0 {
+			return off, nil
+		}
+		off += int64(at)
+	}
+	return off, nil
 }
 
 func (b *blockFiles) fsyncPath(path string) error {

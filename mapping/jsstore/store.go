@@ -156,15 +156,19 @@ func Open(cfg Config) (*Store, error) {
 // Close flushes pending appends (bounded by the ack timeout), fails the rest
 // with ErrClosed, closes the connection and shuts the server down, waiting
 // for all of it. It is idempotent.
-func (s *Store) Close() error {
+func (s *Store) Close() error { return s.CloseWithin(ackTimeout) }
+
+// CloseWithin is Close that waits at most d for outstanding appends and
+// at most d for the connection to drain.
+func (s *Store) CloseWithin(d time.Duration) error {
 	s.closeOnce.Do(func() {
-		s.appender.close(ackTimeout)
+		s.appender.close(d)
 		if err := s.nc.Drain(); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
 			s.nc.Close()
 		}
 		select {
 		case <-s.ncClosed:
-		case <-time.After(ackTimeout):
+		case <-time.After(d):
 			s.nc.Close()
 			<-s.ncClosed
 		}
@@ -200,19 +204,32 @@ func (s *Store) wrap(err error) error {
 func (s *Store) MetaPut(key string, val []byte) error {
 	ctx, cancel := s.ctx()
 	defer cancel()
-	_, err := s.kv.Put(ctx, key, val)
+	rev, err := s.kv.Put(ctx, key, val)
 	if err == nil {
-		err = s.syncMeta()
+		err = s.syncMeta(rev)
 	}
 	return s.wrap(err)
 }
 
-// syncMeta makes a metadata change durable when the store syncs always.
-func (s *Store) syncMeta() error {
+// syncMeta makes a metadata change (the bucket's record seq) durable
+// when the store syncs always.
+func (s *Store) syncMeta(seq uint64) error {
 	if g := s.appender.group; g != nil {
-		return g.syncStream("KV_" + metaBucket)
+		return g.syncStream("KV_"+metaBucket, seq)
 	}
 	return nil
+}
+
+// metaLastSeq is the sequence of the bucket's newest record (a delete
+// marker's sequence is not returned by the KV API).
+func (s *Store) metaLastSeq() (uint64, error) {
+	ctx, cancel := s.ctx()
+	defer cancel()
+	st, err := s.js.Stream(ctx, "KV_"+metaBucket)
+	if err != nil {
+		return 0, err
+	}
+	return st.CachedInfo().State.LastSeq, nil
 }
 
 // MetaDelete removes key; a missing key is not an error.
@@ -223,8 +240,11 @@ func (s *Store) MetaDelete(key string) error {
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
 		return nil
 	}
-	if err == nil {
-		err = s.syncMeta()
+	if err == nil && s.appender.group != nil {
+		var seq uint64
+		if seq, err = s.metaLastSeq(); err == nil {
+			err = s.syncMeta(seq)
+		}
 	}
 	return s.wrap(err)
 }

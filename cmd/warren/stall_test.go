@@ -1,0 +1,188 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"os/exec"
+	"regexp"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+)
+
+var readyAddrs = regexp.MustCompile(`warren ready"? amqp=(\S+) http=(\S+)`)
+
+// startProcessHTTP is startProcess that also returns the HTTP address.
+// Its log after the ready line goes to logs.
+func startProcessHTTP(t *testing.T, dataDir string, logs io.Writer) (*exec.Cmd, string, string) {
+	t.Helper()
+	bin, err := warrenBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "--amqp-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--data-dir", dataDir)
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	addr := make(chan [2]string, 1)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			if m := readyAddrs.FindStringSubmatch(sc.Text()); m != nil {
+				addr <- [2]string{m[1], m[2]}
+			}
+			fmt.Fprintln(logs, sc.Text())
+			fmt.Fprintln(logs, sc.Text())
+		}
+		io.Copy(logs, stderr)
+	}()
+	select {
+	case a := <-addr:
+		return cmd, "amqp://guest:guest@" + a[0] + "/", "http://" + a[1]
+	case <-time.After(30 * time.Second):
+		t.Fatal("warren did not become ready within 30 s")
+	}
+	return nil, "", ""
+}
+
+// TestLargePersistentPublishesDoNotStallTheBroker is issue 12's scenario:
+// three channels publish 15 MiB persistent messages into one durable
+// queue, more than the store lets be in flight at once. Meanwhile a 2-byte
+// confirmed publish from another connection to another durable queue must
+// get its confirm, GET /api/queues must answer and SIGTERM must stop the
+// process. Before the store seam was fixed, the publisher appending under
+// the queue lock waited for store capacity that only that queue's own
+// completions (which needed the same lock) could free: every queue, the
+// management API and shutdown hung. The timeouts below only detect a hang;
+// they are far above what the operations take.
+func TestLargePersistentPublishesDoNotStallTheBroker(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds Warren and pushes a few hundred MiB through it")
+	}
+	const (
+		big        = 15 << 20
+		publishers = 3
+		perChannel = 8 // 3 × 8 × 15 MiB: well past the store's 64 MiB in flight
+	)
+	var logs lockedBuffer
+	cmd, url, httpBase := startProcessHTTP(t, t.TempDir(), &logs)
+	defer func() {
+		if t.Failed() {
+			t.Logf("warren's log:\n%s", logs.String())
+		}
+	}()
+
+	setup, err := amqp.Dial(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sch, err := setup.Channel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{"stall-big", "stall-small"} {
+		if _, err := sch.QueueDeclare(q, true, false, false, false, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	setup.Close()
+
+	body := make([]byte, big)
+	var published sync.WaitGroup // each publisher's first two messages are out
+	published.Add(publishers)
+	var pubConns []*amqp.Connection
+	for p := range publishers {
+		conn, err := amqp.Dial(url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pubConns = append(pubConns, conn)
+		ch, err := conn.Channel()
+		if err != nil {
+			t.Fatal(err)
+		}
+		go func() {
+			for i := range perChannel {
+				err := ch.PublishWithContext(context.Background(), "", "stall-big", false, false,
+					amqp.Publishing{DeliveryMode: amqp.Persistent, MessageId: fmt.Sprintf("%d-%d", p, i), Body: body})
+				if i == 1 {
+					published.Done()
+				}
+				if err != nil {
+					return
+				}
+			}
+		}()
+	}
+	published.Wait()
+
+	// The small confirmed publish, on its own connection, to another queue.
+	conn, err := amqp.Dial(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ch, err := conn.Channel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ch.Confirm(false); err != nil {
+		t.Fatal(err)
+	}
+	confirms := ch.NotifyPublish(make(chan amqp.Confirmation, 1))
+	if err := ch.PublishWithContext(context.Background(), "", "stall-small", false, false,
+		amqp.Publishing{DeliveryMode: amqp.Persistent, Body: []byte("hi")}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case c := <-confirms:
+		if !c.Ack {
+			t.Fatalf("small publish nacked: %+v", c)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("no confirm for a 2-byte publish to another queue within 20 s while large messages are published")
+	}
+
+	// The management API answers, with the small message counted.
+	hc := &http.Client{Timeout: 10 * time.Second}
+	req, _ := http.NewRequest("GET", httpBase+"/api/queues", nil)
+	req.SetBasicAuth("guest", "guest")
+	resp, err := hc.Do(req)
+	if err != nil {
+		t.Fatalf("GET /api/queues while large messages are published: %v", err)
+	}
+	data, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !regexp.MustCompile(`"name":"stall-small"`).Match(data) {
+		t.Fatalf("GET /api/queues: status %d, body %.300s", resp.StatusCode, data)
+	}
+
+	// SIGTERM stops the process while the publishers are still connected.
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	select {
+	case err := <-exited:
+		if err != nil {
+			t.Fatalf("warren exited with %v after SIGTERM", err)
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatal("warren did not stop within 60 s of SIGTERM")
+	}
+	conn.Close()
+	for _, c := range pubConns {
+		c.Close()
+	}
+}
