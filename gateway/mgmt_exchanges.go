@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
@@ -8,7 +9,6 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
-	"time"
 
 	"github.com/labstack/echo/v4"
 
@@ -171,22 +171,12 @@ func (m *mgmt) publish(c echo.Context) error {
 	}
 	var routed bool
 	err = m.withChannel(c, vh.Name(), func(ch *mapping.Channel) error {
-		done := make(chan bool, 1)
 		msg := &mapping.Message{Exchange: name, RoutingKey: *body.RoutingKey, Properties: props, Body: payload}
-		var err error
-		routed, err = ch.Publish(msg, func(ok bool) { done <- ok })
-		if err != nil {
-			return err
-		}
-		select {
-		case ok := <-done:
-			if !ok {
-				return apiError(http.StatusServiceUnavailable, "a queue did not store the message; it may or may not have been delivered")
-			}
-		case <-time.After(mgmtTimeout):
-			return apiError(http.StatusServiceUnavailable, "the message was not stored in time; it may or may not have been delivered")
-		}
-		return nil
+		ctx, cancel := context.WithTimeout(c.Request().Context(), mgmtTimeout)
+		defer cancel()
+		out, err := publishAndWait(ch, msg, ctx, ctx)
+		routed = out.Routed
+		return err
 	})
 	if err != nil {
 		return err

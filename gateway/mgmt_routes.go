@@ -297,20 +297,19 @@ func (mgSink) Cancelled(string)              {}
 // a get are requeued by the close).
 func (m *mgmt) withChannel(c echo.Context, vhost string, fn func(ch *mapping.Channel) error) error {
 	u := mgUser(c)
-	vh, err := m.s.router.VHost(vhost)
-	if err != nil {
+	if _, err := m.s.router.VHost(vhost); err != nil {
 		return apiError(http.StatusNotFound, fmt.Sprintf("no vhost '%s'", vhost))
 	}
-	if err := m.s.router.CheckVHostAccess(u.Name, vhost); err != nil {
-		return apiError(http.StatusUnauthorized, fmt.Sprintf("access to vhost '%s' refused for user '%s': set permissions first", vhost, u.Name))
-	}
 	r := c.Request()
-	conn := vh.Connect(u.Name, mapping.ConnInfo{
+	conn, err := m.s.router.Connect(u.Name, vhost, mapping.ConnInfo{
 		Name:     "HTTP " + r.RemoteAddr + " " + r.Method + " " + r.URL.Path,
 		Protocol: "HTTP",
 		Peer:     r.RemoteAddr,
 		Hidden:   true,
 	})
+	if err != nil {
+		return apiError(http.StatusUnauthorized, fmt.Sprintf("access to vhost '%s' refused for user '%s': set permissions first", vhost, u.Name))
+	}
 	defer conn.Close()
 	ch := conn.OpenChannel(1, mgSink{})
 	defer ch.Close()

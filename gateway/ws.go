@@ -282,19 +282,9 @@ func wsCoreError(k mapping.Kind, text string) error { return &mapping.Error{Kind
 // connect opens the session's core connection after checking vhost
 // access (the same check as AMQP connection.open).
 func (s *Server) connectCore(p *wsPeer, a wsAuth, protocol string, wc *wsConn) (*mapping.Conn, error) {
-	if err := s.router.CheckVHostAccess(a.user, a.vhost); err != nil {
-		return nil, err
-	}
-	if err := s.router.AdmitConnection(a.user, a.vhost); err != nil {
-		return nil, err
-	}
-	vh, err := s.router.VHost(a.vhost)
-	if err != nil {
-		return nil, err
-	}
 	n := s.ws().seq.Add(1)
 	name := p.remote + " -> " + p.host + " (" + protocol + " #" + strconv.FormatUint(n, 10) + ")"
-	conn := vh.Connect(a.user, mapping.ConnInfo{
+	return s.router.Connect(a.user, a.vhost, mapping.ConnInfo{
 		Name:     name,
 		Protocol: protocol,
 		Peer:     p.remote,
@@ -305,7 +295,6 @@ func (s *Server) connectCore(p *wsPeer, a wsAuth, protocol string, wc *wsConn) (
 		},
 		Close: func(reason string) { wc.kill(closeForced, "closed by the broker: "+reason) },
 	})
-	return conn, nil
 }
 
 // wsPeer is what a session keeps of its upgrade request: the session

@@ -109,15 +109,12 @@ func wsErrorCode(err error) (int, string, string) {
 	if errors.As(err, &we) {
 		return we.Code, wsStatusName(we.Code), we.Message
 	}
+	status, name := errorStatus(err)
 	var he *echo.HTTPError
 	if errors.As(err, &he) {
-		return he.Code, wsStatusName(he.Code), fmt.Sprint(he.Message)
+		return status, name, fmt.Sprint(he.Message)
 	}
-	status, ok := kindStatus[mapping.KindOf(err)]
-	if !ok {
-		status = http.StatusInternalServerError
-	}
-	return status, wsStatusName(status), err.Error()
+	return status, name, err.Error()
 }
 
 func wsStatusName(code int) string {

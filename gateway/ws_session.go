@@ -410,7 +410,7 @@ type wsPubResult struct {
 	mu     sync.Mutex
 	n      int
 	routed bool
-	ok     bool
+	final  mapping.Outcome
 }
 
 func (p *wsPubResult) finish() {
@@ -422,10 +422,10 @@ func (p *wsPubResult) finish() {
 		return
 	}
 	sess := p.sess
-	if p.ok {
-		sess.reply(p.id, "routed", p.routed)
+	if err := p.final.Err(); err != nil {
+		sess.fail(p.id, err)
 	} else {
-		sess.fail(p.id, wsErrorf(http.StatusServiceUnavailable, "the message could not be stored; it was not published"))
+		sess.reply(p.id, "routed", p.routed)
 	}
 	sess.mu.Lock()
 	sess.inflight--
@@ -448,13 +448,13 @@ func (sess *jsonSession) publish(req *wsRequest) error {
 	sess.mu.Lock()
 	sess.inflight++
 	sess.mu.Unlock()
-	routed, err := sess.ctl.Publish(m, func(ok bool) {
+	out := sess.ctl.Publish(m, func(o mapping.Outcome) {
 		p.mu.Lock()
-		p.ok = ok
+		p.final = o
 		p.mu.Unlock()
 		p.finish()
 	})
-	if err != nil {
+	if err := out.Err(); err != nil {
 		// done is not called when Publish refuses the message.
 		sess.mu.Lock()
 		sess.inflight--
@@ -462,9 +462,10 @@ func (sess *jsonSession) publish(req *wsRequest) error {
 		return err
 	}
 	p.mu.Lock()
-	p.routed = routed
+	p.routed = out.Routed
 	p.mu.Unlock()
 	p.finish()
+	sess.ctl.WaitFlow(sess.wc.dying)
 	return nil
 }
 
@@ -642,8 +643,9 @@ func (sess *jsonSession) rpc(req *wsRequest) error {
 	sess.mu.Unlock()
 	m.Properties.CorrelationID = corr
 	m.Properties.ReplyTo = mapping.DirectReplyTo
-	routed, err := sess.ctl.Publish(m, nil)
-	if err == nil && !routed {
+	out := sess.ctl.Publish(m, nil)
+	err = out.Err()
+	if err == nil && !out.Routed {
 		err = wsErrorf(http.StatusNotFound, "the request was not routed to any queue (exchange '%s', routing key '%s'): is the worker running?", m.Exchange, m.RoutingKey)
 	}
 	if err != nil {
