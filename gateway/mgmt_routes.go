@@ -19,7 +19,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -48,8 +47,6 @@ type mgmt struct {
 	rates   *rateTracker
 }
 
-var mgmtStates sync.Map // *Server -> *mgmt
-
 // mgmtRoutes registers /api/... and /metrics (see metrics.go).
 func (s *Server) mgmtRoutes() {
 	host, _ := os.Hostname()
@@ -57,7 +54,7 @@ func (s *Server) mgmtRoutes() {
 		host = "localhost"
 	}
 	m := &mgmt{s: s, started: time.Now(), node: "warren@" + host, rates: newRateTracker()}
-	mgmtStates.Store(s, m)
+	s.mgmtState.Store(m)
 	s.metricsRoutes()
 
 	api := func(method, path string, h echo.HandlerFunc) {

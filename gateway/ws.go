@@ -71,16 +71,14 @@ type wsState struct {
 	hooked   sync.Once
 }
 
-// wsStates holds each Server's wsState. It lives here, not in Server,
-// because server.go belongs to the gateway's skeleton; a field would do.
-var wsStates sync.Map // *Server -> *wsState
-
+// ws returns the server's WebSocket state, made with the default
+// configuration on first use.
 func (s *Server) ws() *wsState {
-	if st, ok := wsStates.Load(s); ok {
-		return st.(*wsState)
+	if st := s.wsState.Load(); st != nil {
+		return st
 	}
-	st, _ := wsStates.LoadOrStore(s, newWSState(WSConfig{}))
-	return st.(*wsState)
+	s.wsState.CompareAndSwap(nil, newWSState(WSConfig{}))
+	return s.wsState.Load()
 }
 
 func newWSState(cfg WSConfig) *wsState {
@@ -101,7 +99,7 @@ func newWSState(cfg WSConfig) *wsState {
 
 // SetWSConfig replaces the WebSocket configuration. Call it before Serve.
 func (s *Server) SetWSConfig(cfg WSConfig) {
-	wsStates.Store(s, newWSState(cfg))
+	s.wsState.Store(newWSState(cfg))
 }
 
 // wsRoutes registers the WebSocket, token and example routes.
