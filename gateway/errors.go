@@ -6,6 +6,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/warrenmq/warren/gateway/internal/msgcodec"
 	"github.com/warrenmq/warren/mapping"
 )
 
@@ -77,6 +78,10 @@ func errorStatus(err error) (int, string) {
 	var he *echo.HTTPError
 	if errors.As(err, &he) && he.Internal == nil {
 		return he.Code, statusName(he.Code)
+	}
+	var ce *msgcodec.Error
+	if errors.As(err, &ce) {
+		return http.StatusBadRequest, statusName(http.StatusBadRequest)
 	}
 	if r := mapping.RefusalOf(err); r != mapping.NotRefused {
 		if status, ok := refusalStatus[r]; ok {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/warrenmq/warren/gateway/internal/msgcodec"
 	"github.com/warrenmq/warren/mapping"
 )
 
@@ -29,7 +30,7 @@ type mgExchangeJSON struct {
 func mgExchangeOut(x mapping.ExchangeInfo) mgExchangeJSON {
 	return mgExchangeJSON{
 		Name: x.Name, VHost: x.VHost, Type: x.Type, Durable: x.Durable, AutoDelete: x.AutoDelete,
-		Internal: x.Internal, Arguments: mgTableJSON(x.Args),
+		Internal: x.Internal, Arguments: msgcodec.TableToJSON(x.Args),
 	}
 }
 
@@ -83,9 +84,13 @@ func (m *mgmt) putExchange(c echo.Context) error {
 		return apiError(http.StatusBadRequest, "key 'type' is mandatory (direct, fanout, topic or headers)")
 	}
 	_, lookErr := vh.Exchange(name)
+	args, err := msgcodec.TableFromJSON(body.Arguments, "arguments")
+	if err != nil {
+		return err
+	}
 	spec := mapping.ExchangeSpec{
 		Name: name, Type: body.Type, Durable: body.Durable.or(false), AutoDelete: body.AutoDelete.or(false),
-		Internal: body.Internal.or(false), Args: mgTable(body.Arguments),
+		Internal: body.Internal.or(false), Args: args,
 	}
 	err = m.withChannel(c, vh.Name(), func(ch *mapping.Channel) error { return ch.DeclareExchange(spec, false) })
 	if err != nil {
@@ -139,7 +144,7 @@ func (m *mgmt) publish(c echo.Context) error {
 		return err
 	}
 	var body struct {
-		Properties      map[string]any `json:"properties"`
+		Properties      msgcodec.Props `json:"properties"`
 		RoutingKey      *string        `json:"routing_key"`
 		Payload         *string        `json:"payload"`
 		PayloadEncoding string         `json:"payload_encoding"`
@@ -165,7 +170,7 @@ func (m *mgmt) publish(c echo.Context) error {
 	default:
 		return apiError(http.StatusBadRequest, fmt.Sprintf("unknown payload_encoding '%s': use string or base64", body.PayloadEncoding))
 	}
-	props, err := mgPropsFromJSON(body.Properties)
+	props, err := msgcodec.PropsFromJSON(&body.Properties, 0, "properties")
 	if err != nil {
 		return err
 	}
@@ -206,7 +211,7 @@ type mgBindingJSON struct {
 func mgBindingOut(b mapping.BindingInfo) mgBindingJSON {
 	return mgBindingJSON{
 		Source: b.Source, VHost: b.VHost, Destination: b.Destination, DestinationType: b.DestinationType,
-		RoutingKey: b.RoutingKey, Arguments: mgTableJSON(b.Arguments), PropertiesKey: mgPropsKey(b.RoutingKey, b.Arguments),
+		RoutingKey: b.RoutingKey, Arguments: msgcodec.TableToJSON(b.Arguments), PropertiesKey: mgPropsKey(b.RoutingKey, b.Arguments),
 	}
 }
 
@@ -221,7 +226,7 @@ func mgPropsKey(key string, args mapping.Table) string {
 		}
 		return k
 	}
-	b, _ := json.Marshal(mgTableJSON(args))
+	b, _ := json.Marshal(msgcodec.TableToJSON(args))
 	sum := sha256.Sum256(b)
 	return k + "~" + base64.RawURLEncoding.EncodeToString(sum[:12])
 }
@@ -310,7 +315,10 @@ func (m *mgmt) createBinding(c echo.Context) error {
 	if err := mgBind(c, &body, mgMaxBody); err != nil {
 		return err
 	}
-	args := mgTable(body.Arguments)
+	args, err := msgcodec.TableFromJSON(body.Arguments, "arguments")
+	if err != nil {
+		return err
+	}
 	err = m.withChannel(c, br.vh.Name(), func(ch *mapping.Channel) error {
 		if br.destType == "queue" {
 			return ch.BindQueue(br.dest, br.source, body.RoutingKey, args)

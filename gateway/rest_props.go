@@ -4,16 +4,14 @@ package gateway
 // and the JSON object of the batch publish and get bodies.
 
 import (
-	"encoding/base64"
 	"encoding/json"
 	"fmt"
-	"math"
 	"net/http"
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 
+	"github.com/warrenmq/warren/gateway/internal/msgcodec"
 	"github.com/warrenmq/warren/mapping"
 )
 
@@ -137,7 +135,7 @@ func setPropsHeaders(h http.Header, p *mapping.Properties) {
 		case []byte:
 			s = string(v)
 		default:
-			b, err := json.Marshal(restJSONValue(v))
+			b, err := json.Marshal(msgcodec.ValueToJSON(v))
 			if err != nil {
 				continue
 			}
@@ -158,189 +156,26 @@ func restHeaderValueOK(s string) bool {
 	return true
 }
 
-// jsonProps is the JSON form of message properties. Absent properties are
-// omitted; timestamp is Unix seconds.
-type jsonProps struct {
-	ContentType     *string        `json:"content_type,omitempty"`
-	ContentEncoding *string        `json:"content_encoding,omitempty"`
-	Headers         map[string]any `json:"headers,omitempty"`
-	DeliveryMode    *uint8         `json:"delivery_mode,omitempty"`
-	Priority        *uint8         `json:"priority,omitempty"`
-	CorrelationID   *string        `json:"correlation_id,omitempty"`
-	ReplyTo         *string        `json:"reply_to,omitempty"`
-	Expiration      *string        `json:"expiration,omitempty"`
-	MessageID       *string        `json:"message_id,omitempty"`
-	Timestamp       *int64         `json:"timestamp,omitempty"`
-	Type            *string        `json:"type,omitempty"`
-	UserID          *string        `json:"user_id,omitempty"`
-	AppID           *string        `json:"app_id,omitempty"`
-	ClusterID       *string        `json:"cluster_id,omitempty"`
-}
-
-func toJSONProps(p *mapping.Properties) jsonProps {
-	var j jsonProps
-	str := func(flag uint16, v string) *string {
-		if p.Flags&flag == 0 {
-			return nil
-		}
-		return &v
-	}
-	j.ContentType = str(mapping.FlagContentType, p.ContentType)
-	j.ContentEncoding = str(mapping.FlagContentEncoding, p.ContentEncoding)
-	j.CorrelationID = str(mapping.FlagCorrelationID, p.CorrelationID)
-	j.ReplyTo = str(mapping.FlagReplyTo, p.ReplyTo)
-	j.Expiration = str(mapping.FlagExpiration, p.Expiration)
-	j.MessageID = str(mapping.FlagMessageID, p.MessageID)
-	j.Type = str(mapping.FlagType, p.Type)
-	j.UserID = str(mapping.FlagUserID, p.UserID)
-	j.AppID = str(mapping.FlagAppID, p.AppID)
-	j.ClusterID = str(mapping.FlagClusterID, p.ClusterID)
-	if p.Flags&mapping.FlagDeliveryMode != 0 {
-		v := p.DeliveryMode
-		j.DeliveryMode = &v
-	}
-	if p.Flags&mapping.FlagPriority != 0 {
-		v := p.Priority
-		j.Priority = &v
-	}
-	if p.Flags&mapping.FlagTimestamp != 0 {
-		v := p.Timestamp.Unix()
-		j.Timestamp = &v
-	}
-	if p.Flags&mapping.FlagHeaders != 0 && p.Headers != nil {
-		j.Headers = restJSONValue(p.Headers).(map[string]any)
-	}
-	return j
-}
-
-// restJSONValue converts a field-table value to plain JSON values: binary as
-// base64, timestamps as Unix seconds, decimals as numbers.
-func restJSONValue(v any) any {
-	switch v := v.(type) {
-	case mapping.Table:
-		m := make(map[string]any, len(v))
-		for k, x := range v {
-			m[k] = restJSONValue(x)
-		}
-		return m
-	case []any:
-		out := make([]any, len(v))
-		for i, x := range v {
-			out[i] = restJSONValue(x)
-		}
-		return out
-	case []byte:
-		return base64.StdEncoding.EncodeToString(v)
-	case time.Time:
-		return v.Unix()
-	case mapping.Decimal:
-		return float64(v.Value) / math.Pow10(int(v.Scale))
-	case float32:
-		if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
-			return nil
-		}
-	case float64:
-		if math.IsNaN(v) || math.IsInf(v, 0) {
-			return nil
-		}
-	}
-	return v
-}
-
-// restTableValue converts a decoded JSON value (UseNumber) to a field-table
-// value: integers as long, other numbers as double.
-func restTableValue(v any) any {
-	switch v := v.(type) {
-	case map[string]any:
-		t := make(mapping.Table, len(v))
-		for k, x := range v {
-			t[k] = restTableValue(x)
-		}
-		return t
-	case []any:
-		out := make([]any, len(v))
-		for i, x := range v {
-			out[i] = restTableValue(x)
-		}
-		return out
-	case json.Number:
-		if n, err := v.Int64(); err == nil {
-			return n
-		}
-		f, _ := v.Float64()
-		return f
-	}
-	return v
-}
-
-// fromJSONProps builds properties from the JSON form; defaultMode as in
-// propsFromHeaders.
-func fromJSONProps(j *jsonProps, defaultMode uint8) mapping.Properties {
-	var p mapping.Properties
-	str := func(flag uint16, src *string, dst *string) {
-		if src != nil {
-			*dst = *src
-			p.Flags |= flag
-		}
-	}
-	str(mapping.FlagContentType, j.ContentType, &p.ContentType)
-	str(mapping.FlagContentEncoding, j.ContentEncoding, &p.ContentEncoding)
-	str(mapping.FlagCorrelationID, j.CorrelationID, &p.CorrelationID)
-	str(mapping.FlagReplyTo, j.ReplyTo, &p.ReplyTo)
-	str(mapping.FlagExpiration, j.Expiration, &p.Expiration)
-	str(mapping.FlagMessageID, j.MessageID, &p.MessageID)
-	str(mapping.FlagType, j.Type, &p.Type)
-	str(mapping.FlagUserID, j.UserID, &p.UserID)
-	str(mapping.FlagAppID, j.AppID, &p.AppID)
-	str(mapping.FlagClusterID, j.ClusterID, &p.ClusterID)
-	if j.Priority != nil {
-		p.Priority, p.Flags = *j.Priority, p.Flags|mapping.FlagPriority
-	}
-	if j.Timestamp != nil {
-		p.Timestamp, p.Flags = time.Unix(*j.Timestamp, 0), p.Flags|mapping.FlagTimestamp
-	}
-	mode := defaultMode
-	if j.DeliveryMode != nil {
-		mode = *j.DeliveryMode
-	}
-	if mode != 0 {
-		p.DeliveryMode, p.Flags = mode, p.Flags|mapping.FlagDeliveryMode
-	}
-	if j.Headers != nil {
-		p.Headers = restTableValue(j.Headers).(mapping.Table)
-		p.Flags |= mapping.FlagHeaders
-	}
-	return p
-}
-
 // jsonMessage is a message in get responses and SSE events.
 type jsonMessage struct {
-	Payload         string    `json:"payload"`
-	PayloadEncoding string    `json:"payload_encoding"`
-	PayloadBytes    int       `json:"payload_bytes"`
-	Properties      jsonProps `json:"properties"`
-	Exchange        string    `json:"exchange"`
-	RoutingKey      string    `json:"routing_key"`
-	Redelivered     bool      `json:"redelivered"`
-	MessageCount    *int      `json:"message_count,omitempty"`
-	AckToken        string    `json:"ack_token,omitempty"`
-	LeaseExpiresAt  string    `json:"lease_expires_at,omitempty"`
+	Payload         string         `json:"payload"`
+	PayloadEncoding string         `json:"payload_encoding"`
+	PayloadBytes    int            `json:"payload_bytes"`
+	Properties      msgcodec.Props `json:"properties"`
+	Exchange        string         `json:"exchange"`
+	RoutingKey      string         `json:"routing_key"`
+	Redelivered     bool           `json:"redelivered"`
+	MessageCount    *int           `json:"message_count,omitempty"`
+	AckToken        string         `json:"ack_token,omitempty"`
+	LeaseExpiresAt  string         `json:"lease_expires_at,omitempty"`
 }
 
 func toJSONMessage(d mapping.Delivery) jsonMessage {
 	m := d.Message
 	j := jsonMessage{
-		Properties: toJSONProps(&m.Properties), Exchange: m.Exchange, RoutingKey: m.RoutingKey,
+		Properties: msgcodec.PropsToJSON(&m.Properties), Exchange: m.Exchange, RoutingKey: m.RoutingKey,
 		Redelivered: d.Redelivered, PayloadBytes: len(m.Body),
 	}
-	j.Payload, j.PayloadEncoding = restPayload(m.Body)
+	j.Payload, j.PayloadEncoding = msgcodec.EncodePayload(m.Body)
 	return j
-}
-
-// restPayload keeps valid UTF-8 as a string and base64-encodes the rest.
-func restPayload(b []byte) (string, string) {
-	if utf8.Valid(b) {
-		return string(b), "string"
-	}
-	return base64.StdEncoding.EncodeToString(b), "base64"
 }

@@ -2,7 +2,6 @@ package gateway
 
 import (
 	"bytes"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -15,6 +14,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/warrenmq/warren/gateway/internal/msgcodec"
 	"github.com/warrenmq/warren/mapping"
 )
 
@@ -152,11 +152,11 @@ func (r *rest) publishOne(c echo.Context, t *tenant, m *mapping.Message) (publis
 
 // batchItem is one message of POST /v1/publish.
 type batchItem struct {
-	Exchange        string    `json:"exchange"`
-	RoutingKey      string    `json:"routing_key"`
-	Properties      jsonProps `json:"properties"`
-	Payload         string    `json:"payload"`
-	PayloadEncoding string    `json:"payload_encoding"`
+	Exchange        string         `json:"exchange"`
+	RoutingKey      string         `json:"routing_key"`
+	Properties      msgcodec.Props `json:"properties"`
+	Payload         string         `json:"payload"`
+	PayloadEncoding string         `json:"payload_encoding"`
 }
 
 // batchResult is the outcome of one item.
@@ -209,33 +209,25 @@ func (r *rest) publishBatch(c echo.Context) error {
 	ch := t.channel()
 	for i := range items {
 		it := &items[i]
-		var payload []byte
-		switch it.PayloadEncoding {
-		case "", "string":
-			payload = []byte(it.Payload)
-		case "base64":
-			payload, err = base64.StdEncoding.DecodeString(it.Payload)
-			if err != nil {
-				fail(i, apiError(http.StatusBadRequest, "payload is not valid base64: "+err.Error()))
-				continue
-			}
-		default:
-			fail(i, apiError(http.StatusBadRequest, fmt.Sprintf("payload_encoding must be 'string' or 'base64', got '%s'", it.PayloadEncoding)))
+		payload, err := msgcodec.DecodePayload(it.Payload, it.PayloadEncoding, "payload")
+		if err != nil {
+			fail(i, err)
 			continue
 		}
 		if int64(len(payload)) > max {
 			fail(i, apiError(http.StatusRequestEntityTooLarge, fmt.Sprintf("payload of %d bytes is larger than the maximum of %d bytes", len(payload), max)))
 			continue
 		}
-		if it.Properties.DeliveryMode != nil && *it.Properties.DeliveryMode != 1 && *it.Properties.DeliveryMode != 2 {
-			fail(i, apiError(http.StatusBadRequest, "delivery_mode must be 1 or 2"))
+		props, err := msgcodec.PropsFromJSON(&it.Properties, 2, "properties")
+		if err != nil {
+			fail(i, err)
 			continue
 		}
 		x := it.Exchange
 		if x == "amq.default" {
 			x = ""
 		}
-		m := &mapping.Message{Exchange: x, RoutingKey: it.RoutingKey, Properties: fromJSONProps(&it.Properties, 2), Body: payload}
+		m := &mapping.Message{Exchange: x, RoutingKey: it.RoutingKey, Properties: props, Body: payload}
 		done := make(chan mapping.Outcome, 1)
 		out := ch.Publish(m, func(o mapping.Outcome) { done <- o })
 		if err := out.Err(); err != nil {

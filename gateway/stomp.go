@@ -34,6 +34,7 @@ import (
 	"github.com/gorilla/websocket"
 	"github.com/labstack/echo/v4"
 
+	"github.com/warrenmq/warren/gateway/internal/msgcodec"
 	"github.com/warrenmq/warren/mapping"
 )
 
@@ -1032,10 +1033,12 @@ func stompPropsOut(f *stompFrame, p *mapping.Properties) {
 			f.set(k, x)
 		case []byte:
 			f.set(k, string(x))
+		case time.Time:
+			f.set(k, strconv.FormatInt(x.Unix(), 10))
 		case mapping.Table, []any:
 			// nested values have no STOMP form; RabbitMQ drops them too
 		default:
-			f.set(k, strings.Trim(string(wsAppendValue(nil, wsValueToJSON(v))), `"`))
+			f.set(k, strings.Trim(string(wsAppendValue(nil, msgcodec.ValueToJSON(v))), `"`))
 		}
 	}
 }

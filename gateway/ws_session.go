@@ -13,6 +13,7 @@ import (
 	"github.com/gorilla/websocket"
 	"github.com/labstack/echo/v4"
 
+	"github.com/warrenmq/warren/gateway/internal/msgcodec"
 	"github.com/warrenmq/warren/mapping"
 )
 
@@ -383,19 +384,16 @@ func (sess *jsonSession) handle(req *wsRequest) {
 var wsErrFatal = errors.New("fatal")
 
 func wsArgs(m map[string]any) (mapping.Table, error) {
-	if m == nil {
-		return nil, nil
-	}
-	return wsTableFromJSON(m, 1)
+	return msgcodec.TableFromJSON(m, "arguments")
 }
 
 // message builds a core message from a publish or rpc request.
 func (sess *jsonSession) message(req *wsRequest) (*mapping.Message, error) {
-	body, err := wsDecodePayload(req.Payload, req.PayloadEncoding)
+	body, err := msgcodec.DecodePayload(req.Payload, req.PayloadEncoding, "payload")
 	if err != nil {
 		return nil, err
 	}
-	props, err := wsPropsFromJSON(req.Properties)
+	props, err := msgcodec.PropsFromJSON(req.Properties, 0, "properties")
 	if err != nil {
 		return nil, err
 	}
