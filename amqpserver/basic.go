@@ -33,18 +33,35 @@ func (ch *channel) finishPublish() error {
 
 func (ch *channel) publish(pub *wire.BasicPublish, msg *mapping.Message) error {
 	var cf *confirmer
-	var done func(bool)
+	var done func(mapping.Outcome)
 	if ch.confirms != nil {
 		cf = &confirmer{cs: ch.confirms, seq: ch.confirms.next(), held: true}
-		done = cf.done
+		// A queue that is full (reject-publish) or failed to store the
+		// message: basic.nack, AMQP's only word for it.
+		done = func(o mapping.Outcome) { cf.done(o.Refused == mapping.NotRefused) }
 	}
-	routed, err := ch.core.Publish(msg, done)
-	if err != nil {
+	out := ch.core.Publish(msg, done)
+	// An alarm that went on after startPublish looked: this front's answer
+	// to an alarm is to stop reading (connection.blocked), then publish.
+	for out.Refused == mapping.RefusedAlarm {
+		select {
+		case <-ch.c.quit:
+			if cf != nil {
+				cf.release()
+			}
+			return nil
+		default:
+		}
+		ch.c.waitIfBlocked()
+		out = ch.core.Publish(msg, done)
+	}
+	if err := out.Err(); err != nil {
 		if cf != nil {
 			cf.release()
 		}
 		return fromCore(err, pub)
 	}
+	routed := out.Routed
 	stats := ch.c.s.router.Stats()
 	if !routed && !pub.Mandatory {
 		stats.UnroutableDropped.Add(1)

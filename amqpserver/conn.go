@@ -316,17 +316,7 @@ func (c *conn) handshake() error {
 		return err
 	}
 	op := m.(*wire.ConnectionOpen)
-	if err := c.s.router.CheckVHostAccess(user, op.VirtualHost); err != nil {
-		return fromCore(err, op)
-	}
-	if err := c.s.router.AdmitConnection(user, op.VirtualHost); err != nil {
-		return fromCore(err, op)
-	}
-	vh, err := c.s.router.VHost(op.VirtualHost)
-	if err != nil {
-		return fromCore(err, op)
-	}
-	c.core = vh.Connect(user, mapping.ConnInfo{
+	c.core, err = c.s.router.Connect(user, op.VirtualHost, mapping.ConnInfo{
 		Name:             c.nc.RemoteAddr().String() + " -> " + c.nc.LocalAddr().String(),
 		Protocol:         c.protocol,
 		Peer:             c.nc.RemoteAddr().String(),
@@ -336,6 +326,9 @@ func (c *conn) handshake() error {
 		AuthMechanism:    c.mechanism,
 		Close:            c.shutdown,
 	})
+	if err != nil {
+		return fromCore(err, op)
+	}
 	c.send(0, &wire.ConnectionOpenOk{})
 	c.nc.SetDeadline(time.Time{})
 	c.out.signal() // the writer starts heartbeats now that the interval is known

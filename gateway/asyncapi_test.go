@@ -27,6 +27,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"github.com/warrenmq/warren/gateway/internal/msgcodec"
 	"github.com/warrenmq/warren/mapping"
 	"github.com/warrenmq/warren/openapi"
 )
@@ -261,9 +262,9 @@ func TestAsyncAPIFields(t *testing.T) {
 	}
 	schemas := doc.root["components"].(map[string]any)["schemas"].(map[string]any)
 	props := doc.resolve(schemas["Properties"])["properties"].(map[string]any)
-	want := sortedKeys(jsonTags(reflect.TypeFor[wsProperties]()))
+	want := sortedKeys(jsonTags(reflect.TypeFor[msgcodec.Props]()))
 	if got := sortedKeys(props); !slices.Equal(got, want) {
-		t.Errorf("Properties schema fields %v, wsProperties has %v", got, want)
+		t.Errorf("Properties schema fields %v, msgcodec.Props has %v", got, want)
 	}
 }
 

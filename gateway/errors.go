@@ -6,6 +6,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/warrenmq/warren/gateway/internal/msgcodec"
 	"github.com/warrenmq/warren/mapping"
 )
 
@@ -52,6 +53,58 @@ func apiError(status int, reason string) error {
 	return &echo.HTTPError{Code: status, Message: reason}
 }
 
+// refusalStatus maps the publish refusals that have an HTTP status of their
+// own; the others (access, bad message, no exchange) answer by their Kind.
+// The error name of these answers is the refusal's ("alarm", "queue_full",
+// "store_failure"), so that a client can tell them apart.
+var refusalStatus = map[mapping.Refusal]int{
+	mapping.RefusedAlarm:        http.StatusTooManyRequests,
+	mapping.RefusedQueueFull:    http.StatusTooManyRequests,
+	mapping.RefusedStoreFailure: http.StatusServiceUnavailable,
+}
+
+// retryAfter is the Retry-After of a retryable refusal, in seconds: the
+// alarm sampler runs every second, a full queue drains at its consumers'
+// pace.
+var retryAfter = map[mapping.Refusal]string{
+	mapping.RefusedAlarm:     "5",
+	mapping.RefusedQueueFull: "1",
+}
+
+// errorStatus is the one table of the HTTP fronts (REST, management API,
+// and the codes of WS error frames and STOMP ERROR frames): the status and
+// error name of any error.
+func errorStatus(err error) (int, string) {
+	var he *echo.HTTPError
+	if errors.As(err, &he) && he.Internal == nil {
+		return he.Code, statusName(he.Code)
+	}
+	var ce *msgcodec.Error
+	if errors.As(err, &ce) {
+		return http.StatusBadRequest, statusName(http.StatusBadRequest)
+	}
+	if r := mapping.RefusalOf(err); r != mapping.NotRefused {
+		if status, ok := refusalStatus[r]; ok {
+			return status, r.String()
+		}
+	}
+	if he != nil {
+		return he.Code, statusName(he.Code)
+	}
+	status, ok := kindStatus[mapping.KindOf(err)]
+	if !ok {
+		status = http.StatusInternalServerError
+	}
+	return status, statusName(status)
+}
+
+func statusName(status int) string {
+	if n := statusNames[status]; n != "" {
+		return n
+	}
+	return http.StatusText(status)
+}
+
 // coreError converts an error from package mapping to an HTTP error.
 func coreError(err error) error {
 	if err == nil {
@@ -61,11 +114,16 @@ func coreError(err error) error {
 	if errors.As(err, &he) {
 		return he
 	}
-	status, ok := kindStatus[mapping.KindOf(err)]
-	if !ok {
-		status = http.StatusInternalServerError
-	}
+	status, _ := errorStatus(err)
 	return &echo.HTTPError{Code: status, Message: err.Error(), Internal: err}
+}
+
+// setRetryAfter adds Retry-After to the response when err is a retryable
+// publish refusal.
+func setRetryAfter(c echo.Context, err error) {
+	if s := retryAfter[mapping.RefusalOf(err)]; s != "" && c != nil {
+		c.Response().Header().Set("Retry-After", s)
+	}
 }
 
 // errorHandler writes every error as ErrorBody JSON with the right status.
@@ -73,9 +131,10 @@ func (s *Server) errorHandler(err error, c echo.Context) {
 	if c.Response().Committed {
 		return
 	}
+	setRetryAfter(c, err)
+	status, name := errorStatus(err)
 	err = coreError(err)
 	he, _ := err.(*echo.HTTPError)
-	status := he.Code
 	reason := http.StatusText(status)
 	switch m := he.Message.(type) {
 	case string:
@@ -85,10 +144,6 @@ func (s *Server) errorHandler(err error, c echo.Context) {
 	}
 	if status >= 500 && status != http.StatusServiceUnavailable && status != http.StatusGatewayTimeout && status != http.StatusNotImplemented {
 		s.cfg.Logger.Error("HTTP handler failed", "method", c.Request().Method, "path", c.Request().URL.Path, "err", err)
-	}
-	name := statusNames[status]
-	if name == "" {
-		name = http.StatusText(status)
 	}
 	if status == http.StatusUnauthorized {
 		c.Response().Header().Set("WWW-Authenticate", `Basic realm="Warren"`)

@@ -68,15 +68,13 @@ func (m *Metrics) series(route, method string, code int) *routeSeries {
 	return v.(*routeSeries)
 }
 
-var metricsStates sync.Map // *Server -> *Metrics
-
-// metrics returns the server's metrics (mgCreated on first use).
+// metrics returns the server's metrics (made on first use).
 func (s *Server) metrics() *Metrics {
-	if m, ok := metricsStates.Load(s); ok {
-		return m.(*Metrics)
+	if m := s.metricsSt.Load(); m != nil {
+		return m
 	}
-	m, _ := metricsStates.LoadOrStore(s, newMetrics(s))
-	return m.(*Metrics)
+	s.metricsSt.CompareAndSwap(nil, newMetrics(s))
+	return s.metricsSt.Load()
 }
 
 func newMetrics(s *Server) *Metrics {
@@ -264,8 +262,8 @@ func (b *mgBrokerCollector) Collect(ch chan<- prometheus.Metric) {
 	gauge(descMaxFDs, float64(maxFDs))
 	node := "warren"
 	started := time.Now()
-	if m, ok := mgmtStates.Load(b.s); ok {
-		node, started = m.(*mgmt).node, m.(*mgmt).started
+	if m := b.s.mgmtState.Load(); m != nil {
+		node, started = m.node, m.started
 	}
 	gauge(descUptime, time.Since(started).Seconds())
 	gauge(descIdentity, 1, node, node, node)

@@ -8,6 +8,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/warrenmq/warren/gateway/internal/msgcodec"
 	"github.com/warrenmq/warren/mapping"
 )
 
@@ -29,7 +30,7 @@ func (m *mgmt) connOut(cs mapping.ConnStats) map[string]any {
 	host, port := mgHostPort(cs.Local)
 	props := map[string]any{}
 	if cs.ClientProperties != nil {
-		props = mgTableJSON(cs.ClientProperties)
+		props = msgcodec.TableToJSON(cs.ClientProperties)
 	}
 	mech := cs.AuthMechanism
 	if mech == "" {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/warrenmq/warren/gateway/internal/msgcodec"
 	"github.com/warrenmq/warren/mapping"
 )
 
@@ -134,19 +135,19 @@ func (m *mgmt) exportDefinitions(c echo.Context) error {
 				continue
 			}
 			queues[q.Name] = true
-			d.Queues = append(d.Queues, mgDefQueue{Name: q.Name, VHost: vhOut, Durable: mgBool(q.Durable), AutoDelete: mgBool(q.AutoDelete), Arguments: mgTableJSON(q.Arguments)})
+			d.Queues = append(d.Queues, mgDefQueue{Name: q.Name, VHost: vhOut, Durable: mgBool(q.Durable), AutoDelete: mgBool(q.AutoDelete), Arguments: msgcodec.TableToJSON(q.Arguments)})
 		}
 		for _, x := range vh.Exchanges() {
 			if x.Name == "" || strings.HasPrefix(x.Name, "amq.") {
 				continue
 			}
-			d.Exchanges = append(d.Exchanges, mgDefExchange{Name: x.Name, VHost: vhOut, Type: x.Type, Durable: mgBool(x.Durable), AutoDelete: mgBool(x.AutoDelete), Internal: mgBool(x.Internal), Arguments: mgTableJSON(x.Args)})
+			d.Exchanges = append(d.Exchanges, mgDefExchange{Name: x.Name, VHost: vhOut, Type: x.Type, Durable: mgBool(x.Durable), AutoDelete: mgBool(x.AutoDelete), Internal: mgBool(x.Internal), Arguments: msgcodec.TableToJSON(x.Args)})
 		}
 		for _, b := range vh.Bindings() {
 			if b.Source == "" || (b.DestinationType == "queue" && !queues[b.Destination]) {
 				continue
 			}
-			d.Bindings = append(d.Bindings, mgDefBinding{Source: b.Source, VHost: vhOut, Destination: b.Destination, DestinationType: b.DestinationType, RoutingKey: b.RoutingKey, Arguments: mgTableJSON(b.Arguments)})
+			d.Bindings = append(d.Bindings, mgDefBinding{Source: b.Source, VHost: vhOut, Destination: b.Destination, DestinationType: b.DestinationType, RoutingKey: b.RoutingKey, Arguments: msgcodec.TableToJSON(b.Arguments)})
 		}
 	}
 	m.exportShovels(&d, vhosts, one)
@@ -270,20 +271,31 @@ func (m *mgmt) importDefinitions(c echo.Context) error {
 		restore[vh] = old
 	}
 	for _, x := range d.Exchanges {
-		spec := mapping.ExchangeSpec{Name: x.Name, Type: x.Type, Durable: x.Durable.or(true), AutoDelete: x.AutoDelete.or(false), Internal: x.Internal.or(false), Args: mgTable(x.Arguments)}
+		xargs, err := msgcodec.TableFromJSON(x.Arguments, "arguments")
+		if err != nil {
+			return fail("exchange '"+x.Name+"'", err)
+		}
+		spec := mapping.ExchangeSpec{Name: x.Name, Type: x.Type, Durable: x.Durable.or(true), AutoDelete: x.AutoDelete.or(false), Internal: x.Internal.or(false), Args: xargs}
 		if err := m.declareIgnoringConflicts(c, x.VHost, func(ch *mapping.Channel) error { return ch.DeclareExchange(spec, false) }); err != nil {
 			return fail("exchange '"+x.Name+"'", err)
 		}
 	}
 	for _, q := range d.Queues {
-		spec := mapping.QueueSpec{Name: q.Name, Durable: q.Durable.or(true), AutoDelete: q.AutoDelete.or(false), Args: mgTable(q.Arguments)}
+		qargs, err := msgcodec.TableFromJSON(q.Arguments, "arguments")
+		if err != nil {
+			return fail("queue '"+q.Name+"'", err)
+		}
+		spec := mapping.QueueSpec{Name: q.Name, Durable: q.Durable.or(true), AutoDelete: q.AutoDelete.or(false), Args: qargs}
 		if err := m.declareIgnoringConflicts(c, q.VHost, func(ch *mapping.Channel) error { _, err := ch.DeclareQueue(spec, false); return err }); err != nil {
 			return fail("queue '"+q.Name+"'", err)
 		}
 	}
 	for _, b := range d.Bindings {
-		args := mgTable(b.Arguments)
-		err := m.withChannel(c, b.VHost, func(ch *mapping.Channel) error {
+		args, err := msgcodec.TableFromJSON(b.Arguments, "arguments")
+		if err != nil {
+			return fail("binding", err)
+		}
+		err = m.withChannel(c, b.VHost, func(ch *mapping.Channel) error {
 			if b.DestinationType == "exchange" {
 				return ch.BindExchange(b.Destination, b.Source, b.RoutingKey, args)
 			}

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
@@ -8,10 +9,10 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
-	"time"
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/warrenmq/warren/gateway/internal/msgcodec"
 	"github.com/warrenmq/warren/mapping"
 )
 
@@ -29,7 +30,7 @@ type mgExchangeJSON struct {
 func mgExchangeOut(x mapping.ExchangeInfo) mgExchangeJSON {
 	return mgExchangeJSON{
 		Name: x.Name, VHost: x.VHost, Type: x.Type, Durable: x.Durable, AutoDelete: x.AutoDelete,
-		Internal: x.Internal, Arguments: mgTableJSON(x.Args),
+		Internal: x.Internal, Arguments: msgcodec.TableToJSON(x.Args),
 	}
 }
 
@@ -83,9 +84,13 @@ func (m *mgmt) putExchange(c echo.Context) error {
 		return apiError(http.StatusBadRequest, "key 'type' is mandatory (direct, fanout, topic or headers)")
 	}
 	_, lookErr := vh.Exchange(name)
+	args, err := msgcodec.TableFromJSON(body.Arguments, "arguments")
+	if err != nil {
+		return err
+	}
 	spec := mapping.ExchangeSpec{
 		Name: name, Type: body.Type, Durable: body.Durable.or(false), AutoDelete: body.AutoDelete.or(false),
-		Internal: body.Internal.or(false), Args: mgTable(body.Arguments),
+		Internal: body.Internal.or(false), Args: args,
 	}
 	err = m.withChannel(c, vh.Name(), func(ch *mapping.Channel) error { return ch.DeclareExchange(spec, false) })
 	if err != nil {
@@ -139,7 +144,7 @@ func (m *mgmt) publish(c echo.Context) error {
 		return err
 	}
 	var body struct {
-		Properties      map[string]any `json:"properties"`
+		Properties      msgcodec.Props `json:"properties"`
 		RoutingKey      *string        `json:"routing_key"`
 		Payload         *string        `json:"payload"`
 		PayloadEncoding string         `json:"payload_encoding"`
@@ -165,28 +170,18 @@ func (m *mgmt) publish(c echo.Context) error {
 	default:
 		return apiError(http.StatusBadRequest, fmt.Sprintf("unknown payload_encoding '%s': use string or base64", body.PayloadEncoding))
 	}
-	props, err := mgPropsFromJSON(body.Properties)
+	props, err := msgcodec.PropsFromJSON(&body.Properties, 0, "properties")
 	if err != nil {
 		return err
 	}
 	var routed bool
 	err = m.withChannel(c, vh.Name(), func(ch *mapping.Channel) error {
-		done := make(chan bool, 1)
 		msg := &mapping.Message{Exchange: name, RoutingKey: *body.RoutingKey, Properties: props, Body: payload}
-		var err error
-		routed, err = ch.Publish(msg, func(ok bool) { done <- ok })
-		if err != nil {
-			return err
-		}
-		select {
-		case ok := <-done:
-			if !ok {
-				return apiError(http.StatusServiceUnavailable, "a queue did not store the message; it may or may not have been delivered")
-			}
-		case <-time.After(mgmtTimeout):
-			return apiError(http.StatusServiceUnavailable, "the message was not stored in time; it may or may not have been delivered")
-		}
-		return nil
+		ctx, cancel := context.WithTimeout(c.Request().Context(), mgmtTimeout)
+		defer cancel()
+		out, err := publishAndWait(ch, msg, ctx, ctx)
+		routed = out.Routed
+		return err
 	})
 	if err != nil {
 		return err
@@ -216,7 +211,7 @@ type mgBindingJSON struct {
 func mgBindingOut(b mapping.BindingInfo) mgBindingJSON {
 	return mgBindingJSON{
 		Source: b.Source, VHost: b.VHost, Destination: b.Destination, DestinationType: b.DestinationType,
-		RoutingKey: b.RoutingKey, Arguments: mgTableJSON(b.Arguments), PropertiesKey: mgPropsKey(b.RoutingKey, b.Arguments),
+		RoutingKey: b.RoutingKey, Arguments: msgcodec.TableToJSON(b.Arguments), PropertiesKey: mgPropsKey(b.RoutingKey, b.Arguments),
 	}
 }
 
@@ -231,7 +226,7 @@ func mgPropsKey(key string, args mapping.Table) string {
 		}
 		return k
 	}
-	b, _ := json.Marshal(mgTableJSON(args))
+	b, _ := json.Marshal(msgcodec.TableToJSON(args))
 	sum := sha256.Sum256(b)
 	return k + "~" + base64.RawURLEncoding.EncodeToString(sum[:12])
 }
@@ -320,7 +315,10 @@ func (m *mgmt) createBinding(c echo.Context) error {
 	if err := mgBind(c, &body, mgMaxBody); err != nil {
 		return err
 	}
-	args := mgTable(body.Arguments)
+	args, err := msgcodec.TableFromJSON(body.Arguments, "arguments")
+	if err != nil {
+		return err
+	}
 	err = m.withChannel(c, br.vh.Name(), func(ch *mapping.Channel) error {
 		if br.destType == "queue" {
 			return ch.BindQueue(br.dest, br.source, body.RoutingKey, args)

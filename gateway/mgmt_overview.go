@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"context"
 	"net/http"
 	"os"
 	"runtime"
@@ -182,17 +183,10 @@ func (m *mgmt) aliveness(c echo.Context) error {
 		if _, err := ch.DeclareQueue(mapping.QueueSpec{Name: q}, false); err != nil {
 			return err
 		}
-		done := make(chan bool, 1)
-		if _, err := ch.Publish(&mapping.Message{RoutingKey: q, Body: []byte("test_message")}, func(ok bool) { done <- ok }); err != nil {
+		ctx, cancel := context.WithTimeout(c.Request().Context(), mgmtTimeout)
+		defer cancel()
+		if _, err := publishAndWait(ch, &mapping.Message{RoutingKey: q, Body: []byte("test_message")}, ctx, ctx); err != nil {
 			return err
-		}
-		select {
-		case ok := <-done:
-			if !ok {
-				return apiError(http.StatusServiceUnavailable, "the store did not accept the test message")
-			}
-		case <-time.After(mgmtTimeout):
-			return apiError(http.StatusServiceUnavailable, "the test message was not stored in time")
 		}
 		for {
 			d, _, ok, err := ch.Get(q, true)

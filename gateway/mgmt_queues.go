@@ -4,12 +4,11 @@ import (
 	"encoding/base64"
 	"fmt"
 	"net/http"
-	"strconv"
-	"time"
 	"unicode/utf8"
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/warrenmq/warren/gateway/internal/msgcodec"
 	"github.com/warrenmq/warren/mapping"
 )
 
@@ -43,7 +42,7 @@ func (m *mgmt) queueOut(q mapping.QueueStats) mgQueueJSON {
 		float64(q.Published), float64(q.Delivered), float64(q.Acked))
 	out := mgQueueJSON{
 		Name: q.Name, VHost: q.VHost, Type: "classic", Durable: q.Durable, AutoDelete: q.AutoDelete,
-		Exclusive: q.Exclusive, Arguments: mgTableJSON(q.Arguments), Node: m.node, State: "running",
+		Exclusive: q.Exclusive, Arguments: msgcodec.TableToJSON(q.Arguments), Node: m.node, State: "running",
 		Consumers: q.Consumers,
 		Messages:  q.Messages(), MessagesDetails: rateDetails{r[0]},
 		MessagesReady: q.Ready, MessagesReadyDetails: rateDetails{r[1]},
@@ -132,9 +131,13 @@ func (m *mgmt) putQueue(c echo.Context) error {
 		return apiError(http.StatusBadRequest, "the queue name must not be empty")
 	}
 	_, lookErr := vh.Queue(name)
+	args, err := msgcodec.TableFromJSON(body.Arguments, "arguments")
+	if err != nil {
+		return err
+	}
 	spec := mapping.QueueSpec{
 		Name: name, Durable: body.Durable.or(false), AutoDelete: body.AutoDelete.or(false),
-		Exclusive: body.Exclusive.or(false), Args: mgTable(body.Arguments),
+		Exclusive: body.Exclusive.or(false), Args: args,
 	}
 	if spec.Exclusive {
 		return apiError(http.StatusBadRequest, "an exclusive queue would be deleted at the end of this request: declare it over AMQP or WebSocket")
@@ -206,7 +209,7 @@ type mgGotMessage struct {
 	Exchange        string         `json:"exchange"`
 	RoutingKey      string         `json:"routing_key"`
 	MessageCount    int            `json:"message_count"`
-	Properties      map[string]any `json:"properties"`
+	Properties      msgcodec.Props `json:"properties"`
 	Payload         string         `json:"payload"`
 	PayloadEncoding string         `json:"payload_encoding"`
 }
@@ -296,7 +299,7 @@ func mgGotOut(d mapping.Delivery, remaining int, encoding string, truncate mgFle
 	}
 	g := mgGotMessage{
 		PayloadBytes: len(msg.Body), Redelivered: d.Redelivered, Exchange: msg.Exchange,
-		RoutingKey: msg.RoutingKey, MessageCount: remaining, Properties: mgPropsJSON(&msg.Properties),
+		RoutingKey: msg.RoutingKey, MessageCount: remaining, Properties: msgcodec.PropsToJSON(&msg.Properties),
 	}
 	if encoding == "auto" && utf8.Valid(body) {
 		g.Payload, g.PayloadEncoding = string(body), "string"
@@ -304,130 +307,4 @@ func mgGotOut(d mapping.Delivery, remaining int, encoding string, truncate mgFle
 		g.Payload, g.PayloadEncoding = base64.StdEncoding.EncodeToString(body), "base64"
 	}
 	return g
-}
-
-// mgPropsJSON is RabbitMQ's JSON form of the basic properties: only those
-// present, timestamps in seconds.
-func mgPropsJSON(p *mapping.Properties) map[string]any {
-	out := map[string]any{}
-	f := p.Flags
-	str := func(flag uint16, key, v string) {
-		if f&flag != 0 || v != "" {
-			out[key] = v
-		}
-	}
-	str(mapping.FlagContentType, "content_type", p.ContentType)
-	str(mapping.FlagContentEncoding, "content_encoding", p.ContentEncoding)
-	if f&mapping.FlagHeaders != 0 || len(p.Headers) > 0 {
-		out["headers"] = mgTableJSON(p.Headers)
-	}
-	if f&mapping.FlagDeliveryMode != 0 || p.DeliveryMode != 0 {
-		out["delivery_mode"] = p.DeliveryMode
-	}
-	if f&mapping.FlagPriority != 0 || p.Priority != 0 {
-		out["priority"] = p.Priority
-	}
-	str(mapping.FlagCorrelationID, "correlation_id", p.CorrelationID)
-	str(mapping.FlagReplyTo, "reply_to", p.ReplyTo)
-	str(mapping.FlagExpiration, "expiration", p.Expiration)
-	str(mapping.FlagMessageID, "message_id", p.MessageID)
-	if f&mapping.FlagTimestamp != 0 || !p.Timestamp.IsZero() {
-		out["timestamp"] = p.Timestamp.Unix()
-	}
-	str(mapping.FlagType, "type", p.Type)
-	str(mapping.FlagUserID, "user_id", p.UserID)
-	str(mapping.FlagAppID, "app_id", p.AppID)
-	str(mapping.FlagClusterID, "cluster_id", p.ClusterID)
-	return out
-}
-
-// mgPropsFromJSON reads the "properties" object of a publish.
-func mgPropsFromJSON(in map[string]any) (mapping.Properties, error) {
-	var p mapping.Properties
-	bad := func(k, want string) error {
-		return apiError(http.StatusBadRequest, fmt.Sprintf("property '%s' must be %s", k, want))
-	}
-	num := func(k string, v any) (int64, error) {
-		switch t := v.(type) {
-		case float64:
-			return int64(t), nil
-		case string:
-			n, err := strconv.ParseInt(t, 10, 64)
-			if err != nil {
-				return 0, bad(k, "an integer")
-			}
-			return n, nil
-		}
-		if n, ok := mgFromJSON(v).(int64); ok {
-			return n, nil
-		}
-		return 0, bad(k, "an integer")
-	}
-	for k, v := range in {
-		if k == "headers" {
-			h, ok := v.(map[string]any)
-			if !ok {
-				return p, bad(k, "an object")
-			}
-			p.Headers = mgTable(h)
-			p.Flags |= mapping.FlagHeaders
-			continue
-		}
-		switch k {
-		case "delivery_mode", "priority", "timestamp":
-			n, err := num(k, v)
-			if err != nil {
-				return p, err
-			}
-			switch k {
-			case "delivery_mode":
-				if n < 0 || n > 255 {
-					return p, bad(k, "1 or 2")
-				}
-				p.DeliveryMode, p.Flags = uint8(n), p.Flags|mapping.FlagDeliveryMode
-			case "priority":
-				if n < 0 || n > 255 {
-					return p, bad(k, "0 to 255")
-				}
-				p.Priority, p.Flags = uint8(n), p.Flags|mapping.FlagPriority
-			default:
-				p.Timestamp, p.Flags = time.Unix(n, 0), p.Flags|mapping.FlagTimestamp
-			}
-			continue
-		}
-		s, ok := v.(string)
-		if !ok {
-			if n, isNum := mgFromJSON(v).(int64); isNum && k == "expiration" {
-				s, ok = strconv.FormatInt(n, 10), true
-			}
-		}
-		if !ok {
-			return p, bad(k, "a string")
-		}
-		switch k {
-		case "content_type":
-			p.ContentType, p.Flags = s, p.Flags|mapping.FlagContentType
-		case "content_encoding":
-			p.ContentEncoding, p.Flags = s, p.Flags|mapping.FlagContentEncoding
-		case "correlation_id":
-			p.CorrelationID, p.Flags = s, p.Flags|mapping.FlagCorrelationID
-		case "reply_to":
-			p.ReplyTo, p.Flags = s, p.Flags|mapping.FlagReplyTo
-		case "expiration":
-			p.Expiration, p.Flags = s, p.Flags|mapping.FlagExpiration
-		case "message_id":
-			p.MessageID, p.Flags = s, p.Flags|mapping.FlagMessageID
-		case "type":
-			p.Type, p.Flags = s, p.Flags|mapping.FlagType
-		case "user_id":
-			p.UserID, p.Flags = s, p.Flags|mapping.FlagUserID
-		case "app_id":
-			p.AppID, p.Flags = s, p.Flags|mapping.FlagAppID
-		case "cluster_id":
-			p.ClusterID, p.Flags = s, p.Flags|mapping.FlagClusterID
-		default:
-			return p, apiError(http.StatusBadRequest, fmt.Sprintf("unknown property '%s'", k))
-		}
-	}
-	return p, nil
 }

@@ -19,7 +19,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -48,8 +47,6 @@ type mgmt struct {
 	rates   *rateTracker
 }
 
-var mgmtStates sync.Map // *Server -> *mgmt
-
 // mgmtRoutes registers /api/... and /metrics (see metrics.go).
 func (s *Server) mgmtRoutes() {
 	host, _ := os.Hostname()
@@ -57,7 +54,7 @@ func (s *Server) mgmtRoutes() {
 		host = "localhost"
 	}
 	m := &mgmt{s: s, started: time.Now(), node: "warren@" + host, rates: newRateTracker()}
-	mgmtStates.Store(s, m)
+	s.mgmtState.Store(m)
 	s.metricsRoutes()
 
 	api := func(method, path string, h echo.HandlerFunc) {
@@ -298,20 +295,19 @@ func (mgSink) Cancelled(string)              {}
 // a get are requeued by the close).
 func (m *mgmt) withChannel(c echo.Context, vhost string, fn func(ch *mapping.Channel) error) error {
 	u := mgUser(c)
-	vh, err := m.s.router.VHost(vhost)
-	if err != nil {
+	if _, err := m.s.router.VHost(vhost); err != nil {
 		return apiError(http.StatusNotFound, fmt.Sprintf("no vhost '%s'", vhost))
 	}
-	if err := m.s.router.CheckVHostAccess(u.Name, vhost); err != nil {
-		return apiError(http.StatusUnauthorized, fmt.Sprintf("access to vhost '%s' refused for user '%s': set permissions first", vhost, u.Name))
-	}
 	r := c.Request()
-	conn := vh.Connect(u.Name, mapping.ConnInfo{
+	conn, err := m.s.router.Connect(u.Name, vhost, mapping.ConnInfo{
 		Name:     "HTTP " + r.RemoteAddr + " " + r.Method + " " + r.URL.Path,
 		Protocol: "HTTP",
 		Peer:     r.RemoteAddr,
 		Hidden:   true,
 	})
+	if err != nil {
+		return apiError(http.StatusUnauthorized, fmt.Sprintf("access to vhost '%s' refused for user '%s': set permissions first", vhost, u.Name))
+	}
 	defer conn.Close()
 	ch := conn.OpenChannel(1, mgSink{})
 	defer ch.Close()
@@ -423,85 +419,6 @@ func mgAsMaxBytes(err error, target **http.MaxBytesError) bool {
 		err = u.Unwrap()
 	}
 	return false
-}
-
-// mgTable converts JSON arguments/headers to an AMQP table: integral
-// numbers become int64 (so that x-max-length and friends are integers),
-// others float64; objects nest as tables.
-func mgTable(m map[string]any) mapping.Table {
-	if m == nil {
-		return nil
-	}
-	t := make(mapping.Table, len(m))
-	for k, v := range m {
-		t[k] = mgFromJSON(v)
-	}
-	return t
-}
-
-func mgFromJSON(v any) any {
-	switch x := v.(type) {
-	case json.Number:
-		if i, err := x.Int64(); err == nil {
-			return i
-		}
-		f, _ := x.Float64()
-		return f
-	case float64:
-		if x == math.Trunc(x) && math.Abs(x) < 1<<53 {
-			return int64(x)
-		}
-		return x
-	case map[string]any:
-		return mgTable(x)
-	case []any:
-		out := make([]any, len(x))
-		for i, e := range x {
-			out[i] = mgFromJSON(e)
-		}
-		return out
-	}
-	return v
-}
-
-// mgToJSON converts a table value for a JSON response.
-func mgToJSON(v any) any {
-	switch x := v.(type) {
-	case mapping.Table:
-		return mgTableJSON(x)
-	case map[string]any:
-		return mgTableJSON(mapping.Table(x))
-	case []any:
-		out := make([]any, len(x))
-		for i, e := range x {
-			out[i] = mgToJSON(e)
-		}
-		return out
-	case []byte:
-		return string(x)
-	case time.Time:
-		return x.Unix()
-	case mapping.Decimal:
-		return float64(x.Value) / math.Pow10(int(x.Scale))
-	case float32:
-		if math.IsNaN(float64(x)) || math.IsInf(float64(x), 0) {
-			return nil
-		}
-	case float64:
-		if math.IsNaN(x) || math.IsInf(x, 0) {
-			return nil
-		}
-	}
-	return v
-}
-
-// mgTableJSON never returns nil: RabbitMQ shows empty arguments as {}.
-func mgTableJSON(t mapping.Table) map[string]any {
-	out := make(map[string]any, len(t))
-	for k, v := range t {
-		out[k] = mgToJSON(v)
-	}
-	return out
 }
 
 // ---------------------------------------------------------------------------

@@ -2,7 +2,6 @@ package gateway
 
 import (
 	"bytes"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -15,6 +14,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/warrenmq/warren/gateway/internal/msgcodec"
 	"github.com/warrenmq/warren/mapping"
 )
 
@@ -138,59 +138,25 @@ func displayExchange(x string) string {
 }
 
 // publishOne publishes m and waits for the store (confirm semantics).
+// Refusals come back as the core's errors; errorHandler maps them (one
+// table, errorStatus) with Retry-After when retrying later is right.
 func (r *rest) publishOne(c echo.Context, t *tenant, m *mapping.Message) (publishResult, error) {
-	if err := r.blocked(c); err != nil {
-		return publishResult{}, err
-	}
-	done := make(chan bool, 1)
 	ch := t.channel()
-	routed, err := ch.Publish(m, func(ok bool) { done <- ok })
+	out, err := publishAndWait(ch, m, c.Request().Context(), r.ctx)
 	t.release(ch)
 	if err != nil {
-		return publishResult{}, coreError(err)
+		return publishResult{}, err
 	}
-	select {
-	case ok := <-done:
-		if !ok {
-			return publishResult{}, backPressure(c)
-		}
-	case <-c.Request().Context().Done():
-		return publishResult{}, apiError(http.StatusServiceUnavailable, "the client went away before the message was stored")
-	case <-r.ctx.Done():
-		return publishResult{}, apiError(http.StatusServiceUnavailable, "warren is shutting down")
-	}
-	return publishResult{Routed: routed}, nil
-}
-
-// blocked refuses publishing with 429 while a resource alarm is active
-// (memory or disk), as AMQP publishers get connection.blocked.
-func (r *rest) blocked(c echo.Context) error {
-	if on, reason := r.s.router.Blocked(); on {
-		if c != nil {
-			c.Response().Header().Set("Retry-After", "5")
-		}
-		return apiError(http.StatusTooManyRequests, "publishing is blocked: "+reason+"; retry later")
-	}
-	return nil
-}
-
-// backPressure is 429 with Retry-After: a queue refused the message
-// (x-overflow reject-publish) or storage failed; retrying later is right.
-// c, when not nil, gets the Retry-After header.
-func backPressure(c echo.Context) error {
-	if c != nil {
-		c.Response().Header().Set("Retry-After", "1")
-	}
-	return apiError(http.StatusTooManyRequests, "a target queue refused the message (it is full and has x-overflow=reject-publish) or could not store it; retry later")
+	return publishResult{Routed: out.Routed}, nil
 }
 
 // batchItem is one message of POST /v1/publish.
 type batchItem struct {
-	Exchange        string    `json:"exchange"`
-	RoutingKey      string    `json:"routing_key"`
-	Properties      jsonProps `json:"properties"`
-	Payload         string    `json:"payload"`
-	PayloadEncoding string    `json:"payload_encoding"`
+	Exchange        string         `json:"exchange"`
+	RoutingKey      string         `json:"routing_key"`
+	Properties      msgcodec.Props `json:"properties"`
+	Payload         string         `json:"payload"`
+	PayloadEncoding string         `json:"payload_encoding"`
 }
 
 // batchResult is the outcome of one item.
@@ -216,7 +182,9 @@ func (r *rest) publishBatch(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := r.blocked(c); err != nil {
+	// A whole batch under an alarm is refused at once, with the core's
+	// answer (429, Retry-After).
+	if err := r.s.router.AlarmRefusal(); err != nil {
 		return err
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
@@ -229,48 +197,45 @@ func (r *rest) publishBatch(c echo.Context) error {
 		return apiError(http.StatusRequestEntityTooLarge, fmt.Sprintf("a batch holds at most %d messages, got %d", restMaxBatch, len(items)))
 	}
 	results := make([]batchResult, len(items))
-	dones := make([]chan bool, len(items))
+	dones := make([]chan mapping.Outcome, len(items))
 	fail := func(i int, err error) {
-		he := coreError(err).(*echo.HTTPError)
-		results[i] = batchResult{Status: he.Code, Error: statusNames[he.Code], Reason: fmt.Sprint(he.Message)}
+		status, name := errorStatus(err)
+		reason := err.Error()
+		if he, ok := err.(*echo.HTTPError); ok {
+			reason = fmt.Sprint(he.Message)
+		}
+		results[i] = batchResult{Status: status, Error: name, Reason: reason}
 	}
 	ch := t.channel()
 	for i := range items {
 		it := &items[i]
-		var payload []byte
-		switch it.PayloadEncoding {
-		case "", "string":
-			payload = []byte(it.Payload)
-		case "base64":
-			payload, err = base64.StdEncoding.DecodeString(it.Payload)
-			if err != nil {
-				fail(i, apiError(http.StatusBadRequest, "payload is not valid base64: "+err.Error()))
-				continue
-			}
-		default:
-			fail(i, apiError(http.StatusBadRequest, fmt.Sprintf("payload_encoding must be 'string' or 'base64', got '%s'", it.PayloadEncoding)))
+		payload, err := msgcodec.DecodePayload(it.Payload, it.PayloadEncoding, "payload")
+		if err != nil {
+			fail(i, err)
 			continue
 		}
 		if int64(len(payload)) > max {
 			fail(i, apiError(http.StatusRequestEntityTooLarge, fmt.Sprintf("payload of %d bytes is larger than the maximum of %d bytes", len(payload), max)))
 			continue
 		}
-		if it.Properties.DeliveryMode != nil && *it.Properties.DeliveryMode != 1 && *it.Properties.DeliveryMode != 2 {
-			fail(i, apiError(http.StatusBadRequest, "delivery_mode must be 1 or 2"))
+		props, err := msgcodec.PropsFromJSON(&it.Properties, 2, "properties")
+		if err != nil {
+			fail(i, err)
 			continue
 		}
 		x := it.Exchange
 		if x == "amq.default" {
 			x = ""
 		}
-		m := &mapping.Message{Exchange: x, RoutingKey: it.RoutingKey, Properties: fromJSONProps(&it.Properties, 2), Body: payload}
-		done := make(chan bool, 1)
-		routed, err := ch.Publish(m, func(ok bool) { done <- ok })
-		if err != nil {
+		m := &mapping.Message{Exchange: x, RoutingKey: it.RoutingKey, Properties: props, Body: payload}
+		done := make(chan mapping.Outcome, 1)
+		out := ch.Publish(m, func(o mapping.Outcome) { done <- o })
+		if err := out.Err(); err != nil {
 			fail(i, err)
 			continue
 		}
-		results[i] = batchResult{Routed: routed, Status: http.StatusOK}
+		ch.WaitFlow(c.Request().Context().Done())
+		results[i] = batchResult{Routed: out.Routed, Status: http.StatusOK}
 		dones[i] = done
 	}
 	t.release(ch)
@@ -279,9 +244,9 @@ func (r *rest) publishBatch(c echo.Context) error {
 			continue
 		}
 		select {
-		case ok := <-done:
-			if !ok {
-				fail(i, backPressure(nil))
+		case o := <-done:
+			if err := o.Err(); err != nil {
+				fail(i, err)
 			}
 		case <-r.ctx.Done():
 			return apiError(http.StatusServiceUnavailable, "warren is shutting down")

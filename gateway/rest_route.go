@@ -8,6 +8,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/warrenmq/warren/gateway/internal/msgcodec"
 	"github.com/warrenmq/warren/mapping"
 )
 
@@ -66,7 +67,11 @@ func (r *rest) route(c echo.Context) error {
 			if headers == nil {
 				headers = mapping.Table{}
 			}
-			for k, v := range restTableValue(in.Headers).(mapping.Table) {
+			h, err := msgcodec.TableFromJSON(in.Headers, "headers")
+			if err != nil {
+				return err
+			}
+			for k, v := range h {
 				headers[k] = v
 			}
 		}
@@ -82,7 +87,7 @@ func (r *rest) route(c echo.Context) error {
 		hops[i] = routeHop{Exchange: displayExchange(h.Exchange), Destination: h.Destination, DestinationType: h.DestinationType,
 			BindingKey: h.BindingKey, Via: h.Via, RoutingKey: h.RoutingKey}
 		if h.Arguments != nil {
-			hops[i].Arguments = restJSONValue(h.Arguments).(map[string]any)
+			hops[i].Arguments = msgcodec.ValueToJSON(h.Arguments).(map[string]any)
 		}
 	}
 	queues := tr.Queues

@@ -192,7 +192,12 @@ func (r *rest) tenantFor(c echo.Context, vhost string) (*tenant, error) {
 	}
 	if t == nil {
 		t = &tenant{r: r, key: k, vh: vh, pubs: make(chan *mapping.Channel, idlePublishChannels)}
-		t.conn = vh.Connect(u.Name, mapping.ConnInfo{Name: "HTTP " + u.Name + "@" + vhost, Protocol: "HTTP", Hidden: true})
+		conn, err := r.s.router.Connect(u.Name, vhost, mapping.ConnInfo{Name: "HTTP " + u.Name + "@" + vhost, Protocol: "HTTP", Hidden: true})
+		if err != nil {
+			r.mu.Unlock()
+			return nil, coreError(err)
+		}
+		t.conn = conn
 		r.tenants[k] = t
 	}
 	r.mu.Unlock()

@@ -138,9 +138,6 @@ func (r *rest) rpc(c echo.Context) error {
 		return err
 	}
 	longRequest(c)
-	if err := r.blocked(c); err != nil {
-		return err
-	}
 	rc, err := t.rpcChannel()
 	if err != nil {
 		return err
@@ -155,11 +152,11 @@ func (r *rest) rpc(c echo.Context) error {
 	rc.mu.Lock()
 	rc.pending[call.corr] = call
 	rc.mu.Unlock()
-	routed, err := rc.ch.Publish(&mapping.Message{Exchange: exchange, RoutingKey: key, Properties: props, Body: body}, nil)
-	if err != nil || !routed {
+	out, err := publishAndWait(rc.ch, &mapping.Message{Exchange: exchange, RoutingKey: key, Properties: props, Body: body}, c.Request().Context(), r.ctx)
+	if err != nil || !out.Routed {
 		rc.forget(call)
 		if err != nil {
-			return coreError(err)
+			return err
 		}
 		return apiError(http.StatusNotFound, fmt.Sprintf("no route: no queue is bound to exchange '%s' in vhost '%s' for routing key '%s', so no worker can receive the request", displayExchange(exchange), t.key.vhost, key))
 	}

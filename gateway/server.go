@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -47,6 +48,12 @@ type Server struct {
 	// onShutdown runs before the HTTP server stops: fronts end their
 	// long-lived sessions (WebSocket, SSE, long polls) and wait for them.
 	onShutdown []func(ctx context.Context)
+
+	// Per-server state of the fronts, made on first use (SetWSConfig
+	// replaces wsState before serving).
+	wsState   atomic.Pointer[wsState]
+	mgmtState atomic.Pointer[mgmt]
+	metricsSt atomic.Pointer[Metrics]
 }
 
 // New builds the HTTP front on top of the routing core.

@@ -273,7 +273,11 @@ func (r *rest) newSession(vh *mapping.VHost, user, what, queue, exchange, bkey s
 		id: restRandomID(), r: r, user: user, vhost: vh.Name(), what: what, prefetch: prefetch, resume: resume,
 		wake: make(chan struct{}, 1),
 	}
-	s.conn = vh.Connect(user, mapping.ConnInfo{Name: "SSE " + user + "@" + vh.Name() + " " + s.id, Protocol: "HTTP", Hidden: true})
+	conn, err := r.s.router.Connect(user, vh.Name(), mapping.ConnInfo{Name: "SSE " + user + "@" + vh.Name() + " " + s.id, Protocol: "HTTP", Hidden: true})
+	if err != nil {
+		return nil, coreError(err)
+	}
+	s.conn = conn
 	s.ch = s.conn.OpenChannel(r.nextChannel(), s)
 	fail := func(err error) (*sseSession, error) {
 		s.conn.Close()

@@ -34,6 +34,7 @@ import (
 	"github.com/gorilla/websocket"
 	"github.com/labstack/echo/v4"
 
+	"github.com/warrenmq/warren/gateway/internal/msgcodec"
 	"github.com/warrenmq/warren/mapping"
 )
 
@@ -510,20 +511,30 @@ func (sess *stompSession) sendFrame(f *stompFrame, withReceipt bool) error {
 		props.ReplyTo = rt[len("/reply-queue/"):]
 	}
 	m.Properties = props
-	var done func(bool)
-	if r := f.get("receipt"); r != "" && withReceipt {
-		done = func(ok bool) {
-			if !ok {
-				sess.fatal("message not stored", "the message could not be stored; it was not published", r)
-				return
-			}
-			out := &stompFrame{command: "RECEIPT"}
-			out.set("receipt-id", r)
-			sess.send(out)
-		}
+	// A refusal after routing (full queue, store failure) ends the
+	// session with an ERROR naming it, receipt or not: STOMP has no
+	// negative receipt, and a client must not assume the message was
+	// published.
+	r := f.get("receipt")
+	if !withReceipt {
+		r = ""
 	}
-	_, err = sess.ctl.Publish(m, done)
-	return err
+	out := sess.ctl.Publish(m, func(o mapping.Outcome) {
+		if err := o.Err(); err != nil {
+			sess.fail(f, err)
+			return
+		}
+		if r != "" {
+			rf := &stompFrame{command: "RECEIPT"}
+			rf.set("receipt-id", r)
+			sess.send(rf)
+		}
+	})
+	if err := out.Err(); err != nil {
+		return err
+	}
+	sess.ctl.WaitFlow(sess.wc.dying)
+	return nil
 }
 
 // tempQueue returns the queue behind a /temp-queue/ reply-to, creating
@@ -1022,10 +1033,12 @@ func stompPropsOut(f *stompFrame, p *mapping.Properties) {
 			f.set(k, x)
 		case []byte:
 			f.set(k, string(x))
+		case time.Time:
+			f.set(k, strconv.FormatInt(x.Unix(), 10))
 		case mapping.Table, []any:
 			// nested values have no STOMP form; RabbitMQ drops them too
 		default:
-			f.set(k, strings.Trim(string(wsAppendValue(nil, wsValueToJSON(v))), `"`))
+			f.set(k, strings.Trim(string(wsAppendValue(nil, msgcodec.ValueToJSON(v))), `"`))
 		}
 	}
 }

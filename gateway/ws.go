@@ -72,16 +72,14 @@ type wsState struct {
 	hooked   sync.Once
 }
 
-// wsStates holds each Server's wsState. It lives here, not in Server,
-// because server.go belongs to the gateway's skeleton; a field would do.
-var wsStates sync.Map // *Server -> *wsState
-
+// ws returns the server's WebSocket state, made with the default
+// configuration on first use.
 func (s *Server) ws() *wsState {
-	if st, ok := wsStates.Load(s); ok {
-		return st.(*wsState)
+	if st := s.wsState.Load(); st != nil {
+		return st
 	}
-	st, _ := wsStates.LoadOrStore(s, newWSState(WSConfig{}))
-	return st.(*wsState)
+	s.wsState.CompareAndSwap(nil, newWSState(WSConfig{}))
+	return s.wsState.Load()
 }
 
 func newWSState(cfg WSConfig) *wsState {
@@ -102,7 +100,7 @@ func newWSState(cfg WSConfig) *wsState {
 
 // SetWSConfig replaces the WebSocket configuration. Call it before Serve.
 func (s *Server) SetWSConfig(cfg WSConfig) {
-	wsStates.Store(s, newWSState(cfg))
+	s.wsState.Store(newWSState(cfg))
 }
 
 // wsRoutes registers the WebSocket, token and example routes.
@@ -284,19 +282,9 @@ func wsCoreError(k mapping.Kind, text string) error { return &mapping.Error{Kind
 // connect opens the session's core connection after checking vhost
 // access (the same check as AMQP connection.open).
 func (s *Server) connectCore(p *wsPeer, a wsAuth, protocol string, wc *wsConn) (*mapping.Conn, error) {
-	if err := s.router.CheckVHostAccess(a.user, a.vhost); err != nil {
-		return nil, err
-	}
-	if err := s.router.AdmitConnection(a.user, a.vhost); err != nil {
-		return nil, err
-	}
-	vh, err := s.router.VHost(a.vhost)
-	if err != nil {
-		return nil, err
-	}
 	n := s.ws().seq.Add(1)
 	name := p.remote + " -> " + p.host + " (" + protocol + " #" + strconv.FormatUint(n, 10) + ")"
-	conn := vh.Connect(a.user, mapping.ConnInfo{
+	return s.router.Connect(a.user, a.vhost, mapping.ConnInfo{
 		Name:     name,
 		Protocol: protocol,
 		Peer:     p.remote,
@@ -308,7 +296,6 @@ func (s *Server) connectCore(p *wsPeer, a wsAuth, protocol string, wc *wsConn) (
 		},
 		Close: func(reason string) { wc.kill(closeForced, "closed by the broker: "+reason) },
 	})
-	return conn, nil
 }
 
 // wsPeer is what a session keeps of its upgrade request: the session

@@ -18,15 +18,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math"
 	"net/http"
 	"strconv"
 	"sync/atomic"
-	"time"
 	"unicode/utf8"
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/warrenmq/warren/gateway/internal/msgcodec"
 	"github.com/warrenmq/warren/mapping"
 )
 
@@ -42,12 +41,12 @@ type wsRequest struct {
 	VHost    string `json:"vhost,omitempty"`
 
 	// publish, rpc
-	Exchange        string        `json:"exchange"`
-	RoutingKey      string        `json:"routing_key"`
-	Properties      *wsProperties `json:"properties,omitempty"`
-	Payload         string        `json:"payload"`
-	PayloadEncoding string        `json:"payload_encoding,omitempty"`
-	TimeoutMS       int64         `json:"timeout_ms,omitempty"`
+	Exchange        string          `json:"exchange"`
+	RoutingKey      string          `json:"routing_key"`
+	Properties      *msgcodec.Props `json:"properties,omitempty"`
+	Payload         string          `json:"payload"`
+	PayloadEncoding string          `json:"payload_encoding,omitempty"`
+	TimeoutMS       int64           `json:"timeout_ms,omitempty"`
 
 	// subscribe, unsubscribe, ack, nack, reject
 	Subscription string `json:"subscription,omitempty"`
@@ -72,25 +71,6 @@ type wsRequest struct {
 	IfEmpty             bool           `json:"if_empty,omitempty"`
 }
 
-// wsProperties are the AMQP basic properties in JSON (RabbitMQ's
-// management API names). timestamp is in Unix seconds.
-type wsProperties struct {
-	ContentType     string         `json:"content_type,omitempty"`
-	ContentEncoding string         `json:"content_encoding,omitempty"`
-	Headers         map[string]any `json:"headers,omitempty"`
-	DeliveryMode    uint8          `json:"delivery_mode,omitempty"`
-	Priority        uint8          `json:"priority,omitempty"`
-	CorrelationID   string         `json:"correlation_id,omitempty"`
-	ReplyTo         string         `json:"reply_to,omitempty"`
-	Expiration      string         `json:"expiration,omitempty"`
-	MessageID       string         `json:"message_id,omitempty"`
-	Timestamp       int64          `json:"timestamp,omitempty"`
-	Type            string         `json:"type,omitempty"`
-	UserID          string         `json:"user_id,omitempty"`
-	AppID           string         `json:"app_id,omitempty"`
-	ClusterID       string         `json:"cluster_id,omitempty"`
-}
-
 // wsError is an error frame's content.
 type wsError struct {
 	Code    int
@@ -109,15 +89,12 @@ func wsErrorCode(err error) (int, string, string) {
 	if errors.As(err, &we) {
 		return we.Code, wsStatusName(we.Code), we.Message
 	}
+	status, name := errorStatus(err)
 	var he *echo.HTTPError
 	if errors.As(err, &he) {
-		return he.Code, wsStatusName(he.Code), fmt.Sprint(he.Message)
+		return status, name, fmt.Sprint(he.Message)
 	}
-	status, ok := kindStatus[mapping.KindOf(err)]
-	if !ok {
-		status = http.StatusInternalServerError
-	}
-	return status, wsStatusName(status), err.Error()
+	return status, name, err.Error()
 }
 
 func wsStatusName(code int) string {
@@ -248,7 +225,7 @@ func wsAppendMessage(b []byte, m *mapping.Message) []byte {
 	b = wsAppendString(b, m.Exchange)
 	b = append(b, `,"routing_key":`...)
 	b = wsAppendString(b, m.RoutingKey)
-	if p := wsPropsToJSON(&m.Properties); p != nil {
+	if p := msgcodec.PropsToJSON(&m.Properties); !p.IsZero() {
 		if j, err := json.Marshal(p); err == nil {
 			b = append(b, `,"properties":`...)
 			b = append(b, j...)
@@ -285,157 +262,4 @@ func wsAppendMessageShared(b []byte, m *mapping.Message) []byte {
 		wsLastFanout.Store(&wsFanout{m: m, tail: bytes.Clone(b[start:])})
 	}
 	return b
-}
-
-// wsDecodePayload reads a client payload in its encoding.
-func wsDecodePayload(payload, encoding string) ([]byte, error) {
-	switch encoding {
-	case "", "string", "text":
-		return []byte(payload), nil
-	case "base64":
-		b, err := base64.StdEncoding.DecodeString(payload)
-		if err != nil {
-			return nil, wsErrorf(http.StatusBadRequest, "payload is not valid base64: %v", err)
-		}
-		return b, nil
-	}
-	return nil, wsErrorf(http.StatusBadRequest, "unknown payload_encoding '%s': use 'string' or 'base64'", encoding)
-}
-
-// wsPropsToJSON converts AMQP properties; nil when there are none.
-func wsPropsToJSON(p *mapping.Properties) *wsProperties {
-	out := wsProperties{
-		ContentType: p.ContentType, ContentEncoding: p.ContentEncoding,
-		DeliveryMode: p.DeliveryMode, Priority: p.Priority,
-		CorrelationID: p.CorrelationID, ReplyTo: p.ReplyTo, Expiration: p.Expiration,
-		MessageID: p.MessageID, Type: p.Type, UserID: p.UserID, AppID: p.AppID, ClusterID: p.ClusterID,
-	}
-	if !p.Timestamp.IsZero() {
-		out.Timestamp = p.Timestamp.Unix()
-	}
-	if len(p.Headers) > 0 {
-		out.Headers = wsTableToJSON(p.Headers)
-	}
-	if len(p.Headers) == 0 && p.Timestamp.IsZero() && p.ContentType == "" && p.ContentEncoding == "" &&
-		p.DeliveryMode == 0 && p.Priority == 0 && p.CorrelationID == "" && p.ReplyTo == "" && p.Expiration == "" &&
-		p.MessageID == "" && p.Type == "" && p.UserID == "" && p.AppID == "" && p.ClusterID == "" {
-		return nil
-	}
-	return &out
-}
-
-// wsPropsFromJSON converts client properties.
-func wsPropsFromJSON(j *wsProperties) (mapping.Properties, error) {
-	var p mapping.Properties
-	if j == nil {
-		return p, nil
-	}
-	p = mapping.Properties{
-		ContentType: j.ContentType, ContentEncoding: j.ContentEncoding,
-		DeliveryMode: j.DeliveryMode, Priority: j.Priority,
-		CorrelationID: j.CorrelationID, ReplyTo: j.ReplyTo, Expiration: j.Expiration,
-		MessageID: j.MessageID, Type: j.Type, UserID: j.UserID, AppID: j.AppID, ClusterID: j.ClusterID,
-	}
-	if j.Timestamp != 0 {
-		p.Timestamp = time.Unix(j.Timestamp, 0).UTC()
-	}
-	if j.Headers != nil {
-		t, err := wsTableFromJSON(j.Headers, 1)
-		if err != nil {
-			return p, err
-		}
-		p.Headers = t
-	}
-	return p, nil
-}
-
-// wsTableToJSON turns field-table values into JSON values: integers and
-// floats to numbers, byte arrays to base64 strings, timestamps to Unix
-// seconds, decimals to numbers.
-func wsTableToJSON(t mapping.Table) map[string]any {
-	out := make(map[string]any, len(t))
-	for k, v := range t {
-		out[k] = wsValueToJSON(v)
-	}
-	return out
-}
-
-func wsValueToJSON(v any) any {
-	switch x := v.(type) {
-	case mapping.Table:
-		return wsTableToJSON(x)
-	case []any:
-		out := make([]any, len(x))
-		for i, e := range x {
-			out[i] = wsValueToJSON(e)
-		}
-		return out
-	case []byte:
-		return base64.StdEncoding.EncodeToString(x)
-	case time.Time:
-		return x.Unix()
-	case mapping.Decimal:
-		return float64(x.Value) / math.Pow10(int(x.Scale))
-	case float32:
-		if math.IsNaN(float64(x)) || math.IsInf(float64(x), 0) {
-			return nil
-		}
-		return float64(x)
-	case float64:
-		if math.IsNaN(x) || math.IsInf(x, 0) {
-			return nil
-		}
-		return x
-	}
-	return v
-}
-
-// wsTableFromJSON turns JSON values into field-table values: whole numbers
-// become 64-bit integers (type l), other numbers doubles (d), objects
-// tables (F), arrays arrays (A).
-func wsTableFromJSON(m map[string]any, depth int) (mapping.Table, error) {
-	if depth > mapping.MaxTableDepth {
-		return nil, wsErrorf(http.StatusBadRequest, "headers or arguments nest deeper than %d", mapping.MaxTableDepth)
-	}
-	t := make(mapping.Table, len(m))
-	for k, v := range m {
-		x, err := wsValueFromJSON(v, depth)
-		if err != nil {
-			return nil, err
-		}
-		t[k] = x
-	}
-	return t, nil
-}
-
-func wsValueFromJSON(v any, depth int) (any, error) {
-	switch x := v.(type) {
-	case json.Number:
-		if i, err := x.Int64(); err == nil {
-			return i, nil
-		}
-		f, err := x.Float64()
-		if err != nil {
-			return nil, wsErrorf(http.StatusBadRequest, "number %s out of range", x)
-		}
-		return f, nil
-	case float64:
-		if x == math.Trunc(x) && math.Abs(x) < 1<<53 {
-			return int64(x), nil
-		}
-		return x, nil
-	case map[string]any:
-		return wsTableFromJSON(x, depth+1)
-	case []any:
-		out := make([]any, len(x))
-		for i, e := range x {
-			y, err := wsValueFromJSON(e, depth+1)
-			if err != nil {
-				return nil, err
-			}
-			out[i] = y
-		}
-		return out, nil
-	}
-	return v, nil
 }

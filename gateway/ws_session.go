@@ -13,6 +13,7 @@ import (
 	"github.com/gorilla/websocket"
 	"github.com/labstack/echo/v4"
 
+	"github.com/warrenmq/warren/gateway/internal/msgcodec"
 	"github.com/warrenmq/warren/mapping"
 )
 
@@ -383,19 +384,16 @@ func (sess *jsonSession) handle(req *wsRequest) {
 var wsErrFatal = errors.New("fatal")
 
 func wsArgs(m map[string]any) (mapping.Table, error) {
-	if m == nil {
-		return nil, nil
-	}
-	return wsTableFromJSON(m, 1)
+	return msgcodec.TableFromJSON(m, "arguments")
 }
 
 // message builds a core message from a publish or rpc request.
 func (sess *jsonSession) message(req *wsRequest) (*mapping.Message, error) {
-	body, err := wsDecodePayload(req.Payload, req.PayloadEncoding)
+	body, err := msgcodec.DecodePayload(req.Payload, req.PayloadEncoding, "payload")
 	if err != nil {
 		return nil, err
 	}
-	props, err := wsPropsFromJSON(req.Properties)
+	props, err := msgcodec.PropsFromJSON(req.Properties, 0, "properties")
 	if err != nil {
 		return nil, err
 	}
@@ -410,7 +408,7 @@ type wsPubResult struct {
 	mu     sync.Mutex
 	n      int
 	routed bool
-	ok     bool
+	final  mapping.Outcome
 }
 
 func (p *wsPubResult) finish() {
@@ -422,10 +420,10 @@ func (p *wsPubResult) finish() {
 		return
 	}
 	sess := p.sess
-	if p.ok {
-		sess.reply(p.id, "routed", p.routed)
+	if err := p.final.Err(); err != nil {
+		sess.fail(p.id, err)
 	} else {
-		sess.fail(p.id, wsErrorf(http.StatusServiceUnavailable, "the message could not be stored; it was not published"))
+		sess.reply(p.id, "routed", p.routed)
 	}
 	sess.mu.Lock()
 	sess.inflight--
@@ -448,13 +446,13 @@ func (sess *jsonSession) publish(req *wsRequest) error {
 	sess.mu.Lock()
 	sess.inflight++
 	sess.mu.Unlock()
-	routed, err := sess.ctl.Publish(m, func(ok bool) {
+	out := sess.ctl.Publish(m, func(o mapping.Outcome) {
 		p.mu.Lock()
-		p.ok = ok
+		p.final = o
 		p.mu.Unlock()
 		p.finish()
 	})
-	if err != nil {
+	if err := out.Err(); err != nil {
 		// done is not called when Publish refuses the message.
 		sess.mu.Lock()
 		sess.inflight--
@@ -462,9 +460,10 @@ func (sess *jsonSession) publish(req *wsRequest) error {
 		return err
 	}
 	p.mu.Lock()
-	p.routed = routed
+	p.routed = out.Routed
 	p.mu.Unlock()
 	p.finish()
+	sess.ctl.WaitFlow(sess.wc.dying)
 	return nil
 }
 
@@ -642,8 +641,9 @@ func (sess *jsonSession) rpc(req *wsRequest) error {
 	sess.mu.Unlock()
 	m.Properties.CorrelationID = corr
 	m.Properties.ReplyTo = mapping.DirectReplyTo
-	routed, err := sess.ctl.Publish(m, nil)
-	if err == nil && !routed {
+	out := sess.ctl.Publish(m, nil)
+	err = out.Err()
+	if err == nil && !out.Routed {
 		err = wsErrorf(http.StatusNotFound, "the request was not routed to any queue (exchange '%s', routing key '%s'): is the worker running?", m.Exchange, m.RoutingKey)
 	}
 	if err != nil {

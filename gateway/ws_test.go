@@ -125,7 +125,6 @@ func TestWSCheckOrigin(t *testing.T) {
 func TestTokens(t *testing.T) {
 	s := &Server{}
 	st := s.ws()
-	defer wsStates.Delete(s)
 	tok := st.sign(tokenClaims{User: "alice", Expires: time.Now().Add(time.Minute).Unix()})
 	if !looksLikeToken(tok) || strings.Contains(tok, "alice") && !strings.HasPrefix(tok, tokenPrefix) {
 		t.Fatalf("token %q", tok)

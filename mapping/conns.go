@@ -61,13 +61,39 @@ type ConsumerStats struct {
 	Priority    int64
 }
 
-func (r *Router) register(c *Conn) {
-	if c.info.Hidden {
-		return
+// Connect is vhost admission for every front: the vhost must exist, the
+// user (already authenticated by the front) needs access to it, and a
+// client connection (not Hidden: AMQP, WebSocket, STOMP) must fit under
+// the vhost's connection limit. The limit is checked and the connection
+// registered under one lock, so concurrent connects cannot overshoot it.
+// Exclusive queues belong to the Conn and die with it.
+func (r *Router) Connect(user, vhost string, info ConnInfo) (*Conn, error) {
+	vh, err := r.VHost(vhost)
+	if err != nil {
+		return nil, err
+	}
+	if err := r.CheckVHostAccess(user, vhost); err != nil {
+		return nil, err
+	}
+	c := vh.connect(user, info)
+	if info.Hidden {
+		return c, nil
 	}
 	r.connMu.Lock()
+	defer r.connMu.Unlock()
+	if max := r.cfg.Limits.MaxConnections; max > 0 {
+		n := 0
+		for o := range r.conns {
+			if o.vh.name == vhost {
+				n++
+			}
+		}
+		if n >= max {
+			return nil, errorf(KindNotAllowed, "access to vhost '%s' refused for user '%s': connection limit (%d) is reached", vhost, user, max)
+		}
+	}
 	r.conns[c] = struct{}{}
-	r.connMu.Unlock()
+	return c, nil
 }
 
 func (r *Router) unregister(c *Conn) {

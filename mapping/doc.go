@@ -5,6 +5,11 @@
 // their protocol into calls on Conn and Channel and receive deliveries
 // through the Sink interface; the core never imports a front.
 //
+// Every front enters through Router.Connect (vhost admission) and
+// Channel.Publish (one publish path: alarms, limits, property
+// normalisation, permissions, routing, storing). Publish answers with an
+// Outcome whose Refusal each front maps to its own answer in one table.
+//
 // Storage lives below, in package jsstore, the only importer of NATS. How
 // queues, messages and metadata map onto JetStream is written down in
 // README.md beside this file.

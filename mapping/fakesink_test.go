@@ -132,11 +132,10 @@ type client struct {
 // connect opens a connection to vhost "/" with one channel.
 func connect(t *testing.T, r *mapping.Router) *client {
 	t.Helper()
-	vh, err := r.VHost("/")
+	conn, err := r.Connect("guest", "/", mapping.ConnInfo{Name: t.Name()})
 	if err != nil {
-		t.Fatalf("VHost: %v", err)
+		t.Fatal(err)
 	}
-	conn := vh.Connect("guest", mapping.ConnInfo{Name: t.Name()})
 	t.Cleanup(conn.Close)
 	sink := newFakeSink()
 	return &client{conn: conn, ch: conn.OpenChannel(1, sink), sink: sink}
@@ -193,7 +192,8 @@ func (c *client) consume(t *testing.T, queue, tag string, noAck bool) string {
 // publish publishes and returns whether it was routed.
 func (c *client) publish(t *testing.T, exchange, key, body string, p mapping.Properties) bool {
 	t.Helper()
-	ok, err := c.ch.Publish(&mapping.Message{Exchange: exchange, RoutingKey: key, Body: []byte(body), Properties: p}, nil)
+	pubOut := c.ch.Publish(&mapping.Message{Exchange: exchange, RoutingKey: key, Body: []byte(body), Properties: p}, nil)
+	ok, err := pubOut.Routed, pubOut.Err()
 	if err != nil {
 		t.Fatalf("Publish(%s, %s, %s): %v", exchange, key, body, err)
 	}
@@ -205,7 +205,7 @@ func (c *client) publish(t *testing.T, exchange, key, body string, p mapping.Pro
 func (c *client) publishConfirmed(t *testing.T, exchange, key, body string, p mapping.Properties) bool {
 	t.Helper()
 	done := make(chan bool, 2)
-	_, err := c.ch.Publish(&mapping.Message{Exchange: exchange, RoutingKey: key, Body: []byte(body), Properties: p}, func(ok bool) { done <- ok })
+	err := c.ch.Publish(&mapping.Message{Exchange: exchange, RoutingKey: key, Body: []byte(body), Properties: p}, func(o mapping.Outcome) { done <- o.Refused == mapping.NotRefused }).Err()
 	if err != nil {
 		t.Fatalf("Publish(%s, %s, %s): %v", exchange, key, body, err)
 	}

@@ -246,23 +246,6 @@ func (r *Router) CheckVHostAccess(user, vhost string) error {
 	return nil
 }
 
-// AdmitConnection checks the vhost's connection limit for a new client
-// connection (AMQP, WebSocket); requests of the HTTP API do not count.
-func (r *Router) AdmitConnection(user, vhost string) error {
-	if max := r.cfg.Limits.MaxConnections; max > 0 {
-		n := 0
-		for _, c := range r.connections() {
-			if c.vh.name == vhost {
-				n++
-			}
-		}
-		if n >= max {
-			return errorf(KindNotAllowed, "access to vhost '%s' refused for user '%s': connection limit (%d) is reached", vhost, user, max)
-		}
-	}
-	return nil
-}
-
 // check applies the user's permission regexps to a resource name.
 func (r *Router) check(user, vhost string, a Access, kind, name string) error {
 	if kind == ResourceExchange && name == "" {

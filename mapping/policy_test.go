@@ -448,7 +448,7 @@ func TestDirectReplyTo(t *testing.T) {
 	srv.declareQueue(t, mapping.QueueSpec{Name: "rpc"})
 
 	// Without a reply consumer the reply-to is refused.
-	_, err := cli.ch.Publish(&mapping.Message{RoutingKey: "rpc", Properties: mapping.Properties{ReplyTo: mapping.DirectReplyTo}}, nil)
+	err := cli.ch.Publish(&mapping.Message{RoutingKey: "rpc", Properties: mapping.Properties{ReplyTo: mapping.DirectReplyTo}}, nil).Err()
 	wantErr(t, "reply-to without consumer", err, mapping.ErrPreconditionFailed)
 	err = cli.ch.Consume(mapping.DirectReplyTo, "", false, false, nil, func(string) {})
 	wantErr(t, "acking reply consumer", err, mapping.ErrPreconditionFailed)

@@ -1,6 +1,7 @@
 package mapping
 
 import (
+	"errors"
 	"maps"
 	"slices"
 	"strconv"
@@ -39,12 +40,86 @@ func (m *Message) publishedAt() int64 {
 	return m.ts
 }
 
+// Refusal says why the core refused a publish. Every front maps it to its
+// own answer in one table (AMQP reply code or basic.nack, HTTP status with
+// a JSON reason, WS error frame, STOMP ERROR), so that the same failure
+// means the same on every front.
+type Refusal uint8
+
+const (
+	NotRefused          Refusal = iota
+	RefusedAlarm                // a resource alarm (memory, disk) is on: retry later
+	RefusedQueueFull            // a target queue is full and has x-overflow reject-publish
+	RefusedStoreFailure         // a target queue could not store the message
+	RefusedAccess               // no write permission, internal exchange
+	RefusedBadMessage           // too large, headers nested too deep, bad user_id or expiration
+	RefusedNotFound             // the exchange does not exist
+)
+
+var refusalNames = [...]string{"", "alarm", "queue_full", "store_failure", "access_refused", "bad_message", "not_found"}
+
+// String is the refusal's name in JSON answers ("alarm", "queue_full", ...).
+func (r Refusal) String() string {
+	if int(r) < len(refusalNames) {
+		return refusalNames[r]
+	}
+	return "unknown"
+}
+
+// Retryable reports whether the same publish may succeed later without
+// change (alarm, full queue): HTTP fronts add Retry-After.
+func (r Refusal) Retryable() bool { return r == RefusedAlarm || r == RefusedQueueFull }
+
+// Outcome is the core's answer to a publish.
+type Outcome struct {
+	// Routed: a queue (or direct reply-to channel) took the message;
+	// false with no refusal is an unroutable message (dropped, or
+	// returned to a mandatory publisher by its front).
+	Routed  bool
+	Refused Refusal
+	Reason  *Error // why, for a person; nil when not refused
+}
+
+// Err is the refusal as an error (nil when not refused): a
+// *PublishRefused, whose Kind is that of Reason.
+func (o Outcome) Err() error {
+	if o.Refused == NotRefused {
+		return nil
+	}
+	return &PublishRefused{Refusal: o.Refused, Err: o.Reason}
+}
+
+// PublishRefused is a refused publish as an error.
+type PublishRefused struct {
+	Refusal Refusal
+	Err     *Error
+}
+
+func (e *PublishRefused) Error() string { return e.Err.Text }
+func (e *PublishRefused) Unwrap() error { return e.Err }
+
+// RefusalOf returns the refusal behind err (NotRefused when err is not a
+// refused publish).
+func RefusalOf(err error) Refusal {
+	var pr *PublishRefused
+	if errors.As(err, &pr) {
+		return pr.Refusal
+	}
+	return NotRefused
+}
+
+func refuse(r Refusal, err *Error) Outcome { return Outcome{Refused: r, Reason: err} }
+
 // storeTracker counts the store writes of one publish and reports once all
-// have finished.
+// have finished. queueFull is set by Publish before its own finish, which
+// comes after every add, so done reads it safely.
 type storeTracker struct {
-	pending atomic.Int32
-	failed  atomic.Bool
-	done    func(ok bool)
+	pending   atomic.Int32
+	failed    atomic.Bool
+	routed    bool
+	queueFull string // a queue that refused the message (reject-publish)
+	vhost     string
+	done      func(Outcome)
 }
 
 func (t *storeTracker) add() {
@@ -60,29 +135,47 @@ func (t *storeTracker) finish(ok bool) {
 	if !ok {
 		t.failed.Store(true)
 	}
-	if t.pending.Add(-1) == 0 {
-		t.done(!t.failed.Load())
+	if t.pending.Add(-1) != 0 {
+		return
 	}
+	out := Outcome{Routed: t.routed}
+	switch {
+	case t.queueFull != "":
+		out.Refused, out.Reason = RefusedQueueFull, errorf(KindResourceError, "queue '%s' in vhost '%s' is full and refuses new messages (x-overflow reject-publish); retry later", t.queueFull, t.vhost)
+	case t.failed.Load():
+		out.Refused, out.Reason = RefusedStoreFailure, errorf(KindResourceError, "a target queue could not store the message; it was not published")
+	}
+	t.done(out)
 }
 
-// Publish routes m from the channel. It returns whether any queue (or
-// direct reply-to channel) took the message. done, when not nil, is called
-// exactly once when every target queue has stored the message (ok=true)
-// or one failed; it may be called before Publish returns, and from
-// another goroutine.
-func (ch *Channel) Publish(m *Message, done func(ok bool)) (bool, error) {
+// Publish is the one entry point for a message of any front. In order it
+// applies the resource alarms, the size and table-depth limits, property
+// normalisation (persistent iff delivery mode 2), user_id and expiration
+// checks, write permission, routing and storing; queue flow control is
+// armed for WaitFlow. A refusal before routing is returned and done is not
+// called. Otherwise done, when not nil, is called exactly once with the
+// final outcome when every target queue has stored the message, or with
+// RefusedQueueFull / RefusedStoreFailure; it may be called before Publish
+// returns, and from another goroutine.
+func (ch *Channel) Publish(m *Message, done func(Outcome)) Outcome {
 	vh := ch.vh
+	if o, refused := vh.r.alarmOutcome(); refused {
+		return o
+	}
 	if int64(len(m.Body)) > vh.r.cfg.MaxMessageSize {
-		return false, errorf(KindPreconditionFailed, "message size %d is larger than configured max size %d", len(m.Body), vh.r.cfg.MaxMessageSize)
+		return refuse(RefusedBadMessage, errorf(KindPreconditionFailed, "message size %d is larger than configured max size %d", len(m.Body), vh.r.cfg.MaxMessageSize))
 	}
 	p := &m.Properties
 	p.Normalize()
+	if p.Headers != nil && nestsTooDeep(p.Headers, 1) {
+		return refuse(RefusedBadMessage, errorf(KindPreconditionFailed, "headers nest tables or arrays deeper than %d levels", MaxTableDepth))
+	}
 	if p.UserID != "" && p.UserID != ch.conn.user {
-		return false, errorf(KindPreconditionFailed, "user_id property set to '%s' but authenticated user was '%s'", p.UserID, ch.conn.user)
+		return refuse(RefusedBadMessage, errorf(KindPreconditionFailed, "user_id property set to '%s' but authenticated user was '%s'", p.UserID, ch.conn.user))
 	}
 	if e := p.Expiration; e != "" {
 		if n, err := strconv.ParseInt(e, 10, 64); err != nil || n < 0 {
-			return false, errorf(KindPreconditionFailed, "invalid expiration '%s': not a non-negative number of milliseconds", e)
+			return refuse(RefusedBadMessage, errorf(KindPreconditionFailed, "invalid expiration '%s': not a non-negative number of milliseconds", e))
 		}
 	}
 	m.ts = time.Now().UnixNano()
@@ -91,7 +184,7 @@ func (ch *Channel) Publish(m *Message, done func(ok bool)) (bool, error) {
 		key := ch.replyKey
 		ch.mu.Unlock()
 		if key == "" {
-			return false, errorf(KindPreconditionFailed, "fast reply consumer does not exist")
+			return refuse(RefusedBadMessage, errorf(KindPreconditionFailed, "fast reply consumer does not exist"))
 		}
 		p.ReplyTo = key
 	}
@@ -99,47 +192,109 @@ func (ch *Channel) Publish(m *Message, done func(ok bool)) (bool, error) {
 	if m.Exchange == "" && strings.HasPrefix(m.RoutingKey, DirectReplyTo+".") {
 		ok := vh.deliverReply(m)
 		if done != nil {
-			done(true)
+			done(Outcome{Routed: ok})
 		}
-		return ok, nil
+		return Outcome{Routed: ok}
 	}
 
 	if err := ch.allowPublish(m.Exchange); err != nil {
-		return false, err
+		return refuse(RefusedAccess, asError(err))
 	}
 	vh.r.stats.Published.Add(1)
 	vh.mu.RLock()
 	e, ok := vh.exchanges[m.Exchange]
 	if !ok {
 		vh.mu.RUnlock()
-		return false, noExchange(vh.name, m.Exchange)
+		return refuse(RefusedNotFound, noExchange(vh.name, m.Exchange))
 	}
 	if e.spec.Internal {
 		vh.mu.RUnlock()
-		return false, errorf(KindAccessRefused, "cannot publish to internal exchange '%s' in vhost '%s'", m.Exchange, vh.name)
+		return refuse(RefusedAccess, errorf(KindAccessRefused, "cannot publish to internal exchange '%s' in vhost '%s'", m.Exchange, vh.name))
 	}
 	qs := vh.routeLocked(e, m)
 	vh.mu.RUnlock()
 
 	var t *storeTracker
 	if done != nil {
-		t = &storeTracker{done: done}
+		t = &storeTracker{done: done, routed: len(qs) > 0, vhost: vh.name}
 		t.pending.Store(1)
 	}
 	prepareRecord(m, qs)
-	accepted := true
 	for _, q := range qs {
 		ok, full := q.enqueue(m, t)
-		accepted = accepted && ok
+		if !ok && t != nil && t.queueFull == "" {
+			t.queueFull = q.name
+		}
 		if full && len(qs) == 1 && q.flowCandidate(ch.conn) {
 			ch.flowQueue.Store(q)
 		}
 	}
-	t.finish(accepted)
+	t.finish(true)
 	if len(qs) > 0 {
 		vh.r.stats.Routed.Add(1)
 	}
-	return len(qs) > 0, nil
+	return Outcome{Routed: len(qs) > 0}
+}
+
+func (r *Router) alarmOutcome() (Outcome, bool) {
+	if blocked, reason := r.Blocked(); blocked {
+		return refuse(RefusedAlarm, errorf(KindResourceError, "publishing is blocked: %s; retry later", reason)), true
+	}
+	return Outcome{}, false
+}
+
+// AlarmRefusal is the refusal Publish gives while a resource alarm is on
+// (nil when none is): for a front that refuses a whole request of several
+// messages at once.
+func (r *Router) AlarmRefusal() error {
+	o, _ := r.alarmOutcome()
+	return o.Err()
+}
+
+// asError keeps a core *Error and classifies anything else as internal.
+func asError(err error) *Error {
+	var e *Error
+	if errors.As(err, &e) {
+		return e
+	}
+	return errorf(KindInternal, "%v", err)
+}
+
+// nestsTooDeep reports whether v holds tables or arrays nested deeper than
+// MaxTableDepth, depth being the level of v itself (1 for the headers); it
+// stops descending at the limit, so hostile input cannot exhaust the stack.
+func nestsTooDeep(v any, depth int) bool {
+	each := func(n int, at func(int) any) bool {
+		if depth > MaxTableDepth {
+			return true
+		}
+		for i := range n {
+			if nestsTooDeep(at(i), depth+1) {
+				return true
+			}
+		}
+		return false
+	}
+	switch x := v.(type) {
+	case Table:
+		return nestsTooDeep(map[string]any(x), depth)
+	case map[string]any:
+		if depth > MaxTableDepth {
+			return true
+		}
+		for _, e := range x {
+			if nestsTooDeep(e, depth+1) {
+				return true
+			}
+		}
+	case []any:
+		return each(len(x), func(i int) any { return x[i] })
+	case []Table:
+		return each(len(x), func(i int) any { return x[i] })
+	case []map[string]any:
+		return each(len(x), func(i int) any { return x[i] })
+	}
+	return false
 }
 
 // routeLocked returns the queues m reaches from e: through its routing key

@@ -421,19 +421,20 @@ func TestDeleteQueueCancelsConsumers(t *testing.T) {
 func TestPublishErrors(t *testing.T) {
 	r := openRouter(t)
 	c := connect(t, r)
-	_, err := c.ch.Publish(&mapping.Message{Exchange: "missing", RoutingKey: "k", Body: []byte("x")}, nil)
+	err := c.ch.Publish(&mapping.Message{Exchange: "missing", RoutingKey: "k", Body: []byte("x")}, nil).Err()
 	wantErr(t, "publish to missing exchange", err, mapping.ErrNotFound)
 	if !strings.Contains(err.Error(), "no exchange 'missing' in vhost '/'") {
 		t.Fatalf("text %q", err.Error())
 	}
 	// Unroutable to an existing exchange: not an error, not routed.
-	ok, err := c.ch.Publish(&mapping.Message{Exchange: "amq.direct", RoutingKey: "nowhere", Body: []byte("x")}, nil)
+	pubOut := c.ch.Publish(&mapping.Message{Exchange: "amq.direct", RoutingKey: "nowhere", Body: []byte("x")}, nil)
+	ok, err := pubOut.Routed, pubOut.Err()
 	if err != nil || ok {
 		t.Fatalf("unroutable: ok=%v err=%v", ok, err)
 	}
-	_, err = c.ch.Publish(&mapping.Message{Exchange: "", RoutingKey: "q", Properties: mapping.Properties{UserID: "mallory"}}, nil)
+	err = c.ch.Publish(&mapping.Message{Exchange: "", RoutingKey: "q", Properties: mapping.Properties{UserID: "mallory"}}, nil).Err()
 	wantErr(t, "wrong user id", err, mapping.ErrPreconditionFailed)
-	_, err = c.ch.Publish(&mapping.Message{Exchange: "", RoutingKey: "q", Properties: mapping.Properties{Expiration: "soon"}}, nil)
+	err = c.ch.Publish(&mapping.Message{Exchange: "", RoutingKey: "q", Properties: mapping.Properties{Expiration: "soon"}}, nil).Err()
 	wantErr(t, "bad expiration", err, mapping.ErrPreconditionFailed)
 	err = c.ch.Consume("missing", "", false, false, nil, func(string) {})
 	wantErr(t, "consume missing queue", err, mapping.ErrNotFound)

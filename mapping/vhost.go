@@ -78,14 +78,9 @@ func newVHost(r *Router, name string) *VHost {
 // Name is the vhost's name.
 func (vh *VHost) Name() string { return vh.name }
 
-// Connect registers a client connection (of any front) of an
-// authenticated user with the vhost. The caller has checked vhost access
-// (Router.CheckVHostAccess). Exclusive queues belong to a Conn and die
-// with it.
-func (vh *VHost) Connect(user string, info ConnInfo) *Conn {
-	c := &Conn{vh: vh, user: user, info: info, connectedAt: time.Now(), channels: map[*Channel]struct{}{}, exclusive: map[*Queue]struct{}{}}
-	vh.r.register(c)
-	return c
+// connect makes a Conn of vh; Router.Connect is the way in.
+func (vh *VHost) connect(user string, info ConnInfo) *Conn {
+	return &Conn{vh: vh, user: user, info: info, connectedAt: time.Now(), channels: map[*Channel]struct{}{}, exclusive: map[*Queue]struct{}{}}
 }
 
 // randomName returns prefix plus 22 URL-safe random characters, the shape

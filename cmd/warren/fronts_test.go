@@ -136,7 +136,9 @@ func amqpFrontPublish(a frontAddrs, m frontMsg) error {
 	if err != nil {
 		return err
 	}
-	defer conn.Close()
+	// A blocked server does not read, so it never answers
+	// connection.close: give up on the handshake after a while.
+	defer conn.CloseDeadline(time.Now().Add(2 * time.Second))
 	blocked := conn.NotifyBlocked(make(chan amqp.Blocking, 1))
 	ch, err := conn.Channel()
 	if err != nil {
@@ -144,15 +146,6 @@ func amqpFrontPublish(a frontAddrs, m frontMsg) error {
 	}
 	if err := ch.Confirm(false); err != nil {
 		return err
-	}
-	// A blocked connection is announced right after connection.open;
-	// give it a moment to arrive before publishing.
-	select {
-	case b := <-blocked:
-		if b.Active {
-			return &frontRefusal{text: "connection.blocked: " + b.Reason}
-		}
-	case <-time.After(200 * time.Millisecond):
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -163,14 +156,22 @@ func amqpFrontPublish(a frontAddrs, m frontMsg) error {
 	if err != nil {
 		return err
 	}
-	ok, err := dc.WaitContext(ctx)
-	if err != nil {
-		return err
+	// Under a resource alarm the server stops reading and says
+	// connection.blocked instead of confirming.
+	select {
+	case <-dc.Done():
+		if !dc.Acked() {
+			return &frontRefusal{text: "basic.nack"}
+		}
+		return nil
+	case b := <-blocked:
+		if b.Active {
+			return &frontRefusal{text: "connection.blocked: " + b.Reason}
+		}
+		return fmt.Errorf("connection.unblocked before the confirm")
+	case <-ctx.Done():
+		return ctx.Err()
 	}
-	if !ok {
-		return &frontRefusal{text: "basic.nack"}
-	}
-	return nil
 }
 
 func httpFrontPublish(a frontAddrs, method, path string, body []byte, hdr func(http.Header), ok func([]byte) error) error {

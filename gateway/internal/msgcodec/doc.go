@@ -1,0 +1,15 @@
+// Package msgcodec is the one JSON form of AMQP messages that the
+// gateway's fronts share (REST, the WebSocket JSON protocol, STOMP header
+// values and the management API): basic properties, field tables with
+// typed values, and payload encodings. Fronts import it; it imports only
+// the core (mapping), so that no front imports another.
+//
+// Field tables in JSON: a string is a long string (S), a whole number a
+// 64-bit integer (l), another number a double (d), true/false a boolean
+// (t), null a void (V), an object a nested table (F) and an array an
+// array (A). Values JSON has no type for are one-key objects: a byte array
+// (x) is {"$bytes": "<base64>"} and a timestamp (T) {"$timestamp": <Unix
+// seconds>}. Narrower integers and floats are written as numbers and come
+// back as l and d; a decimal (D) is written as its number. Nesting is
+// limited to mapping.MaxTableDepth, the core's limit.
+package msgcodec
