@@ -16,8 +16,6 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 )
 
-var readyAddrs = regexp.MustCompile(`warren ready"? amqp=(\S+) http=(\S+)`)
-
 // startProcessHTTP is startProcess that also returns the HTTP address.
 // Its log after the ready line goes to logs.
 func startProcessHTTP(t *testing.T, dataDir string, logs io.Writer) (*exec.Cmd, string, string) {

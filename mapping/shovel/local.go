@@ -16,21 +16,11 @@ import (
 
 // openLocal connects to vhost of r as user.
 func openLocal(r *mapping.Router, vhost, user, shovel string) (*mapping.Conn, error) {
-	if err := r.CheckVHostAccess(user, vhost); err != nil {
-		return nil, err
-	}
-	if err := r.AdmitConnection(user, vhost); err != nil {
-		return nil, err
-	}
-	vh, err := r.VHost(vhost)
-	if err != nil {
-		return nil, err
-	}
-	return vh.Connect(user, mapping.ConnInfo{
+	return r.Connect(user, vhost, mapping.ConnInfo{
 		Name:     "shovel " + shovel + " (" + vhost + ")",
 		Protocol: "Shovel",
 		Hidden:   true,
-	}), nil
+	})
 }
 
 // localSource consumes from a queue of this broker. The core hands
@@ -221,8 +211,7 @@ func (l *localDest) publish(_ context.Context, _ inMsg, m *mapping.Message, done
 	if p := &m.Properties; p.UserID != "" && p.UserID != l.user {
 		p.UserID, p.Flags = "", p.Flags&^mapping.FlagUserID
 	}
-	_, err := l.ch.Publish(m, done)
-	return err
+	return l.ch.Publish(m, func(o mapping.Outcome) { done(o.Refused == mapping.NotRefused) }).Err()
 }
 func (l *localDest) failed() <-chan struct{} { return l.dead }
 func (l *localDest) err() error              { return nil }

@@ -58,11 +58,10 @@ func (nopSink) Cancelled(string)              {}
 
 // channel opens a core channel as guest on "/".
 func (b *broker) channel() *mapping.Channel {
-	vh, err := b.r.VHost("/")
+	conn, err := b.r.Connect("guest", "/", mapping.ConnInfo{Name: "test", Hidden: true})
 	if err != nil {
 		b.t.Fatal(err)
 	}
-	conn := vh.Connect("guest", mapping.ConnInfo{Name: "test", Hidden: true})
 	b.t.Cleanup(conn.Close)
 	return conn.OpenChannel(1, nopSink{})
 }
@@ -75,7 +74,7 @@ func (b *broker) publish(queue string, ids ...string) {
 			Flags:        mapping.FlagDeliveryMode | mapping.FlagContentType | mapping.FlagMessageID | mapping.FlagHeaders,
 			DeliveryMode: 2, ContentType: "application/json", MessageID: id, Headers: mapping.Table{"tenant": "t1"},
 		}}
-		if _, err := ch.Publish(m, func(ok bool) { done <- ok }); err != nil {
+		if err := ch.Publish(m, func(o mapping.Outcome) { done <- o.Refused == mapping.NotRefused }).Err(); err != nil {
 			b.t.Fatal(err)
 		}
 		if !<-done {
