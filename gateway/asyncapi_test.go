@@ -27,8 +27,8 @@ import (
 
 	"github.com/gorilla/websocket"
 
-	"github.com/warrenmq/warren/gateway/internal/msgcodec"
 	"github.com/warrenmq/warren/mapping"
+	"github.com/warrenmq/warren/mapping/msgcodec"
 	"github.com/warrenmq/warren/openapi"
 )
 

@@ -8,8 +8,8 @@ import (
 
 	"github.com/labstack/echo/v4"
 
-	"github.com/warrenmq/warren/gateway/internal/msgcodec"
 	"github.com/warrenmq/warren/mapping"
+	"github.com/warrenmq/warren/mapping/msgcodec"
 )
 
 type mgQueueJSON struct {

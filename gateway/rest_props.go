@@ -4,18 +4,17 @@ package gateway
 // and the JSON object of the batch publish and get bodies.
 
 import (
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
 	"time"
 
-	"github.com/warrenmq/warren/gateway/internal/msgcodec"
 	"github.com/warrenmq/warren/mapping"
+	"github.com/warrenmq/warren/mapping/msgcodec"
 )
 
-const restHeaderPrefix = "X-Amqp-Header-"
+const restHeaderPrefix = msgcodec.HeaderPrefix
 
 // propsFromHeaders builds message properties from a request's headers.
 // defaultMode is the delivery mode when X-Amqp-Delivery-Mode is absent
@@ -101,60 +100,8 @@ func restTimestamp(v string) (time.Time, error) {
 }
 
 // setPropsHeaders writes the properties of m as X-Amqp-* response headers
-// (content_type as Content-Type, content_encoding as Content-Encoding).
-func setPropsHeaders(h http.Header, p *mapping.Properties) {
-	set := func(flag uint16, name, v string) {
-		if p.Flags&flag != 0 {
-			h.Set(name, v)
-		}
-	}
-	if p.Flags&mapping.FlagContentType != 0 && p.ContentType != "" {
-		h.Set("Content-Type", p.ContentType)
-	} else {
-		h.Set("Content-Type", "application/octet-stream")
-	}
-	set(mapping.FlagContentEncoding, "Content-Encoding", p.ContentEncoding)
-	set(mapping.FlagCorrelationID, "X-Amqp-Correlation-Id", p.CorrelationID)
-	set(mapping.FlagReplyTo, "X-Amqp-Reply-To", p.ReplyTo)
-	set(mapping.FlagMessageID, "X-Amqp-Message-Id", p.MessageID)
-	set(mapping.FlagType, "X-Amqp-Type", p.Type)
-	set(mapping.FlagAppID, "X-Amqp-App-Id", p.AppID)
-	set(mapping.FlagUserID, "X-Amqp-User-Id", p.UserID)
-	set(mapping.FlagExpiration, "X-Amqp-Expiration", p.Expiration)
-	set(mapping.FlagClusterID, "X-Amqp-Cluster-Id", p.ClusterID)
-	set(mapping.FlagPriority, "X-Amqp-Priority", strconv.Itoa(int(p.Priority)))
-	set(mapping.FlagDeliveryMode, "X-Amqp-Delivery-Mode", strconv.Itoa(int(p.DeliveryMode)))
-	if p.Flags&mapping.FlagTimestamp != 0 {
-		h.Set("X-Amqp-Timestamp", strconv.FormatInt(p.Timestamp.Unix(), 10))
-	}
-	for k, v := range p.Headers {
-		var s string
-		switch v := v.(type) {
-		case string:
-			s = v
-		case []byte:
-			s = string(v)
-		default:
-			b, err := json.Marshal(msgcodec.ValueToJSON(v))
-			if err != nil {
-				continue
-			}
-			s = string(b)
-		}
-		if restHeaderValueOK(s) {
-			h.Set(restHeaderPrefix+k, s)
-		}
-	}
-}
-
-func restHeaderValueOK(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < 0x20 && c != '\t' || c == 0x7f {
-			return false
-		}
-	}
-	return true
-}
+// (the form the shovel's webhooks send too).
+func setPropsHeaders(h http.Header, p *mapping.Properties) { msgcodec.SetHeaders(h, p) }
 
 // jsonMessage is a message in get responses and SSE events.
 type jsonMessage struct {

@@ -13,8 +13,8 @@ import (
 	"github.com/gorilla/websocket"
 	"github.com/labstack/echo/v4"
 
-	"github.com/warrenmq/warren/gateway/internal/msgcodec"
 	"github.com/warrenmq/warren/mapping"
+	"github.com/warrenmq/warren/mapping/msgcodec"
 )
 
 // JSON protocol limits.

@@ -28,7 +28,7 @@
 // on-publish acks once the message is sent; no-ack consumes without acks.
 //
 // Webhooks POST the body as it is, with Content-Type and the X-Amqp-*
-// headers of the REST API (package httpprops), X-Amqp-Delivery-Count and
+// headers of the REST API (package msgcodec), X-Amqp-Delivery-Count and
 // optionally an HMAC-SHA256 signature. A failed POST holds the message for
 // an exponential back-off and then requeues it at the source, whose
 // x-delivery-limit and dead-letter exchange decide when it stops.

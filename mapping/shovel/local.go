@@ -211,7 +211,11 @@ func (l *localDest) publish(_ context.Context, _ inMsg, m *mapping.Message, done
 	if p := &m.Properties; p.UserID != "" && p.UserID != l.user {
 		p.UserID, p.Flags = "", p.Flags&^mapping.FlagUserID
 	}
-	return l.ch.Publish(m, func(o mapping.Outcome) { done(o.Refused == mapping.NotRefused) }).Err()
+	var stored func(mapping.Outcome)
+	if done != nil {
+		stored = func(o mapping.Outcome) { done(o.Refused == mapping.NotRefused) }
+	}
+	return l.ch.Publish(m, stored).Err()
 }
 func (l *localDest) failed() <-chan struct{} { return l.dead }
 func (l *localDest) err() error              { return nil }

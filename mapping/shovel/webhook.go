@@ -15,10 +15,10 @@ import (
 	"time"
 
 	"github.com/warrenmq/warren/mapping"
-	"github.com/warrenmq/warren/mapping/httpprops"
+	"github.com/warrenmq/warren/mapping/msgcodec"
 )
 
-// Webhook header names besides the X-Amqp-* properties of httpprops.
+// Webhook header names besides the X-Amqp-* properties of msgcodec.
 const (
 	HeaderDeliveryCount = "X-Amqp-Delivery-Count"
 	HeaderRedelivered   = "X-Amqp-Redelivered"
@@ -110,7 +110,7 @@ func (w *webhook) post(ctx context.Context, in inMsg, m *mapping.Message) error 
 	if err != nil {
 		return err
 	}
-	httpprops.SetHeaders(req.Header, &m.Properties)
+	msgcodec.SetHeaders(req.Header, &m.Properties)
 	req.Header.Set(HeaderExchange, m.Exchange)
 	req.Header.Set(HeaderRoutingKey, m.RoutingKey)
 	req.Header.Set(HeaderDeliveryCount, strconv.Itoa(max(in.attempt, 1)))

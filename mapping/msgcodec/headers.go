@@ -1,21 +1,24 @@
-package httpprops
+package msgcodec
 
 import (
-	"encoding/base64"
 	"encoding/json"
-	"math"
 	"net/http"
 	"strconv"
-	"time"
 
 	"github.com/warrenmq/warren/mapping"
 )
 
-// HeaderPrefix starts the HTTP header that carries one AMQP header.
+// HeaderPrefix starts the HTTP header that carries one AMQP header
+// (X-Amqp-Header-<name>).
 const HeaderPrefix = "X-Amqp-Header-"
 
-// SetHeaders writes the properties p as X-Amqp-* headers
-// (content_type as Content-Type, content_encoding as Content-Encoding).
+// SetHeaders writes the properties p in their HTTP form: content_type as
+// Content-Type (application/octet-stream when absent), content_encoding as
+// Content-Encoding, the other properties as X-Amqp-* and each AMQP header
+// as X-Amqp-Header-<name>, strings as they are and other values as their
+// JSON form (ValueToJSON). A header value that HTTP cannot carry (control
+// characters) is left out. REST responses and the shovel's webhook
+// requests use it, so a receiver sees the same headers from both.
 func SetHeaders(h http.Header, p *mapping.Properties) {
 	set := func(flag uint16, name, v string) {
 		if p.Flags&flag != 0 {
@@ -49,7 +52,7 @@ func SetHeaders(h http.Header, p *mapping.Properties) {
 		case []byte:
 			s = string(v)
 		default:
-			b, err := json.Marshal(JSONValue(v))
+			b, err := json.Marshal(ValueToJSON(v))
 			if err != nil {
 				continue
 			}
@@ -70,38 +73,4 @@ func headerValueOK(s string) bool {
 		}
 	}
 	return true
-}
-
-// JSONValue converts a field-table value to plain JSON values: binary as
-// base64, timestamps as Unix seconds, decimals as numbers.
-func JSONValue(v any) any {
-	switch v := v.(type) {
-	case mapping.Table:
-		m := make(map[string]any, len(v))
-		for k, x := range v {
-			m[k] = JSONValue(x)
-		}
-		return m
-	case []any:
-		out := make([]any, len(v))
-		for i, x := range v {
-			out[i] = JSONValue(x)
-		}
-		return out
-	case []byte:
-		return base64.StdEncoding.EncodeToString(v)
-	case time.Time:
-		return v.Unix()
-	case mapping.Decimal:
-		return float64(v.Value) / math.Pow10(int(v.Scale))
-	case float32:
-		if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
-			return nil
-		}
-	case float64:
-		if math.IsNaN(v) || math.IsInf(v, 0) {
-			return nil
-		}
-	}
-	return v
 }

@@ -1,8 +1,10 @@
-// Package msgcodec is the one JSON form of AMQP messages that the
+// Package msgcodec is the one JSON and HTTP form of AMQP messages that the
 // gateway's fronts share (REST, the WebSocket JSON protocol, STOMP header
-// values and the management API): basic properties, field tables with
-// typed values, and payload encodings. Fronts import it; it imports only
-// the core (mapping), so that no front imports another.
+// values and the management API), and that the shovel's webhooks send:
+// basic properties, field tables with typed values, payload encodings and
+// the X-Amqp-* header form of properties. Fronts import it; it imports
+// only the core (mapping), so that no front imports another. It sits
+// under mapping, not gateway, because mapping/shovel needs it too.
 //
 // Field tables in JSON: a string is a long string (S), a whole number a
 // 64-bit integer (l), another number a double (d), true/false a boolean
