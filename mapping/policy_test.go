@@ -13,13 +13,15 @@ import (
 func TestMessageTTL(t *testing.T) {
 	r := openRouter(t)
 	c := connect(t, r)
-	c.declareQueue(t, mapping.QueueSpec{Name: "q", Args: mapping.Table{"x-message-ttl": int32(100)}})
+	// The gap between the two publishes is wide so that a loaded machine
+	// cannot let the younger message expire before it is counted.
+	c.declareQueue(t, mapping.QueueSpec{Name: "q", Args: mapping.Table{"x-message-ttl": int32(1000)}})
 	publishN(t, c, "q", 3)
 	if n := c.count(t, "q"); n != 3 {
 		t.Fatalf("count right after publish = %d, want 3", n)
 	}
-	time.Sleep(60 * time.Millisecond)
-	publishN(t, c, "q", 1) // "m1" again, 60 ms younger
+	time.Sleep(700 * time.Millisecond)
+	publishN(t, c, "q", 1) // "m1" again, 700 ms younger
 	eventually(t, 2*time.Second, func() bool { return c.count(t, "q") == 1 })
 	time.Sleep(20 * time.Millisecond)
 	if n := c.count(t, "q"); n != 1 {
