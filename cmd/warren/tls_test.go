@@ -737,3 +737,51 @@ func TestConnectionTLSFieldsLikeRabbitMQ(t *testing.T) {
 		t.Fatalf("Warren's TLS fields %v, RabbitMQ's %v", got, want)
 	}
 }
+
+// BenchmarkAMQPPublishTLS publishes 1 KiB messages with confirms over
+// plain AMQP and over AMQPS to the same broker; compare the two ns/op.
+func BenchmarkAMQPPublishTLS(b *testing.B) {
+	pki := newTestPKI(b, "bench-ca")
+	server := pki.issue("localhost", true, "server")
+	inst := startWarrenWith(b, "", func(c *Config) {
+		c.AMQPSAddr, c.TLSCert, c.TLSKey, c.TLSWatchInterval = "127.0.0.1:0", server.CertFile, server.KeyFile, -1
+		c.Sync = "interval"
+	})
+	body := bytes.Repeat([]byte("x"), 1024)
+	for _, bc := range []struct {
+		name string
+		dial func() (*amqp.Connection, error)
+	}{
+		{"plain", func() (*amqp.Connection, error) { return amqp.Dial(amqpURL(inst)) }},
+		{"tls", func() (*amqp.Connection, error) {
+			return amqp.DialTLS("amqps://guest:guest@"+inst.AMQPSAddr()+"/", pki.clientTLS(nil))
+		}},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			conn, err := bc.dial()
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer conn.Close()
+			ch, _ := conn.Channel()
+			q, err := ch.QueueDeclare("", false, true, true, false, nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			ch.Confirm(false)
+			confirms := ch.NotifyPublish(make(chan amqp.Confirmation, b.N+1))
+			b.SetBytes(int64(len(body)))
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				if err := ch.Publish("", q.Name, false, false, amqp.Publishing{Body: body}); err != nil {
+					b.Fatal(err)
+				}
+			}
+			for i := 0; i < b.N; i++ {
+				if c := <-confirms; !c.Ack {
+					b.Fatal("nack")
+				}
+			}
+		})
+	}
+}
