@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"errors"
 	"io"
 	"os"
 	"path/filepath"
@@ -281,6 +282,14 @@ warren.tls_watch_interval = 30
 		t.Fatalf("EXTERNAL as ops: %v", err)
 	}
 	ext.Close()
+	// Without a certificate the connection is allowed but EXTERNAL is
+	// not offered.
+	if c, err := amqp.DialTLS_ExternalAuth("amqps://"+inst.AMQPSAddr()+"/prod", pki.clientTLS(nil)); !errors.Is(err, amqp.ErrSASL) {
+		if c != nil {
+			c.Close()
+		}
+		t.Fatalf("EXTERNAL without a certificate: %v, want %v", err, amqp.ErrSASL)
+	}
 	// max_message_size is enforced.
 	ch, err := conn.Channel()
 	if err != nil {
