@@ -49,18 +49,21 @@ test-deps:
 # Installs what the browser and Node tests need: Debian's chromium (the
 # real-browser tests of the WebSocket example page and the web UI drive it
 # over the DevTools protocol), node/npm, and the npm packages of
-# clients/js/test (@stomp/stompjs, ws) from its lockfile.
+# clients/js/test (@stomp/stompjs, ws) from its lockfile; curl and openssl
+# for the TLS tests (curl --cacert against HTTPS, openssl s_client).
 browser-deps:
 	@set -e; SUDO=; if [ "$$(id -u)" != 0 ]; then SUDO="sudo -n"; fi; \
 	missing=; \
 	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
 	command -v node >/dev/null 2>&1 || missing="$$missing nodejs"; \
 	command -v npm >/dev/null 2>&1 || missing="$$missing npm"; \
+	command -v curl >/dev/null 2>&1 || missing="$$missing curl"; \
+	command -v openssl >/dev/null 2>&1 || missing="$$missing openssl"; \
 	if [ -n "$$missing" ]; then \
 		echo "browser-deps: installing$$missing"; \
 		$$SUDO apt-get update; \
 		$$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y $$missing; \
-	else echo "browser-deps: chromium, node and npm found"; fi; \
+	else echo "browser-deps: chromium, node, npm, curl and openssl found"; fi; \
 	if [ ! -d clients/js/test/node_modules/@stomp/stompjs ]; then \
 		echo "+ npm ci in clients/js/test"; \
 		cd clients/js/test && npm ci --no-audit --no-fund; \

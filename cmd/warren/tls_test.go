@@ -221,18 +221,6 @@ func TestAMQPSRefusals(t *testing.T) {
 		t.Fatalf("plain protocol header on the TLS port answered %q, want a TLS alert or nothing", reply[:n])
 	}
 
-	// TLS 1.1 is refused by the server (openssl s_client allowed to offer
-	// it); TLS 1.2 from the same tool is accepted.
-	if _, err := exec.LookPath("openssl"); err == nil {
-		out11 := sClient(t, w.AMQPSAddr(), "-tls1_1", "-cipher", "DEFAULT@SECLEVEL=0")
-		if !strings.Contains(out11, "alert protocol version") && !strings.Contains(out11, "unsupported protocol") {
-			t.Fatalf("openssl s_client -tls1_1 was not refused with a protocol version alert:\n%s", out11)
-		}
-		out12 := sClient(t, w.AMQPSAddr(), "-tls1_2", "-CAfile", w.pki.CAFile)
-		if !strings.Contains(out12, "Verify return code: 0 (ok)") || !strings.Contains(out12, "Protocol  : TLSv1.2") {
-			t.Fatalf("openssl s_client -tls1_2 did not connect:\n%s", out12)
-		}
-	}
 	// Go's own client capped at TLS 1.1 is refused too.
 	_, err = tls.Dial("tcp", w.AMQPSAddr(), &tls.Config{RootCAs: w.pki.Pool, ServerName: "localhost", MinVersion: tls.VersionTLS10, MaxVersion: tls.VersionTLS11})
 	if err == nil || !strings.Contains(err.Error(), "protocol version") {
@@ -246,6 +234,29 @@ func TestAMQPSRefusals(t *testing.T) {
 	}
 	roundTrip(t, conn, "tls-after-refusals", "still here")
 	conn.Close()
+}
+
+// TestTLSVersionsOpenSSL: TLS 1.1 is refused by the server with a
+// protocol-version alert (openssl s_client allowed to offer it), while
+// TLS 1.2 and 1.3 from the same tool are accepted, on AMQPS and HTTPS.
+func TestTLSVersionsOpenSSL(t *testing.T) {
+	if _, err := exec.LookPath("openssl"); err != nil {
+		needTool(t, "needs openssl (apt-get install -y openssl; make test does it): "+err.Error())
+	}
+	t.Parallel()
+	w := startTLSWarren(t, nil)
+	for _, addr := range []string{w.AMQPSAddr(), w.HTTPSAddr()} {
+		out11 := sClient(t, addr, "-tls1_1", "-cipher", "DEFAULT@SECLEVEL=0")
+		if !strings.Contains(out11, "alert protocol version") {
+			t.Fatalf("openssl s_client -tls1_1 to %s was not refused with a protocol version alert:\n%s", addr, out11)
+		}
+		for _, v := range []string{"1_2", "1_3"} {
+			out := sClient(t, addr, "-tls"+v, "-CAfile", w.pki.CAFile)
+			if !strings.Contains(out, "Verify return code: 0 (ok)") || !strings.Contains(out, "Protocol  : TLSv"+strings.ReplaceAll(v, "_", ".")) {
+				t.Fatalf("openssl s_client -tls%s to %s did not connect:\n%s", v, addr, out)
+			}
+		}
+	}
 }
 
 // sClient runs openssl s_client against addr and returns its output.
