@@ -399,6 +399,19 @@ func TestHTTPSAndWSS(t *testing.T) {
 		t.Fatalf("WSS message %v", msg)
 	}
 
+	// Server-Sent Events over HTTPS, read by curl until its time limit.
+	if _, err := ch.QueueDeclare("tls-sse", false, false, false, false, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := ch.Publish("", "tls-sse", false, false, amqp.Publishing{Body: []byte("sse over https")}); err != nil {
+		t.Fatal(err)
+	}
+	sse, _ := exec.Command("curl", "-sS", "-N", "-m", "2", "--cacert", w.pki.CAFile, "-u", "guest:guest",
+		"https://localhost:"+portOf(t, w.HTTPSAddr())+"/v1/events?queue=tls-sse").Output()
+	if !strings.Contains(string(sse), "sse over https") {
+		t.Fatalf("SSE over HTTPS: %q", sse)
+	}
+
 	// STOMP over WSS.
 	sd := websocket.Dialer{Subprotocols: []string{"v12.stomp"}, HandshakeTimeout: wsTimeout, TLSClientConfig: w.pki.clientTLS(nil)}
 	sws, _, err := sd.Dial("wss://localhost:"+portOf(t, w.HTTPSAddr())+"/ws", nil)
