@@ -374,6 +374,12 @@ func TestHTTPSAndWSS(t *testing.T) {
 		t.Fatalf("curl without --cacert: %v, want exit 60", err)
 	}
 
+	// Plain HTTP to the HTTPS port gets a 400 that says so.
+	plain, err := exec.Command("curl", "-sS", "-w", " %{http_code}", "http://localhost:"+portOf(t, w.HTTPSAddr())+"/api/overview").Output()
+	if err != nil || !strings.HasSuffix(string(plain), " 400") || !strings.Contains(string(plain), "HTTPS") {
+		t.Fatalf("plain HTTP to the HTTPS port: %v %q", err, plain)
+	}
+
 	// The Warren WebSocket protocol over WSS, published to from AMQPS.
 	d := websocket.Dialer{Subprotocols: []string{"warren.v1"}, HandshakeTimeout: wsTimeout, TLSClientConfig: w.pki.clientTLS(nil)}
 	ws, _, err := d.Dial("wss://localhost:"+portOf(t, w.HTTPSAddr())+"/v1/ws", guestHeader())
