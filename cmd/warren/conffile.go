@@ -88,6 +88,7 @@ type confState struct {
 	mgmtSSLSet       bool
 	loopback         []string
 	loopbackSet      bool
+	mechanisms       []string // auth_mechanisms.*
 }
 
 // confKey is one honoured key: what its value must look like (for the
@@ -142,9 +143,10 @@ var confKeys = map[string]confKey{
 }
 
 var confPrefixes = map[string]confKey{
-	"listeners.tcp.":  {"a port, or ip:port", addListener(false)},
-	"listeners.ssl.":  {"a port, or ip:port", addListener(true)},
-	"loopback_users.": {"true or false", setLoopbackUser},
+	"listeners.tcp.":   {"a port, or ip:port", addListener(false)},
+	"listeners.ssl.":   {"a port, or ip:port", addListener(true)},
+	"loopback_users.":  {"true or false", setLoopbackUser},
+	"auth_mechanisms.": {"PLAIN, AMQPLAIN or EXTERNAL", addMechanism},
 }
 
 func lookupConfKey(key string) (confKey, bool) {
@@ -196,6 +198,9 @@ func applyConf(cfg *Config, entries []confEntry, file string) (warnings []string
 	}
 	if st.mgmtSSLSet {
 		cfg.HTTPSAddr = hostPort(st.mgmtSSLIP, orDefault(st.mgmtSSLPort, "15671"))
+	}
+	if st.mechanisms != nil {
+		cfg.AuthMechanisms = strings.Join(st.mechanisms, ",")
 	}
 	if st.loopbackSet {
 		cfg.LoopbackUsers = st.loopback
@@ -369,6 +374,14 @@ func setLoopbackUser(_ *Config, st *confState, key, v string) error {
 		out = append(out, name)
 	}
 	st.loopback = out
+	return nil
+}
+
+func addMechanism(_ *Config, st *confState, _, v string) error {
+	if !validMechanism(v) {
+		return errWant
+	}
+	st.mechanisms = append(st.mechanisms, v)
 	return nil
 }
 

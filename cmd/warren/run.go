@@ -202,6 +202,7 @@ func startInstance(cfg Config, logger *slog.Logger) (*instance, error) {
 	inst.amqp = amqpserver.New(amqpserver.Config{
 		Logger: logger, MaxMessageSize: cfg.MaxMessageSize,
 		Heartbeat: cfg.Heartbeat, FrameMax: cfg.FrameMax, ChannelMax: cfg.ChannelMax,
+		Mechanisms: splitList(cfg.AuthMechanisms),
 	}, router)
 	inst.http = gateway.New(gateway.Config{
 		Logger:      logger,

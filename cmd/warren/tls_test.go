@@ -275,6 +275,8 @@ func TestAMQPSExternalAuth(t *testing.T) {
 		// The first start creates this administrator; the client
 		// certificate below names it.
 		c.DefaultUser, c.DefaultPass = "warren-app", "not-used-by-external"
+		// auth_mechanisms.1 = EXTERNAL: no password logins at all.
+		c.AuthMechanisms = "EXTERNAL"
 	})
 	client := w.pki.issue("warren-app", false, "client")
 
@@ -285,6 +287,20 @@ func TestAMQPSExternalAuth(t *testing.T) {
 	defer conn.Close()
 	roundTrip(t, conn, "tls-external", "as the certificate's CN")
 
+	// With only EXTERNAL allowed, a password is refused even with a
+	// valid certificate, and plain AMQP offers no mechanism at all.
+	if c, err := amqp.DialTLS(w.amqpsURL("warren-app:not-used-by-external@"), w.pki.clientTLS(&client)); !errors.Is(err, amqp.ErrSASL) {
+		if c != nil {
+			c.Close()
+		}
+		t.Fatalf("PLAIN with auth_mechanisms = EXTERNAL: %v, want %v", err, amqp.ErrSASL)
+	}
+	if c, err := amqp.Dial("amqp://warren-app:not-used-by-external@" + w.AMQPAddr() + "/"); !errors.Is(err, amqp.ErrSASL) {
+		if c != nil {
+			c.Close()
+		}
+		t.Fatalf("plain AMQP with auth_mechanisms = EXTERNAL: %v, want %v", err, amqp.ErrSASL)
+	}
 	// Without a client certificate the handshake itself is refused
 	// (fail_if_no_peer_cert).
 	if c, err := amqp.DialTLS(w.amqpsURL("warren-app:not-used-by-external@"), w.pki.clientTLS(nil)); err == nil {
