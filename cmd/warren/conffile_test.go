@@ -62,6 +62,8 @@ func TestConfKeys(t *testing.T) {
 		{"loopback_users.guest = false", func(c *Config) { c.LoopbackUsers = []string{} }},
 		{"loopback_users.guest = true\nloopback_users.ops = true", func(c *Config) { c.LoopbackUsers = []string{"guest", "ops"} }},
 		{"auth_mechanisms.1 = EXTERNAL\nauth_mechanisms.2 = PLAIN", func(c *Config) { c.AuthMechanisms = "EXTERNAL,PLAIN" }},
+		{"ssl_options.versions.1 = tlsv1.3", func(c *Config) { c.TLSVersions = "tlsv1.3" }},
+		{"ssl_options.versions.1 = tlsv1.2\nssl_options.versions.2 = tlsv1.3", func(c *Config) { c.TLSVersions = "tlsv1.2,tlsv1.3" }},
 		{"heartbeat = 30", func(c *Config) { c.Heartbeat = 30 * time.Second }},
 		{"heartbeat = 0", func(c *Config) { c.Heartbeat = -1 }},
 		{"frame_max = 4096", func(c *Config) { c.FrameMax = 4096 }},
@@ -111,6 +113,7 @@ func TestConfBadValues(t *testing.T) {
 	t.Parallel()
 	cases := []struct{ text, want string }{
 		{"auth_mechanisms.1 = CRAM-MD5", "want PLAIN, AMQPLAIN or EXTERNAL"},
+		{"ssl_options.versions.1 = tlsv1.1", "want tlsv1.2 or tlsv1.3"},
 		{"heartbeat = soon", "line 1: heartbeat = soon: want a number of seconds"},
 		{"# c\nheartbeat = -5", "line 2: heartbeat = -5: want a number of seconds"},
 		{"listeners.tcp.default = 70000", "line 1: listeners.tcp.default = 70000: want a port, or ip:port"},

@@ -257,6 +257,16 @@ func TestTLSVersionsOpenSSL(t *testing.T) {
 			}
 		}
 	}
+	// ssl_options.versions.1 = tlsv1.3: TLS 1.2 is refused as well.
+	w13 := startTLSWarren(t, func(c *Config) { c.TLSVersions = "tlsv1.3" })
+	for _, addr := range []string{w13.AMQPSAddr(), w13.HTTPSAddr()} {
+		if out := sClient(t, addr, "-tls1_2", "-CAfile", w13.pki.CAFile); !strings.Contains(out, "alert protocol version") {
+			t.Fatalf("TLS 1.2 to a TLS 1.3-only listener %s was not refused:\n%s", addr, out)
+		}
+		if out := sClient(t, addr, "-tls1_3", "-CAfile", w13.pki.CAFile); !strings.Contains(out, "Protocol  : TLSv1.3") {
+			t.Fatalf("TLS 1.3 to %s did not connect:\n%s", addr, out)
+		}
+	}
 }
 
 // sClient runs openssl s_client against addr and returns its output.
