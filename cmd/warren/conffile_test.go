@@ -234,6 +234,10 @@ ssl_options.certfile   = `+server.CertFile+`
 ssl_options.keyfile    = `+server.KeyFile+`
 ssl_options.verify     = verify_peer
 ssl_options.fail_if_no_peer_cert = false
+ssl_options.versions.1 = tlsv1.2
+ssl_options.versions.2 = tlsv1.3
+auth_mechanisms.1 = PLAIN
+auth_mechanisms.2 = EXTERNAL
 management.tcp.ip   = 127.0.0.1
 management.tcp.port = 15672
 management.ssl.ip   = 127.0.0.1
@@ -265,7 +269,7 @@ warren.tls_watch_interval = 30
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(cfg.Warnings) != 0 || cfg.DataDir != data || cfg.FrameMax != 65536 || cfg.ChannelMax != 64 || cfg.Heartbeat != 20*time.Second || cfg.LogLevel != "warning" {
+	if len(cfg.Warnings) != 0 || cfg.AuthMechanisms != "PLAIN,EXTERNAL" || cfg.TLSVersions != "tlsv1.2,tlsv1.3" || cfg.DataDir != data || cfg.FrameMax != 65536 || cfg.ChannelMax != 64 || cfg.Heartbeat != 20*time.Second || cfg.LogLevel != "warning" {
 		t.Fatalf("config %+v", cfg)
 	}
 	inst := startWarrenWith(t, data, func(c *Config) { *c = cfg })
