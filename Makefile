@@ -46,11 +46,11 @@ test-deps:
 		$(PYTHON) -c 'import pika; print("test-deps: pika", pika.__version__, "installed")'; \
 	fi
 
+# (curl and openssl are for the TLS tests: curl --cacert, openssl s_client.)
 # Installs what the browser and Node tests need: Debian's chromium (the
 # real-browser tests of the WebSocket example page and the web UI drive it
 # over the DevTools protocol), node/npm, and the npm packages of
-# clients/js/test (@stomp/stompjs, ws) from its lockfile; curl and openssl
-# for the TLS tests (curl --cacert against HTTPS, openssl s_client).
+# clients/js/test (@stomp/stompjs, ws) from its lockfile.
 browser-deps:
 	@set -e; SUDO=; if [ "$$(id -u)" != 0 ]; then SUDO="sudo -n"; fi; \
 	missing=; \
@@ -63,7 +63,7 @@ browser-deps:
 		echo "browser-deps: installing$$missing"; \
 		$$SUDO apt-get update; \
 		$$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y $$missing; \
-	else echo "browser-deps: chromium, node, npm, curl and openssl found"; fi; \
+	else echo "browser-deps: chromium, node and npm found"; fi; \
 	if [ ! -d clients/js/test/node_modules/@stomp/stompjs ]; then \
 		echo "+ npm ci in clients/js/test"; \
 		cd clients/js/test && npm ci --no-audit --no-fund; \
