@@ -46,6 +46,7 @@ test-deps:
 		$(PYTHON) -c 'import pika; print("test-deps: pika", pika.__version__, "installed")'; \
 	fi
 
+# (curl and openssl are for the TLS tests: curl --cacert, openssl s_client.)
 # Installs what the browser and Node tests need: Debian's chromium (the
 # real-browser tests of the WebSocket example page and the web UI drive it
 # over the DevTools protocol), node/npm, and the npm packages of
@@ -56,6 +57,8 @@ browser-deps:
 	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
 	command -v node >/dev/null 2>&1 || missing="$$missing nodejs"; \
 	command -v npm >/dev/null 2>&1 || missing="$$missing npm"; \
+	command -v curl >/dev/null 2>&1 || missing="$$missing curl"; \
+	command -v openssl >/dev/null 2>&1 || missing="$$missing openssl"; \
 	if [ -n "$$missing" ]; then \
 		echo "browser-deps: installing$$missing"; \
 		$$SUDO apt-get update; \

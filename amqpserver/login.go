@@ -2,6 +2,8 @@ package amqpserver
 
 import (
 	"crypto/tls"
+	"slices"
+	"strings"
 
 	"github.com/warrenmq/warren/amqpserver/wire"
 )
@@ -32,13 +34,21 @@ func (c *conn) peerCommonName() string {
 	return st.PeerCertificates[0].Subject.CommonName
 }
 
+// mechanismAllowed: Config.Mechanisms, when set, is the whole list.
+func (c *conn) mechanismAllowed(m string) bool {
+	return c.s.cfg.Mechanisms == nil || slices.Contains(c.s.cfg.Mechanisms, m)
+}
+
 // mechanisms lists the SASL mechanisms offered in connection.start:
 // EXTERNAL only when the client presented a verified certificate.
 func (c *conn) mechanisms() string {
-	if c.peerCommonName() != "" {
-		return "PLAIN AMQPLAIN EXTERNAL"
+	var out []string
+	for _, m := range []string{"PLAIN", "AMQPLAIN", "EXTERNAL"} {
+		if c.mechanismAllowed(m) && (m != "EXTERNAL" || c.peerCommonName() != "") {
+			out = append(out, m)
+		}
 	}
-	return "PLAIN AMQPLAIN"
+	return strings.Join(out, " ")
 }
 
 // login authenticates connection.start-ok. An *amqpError is a malformed
@@ -46,6 +56,9 @@ func (c *conn) mechanisms() string {
 // the user name (if known) is returned for the log.
 func (c *conn) login(so *wire.ConnectionStartOk) (string, error) {
 	c.mechanism = so.Mechanism
+	if !c.mechanismAllowed(so.Mechanism) {
+		return "", newError(wire.AccessRefused, so, "unsupported authentication mechanism '%s'", so.Mechanism)
+	}
 	if so.Mechanism == "EXTERNAL" {
 		// As rabbitmq_auth_mechanism_ssl: the user is the certificate's
 		// common name; the response carries nothing we use.

@@ -30,8 +30,12 @@ type Config struct {
 	Heartbeat        time.Duration // 0 → DefaultHeartbeat; negative disables
 	HandshakeTimeout time.Duration // 0 → DefaultHandshakeTimeout
 	MaxMessageSize   int64         // 0 → the router's limit
-	Product          string        // 0 → "Warren"
-	Version          string
+	// Mechanisms limits the SASL mechanisms offered (RabbitMQ's
+	// auth_mechanisms); nil offers PLAIN, AMQPLAIN and, to clients with a
+	// verified TLS certificate, EXTERNAL.
+	Mechanisms []string
+	Product    string // 0 → "Warren"
+	Version    string
 }
 
 // Server accepts AMQP 0-9-1 connections and serves them from the core.

@@ -88,6 +88,8 @@ type confState struct {
 	mgmtSSLSet       bool
 	loopback         []string
 	loopbackSet      bool
+	mechanisms       []string // auth_mechanisms.*
+	tlsVersions      []string // ssl_options.versions.*
 }
 
 // confKey is one honoured key: what its value must look like (for the
@@ -142,9 +144,11 @@ var confKeys = map[string]confKey{
 }
 
 var confPrefixes = map[string]confKey{
-	"listeners.tcp.":  {"a port, or ip:port", addListener(false)},
-	"listeners.ssl.":  {"a port, or ip:port", addListener(true)},
-	"loopback_users.": {"true or false", setLoopbackUser},
+	"listeners.tcp.":        {"a port, or ip:port", addListener(false)},
+	"listeners.ssl.":        {"a port, or ip:port", addListener(true)},
+	"loopback_users.":       {"true or false", setLoopbackUser},
+	"auth_mechanisms.":      {"PLAIN, AMQPLAIN or EXTERNAL", addMechanism},
+	"ssl_options.versions.": {"tlsv1.2 or tlsv1.3", addTLSVersion},
 }
 
 func lookupConfKey(key string) (confKey, bool) {
@@ -196,6 +200,12 @@ func applyConf(cfg *Config, entries []confEntry, file string) (warnings []string
 	}
 	if st.mgmtSSLSet {
 		cfg.HTTPSAddr = hostPort(st.mgmtSSLIP, orDefault(st.mgmtSSLPort, "15671"))
+	}
+	if st.tlsVersions != nil {
+		cfg.TLSVersions = strings.Join(st.tlsVersions, ",")
+	}
+	if st.mechanisms != nil {
+		cfg.AuthMechanisms = strings.Join(st.mechanisms, ",")
 	}
 	if st.loopbackSet {
 		cfg.LoopbackUsers = st.loopback
@@ -369,6 +379,22 @@ func setLoopbackUser(_ *Config, st *confState, key, v string) error {
 		out = append(out, name)
 	}
 	st.loopback = out
+	return nil
+}
+
+func addMechanism(_ *Config, st *confState, _, v string) error {
+	if !validMechanism(v) {
+		return errWant
+	}
+	st.mechanisms = append(st.mechanisms, v)
+	return nil
+}
+
+func addTLSVersion(_ *Config, st *confState, _, v string) error {
+	if v != "tlsv1.2" && v != "tlsv1.3" {
+		return errWant
+	}
+	st.tlsVersions = append(st.tlsVersions, v)
 	return nil
 }
 

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"errors"
 	"io"
 	"os"
 	"path/filepath"
@@ -60,6 +61,9 @@ func TestConfKeys(t *testing.T) {
 		{"loopback_users = none", func(c *Config) { c.LoopbackUsers = []string{} }},
 		{"loopback_users.guest = false", func(c *Config) { c.LoopbackUsers = []string{} }},
 		{"loopback_users.guest = true\nloopback_users.ops = true", func(c *Config) { c.LoopbackUsers = []string{"guest", "ops"} }},
+		{"auth_mechanisms.1 = EXTERNAL\nauth_mechanisms.2 = PLAIN", func(c *Config) { c.AuthMechanisms = "EXTERNAL,PLAIN" }},
+		{"ssl_options.versions.1 = tlsv1.3", func(c *Config) { c.TLSVersions = "tlsv1.3" }},
+		{"ssl_options.versions.1 = tlsv1.2\nssl_options.versions.2 = tlsv1.3", func(c *Config) { c.TLSVersions = "tlsv1.2,tlsv1.3" }},
 		{"heartbeat = 30", func(c *Config) { c.Heartbeat = 30 * time.Second }},
 		{"heartbeat = 0", func(c *Config) { c.Heartbeat = -1 }},
 		{"frame_max = 4096", func(c *Config) { c.FrameMax = 4096 }},
@@ -108,6 +112,8 @@ func TestConfKeys(t *testing.T) {
 func TestConfBadValues(t *testing.T) {
 	t.Parallel()
 	cases := []struct{ text, want string }{
+		{"auth_mechanisms.1 = CRAM-MD5", "want PLAIN, AMQPLAIN or EXTERNAL"},
+		{"ssl_options.versions.1 = tlsv1.1", "want tlsv1.2 or tlsv1.3"},
 		{"heartbeat = soon", "line 1: heartbeat = soon: want a number of seconds"},
 		{"# c\nheartbeat = -5", "line 2: heartbeat = -5: want a number of seconds"},
 		{"listeners.tcp.default = 70000", "line 1: listeners.tcp.default = 70000: want a port, or ip:port"},
@@ -228,6 +234,10 @@ ssl_options.certfile   = `+server.CertFile+`
 ssl_options.keyfile    = `+server.KeyFile+`
 ssl_options.verify     = verify_peer
 ssl_options.fail_if_no_peer_cert = false
+ssl_options.versions.1 = tlsv1.2
+ssl_options.versions.2 = tlsv1.3
+auth_mechanisms.1 = PLAIN
+auth_mechanisms.2 = EXTERNAL
 management.tcp.ip   = 127.0.0.1
 management.tcp.port = 15672
 management.ssl.ip   = 127.0.0.1
@@ -259,7 +269,7 @@ warren.tls_watch_interval = 30
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(cfg.Warnings) != 0 || cfg.DataDir != data || cfg.FrameMax != 65536 || cfg.ChannelMax != 64 || cfg.Heartbeat != 20*time.Second || cfg.LogLevel != "warning" {
+	if len(cfg.Warnings) != 0 || cfg.AuthMechanisms != "PLAIN,EXTERNAL" || cfg.TLSVersions != "tlsv1.2,tlsv1.3" || cfg.DataDir != data || cfg.FrameMax != 65536 || cfg.ChannelMax != 64 || cfg.Heartbeat != 20*time.Second || cfg.LogLevel != "warning" {
 		t.Fatalf("config %+v", cfg)
 	}
 	inst := startWarrenWith(t, data, func(c *Config) { *c = cfg })
@@ -281,6 +291,14 @@ warren.tls_watch_interval = 30
 		t.Fatalf("EXTERNAL as ops: %v", err)
 	}
 	ext.Close()
+	// Without a certificate the connection is allowed but EXTERNAL is
+	// not offered.
+	if c, err := amqp.DialTLS_ExternalAuth("amqps://"+inst.AMQPSAddr()+"/prod", pki.clientTLS(nil)); !errors.Is(err, amqp.ErrSASL) {
+		if c != nil {
+			c.Close()
+		}
+		t.Fatalf("EXTERNAL without a certificate: %v, want %v", err, amqp.ErrSASL)
+	}
 	// max_message_size is enforced.
 	ch, err := conn.Channel()
 	if err != nil {

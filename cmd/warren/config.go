@@ -1,6 +1,7 @@
 package main
 
 import (
+	"crypto/tls"
 	"flag"
 	"fmt"
 	"io"
@@ -41,11 +42,17 @@ type Config struct {
 	Heartbeat      time.Duration // 0 = 60s, <0 = off
 	FrameMax       uint32        // 0 = 131072
 	ChannelMax     uint16        // 0 = 2047
+	// AuthMechanisms is a comma-separated list of the SASL mechanisms
+	// offered (PLAIN, AMQPLAIN, EXTERNAL); "" = all three.
+	AuthMechanisms string
 
 	// TLS for the AMQPS listener, and for HTTPS unless HTTPS* are set.
-	TLSCert, TLSKey, TLSCA       string
-	TLSVerifyPeer                bool
-	TLSFailIfNoPeerCert          bool
+	TLSCert, TLSKey, TLSCA string
+	TLSVerifyPeer          bool
+	TLSFailIfNoPeerCert    bool
+	// TLSVersions is a comma-separated list of tlsv1.2 and tlsv1.3;
+	// "" = both.
+	TLSVersions                  string
 	HTTPSCert, HTTPSKey, HTTPSCA string
 	// TLSWatchInterval is how often certificate files are checked for a
 	// change (0 = 10s, <0 = only on SIGHUP).
@@ -85,6 +92,8 @@ func serveFlags(cfg *Config, out io.Writer) *flag.FlagSet {
 	fs.StringVar(&cfg.TLSCA, "tls-ca", cfg.TLSCA, "PEM CA file that client certificates must chain to (env WARREN_TLS_CA)")
 	fs.BoolVar(&cfg.TLSVerifyPeer, "tls-verify-peer", cfg.TLSVerifyPeer, "ask AMQPS clients for a certificate and verify it against --tls-ca (env WARREN_TLS_VERIFY_PEER)")
 	fs.BoolVar(&cfg.TLSFailIfNoPeerCert, "tls-fail-if-no-peer-cert", cfg.TLSFailIfNoPeerCert, "refuse AMQPS clients without a certificate; needs --tls-verify-peer (env WARREN_TLS_FAIL_IF_NO_PEER_CERT)")
+	fs.StringVar(&cfg.TLSVersions, "tls-versions", cfg.TLSVersions, "comma-separated TLS versions served: tlsv1.2, tlsv1.3 (default both; env WARREN_TLS_VERSIONS)")
+	fs.StringVar(&cfg.AuthMechanisms, "auth-mechanisms", cfg.AuthMechanisms, "comma-separated SASL mechanisms AMQP clients may log in with: PLAIN, AMQPLAIN, EXTERNAL (default all; env WARREN_AUTH_MECHANISMS)")
 	fs.StringVar(&cfg.DataDir, "data-dir", cfg.DataDir, "directory for the JetStream store (env WARREN_DATA_DIR)")
 	fs.StringVar(&cfg.LogLevel, "log-level", cfg.LogLevel, "debug, info, warn or error (env WARREN_LOG_LEVEL)")
 	fs.Int64Var(&cfg.MaxMessageSize, "max-message-size", cfg.MaxMessageSize, "largest accepted message body in bytes (env WARREN_MAX_MESSAGE_SIZE)")
@@ -162,6 +171,8 @@ func applyEnv(cfg *Config) error {
 	env("WARREN_TLS_CERT", &cfg.TLSCert)
 	env("WARREN_TLS_KEY", &cfg.TLSKey)
 	env("WARREN_TLS_CA", &cfg.TLSCA)
+	env("WARREN_TLS_VERSIONS", &cfg.TLSVersions)
+	env("WARREN_AUTH_MECHANISMS", &cfg.AuthMechanisms)
 	env("WARREN_DATA_DIR", &cfg.DataDir)
 	env("WARREN_LOG_LEVEL", &cfg.LogLevel)
 	env("WARREN_SYNC", &cfg.Sync)
@@ -232,6 +243,14 @@ func finishConfig(cfg *Config) error {
 	if cfg.TLSVerifyPeer && cfg.TLSCA == "" {
 		return fmt.Errorf("--tls-verify-peer (ssl_options.verify = verify_peer) needs --tls-ca (ssl_options.cacertfile)")
 	}
+	if _, _, err := tlsVersionRange(cfg.TLSVersions); err != nil {
+		return fmt.Errorf("--tls-versions (ssl_options.versions): %v", err)
+	}
+	for _, m := range splitList(cfg.AuthMechanisms) {
+		if !validMechanism(m) {
+			return fmt.Errorf("--auth-mechanisms: %q: want PLAIN, AMQPLAIN or EXTERNAL", m)
+		}
+	}
 	if cfg.AMQPSAddr == "" && cfg.TLSCert != "" {
 		cfg.AMQPSAddr = ":5671"
 	}
@@ -245,6 +264,33 @@ func finishConfig(cfg *Config) error {
 		return fmt.Errorf("HTTPS listener %s needs --tls-cert and --tls-key (management.ssl.certfile, management.ssl.keyfile)", cfg.HTTPSAddr)
 	}
 	return nil
+}
+
+// tlsVersionRange turns RabbitMQ's version names into the lowest and
+// highest version served; Warren serves nothing older than TLS 1.2.
+func tlsVersionRange(list string) (lo, hi uint16, err error) {
+	lo, hi = tls.VersionTLS12, tls.VersionTLS13
+	if list == "" {
+		return lo, hi, nil
+	}
+	lo, hi = tls.VersionTLS13, tls.VersionTLS12
+	for _, v := range splitList(list) {
+		var n uint16
+		switch v {
+		case "tlsv1.2":
+			n = tls.VersionTLS12
+		case "tlsv1.3":
+			n = tls.VersionTLS13
+		default:
+			return 0, 0, fmt.Errorf("%q: want tlsv1.2 or tlsv1.3 (Warren serves nothing older)", v)
+		}
+		lo, hi = min(lo, n), max(hi, n)
+	}
+	return lo, hi, nil
+}
+
+func validMechanism(m string) bool {
+	return m == "PLAIN" || m == "AMQPLAIN" || m == "EXTERNAL"
 }
 
 // listenerOn: "", "none" and "off" turn a listener off.

@@ -125,8 +125,9 @@ func startInstance(cfg Config, logger *slog.Logger) (*instance, error) {
 	// TLS files are read before anything listens, so that a bad
 	// certificate stops the start.
 	var amqpsTLS, httpsTLS *certReloader
+	minTLS, maxTLS, _ := tlsVersionRange(cfg.TLSVersions) // checked by finishConfig
 	if listenerOn(cfg.AMQPSAddr) {
-		r, err := newCertReloader(tlsFiles{name: "AMQPS", cert: cfg.TLSCert, key: cfg.TLSKey, ca: cfg.TLSCA, verifyPeer: cfg.TLSVerifyPeer, failIfNoPeer: cfg.TLSFailIfNoPeerCert}, logger)
+		r, err := newCertReloader(tlsFiles{name: "AMQPS", cert: cfg.TLSCert, key: cfg.TLSKey, ca: cfg.TLSCA, verifyPeer: cfg.TLSVerifyPeer, failIfNoPeer: cfg.TLSFailIfNoPeerCert, minVersion: minTLS, maxVersion: maxTLS}, logger)
 		if err != nil {
 			return nil, err
 		}
@@ -134,7 +135,7 @@ func startInstance(cfg Config, logger *slog.Logger) (*instance, error) {
 		inst.reloaders = append(inst.reloaders, r)
 	}
 	if listenerOn(cfg.HTTPSAddr) {
-		f := tlsFiles{name: "HTTPS", cert: cfg.TLSCert, key: cfg.TLSKey, ca: cfg.TLSCA, nextProtos: []string{"http/1.1"}}
+		f := tlsFiles{name: "HTTPS", cert: cfg.TLSCert, key: cfg.TLSKey, ca: cfg.TLSCA, nextProtos: []string{"http/1.1"}, minVersion: minTLS, maxVersion: maxTLS}
 		if cfg.HTTPSCert != "" {
 			f.cert, f.key = cfg.HTTPSCert, cfg.HTTPSKey
 		}
@@ -204,6 +205,7 @@ func startInstance(cfg Config, logger *slog.Logger) (*instance, error) {
 	inst.amqp = amqpserver.New(amqpserver.Config{
 		Logger: logger, MaxMessageSize: cfg.MaxMessageSize,
 		Heartbeat: cfg.Heartbeat, FrameMax: cfg.FrameMax, ChannelMax: cfg.ChannelMax,
+		Mechanisms: splitList(cfg.AuthMechanisms),
 	}, router)
 	inst.shovels = shovel.New(router, logger)
 	inst.http = gateway.New(gateway.Config{

@@ -221,18 +221,6 @@ func TestAMQPSRefusals(t *testing.T) {
 		t.Fatalf("plain protocol header on the TLS port answered %q, want a TLS alert or nothing", reply[:n])
 	}
 
-	// TLS 1.1 is refused by the server (openssl s_client allowed to offer
-	// it); TLS 1.2 from the same tool is accepted.
-	if _, err := exec.LookPath("openssl"); err == nil {
-		out11 := sClient(t, w.AMQPSAddr(), "-tls1_1", "-cipher", "DEFAULT@SECLEVEL=0")
-		if !strings.Contains(out11, "alert protocol version") && !strings.Contains(out11, "unsupported protocol") {
-			t.Fatalf("openssl s_client -tls1_1 was not refused with a protocol version alert:\n%s", out11)
-		}
-		out12 := sClient(t, w.AMQPSAddr(), "-tls1_2", "-CAfile", w.pki.CAFile)
-		if !strings.Contains(out12, "Verify return code: 0 (ok)") || !strings.Contains(out12, "Protocol  : TLSv1.2") {
-			t.Fatalf("openssl s_client -tls1_2 did not connect:\n%s", out12)
-		}
-	}
 	// Go's own client capped at TLS 1.1 is refused too.
 	_, err = tls.Dial("tcp", w.AMQPSAddr(), &tls.Config{RootCAs: w.pki.Pool, ServerName: "localhost", MinVersion: tls.VersionTLS10, MaxVersion: tls.VersionTLS11})
 	if err == nil || !strings.Contains(err.Error(), "protocol version") {
@@ -246,6 +234,39 @@ func TestAMQPSRefusals(t *testing.T) {
 	}
 	roundTrip(t, conn, "tls-after-refusals", "still here")
 	conn.Close()
+}
+
+// TestTLSVersionsOpenSSL: TLS 1.1 is refused by the server with a
+// protocol-version alert (openssl s_client allowed to offer it), while
+// TLS 1.2 and 1.3 from the same tool are accepted, on AMQPS and HTTPS.
+func TestTLSVersionsOpenSSL(t *testing.T) {
+	if _, err := exec.LookPath("openssl"); err != nil {
+		needTool(t, "needs openssl (apt-get install -y openssl; make test does it): "+err.Error())
+	}
+	t.Parallel()
+	w := startTLSWarren(t, nil)
+	for _, addr := range []string{w.AMQPSAddr(), w.HTTPSAddr()} {
+		out11 := sClient(t, addr, "-tls1_1", "-cipher", "DEFAULT@SECLEVEL=0")
+		if !strings.Contains(out11, "alert protocol version") {
+			t.Fatalf("openssl s_client -tls1_1 to %s was not refused with a protocol version alert:\n%s", addr, out11)
+		}
+		for _, v := range []string{"1_2", "1_3"} {
+			out := sClient(t, addr, "-tls"+v, "-CAfile", w.pki.CAFile)
+			if !strings.Contains(out, "Verify return code: 0 (ok)") || !strings.Contains(out, "Protocol  : TLSv"+strings.ReplaceAll(v, "_", ".")) {
+				t.Fatalf("openssl s_client -tls%s to %s did not connect:\n%s", v, addr, out)
+			}
+		}
+	}
+	// ssl_options.versions.1 = tlsv1.3: TLS 1.2 is refused as well.
+	w13 := startTLSWarren(t, func(c *Config) { c.TLSVersions = "tlsv1.3" })
+	for _, addr := range []string{w13.AMQPSAddr(), w13.HTTPSAddr()} {
+		if out := sClient(t, addr, "-tls1_2", "-CAfile", w13.pki.CAFile); !strings.Contains(out, "alert protocol version") {
+			t.Fatalf("TLS 1.2 to a TLS 1.3-only listener %s was not refused:\n%s", addr, out)
+		}
+		if out := sClient(t, addr, "-tls1_3", "-CAfile", w13.pki.CAFile); !strings.Contains(out, "Protocol  : TLSv1.3") {
+			t.Fatalf("TLS 1.3 to %s did not connect:\n%s", addr, out)
+		}
+	}
 }
 
 // sClient runs openssl s_client against addr and returns its output.
@@ -264,6 +285,8 @@ func TestAMQPSExternalAuth(t *testing.T) {
 		// The first start creates this administrator; the client
 		// certificate below names it.
 		c.DefaultUser, c.DefaultPass = "warren-app", "not-used-by-external"
+		// auth_mechanisms.1 = EXTERNAL: no password logins at all.
+		c.AuthMechanisms = "EXTERNAL"
 	})
 	client := w.pki.issue("warren-app", false, "client")
 
@@ -274,6 +297,20 @@ func TestAMQPSExternalAuth(t *testing.T) {
 	defer conn.Close()
 	roundTrip(t, conn, "tls-external", "as the certificate's CN")
 
+	// With only EXTERNAL allowed, a password is refused even with a
+	// valid certificate, and plain AMQP offers no mechanism at all.
+	if c, err := amqp.DialTLS(w.amqpsURL("warren-app:not-used-by-external@"), w.pki.clientTLS(&client)); !errors.Is(err, amqp.ErrSASL) {
+		if c != nil {
+			c.Close()
+		}
+		t.Fatalf("PLAIN with auth_mechanisms = EXTERNAL: %v, want %v", err, amqp.ErrSASL)
+	}
+	if c, err := amqp.Dial("amqp://warren-app:not-used-by-external@" + w.AMQPAddr() + "/"); !errors.Is(err, amqp.ErrSASL) {
+		if c != nil {
+			c.Close()
+		}
+		t.Fatalf("plain AMQP with auth_mechanisms = EXTERNAL: %v, want %v", err, amqp.ErrSASL)
+	}
 	// Without a client certificate the handshake itself is refused
 	// (fail_if_no_peer_cert).
 	if c, err := amqp.DialTLS(w.amqpsURL("warren-app:not-used-by-external@"), w.pki.clientTLS(nil)); err == nil {
@@ -363,6 +400,12 @@ func TestHTTPSAndWSS(t *testing.T) {
 		t.Fatalf("curl without --cacert: %v, want exit 60", err)
 	}
 
+	// Plain HTTP to the HTTPS port gets a 400 that says so.
+	plain, err := exec.Command("curl", "-sS", "-w", " %{http_code}", "http://localhost:"+portOf(t, w.HTTPSAddr())+"/api/overview").Output()
+	if err != nil || !strings.HasSuffix(string(plain), " 400") || !strings.Contains(string(plain), "HTTPS") {
+		t.Fatalf("plain HTTP to the HTTPS port: %v %q", err, plain)
+	}
+
 	// The Warren WebSocket protocol over WSS, published to from AMQPS.
 	d := websocket.Dialer{Subprotocols: []string{"warren.v1"}, HandshakeTimeout: wsTimeout, TLSClientConfig: w.pki.clientTLS(nil)}
 	ws, _, err := d.Dial("wss://localhost:"+portOf(t, w.HTTPSAddr())+"/v1/ws", guestHeader())
@@ -386,6 +429,19 @@ func TestHTTPSAndWSS(t *testing.T) {
 	msg := c.expect("message", nil)
 	if msg["payload"] != "to wss" {
 		t.Fatalf("WSS message %v", msg)
+	}
+
+	// Server-Sent Events over HTTPS, read by curl until its time limit.
+	if _, err := ch.QueueDeclare("tls-sse", false, false, false, false, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := ch.Publish("", "tls-sse", false, false, amqp.Publishing{Body: []byte("sse over https")}); err != nil {
+		t.Fatal(err)
+	}
+	sse, _ := exec.Command("curl", "-sS", "-N", "-m", "2", "--cacert", w.pki.CAFile, "-u", "guest:guest",
+		"https://localhost:"+portOf(t, w.HTTPSAddr())+"/v1/events?queue=tls-sse").Output()
+	if !strings.Contains(string(sse), "sse over https") {
+		t.Fatalf("SSE over HTTPS: %q", sse)
 	}
 
 	// STOMP over WSS.
@@ -735,5 +791,53 @@ func TestConnectionTLSFieldsLikeRabbitMQ(t *testing.T) {
 	got := fields(amqpURL(w), "http://guest:guest@"+w.HTTPAddr())
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("Warren's TLS fields %v, RabbitMQ's %v", got, want)
+	}
+}
+
+// BenchmarkAMQPPublishTLS publishes 1 KiB messages with confirms over
+// plain AMQP and over AMQPS to the same broker; compare the two ns/op.
+func BenchmarkAMQPPublishTLS(b *testing.B) {
+	pki := newTestPKI(b, "bench-ca")
+	server := pki.issue("localhost", true, "server")
+	inst := startWarrenWith(b, "", func(c *Config) {
+		c.AMQPSAddr, c.TLSCert, c.TLSKey, c.TLSWatchInterval = "127.0.0.1:0", server.CertFile, server.KeyFile, -1
+		c.Sync = "interval"
+	})
+	body := bytes.Repeat([]byte("x"), 1024)
+	for _, bc := range []struct {
+		name string
+		dial func() (*amqp.Connection, error)
+	}{
+		{"plain", func() (*amqp.Connection, error) { return amqp.Dial(amqpURL(inst)) }},
+		{"tls", func() (*amqp.Connection, error) {
+			return amqp.DialTLS("amqps://guest:guest@"+inst.AMQPSAddr()+"/", pki.clientTLS(nil))
+		}},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			conn, err := bc.dial()
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer conn.Close()
+			ch, _ := conn.Channel()
+			q, err := ch.QueueDeclare("", false, true, true, false, nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			ch.Confirm(false)
+			confirms := ch.NotifyPublish(make(chan amqp.Confirmation, b.N+1))
+			b.SetBytes(int64(len(body)))
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				if err := ch.Publish("", q.Name, false, false, amqp.Publishing{Body: body}); err != nil {
+					b.Fatal(err)
+				}
+			}
+			for i := 0; i < b.N; i++ {
+				if c := <-confirms; !c.Ack {
+					b.Fatal("nack")
+				}
+			}
+		})
 	}
 }

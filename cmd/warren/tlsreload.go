@@ -28,6 +28,7 @@ type tlsFiles struct {
 	name                     string // "AMQPS" or "HTTPS", for logs
 	cert, key, ca            string
 	verifyPeer, failIfNoPeer bool
+	minVersion, maxVersion   uint16 // 0 = TLS 1.2 / 1.3
 	// nextProtos is offered in ALPN: http/1.1 on HTTPS (WebSocket
 	// upgrades need HTTP/1.1); nothing on AMQPS, where a server list
 	// would refuse clients that offer other protocols.
@@ -123,7 +124,8 @@ func buildTLSConfig(f tlsFiles) (*tls.Config, error) {
 		return nil, fmt.Errorf("certificate %s / key %s: %w", f.cert, f.key, err)
 	}
 	cfg := &tls.Config{
-		MinVersion:   tls.VersionTLS12,
+		MinVersion:   max(f.minVersion, tls.VersionTLS12),
+		MaxVersion:   f.maxVersion,
 		Certificates: []tls.Certificate{cert},
 		NextProtos:   f.nextProtos,
 		ClientAuth:   tls.NoClientCert,
