@@ -69,4 +69,3 @@ func BenchmarkAMQPTransport(b *testing.B) {
 		})
 	}
 }
-
