@@ -6,7 +6,8 @@ package gateway
 // AMQP server itself is not imported (a front does not import another
 // front): cmd/warren hands its ServeConn to SetAMQPWebSocket. The handler
 // depends only on the request, so it works on any HTTP server the
-// gateway is mounted on, TLS or not.
+// gateway is mounted on, TLS or not. The connections belong to the AMQP
+// server: its Shutdown closes them (with 320), not CloseWebSockets.
 
 import (
 	"errors"
