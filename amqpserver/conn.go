@@ -113,6 +113,10 @@ func (c *conn) serve() {
 		var ae *amqpError
 		if c.tuned || (errors.As(err, &ae) && ae.code == wire.AccessRefused) {
 			c.handleFatal(err)
+		} else if errors.As(err, &ae) {
+			// A refused negotiation (tune-ok beyond the offer): the
+			// client hears nothing, so the operator should.
+			c.s.log.Info("handshake refused", "remote", c.nc.RemoteAddr(), "err", err)
 		} else {
 			c.s.log.Debug("handshake failed", "remote", c.nc.RemoteAddr(), "err", err)
 		}
