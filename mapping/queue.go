@@ -251,15 +251,14 @@ func (q *Queue) enqueue(m *Message, t *storeTracker) (accepted, full bool) {
 		if q.policy.overflow == "reject-publish-dlx" {
 			q.deadLetterLocked(qm, "maxlen")
 		}
-		q.unlockAndDeadLetter()
-		room.Release()
+		q.unlockThenDeadLetter(room.Release)
 		return false, false
 	}
 	q.nextSeq++
 	qm.seq = q.nextSeq
 	if qm.persist {
 		t.add()
-		q.lane.push(laneItem{room: room, log: q.logName, rec: m.record(), done: func(seq uint64, err error) {
+		q.lane.add(laneItem{room: room, log: q.logName, rec: m.record(), done: func(seq uint64, err error) {
 			q.stored(qm, seq, err)
 			t.finish(err == nil)
 		}})
@@ -272,9 +271,10 @@ func (q *Queue) enqueue(m *Message, t *storeTracker) (accepted, full bool) {
 		q.dropLocked(q.ready.popOldest(), "maxlen")
 	}
 	full = q.overHighWaterLocked()
-	q.unlockAndDeadLetter()
 	if qm.persist {
-		q.lane.write()
+		q.unlockThenDeadLetter(q.lane.write)
+	} else {
+		q.unlockAndDeadLetter()
 	}
 	return true, full
 }
@@ -285,8 +285,7 @@ func (q *Queue) enqueue(m *Message, t *storeTracker) (accepted, full bool) {
 // the queue would wait for it). Whoever pushes an append then writes the
 // lane out, unless another goroutine is doing so: that one takes it too.
 type storeLane struct {
-	mu      sync.Mutex // LEAF: guards items
-	items   []laneItem
+	lockedList[laneItem]
 	writing atomic.Bool
 }
 
@@ -295,20 +294,6 @@ type laneItem struct {
 	log  string
 	rec  []byte
 	done func(seq uint64, err error)
-}
-
-func (l *storeLane) push(it laneItem) {
-	l.mu.Lock()
-	l.items = append(l.items, it)
-	l.mu.Unlock()
-}
-
-func (l *storeLane) take() []laneItem {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	items := l.items
-	l.items = nil
-	return items
 }
 
 // write makes the pushed appends, oldest first; it runs with no core lock
@@ -322,10 +307,7 @@ func (l *storeLane) write() {
 			}
 		}
 		l.writing.Store(false)
-		l.mu.Lock()
-		more := len(l.items) > 0
-		l.mu.Unlock()
-		if !more {
+		if l.empty() {
 			return
 		}
 	}
@@ -369,25 +351,34 @@ func (q *Queue) settleLocked(m *qmsg) {
 }
 
 // lateSettled holds the log records of messages settled before their
-// store write finished, until the janitor takes them under q.mu. Its lock
-// is a leaf: nothing is called while it is held.
-type lateSettled struct {
-	mu   sync.Mutex
-	seqs []uint64
+// store write finished, until the janitor takes them under q.mu.
+type lateSettled = lockedList[uint64]
+
+// lockedList is a list that goroutines add to and one takes whole. Its
+// lock is a leaf: nothing is called while it is held.
+type lockedList[T any] struct {
+	mu    sync.Mutex
+	items []T
 }
 
-func (l *lateSettled) add(seq uint64) {
+func (l *lockedList[T]) add(v T) {
 	l.mu.Lock()
-	l.seqs = append(l.seqs, seq)
+	l.items = append(l.items, v)
 	l.mu.Unlock()
 }
 
-func (l *lateSettled) take() []uint64 {
+func (l *lockedList[T]) take() []T {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	s := l.seqs
-	l.seqs = nil
-	return s
+	items := l.items
+	l.items = nil
+	return items
+}
+
+func (l *lockedList[T]) empty() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.items) == 0
 }
 
 // dropLocked removes a message for good, dead-lettering it when the queue

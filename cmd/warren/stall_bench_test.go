@@ -17,9 +17,10 @@ import (
 // queue (drained by a consumer so memory stays flat), one op is a 2-byte
 // confirmed persistent publish to another durable queue, from publish to
 // confirm. It reports the median and worst confirm latency and the worst
-// GET /api/queues answer time seen during the run.
+// GET /api/queues answer time seen during the run. WARREN_BENCH_SYNC
+// sets --sync (default always).
 //
-//	go test -run '^$' -bench SmallConfirmUnderLargeLoad -benchtime 200x ./cmd/warren
+//	go test -run '^$' -bench SmallConfirmUnderLargeLoad -benchtime 100x ./cmd/warren
 func BenchmarkSmallConfirmUnderLargeLoad(b *testing.B) {
 	inst := startWarrenWith(b, "", func(c *Config) {
 		if s := os.Getenv("WARREN_BENCH_SYNC"); s != "" {
