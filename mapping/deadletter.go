@@ -22,10 +22,19 @@ func (q *Queue) deadLetterLocked(m *qmsg, reason string) {
 
 // unlockAndDeadLetter releases q.mu and publishes what was dead-lettered
 // while it was held.
-func (q *Queue) unlockAndDeadLetter() {
+func (q *Queue) unlockAndDeadLetter() { q.unlockThenDeadLetter(nil) }
+
+// unlockThenDeadLetter is unlockAndDeadLetter that runs between, when not
+// nil, after q.mu is released and before the dead letters are published:
+// a publish hands its store reservation on there, so that it never holds
+// one while a dead letter's publish waits for store room.
+func (q *Queue) unlockThenDeadLetter(between func()) {
 	dead := q.dead
 	q.dead = nil
 	q.mu.Unlock()
+	if between != nil {
+		between()
+	}
 	for _, d := range dead {
 		q.vh.publishDeadLetter(q, d)
 	}

@@ -14,10 +14,14 @@
 // queues, messages and metadata map onto JetStream is written down in
 // README.md beside this file.
 //
-// Lock order: VHost.mu (topology; read-locked while routing), then
-// Queue.mu, then Channel.mu, then the front's sink lock. Publishing routes
-// under VHost.mu and enqueues after releasing it; dead letters are
-// collected under Queue.mu and republished after it is released.
+// Lock order (all of it, with the fronts and the store, in
+// locksordering.txt at the repository root): VHost.topoMu (the topology
+// writer, held across metadata store writes), then VHost.mu (read-locked
+// while routing), then Queue.mu, then Channel.mu, then the front's sink
+// lock. Publishing routes under VHost.mu and enqueues after releasing it;
+// dead letters are collected under Queue.mu and republished after it is
+// released. No core lock is held into package jsstore, and no jsstore
+// callback takes one.
 //
 // Goroutines: the core starts one goroutine, the janitor, which removes
 // consumed records from queue logs; Router.Close stops it. TTL and

@@ -46,6 +46,7 @@ type Queue struct {
 	ttlAt           int64
 	idleTimer       *time.Timer // x-expires
 	late            lateSettled // written to the janitor by store completions
+	lane            storeLane   // store appends in queue order, made after mu is released
 }
 
 // qmsg is one message's place in one queue. The Message itself is shared by
@@ -220,9 +221,10 @@ func (q *Queue) kick() {
 // reject-publish), and full when the queue is now past its flow-control
 // high water mark (see flow.go).
 //
-// Room for the store write is reserved before q.mu is taken: waiting for
-// the store happens with no core lock held, and the append under q.mu
-// (which keeps the log in queue order) never waits (locksordering.txt).
+// Room for the store write is reserved before q.mu is taken, so waiting
+// for the store happens with no core lock held. Under q.mu the write only
+// joins the queue's lane (which keeps the log in queue order); it is made
+// after q.mu is released (locksordering.txt).
 func (q *Queue) enqueue(m *Message, t *storeTracker) (accepted, full bool) {
 	now := m.publishedAt()
 	qm := &qmsg{msg: m, persist: q.durableLog() && m.Properties.Persistent(), prio: m.Properties.Priority, expires: q.policy.expiry(m, now)}
@@ -249,18 +251,17 @@ func (q *Queue) enqueue(m *Message, t *storeTracker) (accepted, full bool) {
 		if q.policy.overflow == "reject-publish-dlx" {
 			q.deadLetterLocked(qm, "maxlen")
 		}
-		q.unlockAndDeadLetter()
-		room.Release()
+		q.unlockThenDeadLetter(room.Release)
 		return false, false
 	}
 	q.nextSeq++
 	qm.seq = q.nextSeq
 	if qm.persist {
 		t.add()
-		room.Append(q.logName, m.record(), func(seq uint64, err error) {
+		q.lane.add(laneItem{room: room, log: q.logName, rec: m.record(), done: func(seq uint64, err error) {
 			q.stored(qm, seq, err)
 			t.finish(err == nil)
-		})
+		}})
 	}
 	q.counters.published.Add(1)
 	q.ready.push(qm)
@@ -270,8 +271,46 @@ func (q *Queue) enqueue(m *Message, t *storeTracker) (accepted, full bool) {
 		q.dropLocked(q.ready.popOldest(), "maxlen")
 	}
 	full = q.overHighWaterLocked()
-	q.unlockAndDeadLetter()
+	if qm.persist {
+		q.unlockThenDeadLetter(q.lane.write)
+	} else {
+		q.unlockAndDeadLetter()
+	}
 	return true, full
+}
+
+// storeLane hands a queue's store appends from under Queue.mu to the
+// store, in queue order, without Queue.mu held across the write (a 15 MiB
+// record takes a while to pass to the store, and every other operation on
+// the queue would wait for it). Whoever pushes an append then writes the
+// lane out, unless another goroutine is doing so: that one takes it too.
+type storeLane struct {
+	lockedList[laneItem]
+	writing atomic.Bool
+}
+
+type laneItem struct {
+	room jsstore.Reservation
+	log  string
+	rec  []byte
+	done func(seq uint64, err error)
+}
+
+// write makes the pushed appends, oldest first; it runs with no core lock
+// held. After it lets go of the lane it looks again, so an append pushed
+// while it was finishing is not left behind.
+func (l *storeLane) write() {
+	for l.writing.CompareAndSwap(false, true) {
+		for items := l.take(); len(items) > 0; items = l.take() {
+			for _, it := range items {
+				it.room.Append(it.log, it.rec, it.done)
+			}
+		}
+		l.writing.Store(false)
+		if l.empty() {
+			return
+		}
+	}
 }
 
 // qmsg.store bits: the store write finished, the message was settled. The
@@ -312,25 +351,34 @@ func (q *Queue) settleLocked(m *qmsg) {
 }
 
 // lateSettled holds the log records of messages settled before their
-// store write finished, until the janitor takes them under q.mu. Its lock
-// is a leaf: nothing is called while it is held.
-type lateSettled struct {
-	mu   sync.Mutex
-	seqs []uint64
+// store write finished, until the janitor takes them under q.mu.
+type lateSettled = lockedList[uint64]
+
+// lockedList is a list that goroutines add to and one takes whole. Its
+// lock is a leaf: nothing is called while it is held.
+type lockedList[T any] struct {
+	mu    sync.Mutex
+	items []T
 }
 
-func (l *lateSettled) add(seq uint64) {
+func (l *lockedList[T]) add(v T) {
 	l.mu.Lock()
-	l.seqs = append(l.seqs, seq)
+	l.items = append(l.items, v)
 	l.mu.Unlock()
 }
 
-func (l *lateSettled) take() []uint64 {
+func (l *lockedList[T]) take() []T {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	s := l.seqs
-	l.seqs = nil
-	return s
+	items := l.items
+	l.items = nil
+	return items
+}
+
+func (l *lockedList[T]) empty() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.items) == 0
 }
 
 // dropLocked removes a message for good, dead-lettering it when the queue

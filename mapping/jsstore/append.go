@@ -21,6 +21,16 @@ type pendingAppend struct {
 	size     int
 	taken    bool // a completer owns it (callback running or about to)
 	log      string
+	writer   int // index in appender.writers
+}
+
+// logLane is which writer connection a log's appends use while some are
+// outstanding: one connection per log keeps the log's records in append
+// order. A log with nothing outstanding takes the least busy writer, so a
+// small append is not queued behind another log's large ones.
+type logLane struct {
+	writer  int
+	pending int
 }
 
 // appender owns the async publish path. Invariants (under mu):
@@ -31,9 +41,10 @@ type pendingAppend struct {
 // Callbacks run with cbMu held, so they never run concurrently, and the
 // order in which entries are taken equals the order of callbacks.
 type appender struct {
-	nc     *nats.Conn
-	prefix string // "_WRACK.<nuid>."
-	sub    *nats.Subscription
+	nc      *nats.Conn   // receives every PubAck
+	writers []*nats.Conn // publish appends; writers[0] is nc
+	prefix  string       // "_WRACK.<nuid>."
+	sub     *nats.Subscription
 
 	cbMu sync.Mutex
 
@@ -45,6 +56,8 @@ type appender struct {
 	nbytes   int    // bytes of pending and reserved appends
 	reserved int    // Reserve calls not yet used by an Append or released
 	closed   bool
+	lanes    map[string]*logLane
+	wbytes   []int // outstanding bytes per writer
 
 	group    *groupSyncer   // set with Config.SyncAlways: callbacks wait for an fsync
 	inflight sync.WaitGroup // Append calls between registering and publishing, and their failure goroutines
@@ -52,8 +65,11 @@ type appender struct {
 	sweeper  sync.WaitGroup
 }
 
-func (a *appender) start(nc *nats.Conn) error {
+func (a *appender) start(nc *nats.Conn, extra []*nats.Conn) error {
 	a.nc = nc
+	a.writers = append([]*nats.Conn{nc}, extra...)
+	a.wbytes = make([]int, len(a.writers))
+	a.lanes = map[string]*logLane{}
 	a.prefix = "_WRACK." + nuid.Next() + "."
 	a.cond = sync.NewCond(&a.mu)
 	a.pending = make(map[uint64]pendingAppend, 1024)
@@ -153,13 +169,21 @@ func (r Reservation) Append(name string, rec []byte, done func(seq uint64, err e
 	}
 	id := a.next
 	a.next++
-	a.pending[id] = pendingAppend{done: done, deadline: time.Now().Add(ackTimeout).UnixNano(), size: r.size, log: name}
+	lane := a.lanes[name]
+	if lane == nil {
+		lane = &logLane{writer: a.leastBusyLocked()}
+		a.lanes[name] = lane
+	}
+	lane.pending++
+	a.wbytes[lane.writer] += r.size
+	a.pending[id] = pendingAppend{done: done, deadline: time.Now().Add(ackTimeout).UnixNano(), size: r.size, log: name, writer: lane.writer}
 	a.inflight.Add(1)
+	w := a.writers[lane.writer]
 	a.mu.Unlock()
 
 	var buf [64]byte
 	reply := string(strconv.AppendUint(append(buf[:0], a.prefix...), id, 10))
-	err := a.nc.PublishRequest(subjectPrefix+name, reply, rec)
+	err := w.PublishRequest(subjectPrefix+name, reply, rec)
 	if err == nil {
 		a.inflight.Done()
 		return
@@ -222,6 +246,17 @@ func (s *Store) FlushWithin(d time.Duration) error {
 	return nil
 }
 
+// leastBusyLocked is the writer with the fewest outstanding bytes.
+func (a *appender) leastBusyLocked() int {
+	best := 0
+	for i, n := range a.wbytes {
+		if n < a.wbytes[best] {
+			best = i
+		}
+	}
+	return best
+}
+
 // finish removes a completed entry and advances low.
 func (a *appender) finish(id uint64) {
 	a.mu.Lock()
@@ -236,6 +271,12 @@ func (a *appender) finishLocked(id uint64) {
 	}
 	delete(a.pending, id)
 	a.nbytes -= p.size
+	a.wbytes[p.writer] -= p.size
+	if lane := a.lanes[p.log]; lane != nil {
+		if lane.pending--; lane.pending == 0 {
+			delete(a.lanes, p.log)
+		}
+	}
 	if id == a.low {
 		for a.low < a.next {
 			if _, ok := a.pending[a.low]; ok {

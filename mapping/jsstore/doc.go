@@ -28,7 +28,14 @@
 // private inbox "_WRACK.<nuid>.<id>" and returns at once. One subscription
 // on "_WRACK.<nuid>.*" receives every JetStream PubAck and completes the
 // matching pending callback. The number and total size of outstanding
-// appends are bounded (64k records, 64 MiB); Append blocks when over.
+// appends are bounded (64k records, 64 MiB). [Store.Reserve] waits for
+// room and is the only call of the append path that waits: callers
+// reserve before taking their own locks and then append into the room
+// ([Reservation.Append]) without waiting; Append does both. Appends go
+// out over three in-process connections; a log keeps one while it has
+// appends outstanding, which keeps its records in order, and otherwise
+// takes the least busy, so that small appends of one log do not queue
+// behind large ones of another.
 //
 // # Goroutines
 //
@@ -47,6 +54,9 @@
 //     again) by a fresh read of the directory.
 //
 // Callbacks are serialised (never two at once) and must not block on
-// Append or Flush of the same store. Close waits for all of these and for
+// Append or Flush of the same store, nor wait for a lock whose holder may
+// append. With SyncAlways a callback reporting success means the record
+// was found in a block file that was fsynced (see groupsync.go: the
+// syncer fails closed). Close waits for all of these and for
 // the server to finish its shutdown.
 package jsstore

@@ -32,6 +32,7 @@ const (
 
 	defaultMaxPayload = 64 << 20 // nats-server's hard cap
 	maxPendingAppends = 64 << 10
+	appendWriters     = 3 // connections that publish appends (see logLane)
 	maxPendingBytes   = 64 << 20
 	ackTimeout        = 30 * time.Second
 	apiTimeout        = 30 * time.Second
@@ -54,6 +55,7 @@ type Store struct {
 	kv  jetstream.KeyValue
 
 	ncClosed chan struct{} // closed by nats.go's ClosedHandler
+	writers  []*nats.Conn  // extra connections that publish appends
 
 	appender
 
@@ -105,6 +107,9 @@ func Open(cfg Config) (*Store, error) {
 
 	s := &Store{log: lg, ns: ns, ncClosed: make(chan struct{})}
 	fail := func(err error) (*Store, error) {
+		for _, w := range s.writers {
+			w.Close()
+		}
 		if s.nc != nil {
 			s.nc.Close()
 			<-s.ncClosed
@@ -144,10 +149,17 @@ func Open(cfg Config) (*Store, error) {
 	if err != nil {
 		return fail(fmt.Errorf("jsstore: meta bucket: %w", err))
 	}
+	for range appendWriters - 1 {
+		w, err := nats.Connect("", nats.InProcessServer(ns), nats.Name("warren-jsstore-writer"), nats.NoReconnect())
+		if err != nil {
+			return fail(fmt.Errorf("jsstore: connect writer: %w", err))
+		}
+		s.writers = append(s.writers, w)
+	}
 	if cfg.SyncAlways {
 		s.appender.group = newGroupSyncer(&s.appender, cfg.Dir)
 	}
-	if err := s.appender.start(nc); err != nil {
+	if err := s.appender.start(nc, s.writers); err != nil {
 		return fail(err)
 	}
 	return s, nil
@@ -163,6 +175,9 @@ func (s *Store) Close() error { return s.CloseWithin(ackTimeout) }
 func (s *Store) CloseWithin(d time.Duration) error {
 	s.closeOnce.Do(func() {
 		s.appender.close(d)
+		for _, w := range s.writers {
+			w.Close() // nothing outstanding: close waited for the PubAcks
+		}
 		if err := s.nc.Drain(); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
 			s.nc.Close()
 		}
