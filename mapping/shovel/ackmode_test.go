@@ -36,3 +36,27 @@ func TestAckModes(t *testing.T) {
 		}
 	}
 }
+
+// TestDeleteAfterCount: src-delete-after with a number moves that many
+// messages, leaves the rest and removes the shovel.
+func TestDeleteAfterCount(t *testing.T) {
+	b := openBroker(t, t.TempDir())
+	if _, err := b.channel().DeclareQueue(mapping.QueueSpec{Name: "some", Durable: true}, false); err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for i := range 100 {
+		ids = append(ids, fmt.Sprint(i))
+	}
+	b.publish("some", ids...)
+	if _, err := b.m.Put("/", "thirty", "guest", []byte(`{"src-uri":"amqp://","src-queue":"some","dest-uri":"amqp://","dest-queue":"thirty","src-delete-after":30,"src-prefetch-count":7}`)); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 30*time.Second, "the shovel to complete and go", func() bool {
+		_, err := b.r.Parameter("shovel", "/", "thirty")
+		return err != nil && len(b.m.Statuses("")) == 0
+	})
+	if got, left := b.queueLen("thirty"), b.queueLen("some"); got != 30 || left != 70 {
+		t.Fatalf("moved %d, left %d; want 30 and 70", got, left)
+	}
+}

@@ -34,6 +34,7 @@ type runner struct {
 	raw                []byte
 	cancel             context.CancelFunc
 	done               chan struct{}
+	remaining          int // src-delete-after left; only the runner's goroutine uses it
 
 	mu     sync.Mutex
 	state  string
@@ -102,11 +103,22 @@ func (r *runner) runOnce(ctx context.Context) (settled int, err error) {
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel() // first: ends webhook requests before dst.close waits for them
 
-	limit := r.def.DeleteAfterN
-	if r.def.DeleteAfter == "queue-length" {
-		if limit = src.length(); limit == 0 {
-			return 0, errComplete
+	// src-delete-after counts over the runner's life, not per connection:
+	// what was settled before a reconnect is not moved again. queue-length
+	// is the source's length when the runner first connected. remaining:
+	// -1 not known yet, 0 no limit, else messages still to settle.
+	if r.remaining < 0 {
+		r.remaining = r.def.DeleteAfterN
+		if r.def.DeleteAfter == "queue-length" {
+			if r.remaining = src.length(); r.remaining == 0 {
+				return 0, errComplete
+			}
 		}
+	}
+	limit := r.remaining
+	if limit > 0 {
+		// At errComplete the runner ends, so 0 never reads as "no limit".
+		defer func() { r.remaining = limit - settled }()
 	}
 	r.set(StateRunning, "")
 	// In-flight confirms are bounded by the prefetch (each is an unacked
