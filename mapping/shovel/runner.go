@@ -243,8 +243,9 @@ func (r *runner) outgoing(m *mapping.Message) *mapping.Message {
 			h[k] = v
 		}
 		if d.ForwardHeaders {
+			// The newest hop first, as RabbitMQ prepends it.
 			prev, _ := h["x-shovelled"].([]any)
-			h["x-shovelled"] = append(append([]any{}, prev...), r.forwardHeader())
+			h["x-shovelled"] = append([]any{r.forwardHeader()}, prev...)
 		}
 		if d.TimestampHdr {
 			h["x-shovelled-timestamp"] = time.Now().Unix()
