@@ -60,3 +60,44 @@ func TestDeleteAfterCount(t *testing.T) {
 		t.Fatalf("moved %d, left %d; want 30 and 70", got, left)
 	}
 }
+
+// TestDestinationRefuses: a destination queue that refuses messages
+// (x-overflow reject-publish, full) gets no more than it takes; the rest
+// stays in the source and moves once the destination has room.
+func TestDestinationRefuses(t *testing.T) {
+	b := openBroker(t, t.TempDir())
+	ch := b.channel()
+	if _, err := ch.DeclareQueue(mapping.QueueSpec{Name: "full", Durable: true, Args: mapping.Table{"x-max-length": int64(5), "x-overflow": "reject-publish"}}, false); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ch.DeclareQueue(mapping.QueueSpec{Name: "pile", Durable: true}, false); err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for i := range 20 {
+		ids = append(ids, fmt.Sprint(i))
+	}
+	b.publish("pile", ids...)
+	if _, err := b.m.Put("/", "into-full", "guest", []byte(`{"src-uri":"amqp://","src-queue":"pile","dest-uri":"amqp://","dest-queue":"full","src-prefetch-count":3}`)); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "the destination to fill", func() bool { return b.queueLen("full") == 5 })
+	eventually(t, 10*time.Second, "the rest to wait in the source", func() bool { return b.queueLen("pile")+3 >= 15 })
+	got := 0
+	eventually(t, 30*time.Second, "all 20 to arrive as the destination is drained", func() bool {
+		for {
+			_, _, ok, err := ch.Get("full", true)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !ok {
+				break
+			}
+			got++
+		}
+		return got == 20
+	})
+	if n := b.queueLen("pile"); n != 0 {
+		t.Fatalf("source keeps %d", n)
+	}
+}

@@ -22,6 +22,10 @@ const (
 // configured reconnect-delay, when that is longer).
 const maxReconnectDelay = time.Minute
 
+// nackPause is how long a message refused by an AMQP destination waits
+// before it is requeued at the source.
+const nackPause = 100 * time.Millisecond
+
 // errComplete ends a run once src-delete-after is reached.
 var errComplete = errors.New("src-delete-after reached")
 
@@ -172,7 +176,17 @@ func (r *runner) runOnce(ctx context.Context) (settled int, err error) {
 				}
 			} else {
 				// Not confirmed: back to the source queue, whose delivery
-				// limit and dead-letter exchange decide what happens.
+				// limit and dead-letter exchange decide what happens. A
+				// destination that refuses (a full queue with
+				// reject-publish) would otherwise get the message straight
+				// back: pause first (webhooks pause in their own back-off).
+				if !r.def.IsHTTP() {
+					select {
+					case <-time.After(nackPause):
+					case <-ctx.Done():
+						return settled, ctx.Err()
+					}
+				}
 				if err := src.nack(c.tag, true); err != nil {
 					return settled, fmt.Errorf("source: %w", err)
 				}
