@@ -345,3 +345,24 @@ func TestCtlShovels(t *testing.T) {
 	publishN(t, amqpURL(other), "ctl-a", "x", 10, nil)
 	drain(t, amqpURL(other), "ctl-b", ids("x", 10), 30*time.Second)
 }
+
+// TestShovelRemoteQueueDeleted: the destination queue on a remote broker
+// is deleted under a running shovel; messages go out mandatory, so the
+// shovel notices the return, reconnects, declares the queue again and
+// loses nothing.
+func TestShovelRemoteQueueDeleted(t *testing.T) {
+	t.Parallel()
+	src, dst := startWarren(t, ""), startWarren(t, "")
+	a := newMgmtClient(t, src)
+	declareQueue(t, amqpURL(src), "rq-src", nil)
+	shovelPut(a, "/", "rq", map[string]any{"src-uri": "amqp://", "src-queue": "rq-src", "dest-uri": amqpURL(dst), "dest-queue": "rq-dst", "reconnect-delay": 0.1})
+	waitShovel(t, a, "rq", "running")
+	conn, ch := dialURL(t, amqpURL(dst))
+	defer conn.Close()
+	if _, err := ch.QueueDelete("rq-dst", false, false, false); err != nil {
+		t.Fatal(err)
+	}
+	publishN(t, amqpURL(src), "rq-src", "q", 20, nil)
+	eventually(t, 30*time.Second, "the queue declared again", func() bool { return queueLen(t, amqpURL(dst), "rq-dst") >= 0 })
+	drain(t, amqpURL(dst), "rq-dst", ids("q", 20), 30*time.Second)
+}

@@ -101,3 +101,33 @@ func TestDestinationRefuses(t *testing.T) {
 		t.Fatalf("source keeps %d", n)
 	}
 }
+
+// TestDestinationQueueDeleted: when the destination queue is deleted
+// under a running shovel, the shovel does not publish into nothing: it
+// reconnects, declares the queue again and every message arrives.
+func TestDestinationQueueDeleted(t *testing.T) {
+	b := openBroker(t, t.TempDir())
+	ch := b.channel()
+	if _, err := ch.DeclareQueue(mapping.QueueSpec{Name: "feed", Durable: true}, false); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.m.Put("/", "feeder", "guest", []byte(`{"src-uri":"amqp://","src-queue":"feed","dest-uri":"amqp://","dest-queue":"fed","reconnect-delay":0.1}`)); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "the shovel to run", func() bool {
+		st := b.m.Statuses("/")
+		return len(st) == 1 && st[0].State == "running"
+	})
+	if _, err := ch.DeleteQueue("fed", false, false); err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for i := range 10 {
+		ids = append(ids, fmt.Sprint(i))
+	}
+	b.publish("feed", ids...)
+	eventually(t, 30*time.Second, "all 10 in the declared-again queue", func() bool {
+		info, err := ch.DeclareQueue(mapping.QueueSpec{Name: "fed"}, true)
+		return err == nil && info.Messages == 10
+	})
+}

@@ -188,10 +188,11 @@ func (s *localSource) close() {
 
 // localDest publishes into this broker.
 type localDest struct {
-	user string
-	conn *mapping.Conn
-	ch   *mapping.Channel
-	dead chan struct{}
+	user  string
+	queue string // dest-queue, when set
+	conn  *mapping.Conn
+	ch    *mapping.Channel
+	dead  chan struct{}
 }
 
 type nopSink struct{}
@@ -211,7 +212,7 @@ func newLocalDest(r *mapping.Router, vhost, user, name string, d *Def) (*localDe
 			return nil, err
 		}
 	}
-	return &localDest{user: user, conn: conn, ch: ch, dead: make(chan struct{})}, nil
+	return &localDest{user: user, queue: d.DestQueue, conn: conn, ch: ch, dead: make(chan struct{})}, nil
 }
 
 func (l *localDest) publish(_ context.Context, _ inMsg, m *mapping.Message, done func(ok bool)) error {
@@ -221,7 +222,13 @@ func (l *localDest) publish(_ context.Context, _ inMsg, m *mapping.Message, done
 	if p := &m.Properties; p.UserID != "" && p.UserID != l.user {
 		p.UserID, p.Flags = "", p.Flags&^mapping.FlagUserID
 	}
-	_, err := l.ch.Publish(m, done)
+	routed, err := l.ch.Publish(m, done)
+	if err == nil && !routed && l.queue != "" {
+		// The destination queue was deleted: end the run (the message
+		// stays unacked at the source) rather than publish into nothing;
+		// the reconnect declares the queue again.
+		err = fmt.Errorf("destination queue '%s' does not exist", l.queue)
+	}
 	return err
 }
 func (l *localDest) failed() <-chan struct{} { return l.dead }
