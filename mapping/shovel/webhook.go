@@ -56,7 +56,14 @@ func newWebhook(d *Def) (*webhook, error) {
 	w.target = u.String()
 	// A transport per shovel, so that closing it leaves no idle
 	// connections (and their goroutines) behind.
-	w.client = &http.Client{Timeout: d.HTTPTimeout, Transport: http.DefaultTransport.(*http.Transport).Clone()}
+	// Redirects are not followed: a client would turn the POST into a GET
+	// of another URL, whose 2xx would ack a message nobody received. A
+	// 3xx is an answer like any other non-2xx.
+	w.client = &http.Client{
+		Timeout:       d.HTTPTimeout,
+		Transport:     http.DefaultTransport.(*http.Transport).Clone(),
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
 	return w, nil
 }
 

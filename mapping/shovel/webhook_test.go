@@ -126,7 +126,7 @@ func (rc *receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	var parsed map[string]string
 	json.Unmarshal(body, &parsed)
 	rc.mu.Lock()
-	if req.Header.Get("X-Hook-Signature") != want || user != "hook" || pass != "s3cret" || req.Header.Get("Content-Type") != "application/json" ||
+	if req.Method != http.MethodPost || req.URL.Path != "/in" || req.Header.Get("X-Hook-Signature") != want || user != "hook" || pass != "s3cret" || req.Header.Get("Content-Type") != "application/json" ||
 		req.Header.Get("X-Amqp-Header-Tenant") != "t1" || req.Header.Get("X-Amqp-Delivery-Mode") != "2" || parsed["id"] != id {
 		rc.bad = append(rc.bad, fmt.Sprintf("%s: %v body %s", id, req.Header, body))
 	}
@@ -135,7 +135,12 @@ func (rc *receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	dc, _ := strconv.Atoi(req.Header.Get("X-Amqp-Delivery-Count"))
 	rc.maxDC[id] = max(rc.maxDC[id], dc)
 	rc.mu.Unlock()
-	switch code := rc.fail(id, n); code {
+	code := rc.fail(id, n)
+	if code == http.StatusFound {
+		// Where a client following redirects would GET a 200.
+		w.Header().Set("Location", "/elsewhere")
+	}
+	switch code {
 	case 0: // hang past the client's timeout
 		time.Sleep(400 * time.Millisecond)
 		w.WriteHeader(http.StatusOK)
@@ -203,6 +208,8 @@ func TestWebhookRetriesInOrder(t *testing.T) {
 			return http.StatusInternalServerError
 		case id == "m3" && n == 1:
 			return http.StatusServiceUnavailable
+		case id == "m4" && n == 1:
+			return http.StatusFound // a redirect is not followed: retried
 		case id == "m5" && n == 1:
 			return 0
 		}
@@ -256,7 +263,7 @@ func TestWebhookRetriesInOrder(t *testing.T) {
 	if maxDC["m0"] < 2 {
 		t.Fatalf("m0 reached the endpoint with delivery count %d; the refused attempts before should count", maxDC["m0"])
 	}
-	if counts["m3"] < 2 || counts["m5"] < 2 || maxDC["m3"] < 2 || maxDC["m5"] < 2 {
+	if counts["m3"] < 2 || counts["m4"] < 2 || counts["m5"] < 2 || maxDC["m3"] < 2 || maxDC["m5"] < 2 {
 		t.Fatalf("m3/m5 not retried with a growing delivery count: counts %v, delivery counts %v", counts, maxDC)
 	}
 	if counts["poison"] < 2 {
