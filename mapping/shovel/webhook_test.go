@@ -280,3 +280,51 @@ func TestWebhookRetriesInOrder(t *testing.T) {
 		t.Fatalf("redacted value shows a secret: %s", shown)
 	}
 }
+
+// TestWebhookConcurrency: with src-prefetch-count 3 the endpoint sees
+// three requests at once (it holds each until three are there) and never
+// a fourth.
+func TestWebhookConcurrency(t *testing.T) {
+	b := openBroker(t, t.TempDir())
+	if _, err := b.channel().DeclareQueue(mapping.QueueSpec{Name: "par", Durable: true}, false); err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for i := range 30 {
+		ids = append(ids, fmt.Sprint("p", i))
+	}
+	b.publish("par", ids...)
+	var mu sync.Mutex
+	inFlight, most, served := 0, 0, 0
+	three := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		io.Copy(io.Discard, req.Body)
+		mu.Lock()
+		inFlight++
+		most = max(most, inFlight)
+		if inFlight == 3 && served == 0 {
+			close(three)
+		}
+		mu.Unlock()
+		select {
+		case <-three: // the first requests wait until three are in flight
+		case <-time.After(10 * time.Second):
+			w.WriteHeader(http.StatusGatewayTimeout)
+		}
+		mu.Lock()
+		inFlight--
+		served++
+		mu.Unlock()
+	}))
+	defer srv.Close()
+	value := fmt.Sprintf(`{"src-uri":"amqp://","src-queue":"par","dest-uri":%q,"src-prefetch-count":3}`, srv.URL+"/p")
+	if _, err := b.m.Put("/", "par", "guest", []byte(value)); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 30*time.Second, "30 answers", func() bool { mu.Lock(); defer mu.Unlock(); return served >= 30 })
+	mu.Lock()
+	defer mu.Unlock()
+	if most != 3 {
+		t.Fatalf("at most %d requests were in flight at once, want 3", most)
+	}
+}
