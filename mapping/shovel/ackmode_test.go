@@ -131,3 +131,42 @@ func TestDestinationQueueDeleted(t *testing.T) {
 		return err == nil && info.Messages == 10
 	})
 }
+
+// TestExchangeEnds: src-exchange consumes through a private queue bound
+// with src-exchange-key; dest-exchange with dest-exchange-key republishes
+// with that key.
+func TestExchangeEnds(t *testing.T) {
+	b := openBroker(t, t.TempDir())
+	ch := b.channel()
+	for _, x := range []string{"events", "routed"} {
+		if err := ch.DeclareExchange(mapping.ExchangeSpec{Name: x, Type: "direct", Durable: true}, false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := ch.DeclareQueue(mapping.QueueSpec{Name: "by-key", Durable: true}, false); err != nil {
+		t.Fatal(err)
+	}
+	if err := ch.BindQueue("by-key", "routed", "new-key", nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.m.Put("/", "x2x", "guest", []byte(`{"src-uri":"amqp://","src-exchange":"events","src-exchange-key":"orders","dest-uri":"amqp://","dest-exchange":"routed","dest-exchange-key":"new-key"}`)); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "the shovel to run", func() bool {
+		st := b.m.Statuses("/")
+		return len(st) == 1 && st[0].State == "running"
+	})
+	for i, key := range []string{"orders", "other", "orders"} {
+		done := make(chan bool, 1)
+		m := &mapping.Message{Exchange: "events", RoutingKey: key, Body: []byte(fmt.Sprint(i))}
+		if _, err := ch.Publish(m, func(ok bool) { done <- ok }); err != nil {
+			t.Fatal(err)
+		}
+		<-done
+	}
+	eventually(t, 10*time.Second, "the two orders messages in by-key", func() bool { return b.queueLen("by-key") == 2 })
+	d, _, ok, err := ch.Get("by-key", true)
+	if err != nil || !ok || d.Message.Exchange != "routed" || d.Message.RoutingKey != "new-key" || string(d.Message.Body) != "0" {
+		t.Fatalf("got %+v %v %v", d.Message, ok, err)
+	}
+}
