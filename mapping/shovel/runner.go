@@ -228,7 +228,7 @@ func (r *runner) openSource() (source, error) {
 
 func (r *runner) openDest() (dest, error) {
 	if r.def.IsHTTP() {
-		return newWebhook(r.def)
+		return newWebhook(r.def, r.m.log.With("vhost", r.vhost, "shovel", r.name))
 	}
 	if vh, ok := localVHost(r.def.DestURIs[0]); ok {
 		return newLocalDest(r.m.r, vh, r.owner, r.name, r.def)
