@@ -17,7 +17,7 @@ func TestSetHeaders(t *testing.T) {
 			mapping.FlagPriority | mapping.FlagHeaders,
 		ContentType: "application/json", MessageID: "m1", DeliveryMode: 2, Priority: 0, Timestamp: time.Unix(1700000000, 0),
 		CorrelationID: "not flagged",
-		Headers: mapping.Table{"s": "x", "n": int32(7), "bin": []byte("raw"), "nested": mapping.Table{"d": mapping.Decimal{Scale: 1, Value: 15}}, "bad": "a\nb"},
+		Headers:       mapping.Table{"s": "x", "n": int32(7), "bin": []byte("raw"), "nested": mapping.Table{"d": mapping.Decimal{Scale: 1, Value: 15}}, "bad": "a\nb"},
 	}
 	h := http.Header{}
 	SetHeaders(h, &p)
