@@ -366,3 +366,28 @@ func TestShovelRemoteQueueDeleted(t *testing.T) {
 	eventually(t, 30*time.Second, "the queue declared again", func() bool { return queueLen(t, amqpURL(dst), "rq-dst") >= 0 })
 	drain(t, amqpURL(dst), "rq-dst", ids("q", 20), 30*time.Second)
 }
+
+// TestShovelSourceRestarts: the source broker stops in the middle of the
+// stream and comes back; the shovel (running on the destination)
+// reconnects and every message arrives, the source ending empty.
+func TestShovelSourceRestarts(t *testing.T) {
+	t.Parallel()
+	srcDir := t.TempDir()
+	src := startWarren(t, srcDir)
+	srcAddr := src.AMQPAddr()
+	dst := startWarren(t, "")
+	a := newMgmtClient(t, dst)
+	const n = 3000
+	declareQueue(t, amqpURL(src), "far", nil)
+	publishN(t, amqpURL(src), "far", "s", n, nil)
+	shovelPut(a, "/", "pull", map[string]any{
+		"src-uri": amqpURL(src), "src-queue": "far", "dest-uri": "amqp://", "dest-queue": "near",
+		"src-prefetch-count": 50, "reconnect-delay": 0.2,
+	})
+	eventually(t, 30*time.Second, "some messages to arrive", func() bool { return queueLen(t, amqpURL(dst), "near") > 200 })
+	stopWarren(t, src)
+	waitShovel(t, a, "pull", "terminated")
+	src = startWarrenWith(t, srcDir, func(c *Config) { c.AMQPAddr = srcAddr })
+	drain(t, amqpURL(dst), "near", ids("s", n), 60*time.Second)
+	eventually(t, 30*time.Second, "the source to be empty", func() bool { return queueLen(t, amqpURL(src), "far") == 0 })
+}
