@@ -160,7 +160,7 @@ func declareLocal(ch *mapping.Channel, queue string) (mapping.QueueInfo, error) 
 	if err == nil {
 		return info, nil
 	}
-	if me, ok := err.(*mapping.Error); !ok || me.Kind != mapping.KindNotFound {
+	if mapping.KindOf(err) != mapping.KindNotFound {
 		return info, err
 	}
 	return ch.DeclareQueue(mapping.QueueSpec{Name: queue, Durable: true}, false)
