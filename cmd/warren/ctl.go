@@ -64,7 +64,8 @@ Verbs:
   delete_queue [-p VHOST] QUEUE [--if-empty|-e] [--if-unused|-u]
   status
   export_definitions FILE|-         import_definitions FILE|-
-  set_parameter [-p VHOST] shovel NAME JSON   clear_parameter [-p VHOST] shovel NAME
+  set_parameter [-p VHOST] shovel NAME JSON
+  clear_parameter [-p VHOST] shovel NAME
   list_parameters [-p VHOST]        shovel_status
   delete_shovel [-p VHOST] NAME     restart_shovel [-p VHOST] NAME
 

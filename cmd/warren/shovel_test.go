@@ -345,3 +345,49 @@ func TestCtlShovels(t *testing.T) {
 	publishN(t, amqpURL(other), "ctl-a", "x", 10, nil)
 	drain(t, amqpURL(other), "ctl-b", ids("x", 10), 30*time.Second)
 }
+
+// TestShovelRemoteQueueDeleted: the destination queue on a remote broker
+// is deleted under a running shovel; messages go out mandatory, so the
+// shovel notices the return, reconnects, declares the queue again and
+// loses nothing.
+func TestShovelRemoteQueueDeleted(t *testing.T) {
+	t.Parallel()
+	src, dst := startWarren(t, ""), startWarren(t, "")
+	a := newMgmtClient(t, src)
+	declareQueue(t, amqpURL(src), "rq-src", nil)
+	shovelPut(a, "/", "rq", map[string]any{"src-uri": "amqp://", "src-queue": "rq-src", "dest-uri": amqpURL(dst), "dest-queue": "rq-dst", "reconnect-delay": 0.1})
+	waitShovel(t, a, "rq", "running")
+	conn, ch := dialURL(t, amqpURL(dst))
+	defer conn.Close()
+	if _, err := ch.QueueDelete("rq-dst", false, false, false); err != nil {
+		t.Fatal(err)
+	}
+	publishN(t, amqpURL(src), "rq-src", "q", 20, nil)
+	eventually(t, 30*time.Second, "the queue declared again", func() bool { return queueLen(t, amqpURL(dst), "rq-dst") >= 0 })
+	drain(t, amqpURL(dst), "rq-dst", ids("q", 20), 30*time.Second)
+}
+
+// TestShovelSourceRestarts: the source broker stops in the middle of the
+// stream and comes back; the shovel (running on the destination)
+// reconnects and every message arrives, the source ending empty.
+func TestShovelSourceRestarts(t *testing.T) {
+	t.Parallel()
+	srcDir := t.TempDir()
+	src := startWarren(t, srcDir)
+	srcAddr := src.AMQPAddr()
+	dst := startWarren(t, "")
+	a := newMgmtClient(t, dst)
+	const n = 3000
+	declareQueue(t, amqpURL(src), "far", nil)
+	publishN(t, amqpURL(src), "far", "s", n, nil)
+	shovelPut(a, "/", "pull", map[string]any{
+		"src-uri": amqpURL(src), "src-queue": "far", "dest-uri": "amqp://", "dest-queue": "near",
+		"src-prefetch-count": 50, "reconnect-delay": 0.2,
+	})
+	eventually(t, 30*time.Second, "some messages to arrive", func() bool { return queueLen(t, amqpURL(dst), "near") > 200 })
+	stopWarren(t, src)
+	waitShovel(t, a, "pull", "terminated")
+	src = startWarrenWith(t, srcDir, func(c *Config) { c.AMQPAddr = srcAddr })
+	drain(t, amqpURL(dst), "near", ids("s", n), 60*time.Second)
+	eventually(t, 30*time.Second, "the source to be empty", func() bool { return queueLen(t, amqpURL(src), "far") == 0 })
+}

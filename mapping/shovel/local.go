@@ -150,7 +150,7 @@ func declareLocal(ch *mapping.Channel, queue string) (mapping.QueueInfo, error) 
 	if err == nil {
 		return info, nil
 	}
-	if me, ok := err.(*mapping.Error); !ok || me.Kind != mapping.KindNotFound {
+	if mapping.KindOf(err) != mapping.KindNotFound {
 		return info, err
 	}
 	return ch.DeclareQueue(mapping.QueueSpec{Name: queue, Durable: true}, false)
@@ -178,10 +178,11 @@ func (s *localSource) close() {
 
 // localDest publishes into this broker.
 type localDest struct {
-	user string
-	conn *mapping.Conn
-	ch   *mapping.Channel
-	dead chan struct{}
+	user  string
+	queue string // dest-queue, when set
+	conn  *mapping.Conn
+	ch    *mapping.Channel
+	dead  chan struct{}
 }
 
 type nopSink struct{}
@@ -201,7 +202,7 @@ func newLocalDest(r *mapping.Router, vhost, user, name string, d *Def) (*localDe
 			return nil, err
 		}
 	}
-	return &localDest{user: user, conn: conn, ch: ch, dead: make(chan struct{})}, nil
+	return &localDest{user: user, queue: d.DestQueue, conn: conn, ch: ch, dead: make(chan struct{})}, nil
 }
 
 func (l *localDest) publish(_ context.Context, _ inMsg, m *mapping.Message, done func(ok bool)) error {
@@ -215,7 +216,17 @@ func (l *localDest) publish(_ context.Context, _ inMsg, m *mapping.Message, done
 	if done != nil {
 		stored = func(o mapping.Outcome) { done(o.Refused == mapping.NotRefused) }
 	}
-	return l.ch.Publish(m, stored).Err()
+	out := l.ch.Publish(m, stored)
+	if err := out.Err(); err != nil {
+		return err
+	}
+	if !out.Routed && l.queue != "" {
+		// The destination queue was deleted: end the run (the message
+		// stays unacked at the source) rather than publish into nothing;
+		// the reconnect declares the queue again.
+		return fmt.Errorf("destination queue '%s' does not exist", l.queue)
+	}
+	return nil
 }
 func (l *localDest) failed() <-chan struct{} { return l.dead }
 func (l *localDest) err() error              { return nil }

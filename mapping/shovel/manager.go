@@ -81,7 +81,7 @@ func (m *Manager) start(p mapping.Parameter) {
 	if old != nil {
 		old.stop()
 	}
-	r := &runner{m: m, vhost: p.VHost, name: p.Name, owner: p.Owner, raw: p.Value, done: make(chan struct{})}
+	r := &runner{m: m, vhost: p.VHost, name: p.Name, owner: p.Owner, raw: p.Value, done: make(chan struct{}), remaining: -1}
 	def, err := Parse(p.Value)
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -207,14 +207,12 @@ func (m *Manager) Close() {
 
 // Status is a shovel's state as GET /api/shovels reports it.
 type Status struct {
-	VHost     string
-	Name      string
-	State     string
-	Reason    string
-	Since     time.Time
-	Def       *Def // nil when the definition does not parse
-	Owner     string
-	Parameter mapping.Parameter
+	VHost  string
+	Name   string
+	State  string
+	Reason string
+	Since  time.Time
+	Def    *Def // nil when the definition does not parse
 }
 
 // Statuses lists the shovels of vhost ("" for all), sorted.
@@ -226,8 +224,7 @@ func (m *Manager) Statuses(vhost string) []Status {
 			continue
 		}
 		r.mu.Lock()
-		out = append(out, Status{VHost: r.vhost, Name: r.name, State: r.state, Reason: r.reason, Since: r.since, Def: r.def, Owner: r.owner,
-			Parameter: mapping.Parameter{Component: Component, VHost: r.vhost, Name: r.name, Value: r.raw, Owner: r.owner}})
+		out = append(out, Status{VHost: r.vhost, Name: r.name, State: r.state, Reason: r.reason, Since: r.since, Def: r.def})
 		r.mu.Unlock()
 	}
 	m.mu.Unlock()

@@ -187,6 +187,8 @@ type remoteDest struct {
 	conn *amqp.Connection
 	ch   *amqp.Channel
 
+	mandatory bool
+
 	mu      sync.Mutex
 	seq     uint64
 	pending map[uint64]func(bool)
@@ -208,17 +210,29 @@ func newRemoteDest(d *Def, name string) (*remoteDest, error) {
 		conn.Close()
 		return nil, err
 	}
-	r := &remoteDest{conn: conn, ch: ch, pending: map[uint64]func(bool){}}
+	r := &remoteDest{conn: conn, ch: ch, pending: map[uint64]func(bool){}, mandatory: d.DestQueue != ""}
 	r.watch = newWatch(conn, ch)
 	confirms := ch.NotifyPublish(make(chan amqp.Confirmation, 256))
+	// With dest-queue, messages go out mandatory: a basic.return means
+	// the queue is gone. The broker sends the return before the confirm
+	// and amqp091 hands it to returns before the confirm to confirms, so
+	// a look at returns before each confirm sees it.
+	returns := ch.NotifyReturn(make(chan amqp.Return, 256))
 	go func() {
+		returned := false
 		for c := range confirms {
+			select {
+			case ret := <-returns:
+				returned = true
+				r.watch.fail(fmt.Errorf("destination queue '%s' does not exist (message returned: %s)", d.DestQueue, ret.ReplyText))
+			default:
+			}
 			r.mu.Lock()
 			done := r.pending[c.DeliveryTag]
 			delete(r.pending, c.DeliveryTag)
 			r.mu.Unlock()
 			if done != nil {
-				done(c.Ack)
+				done(c.Ack && !returned)
 			}
 		}
 	}()
@@ -235,7 +249,7 @@ func (r *remoteDest) publish(ctx context.Context, _ inMsg, m *mapping.Message, d
 		r.pending[r.seq] = done
 	}
 	r.mu.Unlock()
-	return r.ch.PublishWithContext(ctx, m.Exchange, m.RoutingKey, false, false, toPublishing(m))
+	return r.ch.PublishWithContext(ctx, m.Exchange, m.RoutingKey, r.mandatory, false, toPublishing(m))
 }
 
 func (r *remoteDest) close() { r.conn.Close() }

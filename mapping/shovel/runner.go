@@ -22,6 +22,10 @@ const (
 // configured reconnect-delay, when that is longer).
 const maxReconnectDelay = time.Minute
 
+// nackPause is how long a message refused by an AMQP destination waits
+// before it is requeued at the source.
+const nackPause = 100 * time.Millisecond
+
 // errComplete ends a run once src-delete-after is reached.
 var errComplete = errors.New("src-delete-after reached")
 
@@ -34,6 +38,7 @@ type runner struct {
 	raw                []byte
 	cancel             context.CancelFunc
 	done               chan struct{}
+	remaining          int // src-delete-after left; only the runner's goroutine uses it
 
 	mu     sync.Mutex
 	state  string
@@ -102,11 +107,22 @@ func (r *runner) runOnce(ctx context.Context) (settled int, err error) {
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel() // first: ends webhook requests before dst.close waits for them
 
-	limit := r.def.DeleteAfterN
-	if r.def.DeleteAfter == "queue-length" {
-		if limit = src.length(); limit == 0 {
-			return 0, errComplete
+	// src-delete-after counts over the runner's life, not per connection:
+	// what was settled before a reconnect is not moved again. queue-length
+	// is the source's length when the runner first connected. remaining:
+	// -1 not known yet, 0 no limit, else messages still to settle.
+	if r.remaining < 0 {
+		r.remaining = r.def.DeleteAfterN
+		if r.def.DeleteAfter == "queue-length" {
+			if r.remaining = src.length(); r.remaining == 0 {
+				return 0, errComplete
+			}
 		}
+	}
+	limit := r.remaining
+	if limit > 0 {
+		// At errComplete the runner ends, so 0 never reads as "no limit".
+		defer func() { r.remaining = limit - settled }()
 	}
 	r.set(StateRunning, "")
 	// In-flight confirms are bounded by the prefetch (each is an unacked
@@ -160,7 +176,17 @@ func (r *runner) runOnce(ctx context.Context) (settled int, err error) {
 				}
 			} else {
 				// Not confirmed: back to the source queue, whose delivery
-				// limit and dead-letter exchange decide what happens.
+				// limit and dead-letter exchange decide what happens. A
+				// destination that refuses (a full queue with
+				// reject-publish) would otherwise get the message straight
+				// back: pause first (webhooks pause in their own back-off).
+				if !r.def.IsHTTP() {
+					select {
+					case <-time.After(nackPause):
+					case <-ctx.Done():
+						return settled, ctx.Err()
+					}
+				}
 				if err := src.nack(c.tag, true); err != nil {
 					return settled, fmt.Errorf("source: %w", err)
 				}
@@ -202,7 +228,7 @@ func (r *runner) openSource() (source, error) {
 
 func (r *runner) openDest() (dest, error) {
 	if r.def.IsHTTP() {
-		return newWebhook(r.def)
+		return newWebhook(r.def, r.m.log.With("vhost", r.vhost, "shovel", r.name))
 	}
 	if vh, ok := localVHost(r.def.DestURIs[0]); ok {
 		return newLocalDest(r.m.r, vh, r.owner, r.name, r.def)
@@ -231,8 +257,9 @@ func (r *runner) outgoing(m *mapping.Message) *mapping.Message {
 			h[k] = v
 		}
 		if d.ForwardHeaders {
+			// The newest hop first, as RabbitMQ prepends it.
 			prev, _ := h["x-shovelled"].([]any)
-			h["x-shovelled"] = append(append([]any{}, prev...), r.forwardHeader())
+			h["x-shovelled"] = append([]any{r.forwardHeader()}, prev...)
 		}
 		if d.TimestampHdr {
 			h["x-shovelled-timestamp"] = time.Now().Unix()

@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -35,6 +36,7 @@ const (
 // acknowledgements the source's prefetch bounds them the same way.
 type webhook struct {
 	d      *Def
+	log    *slog.Logger
 	target string // the URL without credentials
 	user   *url.Userinfo
 	client *http.Client
@@ -46,17 +48,24 @@ type webhook struct {
 	wg       sync.WaitGroup
 }
 
-func newWebhook(d *Def) (*webhook, error) {
+func newWebhook(d *Def, log *slog.Logger) (*webhook, error) {
 	u, err := url.Parse(d.DestURIs[0])
 	if err != nil {
 		return nil, err
 	}
-	w := &webhook{d: d, user: u.User, sem: make(chan struct{}, d.Prefetch), dead: make(chan struct{})}
+	w := &webhook{d: d, log: log, user: u.User, sem: make(chan struct{}, d.Prefetch), dead: make(chan struct{})}
 	u.User = nil
 	w.target = u.String()
 	// A transport per shovel, so that closing it leaves no idle
 	// connections (and their goroutines) behind.
-	w.client = &http.Client{Timeout: d.HTTPTimeout, Transport: http.DefaultTransport.(*http.Transport).Clone()}
+	// Redirects are not followed: a client would turn the POST into a GET
+	// of another URL, whose 2xx would ack a message nobody received. A
+	// 3xx is an answer like any other non-2xx.
+	w.client = &http.Client{
+		Timeout:       d.HTTPTimeout,
+		Transport:     http.DefaultTransport.(*http.Transport).Clone(),
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
 	return w, nil
 }
 
@@ -72,6 +81,9 @@ func (w *webhook) publish(ctx context.Context, in inMsg, m *mapping.Message, don
 		defer func() { <-w.sem }()
 		err := w.post(ctx, in, m)
 		if done == nil {
+			if err != nil && ctx.Err() == nil {
+				w.log.Warn("webhook delivery failed; the message was already acked (ack-mode "+w.d.AckMode+") and is dropped", "url", w.target, "message_id", m.Properties.MessageID, "err", err)
+			}
 			return
 		}
 		if err == nil {
@@ -81,7 +93,14 @@ func (w *webhook) publish(ctx context.Context, in inMsg, m *mapping.Message, don
 			done(true)
 			return
 		}
+		if ctx.Err() != nil {
+			done(false) // the shovel stops: the source requeues it anyway
+			return
+		}
 		delay := w.backoff()
+		// The shovel stays "running" while its endpoint fails; the log
+		// says why (once per attempt, so the back-off bounds it).
+		w.log.Warn("webhook delivery failed; the message goes back to its queue", "url", w.target, "message_id", m.Properties.MessageID, "attempt", in.attempt, "retry_in", delay, "err", err)
 		select {
 		case <-time.After(delay):
 		case <-ctx.Done():

@@ -125,7 +125,7 @@ func (rc *receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	var parsed map[string]string
 	json.Unmarshal(body, &parsed)
 	rc.mu.Lock()
-	if req.Header.Get("X-Hook-Signature") != want || user != "hook" || pass != "s3cret" || req.Header.Get("Content-Type") != "application/json" ||
+	if req.Method != http.MethodPost || req.URL.Path != "/in" || req.Header.Get("X-Hook-Signature") != want || user != "hook" || pass != "s3cret" || req.Header.Get("Content-Type") != "application/json" ||
 		req.Header.Get("X-Amqp-Header-Tenant") != "t1" || req.Header.Get("X-Amqp-Delivery-Mode") != "2" || parsed["id"] != id {
 		rc.bad = append(rc.bad, fmt.Sprintf("%s: %v body %s", id, req.Header, body))
 	}
@@ -134,7 +134,12 @@ func (rc *receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	dc, _ := strconv.Atoi(req.Header.Get("X-Amqp-Delivery-Count"))
 	rc.maxDC[id] = max(rc.maxDC[id], dc)
 	rc.mu.Unlock()
-	switch code := rc.fail(id, n); code {
+	code := rc.fail(id, n)
+	if code == http.StatusFound {
+		// Where a client following redirects would GET a 200.
+		w.Header().Set("Location", "/elsewhere")
+	}
+	switch code {
 	case 0: // hang past the client's timeout
 		time.Sleep(400 * time.Millisecond)
 		w.WriteHeader(http.StatusOK)
@@ -202,6 +207,8 @@ func TestWebhookRetriesInOrder(t *testing.T) {
 			return http.StatusInternalServerError
 		case id == "m3" && n == 1:
 			return http.StatusServiceUnavailable
+		case id == "m4" && n == 1:
+			return http.StatusFound // a redirect is not followed: retried
 		case id == "m5" && n == 1:
 			return 0
 		}
@@ -255,7 +262,7 @@ func TestWebhookRetriesInOrder(t *testing.T) {
 	if maxDC["m0"] < 2 {
 		t.Fatalf("m0 reached the endpoint with delivery count %d; the refused attempts before should count", maxDC["m0"])
 	}
-	if counts["m3"] < 2 || counts["m5"] < 2 || maxDC["m3"] < 2 || maxDC["m5"] < 2 {
+	if counts["m3"] < 2 || counts["m4"] < 2 || counts["m5"] < 2 || maxDC["m3"] < 2 || maxDC["m5"] < 2 {
 		t.Fatalf("m3/m5 not retried with a growing delivery count: counts %v, delivery counts %v", counts, maxDC)
 	}
 	if counts["poison"] < 2 {
@@ -270,5 +277,53 @@ func TestWebhookRetriesInOrder(t *testing.T) {
 	shown := string(shovel.RedactValue(p.Value))
 	if strings.Contains(shown, "s3cret") || strings.Contains(shown, "k3y") {
 		t.Fatalf("redacted value shows a secret: %s", shown)
+	}
+}
+
+// TestWebhookConcurrency: with src-prefetch-count 3 the endpoint sees
+// three requests at once (it holds each until three are there) and never
+// a fourth.
+func TestWebhookConcurrency(t *testing.T) {
+	b := openBroker(t, t.TempDir())
+	if _, err := b.channel().DeclareQueue(mapping.QueueSpec{Name: "par", Durable: true}, false); err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for i := range 30 {
+		ids = append(ids, fmt.Sprint("p", i))
+	}
+	b.publish("par", ids...)
+	var mu sync.Mutex
+	inFlight, most, served := 0, 0, 0
+	three := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		io.Copy(io.Discard, req.Body)
+		mu.Lock()
+		inFlight++
+		most = max(most, inFlight)
+		if inFlight == 3 && served == 0 {
+			close(three)
+		}
+		mu.Unlock()
+		select {
+		case <-three: // the first requests wait until three are in flight
+		case <-time.After(10 * time.Second):
+			w.WriteHeader(http.StatusGatewayTimeout)
+		}
+		mu.Lock()
+		inFlight--
+		served++
+		mu.Unlock()
+	}))
+	defer srv.Close()
+	value := fmt.Sprintf(`{"src-uri":"amqp://","src-queue":"par","dest-uri":%q,"src-prefetch-count":3}`, srv.URL+"/p")
+	if _, err := b.m.Put("/", "par", "guest", []byte(value)); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 30*time.Second, "30 answers", func() bool { mu.Lock(); defer mu.Unlock(); return served >= 30 })
+	mu.Lock()
+	defer mu.Unlock()
+	if most != 3 {
+		t.Fatalf("at most %d requests were in flight at once, want 3", most)
 	}
 }
