@@ -1,14 +1,11 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"sync"
 	"syscall"
 	"testing"
@@ -31,42 +28,12 @@ var warrenBinary = sync.OnceValues(func() (string, error) {
 	return bin, nil
 })
 
-var readyLine = regexp.MustCompile(`warren ready"? amqp=(\S+)`)
-
 // startProcess runs Warren as a child process on dataDir and returns its
 // AMQP URL once it says it is ready.
 func startProcess(t *testing.T, dataDir string) (*exec.Cmd, string) {
 	t.Helper()
-	bin, err := warrenBinary()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(bin, "--amqp-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--data-dir", dataDir)
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	addr := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			if m := readyLine.FindStringSubmatch(sc.Text()); m != nil {
-				addr <- m[1]
-			}
-		}
-		io.Copy(io.Discard, stderr)
-	}()
-	select {
-	case a := <-addr:
-		return cmd, "amqp://guest:guest@" + a + "/"
-	case <-time.After(30 * time.Second):
-		t.Fatal("warren did not become ready within 30 s")
-	}
-	return nil, ""
+	cmd, a := startProcessAddrs(t, dataDir)
+	return cmd, a.amqpURL
 }
 
 // TestConfirmedMessagesSurviveKill9: every message whose publisher

@@ -74,7 +74,7 @@ func TestHeaderDepthLimitIsTheCores(t *testing.T) {
 			}
 		}
 	}
-	if n := queueLen(t, inst, "deep-q"); n != 3 {
+	if n := queueDepth(t, amqpURL(inst), "deep-q"); n != 3 {
 		t.Errorf("deep-q holds %d messages, want the 3 at the limit", n)
 	}
 }

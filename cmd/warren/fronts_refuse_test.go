@@ -31,24 +31,6 @@ func wantRefusal(t *testing.T, front string, err error, status int, want string)
 	}
 }
 
-func queueLen(t *testing.T, inst *instance, queue string) int {
-	t.Helper()
-	conn, err := amqp.Dial(amqpURL(inst))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	ch, err := conn.Channel()
-	if err != nil {
-		t.Fatal(err)
-	}
-	q, err := ch.QueueDeclarePassive(queue, false, false, false, false, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return q.Messages
-}
-
 // TestEveryFrontRefusesUnderMemoryAlarm: with the memory alarm on, a
 // publish through any front is refused, each front saying so in its own
 // terms, and nothing reaches the queue.
@@ -70,7 +52,7 @@ func TestEveryFrontRefusesUnderMemoryAlarm(t *testing.T) {
 			wantRefusal(t, f, err, 0, "alarm")
 		}
 	}
-	if n := queueLen(t, inst, "alarm-q"); n != 0 {
+	if n := queueDepth(t, amqpURL(inst), "alarm-q"); n != 0 {
 		t.Errorf("%d messages enqueued under the alarm", n)
 	}
 }
@@ -99,7 +81,7 @@ func TestEveryFrontRefusesWhenQueueRejectsPublish(t *testing.T) {
 			wantRefusal(t, f, err, 0, "queue_full")
 		}
 	}
-	if n := queueLen(t, inst, "full-q"); n != 1 {
+	if n := queueDepth(t, amqpURL(inst), "full-q"); n != 1 {
 		t.Errorf("the full queue holds %d messages, want 1", n)
 	}
 }
