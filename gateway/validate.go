@@ -47,8 +47,13 @@ import (
 	"github.com/warrenmq/warren/openapi"
 )
 
-// oaMaxDepth bounds the nesting of validated JSON bodies.
-const oaMaxDepth = 512
+// oaMaxDepth bounds the nesting of validated JSON bodies: the core's
+// limit on field tables (mapping.MaxTableDepth) plus the envelope a table
+// sits in (a batch publish's array, item and properties object), so that
+// the validator refuses no table the core would take and takes no body
+// whose tables the core must refuse for their depth alone by much; the
+// shared codec (msgcodec) names the field of a table that is too deep.
+const oaMaxDepth = mapping.MaxTableDepth + 3
 
 // oaMaxShown bounds how much of a bad value an error message repeats.
 const oaMaxShown = 60

@@ -16,6 +16,8 @@ import (
 	"sync"
 	"unicode/utf16"
 	"unicode/utf8"
+
+	"github.com/warrenmq/warren/mapping"
 )
 
 // oaValidateJSON validates body against s; the error is a 400.
@@ -107,6 +109,15 @@ func (sc *oaScan) skipQuiet(start int) int {
 	}
 	sc.i, sc.depth, sc.quiet, sc.msg = i, d, q, m
 	return end
+}
+
+// tooDeep records that the body nests deeper than oaMaxDepth, naming the
+// field where it does.
+func (sc *oaScan) tooDeep() bool {
+	if sc.quiet == 0 && sc.msg == "" {
+		sc.msg = fmt.Sprintf("%s nests deeper than %d levels (a field table may nest %d deep)", sc.where(), oaMaxDepth, mapping.MaxTableDepth)
+	}
+	return false
 }
 
 // syntax records a syntax error at the current offset.
@@ -285,7 +296,7 @@ func (sc *oaScan) whole(start int) bool {
 
 func (sc *oaScan) object(s *oaSchema) bool {
 	if sc.depth++; sc.depth > oaMaxDepth {
-		return sc.syntax(fmt.Sprintf("nested deeper than %d levels", oaMaxDepth))
+		return sc.tooDeep()
 	}
 	sc.i++ // {
 	var seen uint64
@@ -369,7 +380,7 @@ func (s *oaSchema) fieldList() string {
 
 func (sc *oaScan) array(s *oaSchema) bool {
 	if sc.depth++; sc.depth > oaMaxDepth {
-		return sc.syntax(fmt.Sprintf("nested deeper than %d levels", oaMaxDepth))
+		return sc.tooDeep()
 	}
 	sc.i++ // [
 	n := 0

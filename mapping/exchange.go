@@ -140,6 +140,7 @@ func (e *exchange) findBinding(b *binding) *binding {
 type queueSet struct {
 	list []*Queue
 	seen map[*Queue]struct{}
+	tr   *RouteTrace // a dry run (TraceRoute) records each hop here
 }
 
 const queueSetLinear = 16
@@ -167,6 +168,13 @@ func (s *queueSet) add(q *Queue) {
 func (e *exchange) route(m *Message, key string, out *queueSet, visited []*exchange) []*exchange {
 	visited = append(visited, e)
 	visit := func(b *binding) {
+		if out.tr != nil {
+			kind := "queue"
+			if b.queue == nil {
+				kind = "exchange"
+			}
+			out.tr.Hops = append(out.tr.Hops, RouteHop{Exchange: e.spec.Name, Destination: b.destName(), DestinationType: kind, BindingKey: b.key, Arguments: b.args, Via: "binding", RoutingKey: key})
+		}
 		if b.queue != nil {
 			out.add(b.queue)
 			return
@@ -179,6 +187,9 @@ func (e *exchange) route(m *Message, key string, out *queueSet, visited []*excha
 	case TypeDirect:
 		if e.spec.Name == "" {
 			if q := e.vh.queues[key]; q != nil {
+				if out.tr != nil {
+					out.tr.Hops = append(out.tr.Hops, RouteHop{Destination: q.name, DestinationType: "queue", BindingKey: key, Via: "default", RoutingKey: key})
+				}
 				out.add(q)
 			}
 			return visited

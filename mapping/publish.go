@@ -302,9 +302,16 @@ func nestsTooDeep(v any, depth int) bool {
 // alternate exchange when nothing matched. Called with vh.mu held. A BCC
 // header is removed from m before it is stored.
 func (vh *VHost) routeLocked(e *exchange, m *Message) []*Queue {
+	return vh.routeTraced(e, m, nil)
+}
+
+// routeTraced is routeLocked that, when tr is not nil, records every hop
+// and alternate exchange in it: the routing dry run (TraceRoute) is the
+// publish routing itself.
+func (vh *VHost) routeTraced(e *exchange, m *Message, tr *RouteTrace) []*Queue {
 	var xbuf [4]*exchange
 	var qbuf [8]*Queue
-	out := queueSet{list: qbuf[:0]}
+	out := queueSet{list: qbuf[:0], tr: tr}
 	visited := e.route(m, m.RoutingKey, &out, xbuf[:0])
 	if h := m.Properties.Headers; h != nil {
 		cc, hasCC := h["CC"].([]any)
@@ -334,6 +341,10 @@ func (vh *VHost) routeLocked(e *exchange, m *Message) []*Queue {
 			break
 		}
 		seen = append(seen, next)
+		if tr != nil {
+			tr.AlternateExchanges = append(tr.AlternateExchanges, ae)
+			tr.Hops = append(tr.Hops, RouteHop{Exchange: cur.spec.Name, Destination: ae, DestinationType: "exchange", Via: "alternate-exchange", RoutingKey: m.RoutingKey})
+		}
 		next.route(m, m.RoutingKey, &out, xbuf[:0])
 		cur = next
 	}

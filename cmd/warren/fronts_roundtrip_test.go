@@ -220,6 +220,11 @@ func rtPublish(t *testing.T, front string, a frontAddrs, queue string, m rtMessa
 	}
 }
 
+// wsErrorFrame is an error frame a WS request was answered with.
+type wsErrorFrame struct{ frame map[string]any }
+
+func (e *wsErrorFrame) Error() string { return fmt.Sprintf("error frame %v", e.frame) }
+
 // rtWS sends one request on a new /v1/ws session and returns the first
 // frame with op want (an error frame fails).
 func rtWS(a frontAddrs, req map[string]any, want string, got *map[string]any) error {
@@ -242,7 +247,7 @@ func rtWS(a frontAddrs, req map[string]any, want string, got *map[string]any) er
 			return err
 		}
 		if f["op"] == "error" {
-			return fmt.Errorf("error frame %v", f)
+			return &wsErrorFrame{f}
 		}
 		if f["op"] == want {
 			if got != nil {

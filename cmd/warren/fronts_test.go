@@ -9,8 +9,8 @@ package main
 import (
 	"bytes"
 	"context"
-	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -19,7 +19,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gorilla/websocket"
 	amqp "github.com/rabbitmq/amqp091-go"
 )
 
@@ -197,95 +196,32 @@ func httpFrontPublish(a frontAddrs, method, path string, body []byte, hdr func(h
 }
 
 func wsFrontPublish(a frontAddrs, m frontMsg) error {
-	h := http.Header{}
-	h.Set("Authorization", "Basic "+base64.StdEncoding.EncodeToString([]byte("guest:guest")))
-	d := websocket.Dialer{Subprotocols: []string{"warren.v1"}, HandshakeTimeout: 10 * time.Second}
-	ws, _, err := d.Dial("ws://"+a.httpAddr+"/v1/ws", h)
+	var ok map[string]any
+	err := rtWS(a, map[string]any{"op": "publish", "exchange": "", "routing_key": m.queue, "payload": m.id, "properties": frontJSONProps(m)}, "ok", &ok)
+	var ef *wsErrorFrame
+	if errors.As(err, &ef) {
+		code, _ := ef.frame["code"].(float64)
+		return &frontRefusal{status: int(code), text: fmt.Sprint(ef.frame["error"], ": ", ef.frame["message"])}
+	}
 	if err != nil {
 		return err
 	}
-	defer ws.Close()
-	if err := ws.WriteJSON(map[string]any{
-		"op": "publish", "id": 1, "exchange": "", "routing_key": m.queue, "payload": m.id,
-		"properties": frontJSONProps(m),
-	}); err != nil {
-		return err
+	if ok["routed"] != true {
+		return fmt.Errorf("WS publish answered %v", ok)
 	}
-	for {
-		ws.SetReadDeadline(time.Now().Add(10 * time.Second))
-		var f map[string]any
-		if err := ws.ReadJSON(&f); err != nil {
-			return err
-		}
-		if f["id"] != float64(1) {
-			continue // welcome, notices
-		}
-		switch f["op"] {
-		case "ok":
-			if f["routed"] != true {
-				return fmt.Errorf("WS publish answered %v", f)
-			}
-			return nil
-		case "error":
-			code, _ := f["code"].(float64)
-			return &frontRefusal{status: int(code), text: fmt.Sprint(f["error"], ": ", f["message"])}
-		}
-	}
+	return nil
 }
 
 func stompFrontPublish(a frontAddrs, m frontMsg) error {
-	d := websocket.Dialer{Subprotocols: []string{"v12.stomp"}, HandshakeTimeout: 10 * time.Second}
-	ws, _, err := d.Dial("ws://"+a.httpAddr+"/ws", nil)
-	if err != nil {
+	cmd, h, _, err := rtSTOMP(a, "SEND", []string{"destination", "/amq/queue/" + m.queue, "persistent", "true", "content-type", "text/plain",
+		"message-id", m.id, "correlation-id", "corr-" + m.id, "front", m.front, "receipt", "r1"}, []byte(m.id), "RECEIPT")
+	switch {
+	case err != nil:
 		return err
-	}
-	defer ws.Close()
-	send := func(frame string) error { return ws.WriteMessage(websocket.TextMessage, []byte(frame)) }
-	read := func() (string, map[string]string, error) {
-		for {
-			ws.SetReadDeadline(time.Now().Add(10 * time.Second))
-			_, data, err := ws.ReadMessage()
-			if err != nil {
-				return "", nil, err
-			}
-			s := strings.TrimLeft(string(data), "\r\n")
-			if s == "" {
-				continue
-			}
-			head, _, _ := strings.Cut(s, "\n\n")
-			lines := strings.Split(head, "\n")
-			h := map[string]string{}
-			for _, l := range lines[1:] {
-				k, v, _ := strings.Cut(l, ":")
-				if _, dup := h[k]; !dup {
-					h[k] = v
-				}
-			}
-			return lines[0], h, nil
-		}
-	}
-	if err := send("CONNECT\naccept-version:1.2\nhost:/\nlogin:guest\npasscode:guest\n\n\x00"); err != nil {
-		return err
-	}
-	if cmd, h, err := read(); err != nil || cmd != "CONNECTED" {
-		return fmt.Errorf("STOMP CONNECT answered %s %v %v", cmd, h, err)
-	}
-	if err := send("SEND\ndestination:/amq/queue/" + m.queue + "\npersistent:true\ncontent-type:text/plain\n" +
-		"message-id:" + m.id + "\ncorrelation-id:corr-" + m.id + "\nfront:" + m.front + "\nreceipt:r1\n\n" + m.id + "\x00"); err != nil {
-		return err
-	}
-	cmd, h, err := read()
-	if err != nil {
-		return err
-	}
-	switch cmd {
-	case "RECEIPT":
-		if h["receipt-id"] != "r1" {
-			return fmt.Errorf("RECEIPT for %q", h["receipt-id"])
-		}
-		return nil
-	case "ERROR":
+	case cmd == "ERROR":
 		return &frontRefusal{text: h["message"]}
+	case h["receipt-id"] != "r1":
+		return fmt.Errorf("RECEIPT for %q", h["receipt-id"])
 	}
-	return fmt.Errorf("STOMP SEND answered %s %v", cmd, h)
+	return nil
 }
