@@ -17,7 +17,7 @@ import (
 // checked against; mapping/README.md names it too. A new release must
 // pass TestCanaryBlockLayout and TestCanaryWrittenBeforePubAck before the
 // pin moves.
-const checkedNatsServer = "2.15.2"
+const checkedNatsServer = "2.15.3"
 
 // appendMarked appends records carrying random markers and returns the
 // markers and their sequences. check, when not nil, runs in each callback.
