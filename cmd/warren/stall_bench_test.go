@@ -28,27 +28,14 @@ func BenchmarkSmallConfirmUnderLargeLoad(b *testing.B) {
 		}
 	})
 	url := amqpURL(inst)
-	setup, err := amqp.Dial(url)
-	if err != nil {
-		b.Fatal(err)
-	}
-	sch, _ := setup.Channel()
-	for _, q := range []string{"bench-big", "bench-small"} {
-		if _, err := sch.QueueDeclare(q, true, false, false, false, nil); err != nil {
-			b.Fatal(err)
-		}
-	}
+	declareDurable(b, url, "bench-big", "bench-small")
 
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	body := make([]byte, 15<<20)
 	for range 3 {
-		conn, err := amqp.Dial(url)
-		if err != nil {
-			b.Fatal(err)
-		}
+		conn, ch := dialChannel(b, url)
 		defer conn.Close()
-		ch, _ := conn.Channel()
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -65,12 +52,8 @@ func BenchmarkSmallConfirmUnderLargeLoad(b *testing.B) {
 			}
 		}()
 	}
-	drain, err := amqp.Dial(url)
-	if err != nil {
-		b.Fatal(err)
-	}
+	drain, dch := dialChannel(b, url)
 	defer drain.Close()
-	dch, _ := drain.Channel()
 	dch.Qos(2, 0, false)
 	deliveries, err := dch.Consume("bench-big", "", false, false, false, false, nil)
 	if err != nil {
@@ -106,12 +89,8 @@ func BenchmarkSmallConfirmUnderLargeLoad(b *testing.B) {
 		}
 	}()
 
-	conn, err := amqp.Dial(url)
-	if err != nil {
-		b.Fatal(err)
-	}
+	conn, ch := dialChannel(b, url)
 	defer conn.Close()
-	ch, _ := conn.Channel()
 	ch.Confirm(false)
 	confirms := ch.NotifyPublish(make(chan amqp.Confirmation, 1))
 	time.Sleep(time.Second) // let the large publishes fill the store's in-flight budget
@@ -141,8 +120,6 @@ func BenchmarkSmallConfirmUnderLargeLoad(b *testing.B) {
 	b.ReportMetric(float64(lat[len(lat)-1].Microseconds())/1000, "max-ms")
 	b.ReportMetric(float64(apiWorst.Microseconds())/1000, "api-max-ms")
 	drain.Close()
-	for _, c := range []*amqp.Connection{conn, setup} {
-		c.Close()
-	}
+	conn.Close()
 	wg.Wait()
 }

@@ -81,35 +81,15 @@ func TestLargePersistentPublishesDoNotStallTheBroker(t *testing.T) {
 		}
 	}()
 
-	setup, err := amqp.Dial(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sch, err := setup.Channel()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, q := range []string{"stall-big", "stall-small"} {
-		if _, err := sch.QueueDeclare(q, true, false, false, false, nil); err != nil {
-			t.Fatal(err)
-		}
-	}
-	setup.Close()
+	declareDurable(t, url, "stall-big", "stall-small")
 
 	body := make([]byte, big)
 	var published sync.WaitGroup // each publisher's first two messages are out
 	published.Add(publishers)
 	var pubConns []*amqp.Connection
 	for p := range publishers {
-		conn, err := amqp.Dial(url)
-		if err != nil {
-			t.Fatal(err)
-		}
+		conn, ch := dialChannel(t, url)
 		pubConns = append(pubConns, conn)
-		ch, err := conn.Channel()
-		if err != nil {
-			t.Fatal(err)
-		}
 		go func() {
 			for i := range perChannel {
 				err := ch.PublishWithContext(context.Background(), "", "stall-big", false, false,
@@ -126,14 +106,7 @@ func TestLargePersistentPublishesDoNotStallTheBroker(t *testing.T) {
 	published.Wait()
 
 	// The small confirmed publish, on its own connection, to another queue.
-	conn, err := amqp.Dial(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ch, err := conn.Channel()
-	if err != nil {
-		t.Fatal(err)
-	}
+	conn, ch := dialChannel(t, url)
 	if err := ch.Confirm(false); err != nil {
 		t.Fatal(err)
 	}
@@ -182,5 +155,32 @@ func TestLargePersistentPublishesDoNotStallTheBroker(t *testing.T) {
 	conn.Close()
 	for _, c := range pubConns {
 		c.Close()
+	}
+}
+
+// dialChannel opens a connection and a channel on it.
+func dialChannel(t testing.TB, url string) (*amqp.Connection, *amqp.Channel) {
+	t.Helper()
+	conn, err := amqp.Dial(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ch, err := conn.Channel()
+	if err != nil {
+		conn.Close()
+		t.Fatal(err)
+	}
+	return conn, ch
+}
+
+// declareDurable declares durable queues on a connection of its own.
+func declareDurable(t testing.TB, url string, queues ...string) {
+	t.Helper()
+	conn, ch := dialChannel(t, url)
+	defer conn.Close()
+	for _, q := range queues {
+		if _, err := ch.QueueDeclare(q, true, false, false, false, nil); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
