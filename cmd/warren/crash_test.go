@@ -1,11 +1,15 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -28,12 +32,67 @@ var warrenBinary = sync.OnceValues(func() (string, error) {
 	return bin, nil
 })
 
-// startProcess runs Warren as a child process on dataDir and returns its
-// AMQP URL once it says it is ready.
+// readyAddrs reads the AMQP and HTTP addresses off the "warren ready" log
+// line (amqps= stands between them).
+var readyAddrs = regexp.MustCompile(`warren ready"? amqp=(\S+)(?: amqps=\S*)? http=(\S+)`)
+
+// startProcessHTTP runs Warren as a child process on dataDir, killed when
+// the test ends, and returns its AMQP URL and HTTP base URL once it says
+// it is ready. Its log goes to logs.
+func startProcessHTTP(t *testing.T, dataDir string, logs io.Writer) (*exec.Cmd, string, string) {
+	t.Helper()
+	bin, err := warrenBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "--amqp-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--data-dir", dataDir)
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	addr := make(chan [2]string, 1)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			if m := readyAddrs.FindStringSubmatch(sc.Text()); m != nil {
+				addr <- [2]string{m[1], m[2]}
+			}
+			fmt.Fprintln(logs, sc.Text())
+		}
+		io.Copy(logs, stderr)
+	}()
+	select {
+	case a := <-addr:
+		return cmd, "amqp://guest:guest@" + a[0] + "/", "http://" + a[1]
+	case <-time.After(30 * time.Second):
+		t.Fatal("warren did not become ready within 30 s")
+	}
+	return nil, "", ""
+}
+
+// startProcess is startProcessHTTP for tests that need only AMQP.
 func startProcess(t *testing.T, dataDir string) (*exec.Cmd, string) {
 	t.Helper()
-	p := startProc(t, dataDir)
-	return p.cmd, p.url
+	cmd, url, _ := startProcessHTTP(t, dataDir, io.Discard)
+	return cmd, url
+}
+
+// startProcessAddrs is startProcessHTTP with the addresses as frontAddrs.
+func startProcessAddrs(t *testing.T, dataDir string) (*exec.Cmd, frontAddrs) {
+	t.Helper()
+	cmd, url, base := startProcessHTTP(t, dataDir, io.Discard)
+	return cmd, frontAddrs{amqpURL: url, httpAddr: strings.TrimPrefix(base, "http://")}
+}
+
+// startProc is startProcessHTTP with a management API client.
+func startProc(t *testing.T, dataDir string) *procWarren {
+	t.Helper()
+	cmd, url, base := startProcessHTTP(t, dataDir, io.Discard)
+	return &procWarren{cmd: cmd, url: url, mgmt: &mgmtClient{t: t, base: base, user: "guest", pass: "guest"}}
 }
 
 // TestConfirmedMessagesSurviveKill9: every message whose publisher

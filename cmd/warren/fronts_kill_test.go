@@ -1,54 +1,11 @@
 package main
 
 import (
-	"bufio"
-	"io"
-	"os/exec"
-	"regexp"
 	"syscall"
 	"testing"
-	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
 )
-
-// readyAddrs reads the AMQP and HTTP addresses off the "warren ready" log line.
-var readyAddrs = regexp.MustCompile(`warren ready"? amqp=(\S+)(?: amqps=\S*)? http=(\S+)`)
-
-// startProcessAddrs is startProcess that also returns the HTTP address.
-func startProcessAddrs(t *testing.T, dataDir string) (*exec.Cmd, frontAddrs) {
-	t.Helper()
-	bin, err := warrenBinary()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(bin, "--amqp-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--data-dir", dataDir)
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	addrs := make(chan frontAddrs, 1)
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			if m := readyAddrs.FindStringSubmatch(sc.Text()); m != nil {
-				addrs <- frontAddrs{amqpURL: "amqp://guest:guest@" + m[1] + "/", httpAddr: m[2]}
-			}
-		}
-		io.Copy(io.Discard, stderr)
-	}()
-	select {
-	case a := <-addrs:
-		return cmd, a
-	case <-time.After(30 * time.Second):
-		t.Fatal("warren did not become ready within 30 s")
-	}
-	return nil, frontAddrs{}
-}
 
 // TestEveryFrontPersistentSurvivesKill9: one persistent message per front
 // into one durable queue, each acknowledged by its front as stored; after

@@ -5,9 +5,7 @@ package main
 // WARREN_TEST_RABBITMQ_MGMT, default http://127.0.0.1:15673).
 
 import (
-	"bufio"
 	"encoding/json"
-	"io"
 	"os"
 	"os/exec"
 	"sort"
@@ -24,40 +22,6 @@ type procWarren struct {
 	cmd  *exec.Cmd
 	url  string
 	mgmt *mgmtClient
-}
-
-func startProc(t *testing.T, dir string) *procWarren {
-	t.Helper()
-	bin, err := warrenBinary()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(bin, "--amqp-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--data-dir", dir)
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	addrs := make(chan []string, 1)
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			if m := readyAddrs.FindStringSubmatch(sc.Text()); m != nil {
-				addrs <- m
-			}
-		}
-		io.Copy(io.Discard, stderr)
-	}()
-	select {
-	case m := <-addrs:
-		return &procWarren{cmd: cmd, url: "amqp://guest:guest@" + m[1] + "/", mgmt: &mgmtClient{t: t, base: "http://" + m[2], user: "guest", pass: "guest"}}
-	case <-time.After(30 * time.Second):
-		t.Fatal("warren did not become ready within 30 s")
-	}
-	return nil
 }
 
 func (p *procWarren) kill9(t *testing.T) {

@@ -1,12 +1,10 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"io"
 	"net/http"
-	"os/exec"
 	"regexp"
 	"sync"
 	"syscall"
@@ -15,44 +13,6 @@ import (
 
 	amqp "github.com/rabbitmq/amqp091-go"
 )
-
-// startProcessHTTP is startProcess that also returns the HTTP address.
-// Its log after the ready line goes to logs.
-func startProcessHTTP(t *testing.T, dataDir string, logs io.Writer) (*exec.Cmd, string, string) {
-	t.Helper()
-	bin, err := warrenBinary()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(bin, "--amqp-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--data-dir", dataDir)
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	addr := make(chan [2]string, 1)
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			if m := readyAddrs.FindStringSubmatch(sc.Text()); m != nil {
-				addr <- [2]string{m[1], m[2]}
-			}
-			fmt.Fprintln(logs, sc.Text())
-			fmt.Fprintln(logs, sc.Text())
-		}
-		io.Copy(logs, stderr)
-	}()
-	select {
-	case a := <-addr:
-		return cmd, "amqp://guest:guest@" + a[0] + "/", "http://" + a[1]
-	case <-time.After(30 * time.Second):
-		t.Fatal("warren did not become ready within 30 s")
-	}
-	return nil, "", ""
-}
 
 // TestLargePersistentPublishesDoNotStallTheBroker is issue 12's scenario:
 // three channels publish 15 MiB persistent messages into one durable
