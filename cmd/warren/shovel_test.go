@@ -104,12 +104,17 @@ func declareQueue(t testing.TB, url, queue string, args amqp.Table) {
 	}
 }
 
-// drain consumes queue until every one of want message IDs arrived (and
-// acks them), returning the deliveries by ID (the first of duplicates).
+// drain declares queue (durable, no arguments) and consumes it until
+// every one of want message IDs arrived (and acks them), returning the
+// deliveries by ID (the first of duplicates).
 func drain(t testing.TB, url, queue string, want []string, timeout time.Duration) map[string]amqp.Delivery {
 	t.Helper()
 	conn, ch := dialURL(t, url)
 	defer conn.Close()
+	// The shovel may not have declared it yet; it declares it the same way.
+	if _, err := ch.QueueDeclare(queue, true, false, false, false, nil); err != nil {
+		t.Fatal(err)
+	}
 	ds, err := ch.Consume(queue, "", false, false, false, false, nil)
 	if err != nil {
 		t.Fatal(err)
