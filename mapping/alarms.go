@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -32,9 +33,12 @@ type alarms struct {
 	memory  bool
 	disk    bool
 	forced  bool // SetAlarmsForTest: the sampler leaves the alarms alone
-	quit    chan struct{}
-	done    chan struct{}
-	watch   []func(active bool, reason string)
+	// active mirrors memory || disk for the publish path, which checks it
+	// on every message without taking mu.
+	active atomic.Bool
+	quit   chan struct{}
+	done   chan struct{}
+	watch  []func(active bool, reason string)
 }
 
 func (r *Router) startAlarms() {
@@ -102,6 +106,7 @@ func (r *Router) setAlarms(mem, disk bool) {
 	}
 	a.memory, a.disk = mem, disk
 	now := mem || disk
+	a.active.Store(now)
 	watch := a.watch
 	a.changed.Broadcast()
 	a.mu.Unlock()
@@ -194,6 +199,7 @@ func (r *Router) stopAlarms() {
 	a := &r.alarms
 	a.mu.Lock()
 	a.memory, a.disk = false, false
+	a.active.Store(false)
 	a.changed.Broadcast()
 	a.mu.Unlock()
 }

@@ -237,6 +237,9 @@ func (ch *Channel) Publish(m *Message, done func(Outcome)) Outcome {
 }
 
 func (r *Router) alarmOutcome() (Outcome, bool) {
+	if !r.alarms.active.Load() {
+		return Outcome{}, false
+	}
 	if blocked, reason := r.Blocked(); blocked {
 		return refuse(RefusedAlarm, errorf(KindResourceError, "publishing is blocked: %s; retry later", reason)), true
 	}
