@@ -45,7 +45,7 @@ func (s *Server) wsAMQP(c echo.Context) error {
 		return apiError(http.StatusNotFound, "AMQP over WebSocket is not enabled on this server")
 	}
 	serve := v.(AMQPConnServer)
-	up := s.ws().upgrader(amqpWSSubprotocols)
+	up := s.ws().Upgrader(amqpWSSubprotocols)
 	ws, err := up.Upgrade(c.Response(), c.Request(), nil)
 	if err != nil {
 		return nil // the upgrader has answered

@@ -2,7 +2,6 @@ package gateway
 
 import (
 	"crypto/sha256"
-	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -18,15 +17,6 @@ const userKey = "warren.user"
 
 // failedLoginDelay is how long a refused login waits before its answer.
 const failedLoginDelay = 500 * time.Millisecond
-
-// remoteAddr is the client's address for loopback-only users.
-func remoteAddr(c echo.Context) net.Addr {
-	a, err := net.ResolveTCPAddr("tcp", c.Request().RemoteAddr)
-	if err != nil {
-		return nil
-	}
-	return a
-}
 
 // authenticate checks HTTP basic credentials against Warren's users.
 // Other fronts' helpers (tokens for WebSocket) can call checkCredentials.

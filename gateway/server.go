@@ -12,6 +12,9 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
 
+	"github.com/warrenmq/warren/gateway/internal/httpx"
+	"github.com/warrenmq/warren/gateway/internal/wsconn"
+	"github.com/warrenmq/warren/gateway/stomp"
 	"github.com/warrenmq/warren/mapping"
 	"github.com/warrenmq/warren/mapping/shovel"
 	"github.com/warrenmq/warren/openapi"
@@ -51,9 +54,11 @@ type Server struct {
 
 	// Per-server state of the fronts, made on first use (SetWSConfig
 	// replaces wsState before serving).
-	wsState   atomic.Pointer[wsState]
+	wsState   atomic.Pointer[wsconn.State]
 	mgmtState atomic.Pointer[mgmt]
 	metricsSt atomic.Pointer[Metrics]
+
+	stomp *stomp.Server // STOMP at /ws (gateway/stomp)
 }
 
 // New builds the HTTP front on top of the routing core.
@@ -65,7 +70,7 @@ func New(cfg Config, r *mapping.Router) *Server {
 	e.HideBanner = true
 	e.HidePort = true
 	s := &Server{cfg: cfg, router: r, echo: e}
-	e.HTTPErrorHandler = s.errorHandler
+	e.HTTPErrorHandler = httpx.ErrorHandler(cfg.Logger)
 	// RabbitMQ's management API answers with or without a trailing slash
 	// (clients call /api/connections/).
 	e.Pre(trimAPISlash)
@@ -80,6 +85,7 @@ func New(cfg Config, r *mapping.Router) *Server {
 		}))
 	}
 	s.SetWSConfig(cfg.WS)
+	s.stomp = stomp.New(r, s.ws)
 	s.routes()
 	e.Use(s.openAPIValidator()) // requests are validated against the OpenAPI document (validate.go)
 	s.onShutdown = append(s.onShutdown, func(ctx context.Context) { s.CloseWebSockets(ctx) })
@@ -101,7 +107,7 @@ func (s *Server) routes() {
 	s.restRoutes()
 	s.uiRoutes()   // management web UI at / and /assets/ (ui.go)
 	s.mgmtRoutes() // management API /api/, /metrics and its request metrics (mgmt_routes.go, metrics.go)
-	s.wsRoutes()   // WebSocket /v1/ws, STOMP /ws, /v1/tokens, /examples/ (ws.go)
+	s.wsRoutes()   // WebSocket /v1/ws, STOMP /ws, /v1/tokens, /examples/ (websockets.go)
 }
 
 func (s *Server) openapiDoc(c echo.Context) error {

@@ -15,15 +15,8 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/json"
-	"errors"
-	"fmt"
-	"io"
-	"net/http"
-	"strconv"
 	"sync/atomic"
 	"unicode/utf8"
-
-	"github.com/labstack/echo/v4"
 
 	"github.com/warrenmq/warren/mapping"
 	"github.com/warrenmq/warren/mapping/msgcodec"
@@ -71,44 +64,6 @@ type wsRequest struct {
 	IfEmpty             bool           `json:"if_empty,omitempty"`
 }
 
-// wsError is an error frame's content.
-type wsError struct {
-	Code    int
-	Message string
-}
-
-func (e *wsError) Error() string { return e.Message }
-
-func wsErrorf(code int, format string, args ...any) error {
-	return &wsError{Code: code, Message: fmt.Sprintf(format, args...)}
-}
-
-// wsErrorCode maps any error to (code, name, message).
-func wsErrorCode(err error) (int, string, string) {
-	var we *wsError
-	if errors.As(err, &we) {
-		return we.Code, wsStatusName(we.Code), we.Message
-	}
-	status, name := errorStatus(err)
-	var he *echo.HTTPError
-	if errors.As(err, &he) {
-		return status, name, fmt.Sprint(he.Message)
-	}
-	return status, name, err.Error()
-}
-
-func wsStatusName(code int) string {
-	if n := statusNames[code]; n != "" {
-		return n
-	}
-	if code == http.StatusUnauthorized {
-		return "not_authorised"
-	}
-	return http.StatusText(code)
-}
-
-func wsJSONEncode(w io.Writer, v any) error { return json.NewEncoder(w).Encode(v) }
-
 // frame encodes a server frame built from fields in the order given.
 func wsFrame(op string, id json.RawMessage, kv ...any) []byte {
 	b := make([]byte, 0, 128)
@@ -130,80 +85,6 @@ func wsFrame(op string, id json.RawMessage, kv ...any) []byte {
 func wsErrorFrame(id json.RawMessage, err error) []byte {
 	code, name, msg := wsErrorCode(err)
 	return wsFrame("error", id, "code", code, "error", name, "message", msg)
-}
-
-func wsAppendValue(b []byte, v any) []byte {
-	switch x := v.(type) {
-	case string:
-		return wsAppendString(b, x)
-	case int:
-		return strconv.AppendInt(b, int64(x), 10)
-	case int64:
-		return strconv.AppendInt(b, x, 10)
-	case uint64:
-		return strconv.AppendUint(b, x, 10)
-	case bool:
-		return strconv.AppendBool(b, x)
-	case json.RawMessage:
-		return append(b, x...)
-	}
-	j, err := json.Marshal(v)
-	if err != nil {
-		return append(b, "null"...)
-	}
-	return append(b, j...)
-}
-
-const wsHexDigits = "0123456789abcdef"
-
-// wsAppendString appends s as a JSON string; invalid UTF-8 becomes U+FFFD.
-func wsAppendString(b []byte, s string) []byte {
-	b = append(b, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&' {
-				i++
-				continue
-			}
-			b = append(b, s[start:i]...)
-			switch c {
-			case '"', '\\':
-				b = append(b, '\\', c)
-			case '\n':
-				b = append(b, '\\', 'n')
-			case '\r':
-				b = append(b, '\\', 'r')
-			case '\t':
-				b = append(b, '\\', 't')
-			default:
-				b = append(b, '\\', 'u', '0', '0', wsHexDigits[c>>4], wsHexDigits[c&0xf])
-			}
-			i++
-			start = i
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError && size == 1 {
-			b = append(b, s[start:i]...)
-			b = append(b, `\ufffd`...)
-			i += size
-			start = i
-			continue
-		}
-		if r == '\u2028' || r == '\u2029' {
-			b = append(b, s[start:i]...)
-			b = append(b, `\u202`...)
-			b = append(b, wsHexDigits[r&0xf])
-			i += size
-			start = i
-			continue
-		}
-		i += size
-	}
-	b = append(b, s[start:]...)
-	return append(b, '"')
 }
 
 // wsAppendPayload writes "payload" and "payload_encoding": the body as a

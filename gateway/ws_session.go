@@ -2,7 +2,6 @@ package gateway
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -22,7 +21,6 @@ const (
 	wsMaxInflight       = 256              // unconfirmed publishes before flow {active:false}
 	wsDefaultRPCTimeout = 30 * time.Second // rpc without timeout_ms
 	wsMaxRPCTimeout     = 5 * time.Minute
-	wsMaxSubscriptions  = 1024
 	wsMaxPendingRPCs    = 1024
 )
 
@@ -33,7 +31,7 @@ func (s *Server) wsJSON(c echo.Context) error {
 		return err
 	}
 	st := s.ws()
-	ws, err := st.upgrader([]string{wsSubprotocol}).Upgrade(c.Response(), c.Request(), nil)
+	ws, err := st.Upgrader([]string{wsSubprotocol}).Upgrade(c.Response(), c.Request(), nil)
 	if err != nil {
 		return nil // the upgrader has answered
 	}
@@ -41,37 +39,6 @@ func (s *Server) wsJSON(c echo.Context) error {
 	sess := &jsonSession{s: s, peer: newWSPeer(c), wc: wc, subs: map[string]*jsonSub{}, rpcs: map[string]*wsRPCCall{}, flowWake: make(chan struct{}, 1)}
 	s.startWS(wc, func() { sess.run(a, authed) })
 	return nil
-}
-
-// startWS runs a session: the writer and the reader (read) each in a
-// goroutine of their own, so that the HTTP handler can return and net/http
-// drop its per-connection state (buffers, the handler's stack).
-func (s *Server) startWS(wc *wsConn, read func()) {
-	st := s.ws()
-	if !st.add(wc) {
-		wc.kill(websocket.CloseGoingAway, "server shutting down")
-		close(wc.readerDone)
-		go wc.writePump()
-		return
-	}
-	st.hooked.Do(func() {
-		if s.http != nil {
-			s.http.RegisterOnShutdown(func() {
-				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-				defer cancel()
-				s.CloseWebSockets(ctx)
-			})
-		}
-	})
-	go wc.writePump()
-	// The reader: it owns the session's lifetime.
-	go func() {
-		defer st.remove(wc)
-		read()
-		close(wc.readerDone)
-		wc.kill(websocket.CloseNormalClosure, "")
-		<-wc.writerDone
-	}()
 }
 
 // jsonSession is one /v1/ws session. Its reader (run) handles requests one
@@ -116,15 +83,15 @@ type jsonSub struct {
 
 // Deliver implements mapping.Sink (core locks held: only queue).
 func (sub *jsonSub) Deliver(d mapping.Delivery) bool {
-	return sub.sess.wc.deliver(sub.ch, sub, d)
+	return sub.sess.wc.Deliver(sub.ch, sub, d)
 }
 
 // Cancelled implements mapping.Sink: the queue went away.
 func (sub *jsonSub) Cancelled(string) {
-	sub.sess.wc.send(wsFrame("cancelled", nil, "subscription", sub.id, "reason", "queue '"+sub.queue+"' was deleted"))
+	sub.sess.wc.Send(wsFrame("cancelled", nil, "subscription", sub.id, "reason", "queue '"+sub.queue+"' was deleted"))
 }
 
-func (sub *jsonSub) encodeDelivery(b []byte, d mapping.Delivery) []byte {
+func (sub *jsonSub) EncodeDelivery(b []byte, d mapping.Delivery) []byte {
 	b = append(b, `{"op":"message","subscription":`...)
 	b = wsAppendString(b, sub.id)
 	b = append(b, `,"delivery_tag":`...)
@@ -148,14 +115,14 @@ func (cs *wsCtlSink) Deliver(d mapping.Delivery) bool {
 		return true // late or unknown reply: dropped, as RabbitMQ does
 	}
 	call.timer.Stop()
-	return sess.wc.deliver(sess.ctl, wsReplyEncoder{call.id}, d)
+	return sess.wc.Deliver(sess.ctl, wsReplyEncoder{call.id}, d)
 }
 
 func (cs *wsCtlSink) Cancelled(string) {}
 
 type wsReplyEncoder struct{ id json.RawMessage }
 
-func (r wsReplyEncoder) encodeDelivery(b []byte, d mapping.Delivery) []byte {
+func (r wsReplyEncoder) EncodeDelivery(b []byte, d mapping.Delivery) []byte {
 	b = append(b, `{"op":"reply"`...)
 	if len(r.id) > 0 {
 		b = append(b, `,"id":`...)
@@ -169,46 +136,46 @@ func (sess *jsonSession) reply(id json.RawMessage, kv ...any) {
 	if len(id) == 0 {
 		return
 	}
-	sess.wc.send(wsFrame("ok", id, kv...))
+	sess.wc.Send(wsFrame("ok", id, kv...))
 }
 
 func (sess *jsonSession) fail(id json.RawMessage, err error) {
-	sess.wc.send(wsErrorFrame(id, err))
+	sess.wc.Send(wsErrorFrame(id, err))
 }
 
 // run is the reader: authentication, then one request at a time.
 func (sess *jsonSession) run(a wsAuth, authed bool) {
 	wc := sess.wc
-	ws := wc.ws
+	ws := wc.WS
 	limit := int64(16 << 20)
 	if sess.s.router != nil {
 		limit = sess.s.router.MaxMessageSize()
 	}
 	ws.SetReadLimit(limit*4/3 + 64<<10) // base64 payload plus the frame around it
-	ws.SetPongHandler(func(string) error { wc.alive(wsPongWait); return nil })
+	ws.SetPongHandler(func(string) error { wc.Alive(wsPongWait); return nil })
 	if authed {
-		wc.alive(wsPongWait)
+		wc.Alive(wsPongWait)
 		if !sess.start(a, nil) {
 			return
 		}
 	} else {
-		wc.alive(wsAuthWait)
+		wc.Alive(wsAuthWait)
 	}
 	for {
 		_, data, err := ws.ReadMessage()
 		if err != nil {
 			if errors.Is(err, websocket.ErrReadLimit) {
-				wc.kill(websocket.CloseMessageTooBig, "frame larger than the limit")
+				wc.Kill(websocket.CloseMessageTooBig, "frame larger than the limit")
 			}
 			break
 		}
-		wc.alive(wsPongWait)
+		wc.Alive(wsPongWait)
 		var req wsRequest
 		dec := json.NewDecoder(bytes.NewReader(data))
 		dec.UseNumber()
 		if err := dec.Decode(&req); err != nil {
 			if sess.conn == nil {
-				wc.kill(closeProtocol, "the first frame must be {\"op\":\"auth\",...}: "+err.Error())
+				wc.Kill(closeProtocol, "the first frame must be {\"op\":\"auth\",...}: "+err.Error())
 				break
 			}
 			sess.fail(nil, wsErrorf(http.StatusBadRequest, "frame is not a JSON request object: %v", err))
@@ -216,7 +183,7 @@ func (sess *jsonSession) run(a wsAuth, authed bool) {
 		}
 		if sess.conn == nil {
 			if req.Op != "auth" {
-				wc.kill(closeAuthFailed, "not authenticated: send {\"op\":\"auth\",\"token\":...} first, or connect with ?token=")
+				wc.Kill(closeAuthFailed, "not authenticated: send {\"op\":\"auth\",\"token\":...} first, or connect with ?token=")
 				break
 			}
 			vhost := req.VHost
@@ -226,7 +193,7 @@ func (sess *jsonSession) run(a wsAuth, authed bool) {
 			a, err := sess.s.loginPassword(sess.peer, req.Username, req.Password, req.Token, vhost)
 			if err != nil {
 				sess.fail(req.ID, wsWithStatus(err, http.StatusUnauthorized))
-				wc.kill(closeAuthFailed, "authentication failed")
+				wc.Kill(closeAuthFailed, "authentication failed")
 				break
 			}
 			if !sess.start(a, req.ID) {
@@ -255,20 +222,20 @@ func (sess *jsonSession) start(a wsAuth, id json.RawMessage) bool {
 	conn, err := sess.s.connectCore(sess.peer, a, "WebSocket", sess.wc)
 	if err != nil {
 		sess.fail(id, err)
-		sess.wc.kill(closeVHostRefused, err.Error())
+		sess.wc.Kill(closeVHostRefused, err.Error())
 		return false
 	}
 	sess.auth = a
 	sess.conn = conn
 	sess.nextChan = 1
 	sess.ctl = conn.OpenChannel(sess.nextChan, (*wsCtlSink)(sess))
-	kv := []any{"user", a.user, "vhost", a.vhost, "protocol", wsSubprotocol, "max_payload", sess.s.router.MaxMessageSize()}
-	if !a.expires.IsZero() {
-		kv = append(kv, "expires_at", a.expires.UTC().Format(time.RFC3339))
-		d := time.Until(a.expires)
-		sess.expiry = time.AfterFunc(d, func() { sess.wc.kill(closeAuthFailed, "token expired") })
+	kv := []any{"user", a.User, "vhost", a.VHost, "protocol", wsSubprotocol, "max_payload", sess.s.router.MaxMessageSize()}
+	if !a.Expires.IsZero() {
+		kv = append(kv, "expires_at", a.Expires.UTC().Format(time.RFC3339))
+		d := time.Until(a.Expires)
+		sess.expiry = time.AfterFunc(d, func() { sess.wc.Kill(closeAuthFailed, "token expired") })
 	}
-	sess.wc.send(wsFrame("welcome", id, kv...))
+	sess.wc.Send(wsFrame("welcome", id, kv...))
 	return true
 }
 
@@ -298,18 +265,18 @@ func (sess *jsonSession) waitFlow() bool {
 	if !over {
 		return true
 	}
-	sess.wc.send(wsFrame("flow", nil, "active", false))
+	sess.wc.Send(wsFrame("flow", nil, "active", false))
 	for {
 		select {
 		case <-sess.flowWake:
-		case <-sess.wc.dying:
+		case <-sess.wc.Dying:
 			return false
 		}
 		sess.mu.Lock()
 		over = sess.inflight > wsMaxInflight/2
 		sess.mu.Unlock()
 		if !over {
-			sess.wc.send(wsFrame("flow", nil, "active", true))
+			sess.wc.Send(wsFrame("flow", nil, "active", true))
 			return true
 		}
 	}
@@ -367,7 +334,7 @@ func (sess *jsonSession) handle(req *wsRequest) {
 	case "ping":
 		sess.reply(req.ID)
 	case "auth":
-		err = wsErrorf(http.StatusBadRequest, "already authenticated as '%s'", sess.auth.user)
+		err = wsErrorf(http.StatusBadRequest, "already authenticated as '%s'", sess.auth.User)
 	case "":
 		err = wsErrorf(http.StatusBadRequest, "frame has no \"op\"")
 	default:
@@ -377,7 +344,7 @@ func (sess *jsonSession) handle(req *wsRequest) {
 		sess.fail(req.ID, err)
 	}
 	if errors.Is(err, wsErrFatal) {
-		sess.wc.kill(closeProtocol, err.Error())
+		sess.wc.Kill(closeProtocol, err.Error())
 	}
 }
 
@@ -463,7 +430,7 @@ func (sess *jsonSession) publish(req *wsRequest) error {
 	p.routed = out.Routed
 	p.mu.Unlock()
 	p.finish()
-	sess.ctl.WaitFlow(sess.wc.dying)
+	sess.ctl.WaitFlow(sess.wc.Dying)
 	return nil
 }
 
@@ -529,7 +496,7 @@ func (sess *jsonSession) subscribe(req *wsRequest) error {
 	sess.mu.Unlock()
 	err = sub.ch.Consume(sub.queue, "ws-"+id, noAck, false, nil, func(tag string) {
 		sub.tag = tag
-		sess.wc.send(wsFrame("ok", req.ID, "subscription", id, "queue", sub.queue))
+		sess.wc.Send(wsFrame("ok", req.ID, "subscription", id, "queue", sub.queue))
 	})
 	if err != nil {
 		sess.mu.Lock()
@@ -557,7 +524,7 @@ func (sess *jsonSession) unsubscribe(req *wsRequest) error {
 		sub.ch.DeleteQueue(sub.queue, false, false)
 	}
 	sub.ch.Close() // requeues what was not acked
-	sess.wc.forget(sub.ch)
+	sess.wc.Forget(sub.ch)
 	sess.reply(req.ID, "subscription", sub.id)
 	return nil
 }

@@ -1,4 +1,4 @@
-package gateway
+package wsconn
 
 // Short-lived tokens for browsers, which cannot set an Authorization
 // header on a WebSocket: POST /v1/tokens (HTTP basic auth) returns a
@@ -23,6 +23,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/warrenmq/warren/gateway/internal/httpx"
 	"github.com/warrenmq/warren/mapping"
 )
 
@@ -47,37 +48,36 @@ type TokenResponse struct {
 	ExpiresIn int64  `json:"expires_in"`
 }
 
-// createToken is POST /v1/tokens.
-func (s *Server) createToken(c echo.Context) error {
-	u, err := s.authenticate(c)
+// CreateToken is POST /v1/tokens.
+func (st *State) CreateToken(c echo.Context) error {
+	u, err := st.deps.Authenticate(c)
 	if err != nil {
 		return err
 	}
-	st := s.ws()
 	ttl := st.cfg.TokenTTL
 	if c.Request().ContentLength != 0 {
 		var req TokenRequest
 		dec := json.NewDecoder(http.MaxBytesReader(c.Response(), c.Request().Body, 4096))
 		if err := dec.Decode(&req); err != nil && err.Error() != "EOF" {
-			return apiError(http.StatusBadRequest, "body must be JSON like {\"ttl_seconds\": 600}: "+err.Error())
+			return httpx.APIError(http.StatusBadRequest, "body must be JSON like {\"ttl_seconds\": 600}: "+err.Error())
 		}
 		if req.TTLSeconds < 0 {
-			return apiError(http.StatusBadRequest, "ttl_seconds must be positive")
+			return httpx.APIError(http.StatusBadRequest, "ttl_seconds must be positive")
 		}
 		if req.TTLSeconds > 0 {
 			ttl = time.Duration(req.TTLSeconds) * time.Second
 		}
 	}
 	if ttl > st.cfg.MaxTokenTTL {
-		return apiError(http.StatusBadRequest, "ttl_seconds is longer than the maximum of "+st.cfg.MaxTokenTTL.String())
+		return httpx.APIError(http.StatusBadRequest, "ttl_seconds is longer than the maximum of "+st.cfg.MaxTokenTTL.String())
 	}
 	exp := time.Now().Add(ttl).Truncate(time.Second)
-	tok := st.sign(tokenClaims{User: u.Name, Expires: exp.Unix(), Loopback: isLoopbackAddr(remoteAddr(c))})
+	tok := st.sign(tokenClaims{User: u.Name, Expires: exp.Unix(), Loopback: isLoopbackAddr(httpx.RemoteAddr(c))})
 	c.Response().Header().Set("Cache-Control", "no-store")
 	return c.JSON(http.StatusOK, TokenResponse{Token: tok, User: u.Name, ExpiresAt: exp.UTC().Format(time.RFC3339), ExpiresIn: int64(time.Until(exp).Seconds())})
 }
 
-func (st *wsState) sign(cl tokenClaims) string {
+func (st *State) sign(cl tokenClaims) string {
 	j, _ := json.Marshal(cl)
 	head := tokenPrefix + base64.RawURLEncoding.EncodeToString(j)
 	mac := hmac.New(sha256.New, st.secret)
@@ -89,9 +89,9 @@ func looksLikeToken(s string) bool { return strings.HasPrefix(s, tokenPrefix) }
 
 // verifyToken checks a token's signature, expiry, origin and user, and
 // returns who it authenticates (vhost "/" unless the caller says).
-func (s *Server) verifyToken(tok string, remote net.Addr) (wsAuth, error) {
-	refused := func(why string) (wsAuth, error) {
-		return wsAuth{}, wsCoreError(mapping.KindAccessRefused, "token refused: "+why)
+func (st *State) verifyToken(tok string, remote net.Addr) (Auth, error) {
+	refused := func(why string) (Auth, error) {
+		return Auth{}, wsCoreError(mapping.KindAccessRefused, "token refused: "+why)
 	}
 	if !looksLikeToken(tok) {
 		return refused("not a Warren token (get one with POST /v1/tokens)")
@@ -104,7 +104,6 @@ func (s *Server) verifyToken(tok string, remote net.Addr) (wsAuth, error) {
 	if err != nil {
 		return refused("malformed signature")
 	}
-	st := s.ws()
 	mac := hmac.New(sha256.New, st.secret)
 	mac.Write([]byte(tokenPrefix + head))
 	if !hmac.Equal(got, mac.Sum(nil)) {
@@ -125,10 +124,10 @@ func (s *Server) verifyToken(tok string, remote net.Addr) (wsAuth, error) {
 	if cl.Loopback && !isLoopbackAddr(remote) {
 		return refused("it was issued to a loopback client and is only valid from loopback")
 	}
-	if _, err := s.router.User(cl.User); err != nil {
+	if _, err := st.deps.Router.User(cl.User); err != nil {
 		return refused("user '" + cl.User + "' no longer exists")
 	}
-	return wsAuth{user: cl.User, vhost: "/", expires: exp}, nil
+	return Auth{User: cl.User, VHost: "/", Expires: exp}, nil
 }
 
 func isLoopbackAddr(a net.Addr) bool {

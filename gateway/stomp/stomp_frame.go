@@ -1,4 +1,4 @@
-package gateway
+package stomp
 
 // STOMP frames (https://stomp.github.io/stomp-specification-1.2.html):
 //

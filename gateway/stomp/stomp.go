@@ -1,4 +1,4 @@
-package gateway
+package stomp
 
 // STOMP 1.0-1.2 over WebSocket at /ws, with RabbitMQ Web-STOMP's
 // destinations, so that @stomp/stompjs and other STOMP clients work
@@ -53,14 +53,14 @@ func (s *Server) wsSTOMP(c echo.Context) error {
 		return err
 	}
 	st := s.ws()
-	ws, err := st.upgrader(stompSubprotocols).Upgrade(c.Response(), c.Request(), nil)
+	ws, err := st.Upgrader(stompSubprotocols).Upgrade(c.Response(), c.Request(), nil)
 	if err != nil {
 		return nil
 	}
 	wc := newWSConn(ws, websocket.TextMessage)
-	wc.heartbeat = []byte{'\n'}
+	wc.Heartbeat = []byte{'\n'}
 	sess := &stompSession{s: s, peer: newWSPeer(c), wc: wc, version: "1.2", subs: map[string]*stompSub{}, temps: map[string]*stompSub{}, tx: map[string][]*stompFrame{}}
-	wc.farewell = sess.farewell
+	wc.Farewell = sess.farewell
 	s.startWS(wc, func() { sess.run(a, authed) })
 	return nil
 }
@@ -97,7 +97,7 @@ type stompSub struct {
 }
 
 func (sub *stompSub) Deliver(d mapping.Delivery) bool {
-	return sub.sess.wc.deliver(sub.ch, sub, d)
+	return sub.sess.wc.Deliver(sub.ch, sub, d)
 }
 
 func (sub *stompSub) Cancelled(string) {
@@ -110,7 +110,7 @@ func (sub *stompSub) ackID(tag uint64) string {
 	return "T_" + sub.id + "@@" + strconv.FormatUint(tag, 10)
 }
 
-func (sub *stompSub) encodeDelivery(b []byte, d mapping.Delivery) []byte {
+func (sub *stompSub) EncodeDelivery(b []byte, d mapping.Delivery) []byte {
 	m := d.Message
 	f := stompFrame{command: "MESSAGE", body: m.Body}
 	f.headers = make([][2]string, 0, 12)
@@ -144,7 +144,7 @@ func (sess *stompSession) destinationOf(sub *stompSub, m *mapping.Message) strin
 
 // send queues a server frame.
 func (sess *stompSession) send(f *stompFrame) {
-	sess.wc.send(appendStompFrame(nil, f, sess.version != "1.0"))
+	sess.wc.Send(appendStompFrame(nil, f, sess.version != "1.0"))
 }
 
 // fatal ends the session with an ERROR frame (the STOMP way: the server
@@ -155,7 +155,7 @@ func (sess *stompSession) fatal(message, detail, receipt string) {
 		sess.errText, sess.errRcpt = detail, receipt
 	}
 	sess.mu.Unlock()
-	sess.wc.kill(closeProtocol, message)
+	sess.wc.Kill(closeProtocol, message)
 }
 
 // farewell is the ERROR frame written before the close frame.
@@ -189,15 +189,15 @@ func (sess *stompSession) fail(f *stompFrame, err error) {
 
 func (sess *stompSession) run(a wsAuth, authed bool) {
 	wc := sess.wc
-	ws := wc.ws
+	ws := wc.WS
 	maxBody := int64(16 << 20)
 	if sess.s.router != nil {
 		maxBody = sess.s.router.MaxMessageSize()
 	}
 	ws.SetReadLimit(maxBody + 64<<10)
 	readWait := wsPongWait
-	ws.SetPongHandler(func(string) error { wc.alive(readWait); return nil })
-	wc.alive(wsAuthWait)
+	ws.SetPongHandler(func(string) error { wc.Alive(readWait); return nil })
+	wc.Alive(wsAuthWait)
 	var buf []byte
 	for {
 		_, data, err := ws.ReadMessage()
@@ -217,7 +217,7 @@ func (sess *stompSession) run(a wsAuth, authed bool) {
 			break
 		}
 		if sess.conn != nil {
-			wc.alive(readWait)
+			wc.Alive(readWait)
 		}
 		for {
 			f, n, err := parseStompFrame(buf, sess.version != "1.0", int(maxBody))
@@ -236,7 +236,7 @@ func (sess *stompSession) run(a wsAuth, authed bool) {
 					break
 				}
 				readWait = w
-				wc.alive(readWait)
+				wc.Alive(readWait)
 				continue
 			}
 			if !sess.handle(f) {
@@ -248,7 +248,7 @@ func (sess *stompSession) run(a wsAuth, authed bool) {
 		} else {
 			buf = append([]byte(nil), buf...)
 		}
-		if wc.isDead() {
+		if wc.IsDead() {
 			break
 		}
 	}
@@ -286,7 +286,7 @@ func (sess *stompSession) connect(f *stompFrame, a wsAuth, authed bool) (time.Du
 	vhost := sess.vhostOf(f.get("host"))
 	if authed {
 		if vhost != "" {
-			a.vhost = vhost
+			a.VHost = vhost
 		}
 	} else {
 		var err error
@@ -296,8 +296,8 @@ func (sess *stompSession) connect(f *stompFrame, a wsAuth, authed bool) (time.Du
 			return 0, false
 		}
 	}
-	if a.vhost == "" {
-		a.vhost = "/"
+	if a.VHost == "" {
+		a.VHost = "/"
 	}
 	conn, err := sess.s.connectCore(sess.peer, a, "STOMP "+version, sess.wc)
 	if err != nil {
@@ -307,8 +307,8 @@ func (sess *stompSession) connect(f *stompFrame, a wsAuth, authed bool) (time.Du
 	sess.auth, sess.conn = a, conn
 	sess.nextChan = 1
 	sess.ctl = conn.OpenChannel(1, stompNullSink{})
-	if !a.expires.IsZero() {
-		sess.expiry = time.AfterFunc(time.Until(a.expires), func() {
+	if !a.Expires.IsZero() {
+		sess.expiry = time.AfterFunc(time.Until(a.Expires), func() {
 			sess.fatal("token expired", "the token of this session expired; reconnect with a new one from POST /v1/tokens", "")
 		})
 	}
@@ -328,11 +328,11 @@ func (sess *stompSession) connect(f *stompFrame, a wsAuth, authed bool) (time.Du
 		out.set("heart-beat", strconv.Itoa(sx)+","+strconv.Itoa(sy))
 	}
 	out.set("server", stompServerName)
-	out.set("session", conn.VHost().Name()+"/"+strconv.FormatUint(sess.s.ws().seq.Load(), 10))
-	out.set("user-name", a.user)
+	out.set("session", conn.VHost().Name()+"/"+strconv.FormatUint(sess.s.ws().Seq.Load(), 10))
+	out.set("user-name", a.User)
 	sess.send(out)
 	if cy > 0 && sx > 0 {
-		sess.wc.setBeat(time.Duration(max(sx, cy)) * time.Millisecond)
+		sess.wc.SetBeat(time.Duration(max(sx, cy)) * time.Millisecond)
 	}
 	readWait := wsPongWait
 	if cx > 0 && sy > 0 {
@@ -396,7 +396,7 @@ func (sess *stompSession) handle(f *stompFrame) bool {
 		err = sess.transaction(f)
 	case "DISCONNECT":
 		sess.receipt(f)
-		sess.wc.kill(websocket.CloseNormalClosure, "")
+		sess.wc.Kill(websocket.CloseNormalClosure, "")
 		return false
 	case "CONNECT", "STOMP":
 		err = wsErrorf(http.StatusBadRequest, "already connected")
@@ -533,7 +533,7 @@ func (sess *stompSession) sendFrame(f *stompFrame, withReceipt bool) error {
 	if err := out.Err(); err != nil {
 		return err
 	}
-	sess.ctl.WaitFlow(sess.wc.dying)
+	sess.ctl.WaitFlow(sess.wc.Dying)
 	return nil
 }
 
@@ -830,12 +830,12 @@ func (sess *stompSession) unsubscribe(f *stompFrame) error {
 	if durable && sub.durable {
 		if _, err := sub.ch.DeleteQueue(sub.queue, false, false); err != nil {
 			sub.ch.Close()
-			sess.wc.forget(sub.ch)
+			sess.wc.Forget(sub.ch)
 			return err
 		}
 	}
 	sub.ch.Close()
-	sess.wc.forget(sub.ch)
+	sess.wc.Forget(sub.ch)
 	return nil
 }
 

@@ -1,7 +1,8 @@
-package gateway
+package httpx
 
 import (
 	"errors"
+	"log/slog"
 	"net/http"
 
 	"github.com/labstack/echo/v4"
@@ -31,7 +32,7 @@ var kindStatus = map[mapping.Kind]int{
 	mapping.KindInternal:           http.StatusInternalServerError,
 }
 
-var statusNames = map[int]string{
+var StatusNames = map[int]string{
 	http.StatusBadRequest:            "bad_request",
 	http.StatusUnauthorized:          "not_authorised",
 	http.StatusForbidden:             "access_refused",
@@ -48,8 +49,8 @@ var statusNames = map[int]string{
 	http.StatusInternalServerError:   "internal_error",
 }
 
-// apiError is an error with a status, made by handlers.
-func apiError(status int, reason string) error {
+// APIError is an error with a status, made by handlers.
+func APIError(status int, reason string) error {
 	return &echo.HTTPError{Code: status, Message: reason}
 }
 
@@ -71,17 +72,17 @@ var retryAfter = map[mapping.Refusal]string{
 	mapping.RefusedQueueFull: "1",
 }
 
-// errorStatus is the one table of the HTTP fronts (REST, management API,
+// ErrorStatus is the one table of the HTTP fronts (REST, management API,
 // and the codes of WS error frames and STOMP ERROR frames): the status and
 // error name of any error.
-func errorStatus(err error) (int, string) {
+func ErrorStatus(err error) (int, string) {
 	var he *echo.HTTPError
 	if errors.As(err, &he) && he.Internal == nil {
-		return he.Code, statusName(he.Code)
+		return he.Code, StatusName(he.Code)
 	}
 	var ce *msgcodec.Error
 	if errors.As(err, &ce) {
-		return http.StatusBadRequest, statusName(http.StatusBadRequest)
+		return http.StatusBadRequest, StatusName(http.StatusBadRequest)
 	}
 	if r := mapping.RefusalOf(err); r != mapping.NotRefused {
 		if status, ok := refusalStatus[r]; ok {
@@ -89,24 +90,24 @@ func errorStatus(err error) (int, string) {
 		}
 	}
 	if he != nil {
-		return he.Code, statusName(he.Code)
+		return he.Code, StatusName(he.Code)
 	}
 	status, ok := kindStatus[mapping.KindOf(err)]
 	if !ok {
 		status = http.StatusInternalServerError
 	}
-	return status, statusName(status)
+	return status, StatusName(status)
 }
 
-func statusName(status int) string {
-	if n := statusNames[status]; n != "" {
+func StatusName(status int) string {
+	if n := StatusNames[status]; n != "" {
 		return n
 	}
 	return http.StatusText(status)
 }
 
-// coreError converts an error from package mapping to an HTTP error.
-func coreError(err error) error {
+// CoreError converts an error from package mapping to an HTTP error.
+func CoreError(err error) error {
 	if err == nil {
 		return nil
 	}
@@ -114,26 +115,30 @@ func coreError(err error) error {
 	if errors.As(err, &he) {
 		return he
 	}
-	status, _ := errorStatus(err)
+	status, _ := ErrorStatus(err)
 	return &echo.HTTPError{Code: status, Message: err.Error(), Internal: err}
 }
 
-// setRetryAfter adds Retry-After to the response when err is a retryable
+// SetRetryAfter adds Retry-After to the response when err is a retryable
 // publish refusal.
-func setRetryAfter(c echo.Context, err error) {
+func SetRetryAfter(c echo.Context, err error) {
 	if s := retryAfter[mapping.RefusalOf(err)]; s != "" && c != nil {
 		c.Response().Header().Set("Retry-After", s)
 	}
 }
 
-// errorHandler writes every error as ErrorBody JSON with the right status.
-func (s *Server) errorHandler(err error, c echo.Context) {
+// ErrorHandler writes every error as ErrorBody JSON with the right status.
+func ErrorHandler(logger *slog.Logger) func(err error, c echo.Context) {
+	return func(err error, c echo.Context) { errorHandler(logger, err, c) }
+}
+
+func errorHandler(logger *slog.Logger, err error, c echo.Context) {
 	if c.Response().Committed {
 		return
 	}
-	setRetryAfter(c, err)
-	status, name := errorStatus(err)
-	err = coreError(err)
+	SetRetryAfter(c, err)
+	status, name := ErrorStatus(err)
+	err = CoreError(err)
 	he, _ := err.(*echo.HTTPError)
 	reason := http.StatusText(status)
 	switch m := he.Message.(type) {
@@ -143,7 +148,7 @@ func (s *Server) errorHandler(err error, c echo.Context) {
 		reason = m.Error()
 	}
 	if status >= 500 && status != http.StatusServiceUnavailable && status != http.StatusGatewayTimeout && status != http.StatusNotImplemented {
-		s.cfg.Logger.Error("HTTP handler failed", "method", c.Request().Method, "path", c.Request().URL.Path, "err", err)
+		logger.Error("HTTP handler failed", "method", c.Request().Method, "path", c.Request().URL.Path, "err", err)
 	}
 	if status == http.StatusUnauthorized {
 		c.Response().Header().Set("WWW-Authenticate", `Basic realm="Warren"`)

@@ -1,14 +1,15 @@
-package gateway
+package wsconn
 
-// WebSocket front: the upgrade, origin check, authentication and the set
-// of live sessions. Two protocols share the transport in ws_conn.go:
-// Warren's JSON protocol at /v1/ws (ws_session.go, ws_protocol.go) and
-// STOMP 1.2 at /ws (stomp.go, stomp_frame.go).
+// The WebSocket fronts' shared part: the upgrade, origin check,
+// authentication and the set of live sessions. Two protocols share the
+// transport in ws_conn.go: Warren's JSON protocol at /v1/ws
+// (gateway/websocket) and STOMP 1.2 at /ws (gateway/stomp).
 
 import (
 	"context"
 	"crypto/rand"
 	"crypto/tls"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
@@ -21,20 +22,14 @@ import (
 	"github.com/gorilla/websocket"
 	"github.com/labstack/echo/v4"
 
+	"github.com/warrenmq/warren/gateway/internal/httpx"
 	"github.com/warrenmq/warren/mapping"
 )
 
-// WebSocket subprotocols.
-const (
-	wsSubprotocol = "warren.v1"
-)
-
-var stompSubprotocols = []string{"v12.stomp", "v11.stomp", "v10.stomp"}
-
-// WSConfig configures the WebSocket front and its tokens. The zero value
+// Config configures the WebSocket front and its tokens. The zero value
 // works: same-origin browsers only, a random token key per process,
 // 15-minute tokens.
-type WSConfig struct {
+type Config struct {
 	// AllowedOrigins lists the browser origins ("https://app.example.com")
 	// allowed to open a WebSocket. Empty allows only pages served by
 	// Warren itself (the Origin's host equals the request's Host). "*"
@@ -58,32 +53,35 @@ const (
 	defaultMaxTokenTTL = time.Hour
 )
 
-// wsState is the WebSocket front's part of a Server: its configuration
+// State is the WebSocket front's part of a Server: its configuration
 // and every live session, so that Shutdown can end them.
-type wsState struct {
-	cfg    WSConfig
+type State struct {
+	cfg    Config
+	deps   Deps
 	secret []byte
 
 	mu       sync.Mutex
-	sessions map[*wsConn]struct{}
+	sessions map[*Conn]struct{}
 	closing  bool
 	wg       sync.WaitGroup
-	seq      atomic.Uint64
+	Seq      atomic.Uint64
 	hooked   sync.Once
 }
 
-// ws returns the server's WebSocket state, made with the default
-// configuration on first use.
-func (s *Server) ws() *wsState {
-	if st := s.wsState.Load(); st != nil {
-		return st
-	}
-	s.wsState.CompareAndSwap(nil, newWSState(WSConfig{}))
-	return s.wsState.Load()
+// Deps is what the sessions need from the server that owns the State.
+type Deps struct {
+	Router *mapping.Router
+	Logger *slog.Logger
+	// Authenticate checks the HTTP basic credentials of a request.
+	Authenticate func(c echo.Context) (*mapping.UserInfo, error)
+	// OnShutdown registers f to run when the HTTP server shuts down.
+	OnShutdown func(f func())
 }
 
-func newWSState(cfg WSConfig) *wsState {
-	st := &wsState{cfg: cfg, sessions: map[*wsConn]struct{}{}}
+// NewState makes the WebSocket state of a server with cfg (defaults
+// filled in) and a fresh token key unless cfg names one.
+func NewState(cfg Config, deps Deps) *State {
+	st := &State{cfg: cfg, deps: deps, sessions: map[*Conn]struct{}{}}
 	st.secret = cfg.TokenSecret
 	if len(st.secret) == 0 {
 		st.secret = make([]byte, 32)
@@ -98,30 +96,14 @@ func newWSState(cfg WSConfig) *wsState {
 	return st
 }
 
-// SetWSConfig replaces the WebSocket configuration. Call it before Serve.
-func (s *Server) SetWSConfig(cfg WSConfig) {
-	s.wsState.Store(newWSState(cfg))
-}
-
-// wsRoutes registers the WebSocket, token and example routes.
-func (s *Server) wsRoutes() {
-	s.ws()
-	s.echo.GET("/v1/ws", s.wsJSON)
-	s.echo.GET("/ws", s.wsSTOMP)
-	s.echo.GET("/ws/amqp", s.wsAMQP) // amqpws.go
-	s.echo.POST("/v1/tokens", s.createToken)
-	s.exampleRoutes()
-}
-
-// CloseWebSockets ends every WebSocket session with close code 1001 (going
+// CloseAll ends every WebSocket session with close code 1001 (going
 // away) and waits for them to finish, or for ctx. http.Server.Shutdown
 // does not track hijacked connections, so Server.Shutdown calls this.
-func (s *Server) CloseWebSockets(ctx context.Context) error {
-	st := s.ws()
+func (st *State) CloseAll(ctx context.Context) error {
 	st.mu.Lock()
 	st.closing = true
 	for c := range st.sessions {
-		c.kill(websocket.CloseGoingAway, "server shutting down")
+		c.Kill(websocket.CloseGoingAway, "server shutting down")
 	}
 	st.mu.Unlock()
 	done := make(chan struct{})
@@ -137,7 +119,7 @@ func (s *Server) CloseWebSockets(ctx context.Context) error {
 	}
 }
 
-func (st *wsState) add(c *wsConn) bool {
+func (st *State) add(c *Conn) bool {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	if st.closing {
@@ -148,7 +130,7 @@ func (st *wsState) add(c *wsConn) bool {
 	return true
 }
 
-func (st *wsState) remove(c *wsConn) {
+func (st *State) remove(c *Conn) {
 	st.mu.Lock()
 	_, ok := st.sessions[c]
 	delete(st.sessions, c)
@@ -160,7 +142,7 @@ func (st *wsState) remove(c *wsConn) {
 
 // checkOrigin refuses cross-site WebSocket hijacking: a browser page from
 // another site must be in AllowedOrigins.
-func (st *wsState) checkOrigin(r *http.Request) bool {
+func (st *State) checkOrigin(r *http.Request) bool {
 	origin := r.Header.Get("Origin")
 	if origin == "" {
 		return true
@@ -180,10 +162,10 @@ func (st *wsState) checkOrigin(r *http.Request) bool {
 	return false
 }
 
-// upgrader builds the gorilla Upgrader for one protocol. Compression is
+// Upgrader builds the gorilla Upgrader for one protocol. Compression is
 // off: permessage-deflate would let a small frame inflate without bound
 // before the read limit applies, and costs memory per connection.
-func (st *wsState) upgrader(subprotocols []string) *websocket.Upgrader {
+func (st *State) Upgrader(subprotocols []string) *websocket.Upgrader {
 	return &websocket.Upgrader{
 		HandshakeTimeout:  10 * time.Second,
 		ReadBufferSize:    1024,
@@ -196,11 +178,11 @@ func (st *wsState) upgrader(subprotocols []string) *websocket.Upgrader {
 			w.Header().Set("Content-Type", "application/json")
 			w.Header().Set("Sec-Websocket-Version", "13")
 			w.WriteHeader(status)
-			name := statusNames[status]
+			name := httpx.StatusNames[status]
 			if name == "" {
 				name = "bad_request"
 			}
-			_ = wsJSONEncode(w, ErrorBody{Error: name, Reason: "WebSocket upgrade failed: " + reason.Error()})
+			_ = wsJSONEncode(w, httpx.ErrorBody{Error: name, Reason: "WebSocket upgrade failed: " + reason.Error()})
 		},
 	}
 }
@@ -209,82 +191,82 @@ func (st *wsState) upgrader(subprotocols []string) *websocket.Upgrader {
 // write, so an idle connection holds none.
 var wsWriteBufferPool = &sync.Pool{}
 
-// wsAuth is who a session runs as, once known.
-type wsAuth struct {
-	user    string
-	vhost   string
-	expires time.Time // zero: no expiry (basic auth)
+// Auth is who a session runs as, once known.
+type Auth struct {
+	User    string
+	VHost   string
+	Expires time.Time // zero: no expiry (basic auth)
 }
 
-// upgradeAuth authenticates the upgrade request itself: HTTP basic auth
+// UpgradeAuth authenticates the upgrade request itself: HTTP basic auth
 // or ?token=. ok=false with err=nil means the client has not said who it
 // is yet and must do it in its first frame.
-func (s *Server) upgradeAuth(c echo.Context) (a wsAuth, ok bool, err error) {
+func (st *State) UpgradeAuth(c echo.Context) (a Auth, ok bool, err error) {
 	r := c.Request()
 	vhost := r.URL.Query().Get("vhost")
 	if vhost == "" {
 		vhost = "/"
 	}
 	if _, _, has := r.BasicAuth(); has {
-		u, err := s.authenticate(c)
+		u, err := st.deps.Authenticate(c)
 		if err != nil {
 			return a, false, err
 		}
-		return wsAuth{user: u.Name, vhost: vhost}, true, nil
+		return Auth{User: u.Name, VHost: vhost}, true, nil
 	}
 	if tok := r.URL.Query().Get("token"); tok != "" {
-		a, err := s.verifyToken(tok, remoteAddr(c))
+		a, err := st.verifyToken(tok, httpx.RemoteAddr(c))
 		if err != nil {
-			return a, false, apiError(http.StatusUnauthorized, err.Error())
+			return a, false, httpx.APIError(http.StatusUnauthorized, err.Error())
 		}
 		if r.URL.Query().Get("vhost") != "" {
-			a.vhost = vhost
+			a.VHost = vhost
 		}
 		return a, true, nil
 	}
 	return a, false, nil
 }
 
-// loginPassword authenticates a user name and password or token given in
+// LoginPassword authenticates a user name and password or token given in
 // a first frame (the JSON auth op, STOMP CONNECT). A password that fails
 // and parses as a token is tried as a token, so that STOMP clients can
 // pass a token as the passcode.
-func (s *Server) loginPassword(p *wsPeer, user, pass, token, vhost string) (wsAuth, error) {
+func (st *State) LoginPassword(p *Peer, user, pass, token, vhost string) (Auth, error) {
 	if token == "" && user != "" {
-		u, err := s.router.Authenticate(user, pass, p.addr)
+		u, err := st.deps.Router.Authenticate(user, pass, p.addr)
 		if err == nil {
-			return wsAuth{user: u.Name, vhost: vhost}, nil
+			return Auth{User: u.Name, VHost: vhost}, nil
 		}
 		if !looksLikeToken(pass) {
-			s.cfg.Logger.Warn("WebSocket login refused", "user", user, "remote", p.remote, "reason", err)
-			return wsAuth{}, err
+			st.deps.Logger.Warn("WebSocket login refused", "user", user, "remote", p.remote, "reason", err)
+			return Auth{}, err
 		}
 		token = pass
 	}
 	if token == "" {
-		return wsAuth{}, wsCoreError(mapping.KindAccessRefused, "no credentials: give a user name and password, or a token from POST /v1/tokens")
+		return Auth{}, wsCoreError(mapping.KindAccessRefused, "no credentials: give a user name and password, or a token from POST /v1/tokens")
 	}
-	a, err := s.verifyToken(token, p.addr)
+	a, err := st.verifyToken(token, p.addr)
 	if err != nil {
-		return wsAuth{}, err
+		return Auth{}, err
 	}
-	if user != "" && user != a.user {
-		return wsAuth{}, wsCoreError(mapping.KindAccessRefused, "the token belongs to user '"+a.user+"', not '"+user+"'")
+	if user != "" && user != a.User {
+		return Auth{}, wsCoreError(mapping.KindAccessRefused, "the token belongs to user '"+a.User+"', not '"+user+"'")
 	}
 	if vhost != "" {
-		a.vhost = vhost
+		a.VHost = vhost
 	}
 	return a, nil
 }
 
 func wsCoreError(k mapping.Kind, text string) error { return &mapping.Error{Kind: k, Text: text} }
 
-// connect opens the session's core connection after checking vhost
+// ConnectCore opens the session's core connection after checking vhost
 // access (the same check as AMQP connection.open).
-func (s *Server) connectCore(p *wsPeer, a wsAuth, protocol string, wc *wsConn) (*mapping.Conn, error) {
-	n := s.ws().seq.Add(1)
+func (st *State) ConnectCore(p *Peer, a Auth, protocol string, wc *Conn) (*mapping.Conn, error) {
+	n := st.Seq.Add(1)
 	name := p.remote + " -> " + p.host + " (" + protocol + " #" + strconv.FormatUint(n, 10) + ")"
-	return s.router.Connect(a.user, a.vhost, mapping.ConnInfo{
+	return st.deps.Router.Connect(a.User, a.VHost, mapping.ConnInfo{
 		Name:     name,
 		Protocol: protocol,
 		Peer:     p.remote,
@@ -294,21 +276,21 @@ func (s *Server) connectCore(p *wsPeer, a wsAuth, protocol string, wc *wsConn) (
 			"user_agent": p.userAgent,
 			"origin":     p.origin,
 		},
-		Close: func(reason string) { wc.kill(closeForced, "closed by the broker: "+reason) },
+		Close: func(reason string) { wc.Kill(CloseForced, "closed by the broker: "+reason) },
 	})
 }
 
-// wsPeer is what a session keeps of its upgrade request: the session
+// Peer is what a session keeps of its upgrade request: the session
 // outlives the handler, and echo reuses its contexts.
-type wsPeer struct {
+type Peer struct {
 	addr                                   net.Addr
 	remote, host, local, userAgent, origin string
 	tls                                    *tls.ConnectionState // nil over plain HTTP
 }
 
-func newWSPeer(c echo.Context) *wsPeer {
+func NewPeer(c echo.Context) *Peer {
 	r := c.Request()
-	return &wsPeer{addr: remoteAddr(c), remote: r.RemoteAddr, host: r.Host, local: wsLocalAddr(r), userAgent: r.UserAgent(), origin: r.Header.Get("Origin"), tls: r.TLS}
+	return &Peer{addr: httpx.RemoteAddr(c), remote: r.RemoteAddr, host: r.Host, local: wsLocalAddr(r), userAgent: r.UserAgent(), origin: r.Header.Get("Origin"), tls: r.TLS}
 }
 
 func wsLocalAddr(r *http.Request) string {

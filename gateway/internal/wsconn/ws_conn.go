@@ -1,4 +1,4 @@
-package gateway
+package wsconn
 
 import (
 	"sync"
@@ -12,19 +12,19 @@ import (
 // WebSocket close codes of both protocols (4000-4999 are the
 // application's range; clients decide from the code whether to reconnect).
 const (
-	closeAuthFailed   = 4001 // bad credentials or expired token: get new ones, then reconnect
-	closeProtocol     = 4002 // the client broke the protocol: do not retry unchanged
-	closeVHostRefused = 4003 // no such vhost or no access to it
-	closeTooSlow      = 4008 // the client did not read its messages: reconnect, read faster
-	closeForced       = 4320 // closed by an operator (AMQP 320 CONNECTION_FORCED): reconnect
+	CloseAuthFailed   = 4001 // bad credentials or expired token: get new ones, then reconnect
+	CloseProtocol     = 4002 // the client broke the protocol: do not retry unchanged
+	CloseVHostRefused = 4003 // no such vhost or no access to it
+	CloseTooSlow      = 4008 // the client did not read its messages: reconnect, read faster
+	CloseForced       = 4320 // closed by an operator (AMQP 320 CONNECTION_FORCED): reconnect
 )
 
 // Transport limits and timings.
 const (
 	wsWriteWait  = 10 * time.Second // a write that takes longer ends the session
-	wsPongWait   = 60 * time.Second // silence (no frame, no pong) that ends the session
-	wsPingPeriod = 25 * time.Second // server pings; must be < wsPongWait
-	wsAuthWait   = 10 * time.Second // time to send the first (auth/CONNECT) frame
+	PongWait     = 60 * time.Second // silence (no frame, no pong) that ends the session
+	wsPingPeriod = 25 * time.Second // server pings; must be < PongWait
+	AuthWait     = 10 * time.Second // time to send the first (auth/CONNECT) frame
 
 	// The send queue: above outHighWater bytes the core is told to stop
 	// delivering (Sink.Deliver returns false); below outLowWater it is
@@ -43,33 +43,33 @@ const (
 // held, so they are only queued there).
 type wsOutItem struct {
 	frame []byte
-	sub   wsDeliveryEncoder
+	sub   DeliveryEncoder
 	d     mapping.Delivery
 }
 
-// wsDeliveryEncoder turns a delivery into one frame of its protocol.
-type wsDeliveryEncoder interface {
-	encodeDelivery(dst []byte, d mapping.Delivery) []byte
+// DeliveryEncoder turns a delivery into one frame of its protocol.
+type DeliveryEncoder interface {
+	EncodeDelivery(dst []byte, d mapping.Delivery) []byte
 }
 
-// wsConn is the transport half of a session: one WebSocket connection
+// Conn is the transport half of a session: one WebSocket connection
 // with a bounded send queue.
 //
 // Goroutines: the session's reader runs in the HTTP handler goroutine and
 // is the only reader of the socket; writePump runs in its own goroutine
 // and is the only writer. Anyone may queue (send, deliver) or end the
 // session (kill); none of them blocks.
-type wsConn struct {
-	ws      *websocket.Conn
+type Conn struct {
+	WS      *websocket.Conn
 	msgType int
 
 	// heartbeat is written every beat without other traffic (STOMP
 	// heart-beats; setBeat starts them); farewell, when set, makes the
 	// last frame before the close frame (a STOMP ERROR). Both are set
 	// before the writer starts.
-	heartbeat []byte
+	Heartbeat []byte
 	beatSet   chan time.Duration
-	farewell  func(code int, text string) []byte
+	Farewell  func(code int, text string) []byte
 
 	mu        sync.Mutex
 	queue     []wsOutItem
@@ -81,34 +81,34 @@ type wsConn struct {
 	closeText string
 
 	wake       chan struct{}
-	dying      chan struct{} // closed by kill
+	Dying      chan struct{} // closed by kill
 	writerDone chan struct{} // closed when writePump has returned
 	readerDone chan struct{} // closed by the session when its reader returned
 }
 
-func newWSConn(ws *websocket.Conn, msgType int) *wsConn {
-	return &wsConn{
-		ws:         ws,
+func New(ws *websocket.Conn, msgType int) *Conn {
+	return &Conn{
+		WS:         ws,
 		msgType:    msgType,
 		refused:    map[*mapping.Channel]struct{}{},
 		wake:       make(chan struct{}, 1),
-		dying:      make(chan struct{}),
+		Dying:      make(chan struct{}),
 		writerDone: make(chan struct{}),
 		readerDone: make(chan struct{}),
 		beatSet:    make(chan time.Duration, 1),
 	}
 }
 
-func (wc *wsConn) signal() {
+func (wc *Conn) signal() {
 	select {
 	case wc.wake <- struct{}{}:
 	default:
 	}
 }
 
-// send queues an encoded frame. It reports false once the session is
+// Send queues an encoded frame. It reports false once the session is
 // ending.
-func (wc *wsConn) send(frame []byte) bool {
+func (wc *Conn) Send(frame []byte) bool {
 	wc.mu.Lock()
 	if wc.dead {
 		wc.mu.Unlock()
@@ -119,16 +119,16 @@ func (wc *wsConn) send(frame []byte) bool {
 	over := wc.bytes > outHardLimit || len(wc.queue) > outMaxItems
 	wc.mu.Unlock()
 	if over {
-		wc.kill(closeTooSlow, "the client does not read its messages: send backlog exceeded")
+		wc.Kill(CloseTooSlow, "the client does not read its messages: send backlog exceeded")
 		return false
 	}
 	wc.signal()
 	return true
 }
 
-// deliver queues a delivery of ch and reports whether there is room for
+// Deliver queues a delivery of ch and reports whether there is room for
 // more (mapping.Sink semantics). It is called with core locks held.
-func (wc *wsConn) deliver(ch *mapping.Channel, enc wsDeliveryEncoder, d mapping.Delivery) bool {
+func (wc *Conn) Deliver(ch *mapping.Channel, enc DeliveryEncoder, d mapping.Delivery) bool {
 	wc.mu.Lock()
 	if wc.dead {
 		wc.mu.Unlock()
@@ -143,16 +143,16 @@ func (wc *wsConn) deliver(ch *mapping.Channel, enc wsDeliveryEncoder, d mapping.
 	over := wc.bytes > outHardLimit || len(wc.queue) > outMaxItems
 	wc.mu.Unlock()
 	if over {
-		wc.kill(closeTooSlow, "the client does not read its messages: send backlog exceeded")
+		wc.Kill(CloseTooSlow, "the client does not read its messages: send backlog exceeded")
 	}
 	wc.signal()
 	return room
 }
 
-// kill ends the session: the writer sends the close frame (after a
+// Kill ends the session: the writer sends the close frame (after a
 // farewell frame, if the protocol has one) and closes the socket, which
 // ends the reader. The first call decides the close code.
-func (wc *wsConn) kill(code int, text string) {
+func (wc *Conn) Kill(code int, text string) {
 	wc.mu.Lock()
 	if wc.dead {
 		wc.mu.Unlock()
@@ -161,17 +161,17 @@ func (wc *wsConn) kill(code int, text string) {
 	wc.dead = true
 	wc.closeCode, wc.closeText = code, text
 	wc.mu.Unlock()
-	close(wc.dying)
+	close(wc.Dying)
 }
 
-func (wc *wsConn) isDead() bool {
+func (wc *Conn) IsDead() bool {
 	wc.mu.Lock()
 	defer wc.mu.Unlock()
 	return wc.dead
 }
 
 // take hands the queued frames to the writer.
-func (wc *wsConn) take() []wsOutItem {
+func (wc *Conn) take() []wsOutItem {
 	wc.mu.Lock()
 	defer wc.mu.Unlock()
 	q := wc.queue
@@ -181,7 +181,7 @@ func (wc *wsConn) take() []wsOutItem {
 }
 
 // written gives a written batch back and returns the channels to resume.
-func (wc *wsConn) written(items []wsOutItem, n int) []*mapping.Channel {
+func (wc *Conn) written(items []wsOutItem, n int) []*mapping.Channel {
 	clear(items)
 	wc.mu.Lock()
 	defer wc.mu.Unlock()
@@ -203,8 +203,8 @@ func (wc *wsConn) written(items []wsOutItem, n int) []*mapping.Channel {
 	return chans
 }
 
-// forget drops a channel from the resume set (it is closing).
-func (wc *wsConn) forget(ch *mapping.Channel) {
+// Forget drops a channel from the resume set (it is closing).
+func (wc *Conn) Forget(ch *mapping.Channel) {
 	wc.mu.Lock()
 	delete(wc.refused, ch)
 	wc.mu.Unlock()
@@ -213,7 +213,7 @@ func (wc *wsConn) forget(ch *mapping.Channel) {
 // writePump runs in its own goroutine; it is the only writer of the
 // socket. It returns after kill, having sent the close frame and closed
 // the socket.
-func (wc *wsConn) writePump() {
+func (wc *Conn) writePump() {
 	defer close(wc.writerDone)
 	ping := time.NewTicker(wsPingPeriod)
 	defer ping.Stop()
@@ -237,25 +237,25 @@ func (wc *wsConn) writePump() {
 			beat = beatTicker.C
 			continue
 		case <-ping.C:
-			wc.ws.SetWriteDeadline(time.Now().Add(wsWriteWait))
-			if err := wc.ws.WriteMessage(websocket.PingMessage, nil); err != nil {
-				wc.kill(websocket.CloseAbnormalClosure, "write failed")
-				wc.ws.Close()
+			wc.WS.SetWriteDeadline(time.Now().Add(wsWriteWait))
+			if err := wc.WS.WriteMessage(websocket.PingMessage, nil); err != nil {
+				wc.Kill(websocket.CloseAbnormalClosure, "write failed")
+				wc.WS.Close()
 				return
 			}
 			continue
 		case <-beat:
 			if !wrote {
-				wc.ws.SetWriteDeadline(time.Now().Add(wsWriteWait))
-				if err := wc.ws.WriteMessage(wc.msgType, wc.heartbeat); err != nil {
-					wc.kill(websocket.CloseAbnormalClosure, "write failed")
-					wc.ws.Close()
+				wc.WS.SetWriteDeadline(time.Now().Add(wsWriteWait))
+				if err := wc.WS.WriteMessage(wc.msgType, wc.Heartbeat); err != nil {
+					wc.Kill(websocket.CloseAbnormalClosure, "write failed")
+					wc.WS.Close()
 					return
 				}
 			}
 			wrote = false
 			continue
-		case <-wc.dying:
+		case <-wc.Dying:
 			wc.finish(buf)
 			return
 		}
@@ -269,7 +269,7 @@ func (wc *wsConn) writePump() {
 			it := &items[i]
 			frame := it.frame
 			if it.sub != nil {
-				buf = it.sub.encodeDelivery(buf[:0], it.d)
+				buf = it.sub.EncodeDelivery(buf[:0], it.d)
 				frame = buf
 				n += len(it.d.Message.Body) + wsDeliveryOverhead
 			} else {
@@ -277,11 +277,11 @@ func (wc *wsConn) writePump() {
 			}
 			if now := time.Now(); now.Sub(armed) > time.Second {
 				armed = now
-				wc.ws.SetWriteDeadline(now.Add(wsWriteWait))
+				wc.WS.SetWriteDeadline(now.Add(wsWriteWait))
 			}
-			if err := wc.ws.WriteMessage(wc.msgType, frame); err != nil {
-				wc.kill(closeTooSlow, "write failed: "+err.Error())
-				wc.ws.Close()
+			if err := wc.WS.WriteMessage(wc.msgType, frame); err != nil {
+				wc.Kill(CloseTooSlow, "write failed: "+err.Error())
+				wc.WS.Close()
 				return
 			}
 			wrote = true
@@ -297,26 +297,26 @@ func (wc *wsConn) writePump() {
 
 // finish flushes what is queued (unless the client is too slow to take
 // it), then the farewell and close frames, and closes the socket.
-func (wc *wsConn) finish(buf []byte) {
+func (wc *Conn) finish(buf []byte) {
 	wc.mu.Lock()
 	code, text := wc.closeCode, wc.closeText
 	wc.mu.Unlock()
 	deadline := time.Now().Add(time.Second)
-	wc.ws.SetWriteDeadline(deadline)
-	if code != closeTooSlow && code != websocket.CloseAbnormalClosure {
+	wc.WS.SetWriteDeadline(deadline)
+	if code != CloseTooSlow && code != websocket.CloseAbnormalClosure {
 		for _, it := range wc.take() {
 			frame := it.frame
 			if it.sub != nil {
-				buf = it.sub.encodeDelivery(buf[:0], it.d)
+				buf = it.sub.EncodeDelivery(buf[:0], it.d)
 				frame = buf
 			}
-			if wc.ws.WriteMessage(wc.msgType, frame) != nil {
+			if wc.WS.WriteMessage(wc.msgType, frame) != nil {
 				break
 			}
 		}
-		if wc.farewell != nil {
-			if f := wc.farewell(code, text); f != nil {
-				wc.ws.WriteMessage(wc.msgType, f)
+		if wc.Farewell != nil {
+			if f := wc.Farewell(code, text); f != nil {
+				wc.WS.WriteMessage(wc.msgType, f)
 			}
 		}
 	}
@@ -324,7 +324,7 @@ func (wc *wsConn) finish(buf []byte) {
 		if len(text) > 120 { // a close frame's reason fits in 123 bytes
 			text = text[:120]
 		}
-		if wc.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, text), deadline) == nil {
+		if wc.WS.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, text), deadline) == nil {
 			// Let the client answer the close before the socket goes, so
 			// that unread input does not turn the close into a reset.
 			t := time.NewTimer(time.Second)
@@ -335,12 +335,12 @@ func (wc *wsConn) finish(buf []byte) {
 			t.Stop()
 		}
 	}
-	wc.ws.Close()
+	wc.WS.Close()
 	wc.take() // drop references to messages
 }
 
-// setBeat starts heart-beats every d.
-func (wc *wsConn) setBeat(d time.Duration) {
+// SetBeat starts heart-beats every d.
+func (wc *Conn) SetBeat(d time.Duration) {
 	if d > 0 {
 		select {
 		case wc.beatSet <- d:
@@ -349,8 +349,20 @@ func (wc *wsConn) setBeat(d time.Duration) {
 	}
 }
 
-// alive extends the read deadline; every frame and pong counts as
+// Alive extends the read deadline; every frame and pong counts as
 // a sign of life.
-func (wc *wsConn) alive(wait time.Duration) {
-	wc.ws.SetReadDeadline(time.Now().Add(wait))
+func (wc *Conn) Alive(wait time.Duration) {
+	wc.WS.SetReadDeadline(time.Now().Add(wait))
+}
+
+// Queued returns the encoded frames waiting for the writer, for the
+// protocols' tests.
+func (wc *Conn) Queued() []string {
+	wc.mu.Lock()
+	defer wc.mu.Unlock()
+	var out []string
+	for _, it := range wc.queue {
+		out = append(out, string(it.frame))
+	}
+	return out
 }

@@ -1,0 +1,17 @@
+package gateway
+
+import "github.com/warrenmq/warren/gateway/internal/httpx"
+
+// ErrorBody is every error response of the HTTP API (gateway/internal/httpx).
+type ErrorBody = httpx.ErrorBody
+
+// The shared HTTP plumbing under the short names this package's handlers
+// use (gateway/internal/httpx).
+var (
+	apiError      = httpx.APIError
+	errorStatus   = httpx.ErrorStatus
+	statusName    = httpx.StatusName
+	coreError     = httpx.CoreError
+	setRetryAfter = httpx.SetRetryAfter
+	remoteAddr    = httpx.RemoteAddr
+)

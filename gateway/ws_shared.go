@@ -1,0 +1,53 @@
+package gateway
+
+import (
+	"github.com/labstack/echo/v4"
+
+	"github.com/warrenmq/warren/gateway/internal/wsconn"
+	"github.com/warrenmq/warren/mapping"
+)
+
+// The shared WebSocket mechanics (gateway/internal/wsconn) under the names
+// the JSON protocol and AMQP over WebSocket use.
+type (
+	wsConn  = wsconn.Conn
+	wsAuth  = wsconn.Auth
+	wsPeer  = wsconn.Peer
+	wsError = wsconn.Error
+)
+
+var (
+	newWSConn      = wsconn.New
+	newWSPeer      = wsconn.NewPeer
+	wsErrorf       = wsconn.Errorf
+	wsErrorCode    = wsconn.ErrorCode
+	wsAppendValue  = wsconn.AppendValue
+	wsAppendString = wsconn.AppendString
+)
+
+const (
+	closeAuthFailed    = wsconn.CloseAuthFailed
+	closeProtocol      = wsconn.CloseProtocol
+	closeVHostRefused  = wsconn.CloseVHostRefused
+	closeTooSlow       = wsconn.CloseTooSlow
+	wsPongWait         = wsconn.PongWait
+	wsAuthWait         = wsconn.AuthWait
+	wsMaxSubscriptions = wsconn.MaxSubscriptions
+)
+
+// WebSocket subprotocols.
+const (
+	wsSubprotocol = "warren.v1"
+)
+
+func (s *Server) upgradeAuth(c echo.Context) (wsAuth, bool, error) { return s.ws().UpgradeAuth(c) }
+
+func (s *Server) loginPassword(p *wsPeer, user, pass, token, vhost string) (wsAuth, error) {
+	return s.ws().LoginPassword(p, user, pass, token, vhost)
+}
+
+func (s *Server) connectCore(p *wsPeer, a wsAuth, protocol string, wc *wsConn) (*mapping.Conn, error) {
+	return s.ws().ConnectCore(p, a, protocol, wc)
+}
+
+func (s *Server) startWS(wc *wsConn, read func()) { s.ws().Start(wc, read) }
