@@ -8,10 +8,8 @@ type ErrorBody = httpx.ErrorBody
 // The shared HTTP plumbing under the short names this package's handlers
 // use (gateway/internal/httpx).
 var (
-	apiError      = httpx.APIError
-	errorStatus   = httpx.ErrorStatus
-	statusName    = httpx.StatusName
-	coreError     = httpx.CoreError
-	setRetryAfter = httpx.SetRetryAfter
-	remoteAddr    = httpx.RemoteAddr
+	apiError    = httpx.APIError
+	errorStatus = httpx.ErrorStatus
+	coreError   = httpx.CoreError
+	remoteAddr  = httpx.RemoteAddr
 )

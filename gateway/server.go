@@ -15,6 +15,7 @@ import (
 	"github.com/warrenmq/warren/gateway/internal/httpx"
 	"github.com/warrenmq/warren/gateway/internal/wsconn"
 	"github.com/warrenmq/warren/gateway/stomp"
+	"github.com/warrenmq/warren/gateway/websocket"
 	"github.com/warrenmq/warren/mapping"
 	"github.com/warrenmq/warren/mapping/shovel"
 	"github.com/warrenmq/warren/openapi"
@@ -58,7 +59,8 @@ type Server struct {
 	mgmtState atomic.Pointer[mgmt]
 	metricsSt atomic.Pointer[Metrics]
 
-	stomp *stomp.Server // STOMP at /ws (gateway/stomp)
+	wsJSON *websocket.Server // JSON protocol at /v1/ws (gateway/websocket)
+	stomp  *stomp.Server     // STOMP at /ws (gateway/stomp)
 }
 
 // New builds the HTTP front on top of the routing core.
@@ -85,6 +87,7 @@ func New(cfg Config, r *mapping.Router) *Server {
 		}))
 	}
 	s.SetWSConfig(cfg.WS)
+	s.wsJSON = websocket.New(r, s.ws)
 	s.stomp = stomp.New(r, s.ws)
 	s.routes()
 	e.Use(s.openAPIValidator()) // requests are validated against the OpenAPI document (validate.go)

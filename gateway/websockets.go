@@ -55,7 +55,7 @@ func (s *Server) SetWSConfig(cfg WSConfig) {
 // wsRoutes registers the WebSocket, token and example routes.
 func (s *Server) wsRoutes() {
 	s.ws()
-	s.echo.GET("/v1/ws", s.wsJSON)
+	s.wsJSON.Routes(s.echo)          // GET /v1/ws
 	s.stomp.Routes(s.echo)           // GET /ws
 	s.echo.GET("/ws/amqp", s.wsAMQP) // amqpws.go
 	s.echo.POST("/v1/tokens", s.createToken)

@@ -1,4 +1,4 @@
-package gateway
+package websocket
 
 import (
 	"github.com/labstack/echo/v4"
@@ -7,8 +7,26 @@ import (
 	"github.com/warrenmq/warren/mapping"
 )
 
+// Server is the WebSocket JSON front of a gateway server: it serves
+// GET /v1/ws on the server's WebSocket state.
+type Server struct {
+	router *mapping.Router
+	ws     func() *wsconn.State // the owning server's current state
+}
+
+// New makes the JSON front on router; ws returns the owning server's
+// WebSocket state (it may be replaced before serving).
+func New(router *mapping.Router, ws func() *wsconn.State) *Server {
+	return &Server{router: router, ws: ws}
+}
+
+// Routes registers GET /v1/ws.
+func (s *Server) Routes(e *echo.Echo) {
+	e.GET("/v1/ws", s.wsJSON)
+}
+
 // The shared WebSocket mechanics (gateway/internal/wsconn) under the names
-// the JSON protocol and AMQP over WebSocket use.
+// the JSON protocol uses.
 type (
 	wsConn  = wsconn.Conn
 	wsAuth  = wsconn.Auth

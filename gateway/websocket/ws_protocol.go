@@ -1,4 +1,4 @@
-package gateway
+package websocket
 
 // Warren's JSON protocol over WebSocket (subprotocol warren.v1), documented
 // in docs/websocket.md and openapi/ws.json. Every frame is one JSON object
