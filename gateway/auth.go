@@ -9,11 +9,12 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/warrenmq/warren/gateway/internal/httpx"
 	"github.com/warrenmq/warren/mapping"
 )
 
 // userKey is where authenticate leaves the user in the echo context.
-const userKey = "warren.user"
+const userKey = httpx.UserKey
 
 // failedLoginDelay is how long a refused login waits before its answer.
 const failedLoginDelay = 500 * time.Millisecond

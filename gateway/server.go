@@ -14,6 +14,7 @@ import (
 
 	"github.com/warrenmq/warren/gateway/internal/httpx"
 	"github.com/warrenmq/warren/gateway/internal/wsconn"
+	"github.com/warrenmq/warren/gateway/mgmt"
 	"github.com/warrenmq/warren/gateway/stomp"
 	"github.com/warrenmq/warren/gateway/websocket"
 	"github.com/warrenmq/warren/mapping"
@@ -53,14 +54,13 @@ type Server struct {
 	// long-lived sessions (WebSocket, SSE, long polls) and wait for them.
 	onShutdown []func(ctx context.Context)
 
-	// Per-server state of the fronts, made on first use (SetWSConfig
-	// replaces wsState before serving).
-	wsState   atomic.Pointer[wsconn.State]
-	mgmtState atomic.Pointer[mgmt]
-	metricsSt atomic.Pointer[Metrics]
+	// Per-server state of the WebSocket fronts, made on first use
+	// (SetWSConfig replaces it before serving).
+	wsState atomic.Pointer[wsconn.State]
 
 	wsJSON *websocket.Server // JSON protocol at /v1/ws (gateway/websocket)
 	stomp  *stomp.Server     // STOMP at /ws (gateway/stomp)
+	mgmt   *mgmt.Server      // management API, UI, /metrics (gateway/mgmt)
 }
 
 // New builds the HTTP front on top of the routing core.
@@ -89,6 +89,7 @@ func New(cfg Config, r *mapping.Router) *Server {
 	s.SetWSConfig(cfg.WS)
 	s.wsJSON = websocket.New(r, s.ws)
 	s.stomp = stomp.New(r, s.ws)
+	s.mgmt = mgmt.New(mgmt.Config{Logger: cfg.Logger, Shovels: cfg.Shovels, Authenticate: s.authenticate}, r, e)
 	s.routes()
 	e.Use(s.openAPIValidator()) // requests are validated against the OpenAPI document (validate.go)
 	s.onShutdown = append(s.onShutdown, func(ctx context.Context) { s.CloseWebSockets(ctx) })
@@ -108,9 +109,8 @@ func (s *Server) routes() {
 	s.echo.GET("/healthz", s.health)
 	s.echo.GET("/openapi.json", s.openapiDoc)
 	s.restRoutes()
-	s.uiRoutes()   // management web UI at / and /assets/ (ui.go)
-	s.mgmtRoutes() // management API /api/, /metrics and its request metrics (mgmt_routes.go, metrics.go)
-	s.wsRoutes()   // WebSocket /v1/ws, STOMP /ws, /v1/tokens, /examples/ (websockets.go)
+	s.mgmt.Routes() // management web UI at / and /assets/, API /api/, /metrics and its request metrics (gateway/mgmt)
+	s.wsRoutes()    // WebSocket /v1/ws, STOMP /ws, /v1/tokens, /examples/ (websockets.go)
 }
 
 func (s *Server) openapiDoc(c echo.Context) error {

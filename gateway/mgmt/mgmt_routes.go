@@ -1,4 +1,4 @@
-package gateway
+package mgmt
 
 // The RabbitMQ-compatible management API under /api/: route table,
 // authorisation by user tags, path parameters and the mgList query

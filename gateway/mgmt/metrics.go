@@ -1,4 +1,4 @@
-package gateway
+package mgmt
 
 // /metrics: Prometheus text format from prometheus/client_golang, with
 // RabbitMQ's metric names (rabbitmq_prometheus plugin) where Warren has

@@ -1,4 +1,4 @@
-package gateway
+package httpx
 
 import (
 	"context"
@@ -7,12 +7,12 @@ import (
 	"github.com/warrenmq/warren/mapping"
 )
 
-// publishAndWait publishes m on ch and waits for the core's final outcome:
+// PublishAndWait publishes m on ch and waits for the core's final outcome:
 // stored (the answer can say so) or refused. A refusal is returned as the
-// core's error, which errorStatus maps; flow control holds the caller while
+// core's error, which ErrorStatus maps; flow control holds the caller while
 // a queue it filled drains. req is the client's request, srv the server's
 // life.
-func publishAndWait(ch *mapping.Channel, m *mapping.Message, req, srv context.Context) (mapping.Outcome, error) {
+func PublishAndWait(ch *mapping.Channel, m *mapping.Message, req, srv context.Context) (mapping.Outcome, error) {
 	done := make(chan mapping.Outcome, 1)
 	out := ch.Publish(m, func(o mapping.Outcome) { done <- o })
 	if err := out.Err(); err != nil {
@@ -23,8 +23,8 @@ func publishAndWait(ch *mapping.Channel, m *mapping.Message, req, srv context.Co
 	case o := <-done:
 		return o, o.Err()
 	case <-req.Done():
-		return out, apiError(http.StatusServiceUnavailable, "the client went away before the message was stored")
+		return out, APIError(http.StatusServiceUnavailable, "the client went away before the message was stored")
 	case <-srv.Done():
-		return out, apiError(http.StatusServiceUnavailable, "warren is shutting down")
+		return out, APIError(http.StatusServiceUnavailable, "warren is shutting down")
 	}
 }

@@ -1,4 +1,4 @@
-package gateway
+package mgmt
 
 // Shovels in the management API, in RabbitMQ's shapes: the "shovel"
 // runtime parameters (/api/parameters/shovel/...), their statuses
