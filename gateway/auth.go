@@ -67,16 +67,6 @@ func (s *Server) checkCredentials(c echo.Context, user, pass string) (*mapping.U
 	return u, nil
 }
 
-// requireUser is middleware that authenticates every request of a group.
-func (s *Server) requireUser(next echo.HandlerFunc) echo.HandlerFunc {
-	return func(c echo.Context) error {
-		if _, err := s.authenticate(c); err != nil {
-			return err
-		}
-		return next(c)
-	}
-}
-
 // authCacheMax bounds the number of remembered credentials.
 const authCacheMax = 4096
 

@@ -8,9 +8,6 @@ type ErrorBody = httpx.ErrorBody
 // The shared HTTP plumbing under the short names this package's handlers
 // use (gateway/internal/httpx).
 var (
-	apiError       = httpx.APIError
-	errorStatus    = httpx.ErrorStatus
-	coreError      = httpx.CoreError
-	remoteAddr     = httpx.RemoteAddr
-	publishAndWait = httpx.PublishAndWait
+	apiError   = httpx.APIError
+	remoteAddr = httpx.RemoteAddr
 )

@@ -15,6 +15,7 @@ import (
 	"github.com/warrenmq/warren/gateway/internal/httpx"
 	"github.com/warrenmq/warren/gateway/internal/wsconn"
 	"github.com/warrenmq/warren/gateway/mgmt"
+	"github.com/warrenmq/warren/gateway/rest"
 	"github.com/warrenmq/warren/gateway/stomp"
 	"github.com/warrenmq/warren/gateway/websocket"
 	"github.com/warrenmq/warren/mapping"
@@ -61,6 +62,7 @@ type Server struct {
 	wsJSON *websocket.Server // JSON protocol at /v1/ws (gateway/websocket)
 	stomp  *stomp.Server     // STOMP at /ws (gateway/stomp)
 	mgmt   *mgmt.Server      // management API, UI, /metrics (gateway/mgmt)
+	rest   *rest.Server      // the /v1/ data plane (gateway/rest)
 }
 
 // New builds the HTTP front on top of the routing core.
@@ -89,6 +91,7 @@ func New(cfg Config, r *mapping.Router) *Server {
 	s.SetWSConfig(cfg.WS)
 	s.wsJSON = websocket.New(r, s.ws)
 	s.stomp = stomp.New(r, s.ws)
+	s.rest = rest.New(rest.Config{Logger: cfg.Logger, Authenticate: s.authenticate, OnShutdown: s.registerOnShutdown}, r, e)
 	s.mgmt = mgmt.New(mgmt.Config{Logger: cfg.Logger, Shovels: cfg.Shovels, Authenticate: s.authenticate}, r, e)
 	s.routes()
 	e.Use(s.openAPIValidator()) // requests are validated against the OpenAPI document (validate.go)
@@ -108,7 +111,9 @@ func New(cfg Config, r *mapping.Router) *Server {
 func (s *Server) routes() {
 	s.echo.GET("/healthz", s.health)
 	s.echo.GET("/openapi.json", s.openapiDoc)
-	s.restRoutes()
+	s.rest.Routes() // the /v1/ data plane (gateway/rest)
+	s.onShutdown = append(s.onShutdown, s.rest.Shutdown)
+	s.docsRoutes()  // the API docs page (docs.go)
 	s.mgmt.Routes() // management web UI at / and /assets/, API /api/, /metrics and its request metrics (gateway/mgmt)
 	s.wsRoutes()    // WebSocket /v1/ws, STOMP /ws, /v1/tokens, /examples/ (websockets.go)
 }
@@ -123,6 +128,14 @@ func (s *Server) health(c echo.Context) error {
 		return c.JSON(http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "reason": err.Error()})
 	}
 	return c.JSON(http.StatusOK, map[string]string{"status": "ok"})
+}
+
+// registerOnShutdown runs f when the HTTP server shuts down (fronts hook
+// their clean-up in on first use, when s.http exists).
+func (s *Server) registerOnShutdown(f func()) {
+	if s.http != nil {
+		s.http.RegisterOnShutdown(f)
+	}
 }
 
 // Serve accepts HTTP connections on ln until Shutdown.

@@ -39,11 +39,7 @@ func (s *Server) newWSState(cfg WSConfig) *wsconn.State {
 		Router:       s.router,
 		Logger:       s.cfg.Logger,
 		Authenticate: s.authenticate,
-		OnShutdown: func(f func()) {
-			if s.http != nil {
-				s.http.RegisterOnShutdown(f)
-			}
-		},
+		OnShutdown:   s.registerOnShutdown,
 	})
 }
 

@@ -1,4 +1,4 @@
-package gateway
+package rest
 
 // curl RPC: POST /v1/rpc/{exchange}/{routing_key} publishes the body with
 // a fresh correlation_id and reply_to amq.rabbitmq.reply-to (direct

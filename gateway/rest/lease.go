@@ -1,4 +1,4 @@
-package gateway
+package rest
 
 // Leases: messages taken with POST /v1/queues/{queue}/get?ack=manual stay
 // unacknowledged on one long-lived hidden channel per (user, vhost), the

@@ -1,4 +1,4 @@
-package gateway
+package rest
 
 // Message properties in HTTP form: X-Amqp-* request and response headers,
 // and the JSON object of the batch publish and get bodies.

@@ -1,4 +1,4 @@
-package gateway
+package rest
 
 // The REST data plane under /v1/: publish, leased consume with ack tokens,
 // long-poll, SSE, curl RPC and the routing dry run. Each handler talks to
@@ -29,7 +29,7 @@ import (
 	"github.com/warrenmq/warren/mapping"
 )
 
-// restRoutes registers the /v1/ data plane and the API docs page.
+// restRoutes registers the /v1/ data plane.
 func (s *Server) restRoutes() {
 	r := newRest(s)
 	s.onShutdown = append(s.onShutdown, func(context.Context) { r.close() })
@@ -50,7 +50,6 @@ func (s *Server) restRoutes() {
 	e.GET("/v1/replies/:id", auth(r.rpcReply))
 	e.POST("/v1/route/:exchange/:routing_key", auth(r.route))
 	e.POST("/v1/route/:exchange/", auth(r.route))
-	s.docsRoutes()
 }
 
 // rest is the shared state of the /v1/ handlers.
@@ -90,8 +89,8 @@ func newRest(s *Server) *rest {
 func (r *rest) guard(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) (err error) {
 		r.once.Do(func() {
-			if r.s.http != nil {
-				r.s.http.RegisterOnShutdown(r.close)
+			if r.s.cfg.OnShutdown != nil {
+				r.s.cfg.OnShutdown(r.close)
 			}
 		})
 		defer func() {

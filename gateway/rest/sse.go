@@ -1,4 +1,4 @@
-package gateway
+package rest
 
 // Server-Sent Events: GET /v1/events?queue=Q or ?exchange=X&binding_key=K.
 //
