@@ -12,6 +12,7 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
 
+	"github.com/warrenmq/warren/gateway/amqpws"
 	"github.com/warrenmq/warren/gateway/internal/httpx"
 	"github.com/warrenmq/warren/gateway/internal/wsconn"
 	"github.com/warrenmq/warren/gateway/mgmt"
@@ -61,6 +62,7 @@ type Server struct {
 
 	wsJSON *websocket.Server // JSON protocol at /v1/ws (gateway/websocket)
 	stomp  *stomp.Server     // STOMP at /ws (gateway/stomp)
+	amqpWS *amqpws.Server    // AMQP 0-9-1 at /ws/amqp (gateway/amqpws)
 	mgmt   *mgmt.Server      // management API, UI, /metrics (gateway/mgmt)
 	rest   *rest.Server      // the /v1/ data plane (gateway/rest)
 }
@@ -91,6 +93,7 @@ func New(cfg Config, r *mapping.Router) *Server {
 	s.SetWSConfig(cfg.WS)
 	s.wsJSON = websocket.New(r, s.ws)
 	s.stomp = stomp.New(r, s.ws)
+	s.amqpWS = amqpws.New(cfg.Logger, s.ws)
 	s.rest = rest.New(rest.Config{Logger: cfg.Logger, Authenticate: s.authenticate, OnShutdown: s.registerOnShutdown}, r, e)
 	s.mgmt = mgmt.New(mgmt.Config{Logger: cfg.Logger, Shovels: cfg.Shovels, Authenticate: s.authenticate}, r, e)
 	s.routes()

@@ -3,7 +3,7 @@ package gateway
 // The server's side of the WebSocket fronts: it owns their shared state
 // (gateway/internal/wsconn) and registers the routes of the fronts that
 // run on it: /v1/ws (gateway/websocket), /ws (gateway/stomp), /ws/amqp
-// (amqpws.go) and /v1/tokens.
+// (gateway/amqpws) and /v1/tokens.
 
 import (
 	"context"
@@ -51,9 +51,9 @@ func (s *Server) SetWSConfig(cfg WSConfig) {
 // wsRoutes registers the WebSocket, token and example routes.
 func (s *Server) wsRoutes() {
 	s.ws()
-	s.wsJSON.Routes(s.echo)          // GET /v1/ws
-	s.stomp.Routes(s.echo)           // GET /ws
-	s.echo.GET("/ws/amqp", s.wsAMQP) // amqpws.go
+	s.wsJSON.Routes(s.echo) // GET /v1/ws
+	s.stomp.Routes(s.echo)  // GET /ws
+	s.amqpWS.Routes(s.echo) // GET /ws/amqp
 	s.echo.POST("/v1/tokens", s.createToken)
 	s.exampleRoutes()
 }
