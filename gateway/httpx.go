@@ -8,6 +8,5 @@ type ErrorBody = httpx.ErrorBody
 // The shared HTTP plumbing under the short names this package's handlers
 // use (gateway/internal/httpx).
 var (
-	apiError   = httpx.APIError
-	remoteAddr = httpx.RemoteAddr
+	apiError = httpx.APIError
 )

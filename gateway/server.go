@@ -13,6 +13,7 @@ import (
 	"github.com/labstack/echo/v4/middleware"
 
 	"github.com/warrenmq/warren/gateway/amqpws"
+	"github.com/warrenmq/warren/gateway/internal/auth"
 	"github.com/warrenmq/warren/gateway/internal/httpx"
 	"github.com/warrenmq/warren/gateway/internal/wsconn"
 	"github.com/warrenmq/warren/gateway/mgmt"
@@ -51,7 +52,7 @@ type Server struct {
 	router *mapping.Router
 	echo   *echo.Echo
 	http   *http.Server
-	auth   authCache // verified basic credentials (auth.go)
+	auth   *auth.Checker // HTTP basic auth of every front (gateway/internal/auth)
 	// onShutdown runs before the HTTP server stops: fronts end their
 	// long-lived sessions (WebSocket, SSE, long polls) and wait for them.
 	onShutdown []func(ctx context.Context)
@@ -75,7 +76,7 @@ func New(cfg Config, r *mapping.Router) *Server {
 	e := echo.New()
 	e.HideBanner = true
 	e.HidePort = true
-	s := &Server{cfg: cfg, router: r, echo: e}
+	s := &Server{cfg: cfg, router: r, echo: e, auth: auth.New(r, cfg.Logger)}
 	e.HTTPErrorHandler = httpx.ErrorHandler(cfg.Logger)
 	// RabbitMQ's management API answers with or without a trailing slash
 	// (clients call /api/connections/).
@@ -131,6 +132,12 @@ func (s *Server) health(c echo.Context) error {
 		return c.JSON(http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "reason": err.Error()})
 	}
 	return c.JSON(http.StatusOK, map[string]string{"status": "ok"})
+}
+
+// authenticate checks a request's HTTP basic credentials (see
+// auth.Checker.Authenticate).
+func (s *Server) authenticate(c echo.Context) (*mapping.UserInfo, error) {
+	return s.auth.Authenticate(c)
 }
 
 // registerOnShutdown runs f when the HTTP server shuts down (fronts hook

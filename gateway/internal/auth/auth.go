@@ -1,7 +1,8 @@
-package gateway
+package auth
 
 import (
 	"crypto/sha256"
+	"log/slog"
 	"net/http"
 	"strings"
 	"sync"
@@ -13,26 +14,43 @@ import (
 	"github.com/warrenmq/warren/mapping"
 )
 
-// userKey is where authenticate leaves the user in the echo context.
+// userKey is where Authenticate leaves the user in the echo context.
 const userKey = httpx.UserKey
+
+// Checker checks the HTTP basic credentials of requests against Warren's
+// users, for every HTTP front of a gateway server (one per server: its
+// cache is the server's).
+type Checker struct {
+	router *mapping.Router
+	logger *slog.Logger
+	auth   authCache // verified basic credentials
+}
+
+// New makes the checker of a server on router.
+func New(router *mapping.Router, logger *slog.Logger) *Checker {
+	return &Checker{router: router, logger: logger}
+}
+
+// CachedCount is the number of credentials remembered (for tests).
+func (s *Checker) CachedCount() int { return s.auth.len() }
 
 // failedLoginDelay is how long a refused login waits before its answer.
 const failedLoginDelay = 500 * time.Millisecond
 
-// authenticate checks HTTP basic credentials against Warren's users.
+// Authenticate checks HTTP basic credentials against Warren's users.
 // Other fronts' helpers (tokens for WebSocket) can call checkCredentials.
 //
 // Credentials that were verified before are answered from s.auth without
 // hashing the password again (see authCache). The returned user is shared:
 // callers must not modify it.
-func (s *Server) authenticate(c echo.Context) (*mapping.UserInfo, error) {
+func (s *Checker) Authenticate(c echo.Context) (*mapping.UserInfo, error) {
 	if u, ok := c.Get(userKey).(*mapping.UserInfo); ok {
 		return u, nil
 	}
 	req := c.Request()
 	hdr := req.Header.Get("Authorization")
 	if hdr == "" {
-		return nil, apiError(http.StatusUnauthorized, "this endpoint needs HTTP basic authentication with a Warren user")
+		return nil, httpx.APIError(http.StatusUnauthorized, "this endpoint needs HTTP basic authentication with a Warren user")
 	}
 	key := authCacheKey(hdr, req.RemoteAddr)
 	gen := s.router.IdentityGeneration() // read before verifying: see authCache
@@ -42,7 +60,7 @@ func (s *Server) authenticate(c echo.Context) (*mapping.UserInfo, error) {
 	}
 	user, pass, ok := req.BasicAuth()
 	if !ok {
-		return nil, apiError(http.StatusUnauthorized, "this endpoint needs HTTP basic authentication with a Warren user")
+		return nil, httpx.APIError(http.StatusUnauthorized, "this endpoint needs HTTP basic authentication with a Warren user")
 	}
 	u, err := s.checkCredentials(c, user, pass)
 	if err != nil {
@@ -53,16 +71,16 @@ func (s *Server) authenticate(c echo.Context) (*mapping.UserInfo, error) {
 	return u, nil
 }
 
-func (s *Server) checkCredentials(c echo.Context, user, pass string) (*mapping.UserInfo, error) {
-	u, err := s.router.Authenticate(user, pass, remoteAddr(c))
+func (s *Checker) checkCredentials(c echo.Context, user, pass string) (*mapping.UserInfo, error) {
+	u, err := s.router.Authenticate(user, pass, httpx.RemoteAddr(c))
 	if err != nil {
-		s.cfg.Logger.Warn("HTTP login refused", "user", user, "remote", c.Request().RemoteAddr, "reason", err)
+		s.logger.Warn("HTTP login refused", "user", user, "remote", c.Request().RemoteAddr, "reason", err)
 		// Slow down password guessing, as the AMQP front does.
 		select {
 		case <-time.After(failedLoginDelay):
 		case <-c.Request().Context().Done():
 		}
-		return nil, apiError(http.StatusUnauthorized, "login refused: "+err.Error())
+		return nil, httpx.APIError(http.StatusUnauthorized, "login refused: "+err.Error())
 	}
 	return u, nil
 }
