@@ -14,6 +14,7 @@ import (
 
 	"github.com/warrenmq/warren/gateway/amqpws"
 	"github.com/warrenmq/warren/gateway/internal/auth"
+	"github.com/warrenmq/warren/gateway/internal/docs"
 	"github.com/warrenmq/warren/gateway/internal/httpx"
 	"github.com/warrenmq/warren/gateway/internal/wsconn"
 	"github.com/warrenmq/warren/gateway/mgmt"
@@ -22,7 +23,6 @@ import (
 	"github.com/warrenmq/warren/gateway/websocket"
 	"github.com/warrenmq/warren/mapping"
 	"github.com/warrenmq/warren/mapping/shovel"
-	"github.com/warrenmq/warren/openapi"
 )
 
 // HTTP server timeouts: a slow or idle client cannot hold a connection open
@@ -114,16 +114,11 @@ func New(cfg Config, r *mapping.Router) *Server {
 // file; routes_test.go checks them against the OpenAPI document.
 func (s *Server) routes() {
 	s.echo.GET("/healthz", s.health)
-	s.echo.GET("/openapi.json", s.openapiDoc)
 	s.rest.Routes() // the /v1/ data plane (gateway/rest)
 	s.onShutdown = append(s.onShutdown, s.rest.Shutdown)
-	s.docsRoutes()  // the API docs page (docs.go)
-	s.mgmt.Routes() // management web UI at / and /assets/, API /api/, /metrics and its request metrics (gateway/mgmt)
-	s.wsRoutes()    // WebSocket /v1/ws, STOMP /ws, /v1/tokens, /examples/ (websockets.go)
-}
-
-func (s *Server) openapiDoc(c echo.Context) error {
-	return c.JSONBlob(http.StatusOK, openapi.JSON())
+	docs.Routes(s.echo) // /openapi.json, /asyncapi.json and the API docs page (gateway/internal/docs)
+	s.mgmt.Routes()     // management web UI at / and /assets/, API /api/, /metrics and its request metrics (gateway/mgmt)
+	s.wsRoutes()        // WebSocket /v1/ws, STOMP /ws, /v1/tokens, /examples/ (websockets.go)
 }
 
 // health answers 200 while the core is serving, 503 once it is closing.

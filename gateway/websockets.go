@@ -10,6 +10,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/warrenmq/warren/gateway/internal/docs"
 	"github.com/warrenmq/warren/gateway/internal/wsconn"
 )
 
@@ -55,7 +56,7 @@ func (s *Server) wsRoutes() {
 	s.stomp.Routes(s.echo)  // GET /ws
 	s.amqpWS.Routes(s.echo) // GET /ws/amqp
 	s.echo.POST("/v1/tokens", s.createToken)
-	s.exampleRoutes()
+	docs.ExampleRoutes(s.echo) // /examples/ (gateway/internal/docs)
 }
 
 // createToken is POST /v1/tokens.

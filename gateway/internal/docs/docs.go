@@ -1,4 +1,4 @@
-package gateway
+package docs
 
 import (
 	"embed"
@@ -16,9 +16,10 @@ import (
 //go:embed docsui
 var docsUI embed.FS
 
-// docsRoutes serves the API docs at /docs, and the AsyncAPI document of
-// the JSON WebSocket protocol (/v1/ws) at /asyncapi.json.
-func (s *Server) docsRoutes() {
+// Routes serves the API docs at /docs, the OpenAPI document at
+// /openapi.json and the AsyncAPI document of the JSON WebSocket protocol
+// (/v1/ws) at /asyncapi.json.
+func Routes(e *echo.Echo) {
 	sub, err := fs.Sub(docsUI, "docsui")
 	if err != nil {
 		panic(err) // the embedded directory is part of the build
@@ -32,9 +33,12 @@ func (s *Server) docsRoutes() {
 		c.Response().Header().Set("Content-Security-Policy", "default-src 'self'; style-src 'self' 'unsafe-inline'; script-src 'self' 'unsafe-inline'")
 		return c.HTMLBlob(http.StatusOK, page)
 	}
-	s.echo.GET("/docs", serve)
-	s.echo.GET("/docs/", serve)
-	s.echo.GET("/asyncapi.json", func(c echo.Context) error {
+	e.GET("/docs", serve)
+	e.GET("/docs/", serve)
+	e.GET("/openapi.json", func(c echo.Context) error {
+		return c.JSONBlob(http.StatusOK, openapi.JSON())
+	})
+	e.GET("/asyncapi.json", func(c echo.Context) error {
 		return c.JSONBlob(http.StatusOK, openapi.AsyncAPI())
 	})
 }

@@ -1,4 +1,4 @@
-package gateway
+package docs
 
 import (
 	"io/fs"
@@ -9,15 +9,16 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/warrenmq/warren/clients"
+	"github.com/warrenmq/warren/gateway/internal/httpx"
 )
 
-// exampleRoutes serves the browser example at /examples/ and the JS
+// ExampleRoutes serves the browser example at /examples/ and the JS
 // client at /examples/warren.js (both embedded from clients/).
-func (s *Server) exampleRoutes() {
-	s.echo.GET("/examples", func(c echo.Context) error {
+func ExampleRoutes(e *echo.Echo) {
+	e.GET("/examples", func(c echo.Context) error {
 		return c.Redirect(http.StatusMovedPermanently, "/examples/")
 	})
-	s.echo.GET("/examples/*", serveExample)
+	e.GET("/examples/*", serveExample)
 }
 
 func serveExample(c echo.Context) error {
@@ -33,7 +34,7 @@ func serveExample(c echo.Context) error {
 	}
 	b, err := fs.ReadFile(clients.Files, file)
 	if err != nil {
-		return apiError(http.StatusNotFound, "no example file '"+strings.TrimPrefix(name, "/")+"'")
+		return httpx.APIError(http.StatusNotFound, "no example file '"+strings.TrimPrefix(name, "/")+"'")
 	}
 	ct := "application/octet-stream"
 	switch path.Ext(file) {
