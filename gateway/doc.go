@@ -23,8 +23,8 @@
 // auth with its cache; one Checker per Server), wsconn (the WebSocket
 // upgrade, login, tokens and session transport shared by the WebSocket
 // fronts; its State is owned by the Server and replaced by SetWSConfig)
-// and docs. Request validation against the OpenAPI document (validate*.go)
-// is middleware of this package, run on every route after routing; the
-// message codec is mapping/msgcodec. No front imports another; every
+// docs, and validate (the middleware that checks every documented request
+// against the OpenAPI document, run after routing). The message codec is
+// mapping/msgcodec. No front imports another; every
 // front's state lives in its Server, owned by this package's Server.
 package gateway

@@ -4,9 +4,3 @@ import "github.com/warrenmq/warren/gateway/internal/httpx"
 
 // ErrorBody is every error response of the HTTP API (gateway/internal/httpx).
 type ErrorBody = httpx.ErrorBody
-
-// The shared HTTP plumbing under the short names this package's handlers
-// use (gateway/internal/httpx).
-var (
-	apiError = httpx.APIError
-)

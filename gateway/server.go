@@ -16,6 +16,7 @@ import (
 	"github.com/warrenmq/warren/gateway/internal/auth"
 	"github.com/warrenmq/warren/gateway/internal/docs"
 	"github.com/warrenmq/warren/gateway/internal/httpx"
+	"github.com/warrenmq/warren/gateway/internal/validate"
 	"github.com/warrenmq/warren/gateway/internal/wsconn"
 	"github.com/warrenmq/warren/gateway/mgmt"
 	"github.com/warrenmq/warren/gateway/rest"
@@ -98,7 +99,7 @@ func New(cfg Config, r *mapping.Router) *Server {
 	s.rest = rest.New(rest.Config{Logger: cfg.Logger, Authenticate: s.authenticate, OnShutdown: s.registerOnShutdown}, r, e)
 	s.mgmt = mgmt.New(mgmt.Config{Logger: cfg.Logger, Shovels: cfg.Shovels, Authenticate: s.authenticate}, r, e)
 	s.routes()
-	e.Use(s.openAPIValidator()) // requests are validated against the OpenAPI document (validate.go)
+	e.Use(validate.Middleware(r, s.authenticate)) // requests are validated against the OpenAPI document (gateway/internal/validate)
 	s.onShutdown = append(s.onShutdown, func(ctx context.Context) { s.CloseWebSockets(ctx) })
 	s.http = &http.Server{
 		Handler:           e,

@@ -1,4 +1,4 @@
-package gateway
+package validate
 
 // JSON bodies: oaScan parses and validates in one pass over the bytes.
 // A schema mismatch or a syntax error stops the scan; the first one is

@@ -1,4 +1,4 @@
-package gateway
+package validate
 
 // Request validation against the OpenAPI document (openapi.JSON()), the
 // contract of every /v1/ and /api/ route.
@@ -53,21 +53,23 @@ const oaMaxDepth = 512
 // oaMaxShown bounds how much of a bad value an error message repeats.
 const oaMaxShown = 60
 
-// openAPIValidator returns the middleware that validates requests against
+// Middleware returns the middleware that validates requests against
 // the OpenAPI document. Register it with e.Use after the routes (so that
-// it runs inside the metrics middleware, after routing).
-func (s *Server) openAPIValidator() echo.MiddlewareFunc {
+// it runs inside the metrics middleware, after routing). router (nil: the
+// default limits) gives the message size limit; authenticate checks the
+// credentials of a secured operation before its body is read.
+func Middleware(router *mapping.Router, authenticate func(echo.Context) (*mapping.UserInfo, error)) echo.MiddlewareFunc {
 	t, err := compileOpenAPI(openapi.JSON())
 	if err != nil {
 		panic(err) // the embedded document; TestOpenAPICompiles checks it
 	}
 	max := int64(mapping.DefaultMaxMessageSize)
-	if s.router != nil {
-		max = s.router.MaxMessageSize()
+	if router != nil {
+		max = router.MaxMessageSize()
 	}
 	// The largest JSON body a handler takes is a batch publish
 	// (restBody(c, 2*max+1<<20)); larger ones are not validated.
-	v := &oaValidator{t: t, maxBody: 2*max + 1<<20, auth: s.authenticate}
+	v := &oaValidator{t: t, maxBody: 2*max + 1<<20, auth: authenticate}
 	return v.middleware
 }
 
@@ -76,6 +78,13 @@ type oaValidator struct {
 	t       *oaTable
 	maxBody int64
 	auth    func(echo.Context) (*mapping.UserInfo, error)
+}
+
+// Documented reports whether the compiled document has an operation for
+// method on the echo route path (gateway's route test asks it).
+func Documented(method, path string) bool {
+	t, err := compileOpenAPI(openapi.JSON())
+	return err == nil && t.lookup(method, path) != nil
 }
 
 func (v *oaValidator) middleware(next echo.HandlerFunc) echo.HandlerFunc {

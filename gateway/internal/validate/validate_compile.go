@@ -1,4 +1,4 @@
-package gateway
+package validate
 
 // Compiling the OpenAPI document. Every keyword of the document is
 // either checked or listed as an annotation; anything else is an error, so

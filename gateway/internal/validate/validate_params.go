@@ -1,4 +1,4 @@
-package gateway
+package validate
 
 // The compiled document: operations, parameters and the checks on
 // parameter values.
