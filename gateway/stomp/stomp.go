@@ -48,7 +48,7 @@ const (
 
 // wsSTOMP serves GET /ws.
 func (s *Server) wsSTOMP(c echo.Context) error {
-	a, authed, err := s.upgradeAuth(c)
+	a, authed, err := s.ws().UpgradeAuth(c)
 	if err != nil {
 		return err
 	}
@@ -61,7 +61,7 @@ func (s *Server) wsSTOMP(c echo.Context) error {
 	wc.Heartbeat = []byte{'\n'}
 	sess := &stompSession{s: s, peer: newWSPeer(c), wc: wc, version: "1.2", subs: map[string]*stompSub{}, temps: map[string]*stompSub{}, tx: map[string][]*stompFrame{}}
 	wc.Farewell = sess.farewell
-	s.startWS(wc, func() { sess.run(a, authed) })
+	s.ws().Start(wc, func() { sess.run(a, authed) })
 	return nil
 }
 
@@ -290,7 +290,7 @@ func (sess *stompSession) connect(f *stompFrame, a wsAuth, authed bool) (time.Du
 		}
 	} else {
 		var err error
-		a, err = sess.s.loginPassword(sess.peer, f.get("login"), f.get("passcode"), "", vhost)
+		a, err = sess.s.ws().LoginPassword(sess.peer, f.get("login"), f.get("passcode"), "", vhost)
 		if err != nil {
 			sess.fatal("Access refused", "login refused: "+err.Error(), f.get("receipt"))
 			return 0, false
@@ -299,7 +299,7 @@ func (sess *stompSession) connect(f *stompFrame, a wsAuth, authed bool) (time.Du
 	if a.VHost == "" {
 		a.VHost = "/"
 	}
-	conn, err := sess.s.connectCore(sess.peer, a, "STOMP "+version, sess.wc)
+	conn, err := sess.s.ws().ConnectCore(sess.peer, a, "STOMP "+version, sess.wc)
 	if err != nil {
 		sess.fatal("Virtual host access refused", err.Error(), f.get("receipt"))
 		return 0, false

@@ -57,15 +57,3 @@ const (
 const (
 	wsSubprotocol = "warren.v1"
 )
-
-func (s *Server) upgradeAuth(c echo.Context) (wsAuth, bool, error) { return s.ws().UpgradeAuth(c) }
-
-func (s *Server) loginPassword(p *wsPeer, user, pass, token, vhost string) (wsAuth, error) {
-	return s.ws().LoginPassword(p, user, pass, token, vhost)
-}
-
-func (s *Server) connectCore(p *wsPeer, a wsAuth, protocol string, wc *wsConn) (*mapping.Conn, error) {
-	return s.ws().ConnectCore(p, a, protocol, wc)
-}
-
-func (s *Server) startWS(wc *wsConn, read func()) { s.ws().Start(wc, read) }

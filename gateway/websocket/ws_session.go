@@ -26,7 +26,7 @@ const (
 
 // wsJSON serves GET /v1/ws: Warren's JSON protocol.
 func (s *Server) wsJSON(c echo.Context) error {
-	a, authed, err := s.upgradeAuth(c)
+	a, authed, err := s.ws().UpgradeAuth(c)
 	if err != nil {
 		return err
 	}
@@ -37,7 +37,7 @@ func (s *Server) wsJSON(c echo.Context) error {
 	}
 	wc := newWSConn(ws, websocket.TextMessage)
 	sess := &jsonSession{s: s, peer: newWSPeer(c), wc: wc, subs: map[string]*jsonSub{}, rpcs: map[string]*wsRPCCall{}, flowWake: make(chan struct{}, 1)}
-	s.startWS(wc, func() { sess.run(a, authed) })
+	s.ws().Start(wc, func() { sess.run(a, authed) })
 	return nil
 }
 
@@ -190,7 +190,7 @@ func (sess *jsonSession) run(a wsAuth, authed bool) {
 			if vhost == "" {
 				vhost = "/"
 			}
-			a, err := sess.s.loginPassword(sess.peer, req.Username, req.Password, req.Token, vhost)
+			a, err := sess.s.ws().LoginPassword(sess.peer, req.Username, req.Password, req.Token, vhost)
 			if err != nil {
 				sess.fail(req.ID, wsWithStatus(err, http.StatusUnauthorized))
 				wc.Kill(closeAuthFailed, "authentication failed")
@@ -219,7 +219,7 @@ func wsWithStatus(err error, status int) error {
 
 // start opens the core connection and greets the client.
 func (sess *jsonSession) start(a wsAuth, id json.RawMessage) bool {
-	conn, err := sess.s.connectCore(sess.peer, a, "WebSocket", sess.wc)
+	conn, err := sess.s.ws().ConnectCore(sess.peer, a, "WebSocket", sess.wc)
 	if err != nil {
 		sess.fail(id, err)
 		sess.wc.Kill(closeVHostRefused, err.Error())
