@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"testing"
-	"time"
 
 	"github.com/warrenmq/warren/mapping"
 )
@@ -66,17 +65,5 @@ func TestMgmtEncodedSlash(t *testing.T) {
 		if rec := mgServe(s, "GET", target, "127.0.0.1:1", "guest", "guest"); rec.Code != want {
 			t.Errorf("GET %s: %d %s, want %d", target, rec.Code, rec.Body, want)
 		}
-	}
-}
-
-func TestRateTracker(t *testing.T) {
-	rt := newRateTracker()
-	if r := rt.rates("k", 10); r[0] != 0 {
-		t.Fatalf("first sample rate = %v", r)
-	}
-	// Age the first sample by hand.
-	rt.series["k"].samples[0].at = time.Now().Add(-2 * time.Second)
-	if r := rt.rates("k", 30); r[0] < 9 || r[0] > 11 {
-		t.Fatalf("rate = %v, want about 10/s", r)
 	}
 }

@@ -12,9 +12,18 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
 
+	"github.com/warrenmq/warren/gateway/amqpws"
+	"github.com/warrenmq/warren/gateway/internal/auth"
+	"github.com/warrenmq/warren/gateway/internal/docs"
+	"github.com/warrenmq/warren/gateway/internal/httpx"
+	"github.com/warrenmq/warren/gateway/internal/validate"
+	"github.com/warrenmq/warren/gateway/internal/wsconn"
+	"github.com/warrenmq/warren/gateway/mgmt"
+	"github.com/warrenmq/warren/gateway/rest"
+	"github.com/warrenmq/warren/gateway/stomp"
+	"github.com/warrenmq/warren/gateway/websocket"
 	"github.com/warrenmq/warren/mapping"
 	"github.com/warrenmq/warren/mapping/shovel"
-	"github.com/warrenmq/warren/openapi"
 )
 
 // HTTP server timeouts: a slow or idle client cannot hold a connection open
@@ -44,16 +53,20 @@ type Server struct {
 	router *mapping.Router
 	echo   *echo.Echo
 	http   *http.Server
-	auth   authCache // verified basic credentials (auth.go)
+	auth   *auth.Checker // HTTP basic auth of every front (gateway/internal/auth)
 	// onShutdown runs before the HTTP server stops: fronts end their
 	// long-lived sessions (WebSocket, SSE, long polls) and wait for them.
 	onShutdown []func(ctx context.Context)
 
-	// Per-server state of the fronts, made on first use (SetWSConfig
-	// replaces wsState before serving).
-	wsState   atomic.Pointer[wsState]
-	mgmtState atomic.Pointer[mgmt]
-	metricsSt atomic.Pointer[Metrics]
+	// Per-server state of the WebSocket fronts, made on first use
+	// (SetWSConfig replaces it before serving).
+	wsState atomic.Pointer[wsconn.State]
+
+	wsJSON *websocket.Server // JSON protocol at /v1/ws (gateway/websocket)
+	stomp  *stomp.Server     // STOMP at /ws (gateway/stomp)
+	amqpWS *amqpws.Server    // AMQP 0-9-1 at /ws/amqp (gateway/amqpws)
+	mgmt   *mgmt.Server      // management API, UI, /metrics (gateway/mgmt)
+	rest   *rest.Server      // the /v1/ data plane (gateway/rest)
 }
 
 // New builds the HTTP front on top of the routing core.
@@ -64,8 +77,8 @@ func New(cfg Config, r *mapping.Router) *Server {
 	e := echo.New()
 	e.HideBanner = true
 	e.HidePort = true
-	s := &Server{cfg: cfg, router: r, echo: e}
-	e.HTTPErrorHandler = s.errorHandler
+	s := &Server{cfg: cfg, router: r, echo: e, auth: auth.New(r, cfg.Logger)}
+	e.HTTPErrorHandler = httpx.ErrorHandler(cfg.Logger)
 	// RabbitMQ's management API answers with or without a trailing slash
 	// (clients call /api/connections/).
 	e.Pre(trimAPISlash)
@@ -80,8 +93,13 @@ func New(cfg Config, r *mapping.Router) *Server {
 		}))
 	}
 	s.SetWSConfig(cfg.WS)
+	s.wsJSON = websocket.New(r, s.ws)
+	s.stomp = stomp.New(r, s.ws)
+	s.amqpWS = amqpws.New(cfg.Logger, s.ws)
+	s.rest = rest.New(rest.Config{Logger: cfg.Logger, Authenticate: s.authenticate, OnShutdown: s.registerOnShutdown}, r, e)
+	s.mgmt = mgmt.New(mgmt.Config{Logger: cfg.Logger, Shovels: cfg.Shovels, Authenticate: s.authenticate}, r, e)
 	s.routes()
-	e.Use(s.openAPIValidator()) // requests are validated against the OpenAPI document (validate.go)
+	e.Use(validate.Middleware(r, s.authenticate)) // requests are validated against the OpenAPI document (gateway/internal/validate)
 	s.onShutdown = append(s.onShutdown, func(ctx context.Context) { s.CloseWebSockets(ctx) })
 	s.http = &http.Server{
 		Handler:           e,
@@ -97,15 +115,11 @@ func New(cfg Config, r *mapping.Router) *Server {
 // file; routes_test.go checks them against the OpenAPI document.
 func (s *Server) routes() {
 	s.echo.GET("/healthz", s.health)
-	s.echo.GET("/openapi.json", s.openapiDoc)
-	s.restRoutes()
-	s.uiRoutes()   // management web UI at / and /assets/ (ui.go)
-	s.mgmtRoutes() // management API /api/, /metrics and its request metrics (mgmt_routes.go, metrics.go)
-	s.wsRoutes()   // WebSocket /v1/ws, STOMP /ws, /v1/tokens, /examples/ (ws.go)
-}
-
-func (s *Server) openapiDoc(c echo.Context) error {
-	return c.JSONBlob(http.StatusOK, openapi.JSON())
+	s.rest.Routes() // the /v1/ data plane (gateway/rest)
+	s.onShutdown = append(s.onShutdown, s.rest.Shutdown)
+	docs.Routes(s.echo) // /openapi.json, /asyncapi.json and the API docs page (gateway/internal/docs)
+	s.mgmt.Routes()     // management web UI at / and /assets/, API /api/, /metrics and its request metrics (gateway/mgmt)
+	s.wsRoutes()        // WebSocket /v1/ws, STOMP /ws, /v1/tokens, /examples/ (websockets.go)
 }
 
 // health answers 200 while the core is serving, 503 once it is closing.
@@ -114,6 +128,20 @@ func (s *Server) health(c echo.Context) error {
 		return c.JSON(http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "reason": err.Error()})
 	}
 	return c.JSON(http.StatusOK, map[string]string{"status": "ok"})
+}
+
+// authenticate checks a request's HTTP basic credentials (see
+// auth.Checker.Authenticate).
+func (s *Server) authenticate(c echo.Context) (*mapping.UserInfo, error) {
+	return s.auth.Authenticate(c)
+}
+
+// registerOnShutdown runs f when the HTTP server shuts down (fronts hook
+// their clean-up in on first use, when s.http exists).
+func (s *Server) registerOnShutdown(f func()) {
+	if s.http != nil {
+		s.http.RegisterOnShutdown(f)
+	}
 }
 
 // Serve accepts HTTP connections on ln until Shutdown.

@@ -1,0 +1,208 @@
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/warrenmq/warren/gateway/internal/validate"
+	"github.com/warrenmq/warren/mapping"
+)
+
+// vdServer starts a gateway with a core in t.TempDir() behind a real
+// HTTP listener.
+func vdServer(t *testing.T) (*Server, string) {
+	t.Helper()
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	r, err := mapping.Open(mapping.Config{DataDir: t.TempDir(), Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := New(Config{Logger: log}, r)
+	ts := httptest.NewServer(s.echo)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		s.Shutdown(ctx)
+		ts.Close()
+		r.Close()
+	})
+	return s, ts.URL
+}
+
+// vdCall is one request of the tables below.
+type vdCall struct {
+	method, path string
+	body         string
+	json         bool     // send Content-Type: application/json
+	headers      []string // name, value, ...
+	anonymous    bool     // no credentials
+}
+
+func (c vdCall) do(t *testing.T, base string) (int, string) {
+	t.Helper()
+	var body io.Reader
+	if c.body != "" || c.json {
+		body = strings.NewReader(c.body)
+	}
+	req, err := http.NewRequest(c.method, base+c.path, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.json {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	for i := 0; i+1 < len(c.headers); i += 2 {
+		req.Header.Set(c.headers[i], c.headers[i+1])
+	}
+	if !c.anonymous {
+		req.SetBasicAuth("guest", "guest")
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// TestValidateRejects: each kind of bad input gets 400 bad_request with a
+// reason that names the parameter or field and what it must be.
+func TestValidateRejects(t *testing.T) {
+	_, base := vdServer(t)
+	for _, tc := range []struct {
+		call vdCall
+		want string // in the reason
+	}{
+		// query parameters: type, range, enum
+		{vdCall{method: "POST", path: "/v1/queues/q/get?count=abc"}, "query parameter count must be an integer between 1 and 1000, got 'abc'"},
+		{vdCall{method: "POST", path: "/v1/queues/q/get?count=0"}, "query parameter count must be an integer between 1 and 1000, got '0'"},
+		{vdCall{method: "POST", path: "/v1/queues/q/get?count=1001"}, "query parameter count must be an integer between 1 and 1000"},
+		{vdCall{method: "POST", path: "/v1/queues/q/get?ack=sometimes"}, "query parameter ack must be one of 'auto', 'manual', got 'sometimes'"},
+		{vdCall{method: "POST", path: "/v1/publish/amq.default/q?mandatory=maybe", body: "x"}, "query parameter mandatory must be true or false, got 'maybe'"},
+		{vdCall{method: "POST", path: "/v1/nack/tok?requeue=perhaps"}, "query parameter requeue must be true or false"},
+		{vdCall{method: "GET", path: "/v1/events?queue=q&prefetch=0"}, "query parameter prefetch must be an integer between 1 and 10000, got '0'"},
+		{vdCall{method: "GET", path: "/api/queues?page=x"}, "query parameter page must be an integer of at least 1, got 'x'"},
+		{vdCall{method: "GET", path: "/api/queues/?page=1&page_size=501"}, "query parameter page_size must be an integer between 1 and 500, got '501'"},
+		{vdCall{method: "DELETE", path: "/api/queues/%2F/q?if-unused=maybe"}, "query parameter if-unused must be true or false"},
+		// headers
+		{vdCall{method: "POST", path: "/v1/publish/amq.default/q", body: "x", headers: []string{"X-Amqp-Priority", "300"}}, "header X-Amqp-Priority must be an integer between 0 and 255, got '300'"},
+		{vdCall{method: "POST", path: "/v1/rpc/amq.default/q", body: "x", headers: []string{"X-Amqp-Priority", "high"}}, "header X-Amqp-Priority must be an integer between 0 and 255, got 'high'"},
+		{vdCall{method: "POST", path: "/v1/publish/amq.default/", body: "x", headers: []string{"X-Amqp-Delivery-Mode", "3"}}, "header X-Amqp-Delivery-Mode must be one of '1', '2', 'transient', 'non-persistent', 'persistent', got '3'"},
+		// JSON bodies: type, enum, required, nesting, syntax
+		{vdCall{method: "PUT", path: "/api/queues/%2F/q", json: true, body: `{"durable": "yes"}`}, `request body field 'durable' must be true or false, or one of 'true', 'false', got "yes"`},
+		{vdCall{method: "PUT", path: "/api/queues/%2F/q", json: true, body: `{"arguments": [1]}`}, `request body field 'arguments' must be an object, got [1]`},
+		{vdCall{method: "PUT", path: "/api/exchanges/%2F/x", json: true, body: `{"durable": true}`}, "request body field 'type' is required: one of 'direct', 'fanout', 'topic', 'headers'"},
+		{vdCall{method: "PUT", path: "/api/exchanges/%2F/x", json: true, body: `{"type": "bogus"}`}, `request body field 'type' must be one of 'direct', 'fanout', 'topic', 'headers', got "bogus"`},
+		{vdCall{method: "PUT", path: "/api/permissions/%2F/guest", json: true, body: `{"configure": ".*", "read": ".*"}`}, "request body field 'write' is required"},
+		{vdCall{method: "POST", path: "/api/queues/%2F/q/get", json: true, body: `{"count": 1, "ackmode": "keep", "encoding": "auto"}`}, `request body field 'ackmode' must be one of 'ack_requeue_true'`},
+		{vdCall{method: "POST", path: "/api/users/bulk-delete", json: true, body: `{"users": ["a", 7]}`}, "request body field 'users[1]' must be a string, got 7"},
+		{vdCall{method: "POST", path: "/api/exchanges/%2F/amq.default/publish", json: true, body: `{"routing_key": "q", "payload": "x", "properties": {"delivery_mode": true}}`}, "request body field 'properties.delivery_mode' must be an integer, or a string matching ^-?[0-9]+$, got true"},
+		{vdCall{method: "POST", path: "/v1/publish", json: true, body: `[{"routing_key": "q"}]`}, "request body field '[0].payload' is required: a string"},
+		{vdCall{method: "POST", path: "/v1/publish", json: true, body: `[{"routing_key": "q", "payload": "x", "properties": {"priority": 300}}]`}, "request body field '[0].properties.priority' must be an integer between 0 and 255, got 300"},
+		{vdCall{method: "POST", path: "/v1/publish", json: true, body: `[{"routing_key": "q", "payload": "x", "properties": {"delivery_mode": 1.5}}]`}, "request body field '[0].properties.delivery_mode' must be one of 1, 2, got 1.5"},
+		{vdCall{method: "POST", path: "/v1/publish", json: true, body: `{"routing_key": "q", "payload": "x"}`}, "the request body must be an array of at most 10000 items, got {"},
+		{vdCall{method: "POST", path: "/v1/publish", json: true, body: `[{"routing_key": "q", "payload": "x"`}, "the request body is not valid JSON: expected ',' or '}'"},
+		{vdCall{method: "POST", path: "/v1/publish", json: true, body: `[] []`}, "the request body is not valid JSON: data after the JSON value"},
+		{vdCall{method: "POST", path: "/v1/route/amq.headers/", json: true, body: `{"headers": "x-match=all"}`}, `request body field 'headers' must be an object, got "x-match=all"`},
+		{vdCall{method: "POST", path: "/v1/tokens", json: true, body: `{"ttl_seconds": "600"}`}, `request body field 'ttl_seconds' must be an integer of at least 0, got "600"`},
+		{vdCall{method: "POST", path: "/api/definitions", json: true, body: `{"permissions": [{"user": 1}]}`}, "request body field 'permissions[0].user' must be a string, got 1"},
+		{vdCall{method: "POST", path: "/api/users/bulk-delete", json: true}, "the request body is required: an object with users"},
+	} {
+		code, body := tc.call.do(t, base)
+		var e ErrorBody
+		if code != http.StatusBadRequest || json.Unmarshal([]byte(body), &e) != nil || e.Error != "bad_request" || !strings.Contains(e.Reason, tc.want) {
+			t.Errorf("%s %s %s: %d %s\nwant 400 bad_request with %q", tc.call.method, tc.call.path, tc.call.body, code, body, tc.want)
+		}
+	}
+}
+
+// TestValidateAuthFirst: without credentials a request that is not valid
+// is still 401, on /v1/ and /api/, for parameters and bodies.
+func TestValidateAuthFirst(t *testing.T) {
+	_, base := vdServer(t)
+	for _, c := range []vdCall{
+		{method: "POST", path: "/v1/queues/q/get?count=abc", anonymous: true},
+		{method: "POST", path: "/v1/publish/amq.default/q", body: "x", headers: []string{"X-Amqp-Priority", "300"}, anonymous: true},
+		{method: "POST", path: "/v1/publish", json: true, body: `[{}]`, anonymous: true},
+		{method: "PUT", path: "/api/queues/%2F/q", json: true, body: `{"durable": "yes"}`, anonymous: true},
+		{method: "GET", path: "/api/queues?page=x", anonymous: true},
+		{method: "POST", path: "/v1/tokens", json: true, body: `{"ttl_seconds": "x"}`, anonymous: true},
+	} {
+		if code, body := c.do(t, base); code != http.StatusUnauthorized || !strings.Contains(body, "not_authorised") {
+			t.Errorf("%s %s without credentials: %d %s, want 401", c.method, c.path, code, body)
+		}
+	}
+}
+
+// TestValidatePasses: valid requests reach the handlers unchanged, with
+// extra query parameters, raw JSON-looking publish bodies and RabbitMQ's
+// string-typed booleans and numbers.
+func TestValidatePasses(t *testing.T) {
+	_, base := vdServer(t)
+	ok := func(c vdCall, want int) string {
+		t.Helper()
+		code, body := c.do(t, base)
+		if code != want {
+			t.Fatalf("%s %s %s: %d %s, want %d", c.method, c.path, c.body, code, body, want)
+		}
+		return body
+	}
+	ok(vdCall{method: "PUT", path: "/api/queues/%2F/vq", json: true, body: `{"durable": "true", "auto_delete": false, "arguments": {"x-max-length": 10}}`}, http.StatusCreated)
+	ok(vdCall{method: "PUT", path: "/api/vhosts/empty-body", json: true}, http.StatusCreated)
+	ok(vdCall{method: "GET", path: "/api/queues?columns=name&page=1&page_size=5&sort_reverse=true&unknown=1"}, http.StatusOK)
+
+	// The raw publish body is never parsed, whatever its Content-Type.
+	raw := `{"not": json` + "\x00\xff"
+	ok(vdCall{method: "POST", path: "/v1/publish/amq.default/vq?mandatory=true&vhost=%2F&extra=1", json: true, body: raw,
+		headers: []string{"X-Amqp-Priority", "5", "X-Amqp-Delivery-Mode", "non-persistent"}}, http.StatusOK)
+	got := ok(vdCall{method: "POST", path: "/v1/queues/vq/get?count=1&ack=auto"}, http.StatusOK)
+	var gm struct {
+		Messages []struct {
+			Payload         string `json:"payload"`
+			PayloadEncoding string `json:"payload_encoding"`
+		} `json:"messages"`
+	}
+	if err := json.Unmarshal([]byte(got), &gm); err != nil || len(gm.Messages) != 1 {
+		t.Fatalf("get: %s", got)
+	}
+
+	// A validated JSON body reaches the handler byte for byte.
+	payload := "h\u00e9llo \\\"quoted\\\" \\ud83d\\ude00"
+	ok(vdCall{method: "POST", path: "/api/exchanges/%2F/amq.default/publish", json: true,
+		body: `  {"routing_key": "vq", "payload": "` + payload + `", "payload_encoding": "string", "properties": {"delivery_mode": "2", "priority": 3, "expiration": 60000}}` + "\n"}, http.StatusOK)
+	got = ok(vdCall{method: "POST", path: "/api/queues/%2F/vq/get", json: true, body: `{"count": "1", "ackmode": "ack_requeue_false", "encoding": "auto", "truncate": 50000}`}, http.StatusOK)
+	var mm []struct {
+		Payload string `json:"payload"`
+	}
+	if err := json.Unmarshal([]byte(got), &mm); err != nil || len(mm) != 1 || mm[0].Payload != "h\u00e9llo \"quoted\" \U0001F600" {
+		t.Fatalf("management get: %s", got)
+	}
+
+	// A batch of valid items: per-item results come from the handler.
+	got = ok(vdCall{method: "POST", path: "/v1/publish", json: true, body: `[{"exchange": "", "routing_key": "vq", "payload": "AAEC", "payload_encoding": "base64", "properties": {"delivery_mode": 1, "headers": {"n": [1, {"x": null}]}}}]`}, http.StatusOK)
+	if !strings.Contains(got, `"status":200`) {
+		t.Fatalf("batch: %s", got)
+	}
+}
+
+// TestRoutesCompiled: every served route finds its operation in the
+// compiled OpenAPI document, so the validator checks it.
+func TestRoutesCompiled(t *testing.T) {
+	s := New(Config{}, nil)
+	for _, r := range s.echo.Routes() {
+		if r.Method == "echo_route_any" || strings.HasPrefix(r.Path, "/ui") || undocumented(r.Path) {
+			continue
+		}
+		if !validate.Documented(r.Method, r.Path) {
+			t.Errorf("route %s %s has no compiled operation", r.Method, r.Path)
+		}
+	}
+}
