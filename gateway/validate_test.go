@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/labstack/echo/v4"
 
 	"github.com/warrenmq/warren/mapping"
@@ -86,38 +87,38 @@ func TestValidateRejects(t *testing.T) {
 	}{
 		// query parameters: type, range, enum
 		{vdCall{method: "POST", path: "/v1/queues/q/get?count=abc"}, "query parameter count must be an integer between 1 and 1000, got 'abc'"},
-		{vdCall{method: "POST", path: "/v1/queues/q/get?count=0"}, "query parameter count must be an integer between 1 and 1000, got '0'"},
-		{vdCall{method: "POST", path: "/v1/queues/q/get?count=1001"}, "query parameter count must be an integer between 1 and 1000"},
-		{vdCall{method: "POST", path: "/v1/queues/q/get?ack=sometimes"}, "query parameter ack must be one of 'auto', 'manual', got 'sometimes'"},
+		{vdCall{method: "POST", path: "/v1/queues/q/get?count=0"}, "query parameter count: number must be at least 1, got '0'"},
+		{vdCall{method: "POST", path: "/v1/queues/q/get?count=1001"}, "query parameter count: number must be at most 1000, got '1001'"},
+		{vdCall{method: "POST", path: "/v1/queues/q/get?ack=sometimes"}, "query parameter ack: value is not one of the allowed values [\"auto\",\"manual\"], got 'sometimes'"},
 		{vdCall{method: "POST", path: "/v1/publish/amq.default/q?mandatory=maybe", body: "x"}, "query parameter mandatory must be true or false, got 'maybe'"},
 		{vdCall{method: "POST", path: "/v1/nack/tok?requeue=perhaps"}, "query parameter requeue must be true or false"},
-		{vdCall{method: "GET", path: "/v1/events?queue=q&prefetch=0"}, "query parameter prefetch must be an integer between 1 and 10000, got '0'"},
+		{vdCall{method: "GET", path: "/v1/events?queue=q&prefetch=0"}, "query parameter prefetch: number must be at least 1, got '0'"},
 		{vdCall{method: "GET", path: "/api/queues?page=x"}, "query parameter page must be an integer of at least 1, got 'x'"},
-		{vdCall{method: "GET", path: "/api/queues/?page=1&page_size=501"}, "query parameter page_size must be an integer between 1 and 500, got '501'"},
+		{vdCall{method: "GET", path: "/api/queues/?page=1&page_size=501"}, "query parameter page_size: number must be at most 500, got '501'"},
 		{vdCall{method: "DELETE", path: "/api/queues/%2F/q?if-unused=maybe"}, "query parameter if-unused must be true or false"},
 		// headers
-		{vdCall{method: "POST", path: "/v1/publish/amq.default/q", body: "x", headers: []string{"X-Amqp-Priority", "300"}}, "header X-Amqp-Priority must be an integer between 0 and 255, got '300'"},
+		{vdCall{method: "POST", path: "/v1/publish/amq.default/q", body: "x", headers: []string{"X-Amqp-Priority", "300"}}, "header X-Amqp-Priority: number must be at most 255, got '300'"},
 		{vdCall{method: "POST", path: "/v1/rpc/amq.default/q", body: "x", headers: []string{"X-Amqp-Priority", "high"}}, "header X-Amqp-Priority must be an integer between 0 and 255, got 'high'"},
-		{vdCall{method: "POST", path: "/v1/publish/amq.default/", body: "x", headers: []string{"X-Amqp-Delivery-Mode", "3"}}, "header X-Amqp-Delivery-Mode must be one of '1', '2', 'transient', 'non-persistent', 'persistent', got '3'"},
+		{vdCall{method: "POST", path: "/v1/publish/amq.default/", body: "x", headers: []string{"X-Amqp-Delivery-Mode", "3"}}, "header X-Amqp-Delivery-Mode: value is not one of the allowed values [\"1\",\"2\",\"transient\",\"non-persistent\",\"persistent\"], got '3'"},
 		// JSON bodies: type, enum, required, nesting, syntax
-		{vdCall{method: "PUT", path: "/api/queues/%2F/q", json: true, body: `{"durable": "yes"}`}, `request body field 'durable' must be true or false, or one of 'true', 'false', got "yes"`},
-		{vdCall{method: "PUT", path: "/api/queues/%2F/q", json: true, body: `{"arguments": [1]}`}, `request body field 'arguments' must be an object, got [1]`},
-		{vdCall{method: "PUT", path: "/api/exchanges/%2F/x", json: true, body: `{"durable": true}`}, "request body field 'type' is required: one of 'direct', 'fanout', 'topic', 'headers'"},
-		{vdCall{method: "PUT", path: "/api/exchanges/%2F/x", json: true, body: `{"type": "bogus"}`}, `request body field 'type' must be one of 'direct', 'fanout', 'topic', 'headers', got "bogus"`},
-		{vdCall{method: "PUT", path: "/api/permissions/%2F/guest", json: true, body: `{"configure": ".*", "read": ".*"}`}, "request body field 'write' is required"},
-		{vdCall{method: "POST", path: "/api/queues/%2F/q/get", json: true, body: `{"count": 1, "ackmode": "keep", "encoding": "auto"}`}, `request body field 'ackmode' must be one of 'ack_requeue_true'`},
-		{vdCall{method: "POST", path: "/api/users/bulk-delete", json: true, body: `{"users": ["a", 7]}`}, "request body field 'users[1]' must be a string, got 7"},
-		{vdCall{method: "POST", path: "/api/exchanges/%2F/amq.default/publish", json: true, body: `{"routing_key": "q", "payload": "x", "properties": {"delivery_mode": true}}`}, "request body field 'properties.delivery_mode' must be an integer, or a string matching ^-?[0-9]+$, got true"},
-		{vdCall{method: "POST", path: "/v1/publish", json: true, body: `[{"routing_key": "q"}]`}, "request body field '[0].payload' is required: a string"},
-		{vdCall{method: "POST", path: "/v1/publish", json: true, body: `[{"routing_key": "q", "payload": "x", "properties": {"priority": 300}}]`}, "request body field '[0].properties.priority' must be an integer between 0 and 255, got 300"},
-		{vdCall{method: "POST", path: "/v1/publish", json: true, body: `[{"routing_key": "q", "payload": "x", "properties": {"delivery_mode": 1.5}}]`}, "request body field '[0].properties.delivery_mode' must be one of 1, 2, got 1.5"},
-		{vdCall{method: "POST", path: "/v1/publish", json: true, body: `{"routing_key": "q", "payload": "x"}`}, "the request body must be an array of at most 10000 items, got {"},
-		{vdCall{method: "POST", path: "/v1/publish", json: true, body: `[{"routing_key": "q", "payload": "x"`}, "the request body is not valid JSON: expected ',' or '}'"},
+		{vdCall{method: "PUT", path: "/api/queues/%2F/q", json: true, body: `{"durable": "yes"}`}, `request body field 'durable': value doesn't match any schema from "oneOf", got "yes"`},
+		{vdCall{method: "PUT", path: "/api/queues/%2F/q", json: true, body: `{"arguments": [1]}`}, `request body field 'arguments': value must be an object, got [1]`},
+		{vdCall{method: "PUT", path: "/api/exchanges/%2F/x", json: true, body: `{"durable": true}`}, `request body field 'type': property "type" is missing`},
+		{vdCall{method: "PUT", path: "/api/exchanges/%2F/x", json: true, body: `{"type": "bogus"}`}, `request body field 'type': value is not one of the allowed values ["direct","fanout","topic","headers"], got "bogus"`},
+		{vdCall{method: "PUT", path: "/api/permissions/%2F/guest", json: true, body: `{"configure": ".*", "read": ".*"}`}, `request body field 'write': property "write" is missing`},
+		{vdCall{method: "POST", path: "/api/queues/%2F/q/get", json: true, body: `{"count": 1, "ackmode": "keep", "encoding": "auto"}`}, `request body field 'ackmode': value is not one of the allowed values ["ack_requeue_true"`},
+		{vdCall{method: "POST", path: "/api/users/bulk-delete", json: true, body: `{"users": ["a", 7]}`}, "request body field 'users[1]': value must be a string, got 7"},
+		{vdCall{method: "POST", path: "/api/exchanges/%2F/amq.default/publish", json: true, body: `{"routing_key": "q", "payload": "x", "properties": {"delivery_mode": true}}`}, `request body field 'properties.delivery_mode': value doesn't match any schema from "oneOf", got true`},
+		{vdCall{method: "POST", path: "/v1/publish", json: true, body: `[{"routing_key": "q"}]`}, `request body field '[0].payload': property "payload" is missing`},
+		{vdCall{method: "POST", path: "/v1/publish", json: true, body: `[{"routing_key": "q", "payload": "x", "properties": {"priority": 300}}]`}, "request body field '[0].properties.priority': number must be at most 255, got 300"},
+		{vdCall{method: "POST", path: "/v1/publish", json: true, body: `[{"routing_key": "q", "payload": "x", "properties": {"delivery_mode": 1.5}}]`}, "request body field '[0].properties.delivery_mode': value is not one of the allowed values [1,2], got 1.5"},
+		{vdCall{method: "POST", path: "/v1/publish", json: true, body: `{"routing_key": "q", "payload": "x"}`}, "the request body: value must be an array, got {"},
+		{vdCall{method: "POST", path: "/v1/publish", json: true, body: `[{"routing_key": "q", "payload": "x"`}, "the request body is not valid JSON: it ends before the value does"},
 		{vdCall{method: "POST", path: "/v1/publish", json: true, body: `[] []`}, "the request body is not valid JSON: data after the JSON value"},
-		{vdCall{method: "POST", path: "/v1/route/amq.headers/", json: true, body: `{"headers": "x-match=all"}`}, `request body field 'headers' must be an object, got "x-match=all"`},
-		{vdCall{method: "POST", path: "/v1/tokens", json: true, body: `{"ttl_seconds": "600"}`}, `request body field 'ttl_seconds' must be an integer of at least 0, got "600"`},
-		{vdCall{method: "POST", path: "/api/definitions", json: true, body: `{"permissions": [{"user": 1}]}`}, "request body field 'permissions[0].user' must be a string, got 1"},
-		{vdCall{method: "POST", path: "/api/users/bulk-delete", json: true}, "the request body is required: an object with users"},
+		{vdCall{method: "POST", path: "/v1/route/amq.headers/", json: true, body: `{"headers": "x-match=all"}`}, `request body field 'headers': value must be an object, got "x-match=all"`},
+		{vdCall{method: "POST", path: "/v1/tokens", json: true, body: `{"ttl_seconds": "600"}`}, `request body field 'ttl_seconds': value must be an integer, got "600"`},
+		{vdCall{method: "POST", path: "/api/definitions", json: true, body: `{"permissions": [{"user": 1}]}`}, "request body field 'permissions[0].user': value must be a string, got 1"},
+		{vdCall{method: "POST", path: "/api/users/bulk-delete", json: true}, "the request body is required"},
 	} {
 		code, body := tc.call.do(t, base)
 		var e ErrorBody
@@ -199,13 +200,13 @@ func TestValidatePasses(t *testing.T) {
 // TestValidateBodyPassThrough: the body a handler reads is the body sent,
 // validated or not (too large, chunked, not JSON).
 func TestValidateBodyPassThrough(t *testing.T) {
-	doc := []byte(`{"openapi": "3.0.3", "paths": {"/echo/{id}": {"post": {
+	doc := []byte(`{"openapi": "3.0.3", "info": {"title": "t", "version": "1"}, "paths": {"/echo/{id}": {"post": {
 		"parameters": [{"name": "id", "in": "path", "required": true, "schema": {"type": "integer", "minimum": 1}}],
 		"requestBody": {"content": {"application/json": {"schema": {"type": "object", "required": ["a"], "additionalProperties": false,
 			"properties": {"a": {"type": "string", "minLength": 1, "maxLength": 3}, "b": {"type": "string", "format": "byte"}, "n": {"type": "number", "nullable": true, "exclusiveMaximum": true, "maximum": 10},
 				"m": {"anyOf": [{"type": "integer"}, {"type": "string", "enum": ["max"]}]},
 				"o": {"allOf": [{"type": "object", "required": ["x"]}, {"type": "object", "required": ["y"]}], "nullable": true}}}}}},
-		"responses": {}}}}, "components": {}}`)
+		"responses": {"200": {"description": "ok"}}}}}, "components": {}}`)
 	tab, err := compileOpenAPI(doc)
 	if err != nil {
 		t.Fatal(err)
@@ -236,19 +237,19 @@ func TestValidateBodyPassThrough(t *testing.T) {
 		{"/echo/1", "application/json", io.MultiReader(strings.NewReader(`{"a":`), strings.NewReader(` "z"}`)), `{"a": "z"}`, 200, ""}, // chunked
 		{"/echo/1", "application/json", strings.NewReader(big), big, 200, ""},
 		{"/echo/1", "application/json", io.MultiReader(strings.NewReader(big)), big, 200, ""}, // chunked and too large
-		{"/echo/0", "application/json", strings.NewReader(`{"a": "x"}`), "", 400, "path parameter id must be an integer of at least 1, got '0'"},
+		{"/echo/0", "application/json", strings.NewReader(`{"a": "x"}`), "", 400, "path parameter id: number must be at least 1, got '0'"},
 		{"/echo/x", "application/json", strings.NewReader(`{"a": "x"}`), "", 400, "path parameter id must be an integer of at least 1, got 'x'"},
-		{"/echo/1", "application/json", strings.NewReader(`{"a": ""}`), "", 400, `request body field 'a' must be a string of at least 1 characters and of at most 3 characters, got ""`},
-		{"/echo/1", "application/json", strings.NewReader(`{"a": "\u00e9\u00e9\u00e9\u00e9"}`), "", 400, "request body field 'a' must be a string of at least 1 characters"},
-		{"/echo/1", "application/json", strings.NewReader(`{"a": "x", "b": "!!"}`), "", 400, "request body field 'b' must be a string in base64"},
-		{"/echo/1", "application/json", strings.NewReader(`{"a": "x", "n": 10}`), "", 400, "request body field 'n' must be a number less than 10 or null, got 10"},
-		{"/echo/1", "application/json", strings.NewReader(`{"a": "x", "c": 1}`), "", 400, "request body field 'c' is not a known field of the object (a, b, m, n, o)"},
+		{"/echo/1", "application/json", strings.NewReader(`{"a": ""}`), "", 400, `request body field 'a': minimum string length is 1, got ""`},
+		{"/echo/1", "application/json", strings.NewReader(`{"a": "\u00e9\u00e9\u00e9\u00e9"}`), "", 400, "request body field 'a': maximum string length is 3"},
+		{"/echo/1", "application/json", strings.NewReader(`{"a": "x", "b": "!!"}`), "", 400, `request body field 'b': string doesn't match the format "byte"`},
+		{"/echo/1", "application/json", strings.NewReader(`{"a": "x", "n": 10}`), "", 400, "request body field 'n': number must be less than 10, got 10"},
+		{"/echo/1", "application/json", strings.NewReader(`{"a": "x", "c": 1}`), "", 400, `the request body: property "c" is unsupported`},
 		{"/echo/1", "application/json", strings.NewReader(`{"a": "x", "m": 5, "o": {"x": 1, "y": [2]}}`), `{"a": "x", "m": 5, "o": {"x": 1, "y": [2]}}`, 200, ""},
 		{"/echo/1", "application/json", strings.NewReader(`{"a": "x", "m": "max", "o": null}`), `{"a": "x", "m": "max", "o": null}`, 200, ""},
-		{"/echo/1", "application/json", strings.NewReader(`{"a": "x", "m": "min"}`), "", 400, `request body field 'm' must be an integer, or 'max', got "min"`},
-		{"/echo/1", "application/json", strings.NewReader(`{"a": "x", "o": {"x": 1}}`), "", 400, `request body field 'o' must be an object with x and an object with y or null, got {"x": 1}`},
-		{"/echo/1", "application/json", strings.NewReader(`{"\u0061": "x", "\q": 1}`), "", 400, "request body is not valid JSON: bad escape"},
-		{"/echo/1", "application/json", strings.NewReader(`{"a": "x", "\u0063": 1}`), "", 400, "request body field 'c' is not a known field"},
+		{"/echo/1", "application/json", strings.NewReader(`{"a": "x", "m": "min"}`), "", 400, `request body field 'm': doesn't match any schema from "anyOf", got "min"`},
+		{"/echo/1", "application/json", strings.NewReader(`{"a": "x", "o": {"x": 1}}`), "", 400, `request body field 'o': doesn't match all schemas from "allOf", got {"x":1}`},
+		{"/echo/1", "application/json", strings.NewReader(`{"\u0061": "x", "\q": 1}`), "", 400, "request body is not valid JSON: invalid character 'q' in string escape code"},
+		{"/echo/1", "application/json", strings.NewReader(`{"a": "x", "\u0063": 1}`), "", 400, `the request body: property "c" is unsupported`},
 	} {
 		req, _ := http.NewRequest("POST", ts.URL+tc.path, tc.body)
 		req.Header.Set("Content-Type", tc.ctype)
@@ -270,14 +271,12 @@ func jsonEscape(s string) string {
 	return string(b[1 : len(b)-1])
 }
 
-// TestOpenAPICompiles: every operation of the document compiles (no
-// unresolved $ref, no keyword the validator would ignore), and every
-// served route finds its operation.
+// TestOpenAPICompiles: the document loads and validates in
+// kin-openapi, and every served route finds its operation.
 func TestOpenAPICompiles(t *testing.T) {
 	tab, err := compileOpenAPI(openapi.JSON())
 	if err != nil {
-		t.Fatalf("the OpenAPI document uses what the validator does not support: %v\nsupported schema keywords: %v; annotations: %v; formats: %v",
-			err, oaSchemaKeywords, oaAnnotations, oaFormats)
+		t.Fatal(err)
 	}
 	s := New(Config{}, nil)
 	for _, r := range s.echo.Routes() {
@@ -288,53 +287,55 @@ func TestOpenAPICompiles(t *testing.T) {
 			t.Errorf("route %s %s has no compiled operation", r.Method, r.Path)
 		}
 	}
-	for name, sc := range tab.schemas {
-		if !sc.compiled || sc.want == "" {
-			t.Errorf("schema %s did not compile", name)
-		}
-	}
-
 	// What the compiler must refuse rather than ignore.
 	for _, tc := range []struct{ doc, want string }{
-		{`"schema": {"type": "object", "minProperties": 1}`, `unsupported schema keyword "minProperties"`},
-		{`"schema": {"not": {"type": "string"}}`, `unsupported schema keyword "not"`},
-		{`"schema": {"type": "string", "format": "uuid"}`, "unsupported format uuid"},
-		{`"schema": {"$ref": "#/components/schemas/Missing"}`, `unresolved $ref "#/components/schemas/Missing"`},
-		{`"schema": {"$ref": "#/components/schemas/Missing", "type": "string"}`, `keyword "type" next to $ref`},
-		{`"schema": {"type": "array"}`, "an array schema needs items"},
-		{`"schema": {"type": "string", "pattern": "("}`, "pattern: error parsing regexp"},
-		{`"schema": {"type": "null"}`, "unsupported type null"},
-		{`"schema": {"type": "object", "properties": {"a": {"type": "string", "required": true}}}`, "required must be a list"},
-		{`"schema": {"type": "integer", "exclusiveMinimum": 0}`, "exclusiveMinimum must be true or false"},
+		{`"schema": {"$ref": "#/components/schemas/Missing"}`, "Missing"},
+		{`"schema": {"type": "string", "pattern": "("}`, "error parsing regexp"},
 	} {
-		doc := `{"paths": {"/x": {"post": {"requestBody": {"content": {"application/json": {` + tc.doc + `}}}, "responses": {}}}}, "components": {"schemas": {}}}`
+		doc := `{"openapi": "3.0.3", "info": {"title": "t", "version": "1"}, "paths": {"/x": {"post": {"requestBody": {"content": {"application/json": {` + tc.doc + `}}}, "responses": {"200": {"description": "ok"}}}}}, "components": {"schemas": {}}}`
 		if _, err := compileOpenAPI([]byte(doc)); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: %v, want an error with %q", tc.doc, err, tc.want)
 		}
 	}
 	for _, tc := range []struct{ param, want string }{
-		{`{"$ref": "#/components/parameters/Nope"}`, "unresolved parameter $ref"},
-		{`{"name": "c", "in": "cookie", "schema": {"type": "string"}}`, `unsupported location "cookie"`},
-		{`{"name": "q", "in": "query", "content": {"application/json": {}}}`, `unsupported parameter keyword "content"`},
-		{`{"name": "q", "in": "query", "style": "deepObject", "schema": {"type": "object"}}`, `unsupported parameter keyword "style"`},
+		{`{"name": "c", "in": "cookie", "schema": {"type": "string"}}`, `location "cookie" is not validated`},
 		{`{"name": "q", "in": "query", "schema": {"type": "array", "items": {"type": "string"}}}`, "only string, integer, number and boolean parameters"},
 	} {
-		doc := `{"paths": {"/x": {"get": {"parameters": [` + tc.param + `], "responses": {}}}}, "components": {}}`
+		doc := `{"openapi": "3.0.3", "info": {"title": "t", "version": "1"}, "paths": {"/x": {"get": {"parameters": [` + tc.param + `], "responses": {"200": {"description": "ok"}}}}}, "components": {}}`
 		if _, err := compileOpenAPI([]byte(doc)); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: %v, want an error with %q", tc.param, err, tc.want)
 		}
 	}
 }
 
-// TestValidateJSONAgreesWithEncodingJSON: with a schema that takes
-// anything, the scanner accepts exactly what encoding/json accepts.
+// TestValidateJSONAgreesWithEncodingJSON: the body decoder accepts
+// exactly what encoding/json accepts.
 func TestValidateJSONAgreesWithEncodingJSON(t *testing.T) {
-	anything := &oaSchema{minLen: -1, maxLen: -1, minItems: -1, maxItems: -1}
 	for _, in := range vdSeeds {
-		err := oaValidateJSON(anything, []byte(in))
+		_, err := oaDecode([]byte(in))
 		if (err == nil) != json.Valid([]byte(in)) {
-			t.Errorf("%q: scanner says %v, encoding/json valid=%v", in, err, json.Valid([]byte(in)))
+			t.Errorf("%q: decoder says %v, encoding/json valid=%v", in, err, json.Valid([]byte(in)))
 		}
+	}
+}
+
+// TestValidateDepth: a field table as deep as the core takes passes a
+// batch publish; one level more is refused, naming the field.
+func TestValidateDepth(t *testing.T) {
+	tab, err := compileOpenAPI(openapi.JSON())
+	if err != nil {
+		t.Fatal(err)
+	}
+	op := tab.lookup("POST", "/v1/publish")
+	nest := func(n int) string { // a headers table of n levels
+		return `[{"routing_key": "q", "payload": "x", "properties": {"headers": ` + strings.Repeat(`{"a": `, n) + "1" + strings.Repeat("}", n) + `}}]`
+	}
+	if _, err := oaValidateJSON(op.body, []byte(nest(mapping.MaxTableDepth))); err != nil {
+		t.Errorf("a table %d deep: %v", mapping.MaxTableDepth, err)
+	}
+	_, err = oaValidateJSON(op.body, []byte(nest(mapping.MaxTableDepth+1)))
+	if err == nil || !strings.Contains(err.Error(), "request body field '[0].properties.headers.a.a") || !strings.Contains(err.Error(), "nests deeper") {
+		t.Errorf("a table %d deep: %v", mapping.MaxTableDepth+1, err)
 	}
 }
 
@@ -347,8 +348,8 @@ var vdSeeds = []string{
 }
 
 // FuzzValidateJSON: the body validator never panics on any input, with
-// the schemas of the document; with a schema that takes anything it
-// accepts exactly what encoding/json accepts.
+// the schemas of the document, whole or cut short; the decoder accepts
+// exactly what encoding/json accepts (but for depth).
 func FuzzValidateJSON(f *testing.F) {
 	for _, s := range vdSeeds {
 		f.Add([]byte(s))
@@ -357,24 +358,23 @@ func FuzzValidateJSON(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	var schemas []*oaSchema
+	var schemas []*openapi3.Schema
 	for _, op := range tab.all {
 		if op.body != nil {
 			schemas = append(schemas, op.body)
 		}
 	}
-	anything := &oaSchema{minLen: -1, maxLen: -1, minItems: -1, maxItems: -1}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		for _, s := range schemas {
 			oaValidateJSON(s, b)
 			oaValidateJSON(s, b[:len(b)/2]) // and cut short
 		}
-		err := oaValidateJSON(anything, b)
+		_, err := oaDecode(b)
 		if err != nil && strings.Contains(err.Error(), "nests deeper") {
 			return
 		}
 		if (err == nil) != json.Valid(b) {
-			t.Fatalf("%q: scanner says %v, encoding/json valid=%v", b, err, json.Valid(b))
+			t.Fatalf("%q: decoder says %v, encoding/json valid=%v", b, err, json.Valid(b))
 		}
 	})
 }
@@ -432,7 +432,7 @@ func BenchmarkValidateBatchBody(b *testing.B) {
 	b.SetBytes(int64(len(body)))
 	b.ReportAllocs()
 	for b.Loop() {
-		if err := oaValidateJSON(op.body, body); err != nil {
+		if _, err := oaValidateJSON(op.body, body); err != nil {
 			b.Fatal(err)
 		}
 	}
