@@ -219,6 +219,9 @@ func TestValidateBodyPassThrough(t *testing.T) {
 		if err != nil {
 			return err
 		}
+		if _, ok := validatedBody(c); ok {
+			c.Response().Header().Set("X-Validated", "yes")
+		}
 		return c.Blob(http.StatusOK, "application/octet-stream", b)
 	})
 	ts := httptest.NewServer(e)
@@ -261,6 +264,11 @@ func TestValidateBodyPassThrough(t *testing.T) {
 		resp.Body.Close()
 		if resp.StatusCode != tc.want || tc.want == 200 && string(b) != tc.sent || tc.want != 200 && !strings.Contains(string(b), jsonEscape(tc.reason)) {
 			t.Errorf("%s %q: %d %s, want %d %q", tc.path, tc.sent, resp.StatusCode, b, tc.want, tc.reason)
+		}
+		// The decoded body is handed over exactly when it was validated.
+		validated := strings.HasPrefix(tc.ctype, "application/json") && len(tc.sent) <= 64
+		if tc.want == 200 && (resp.Header.Get("X-Validated") == "yes") != validated {
+			t.Errorf("%s %q (%s): handed over %q, want %v", tc.path, tc.sent, tc.ctype, resp.Header.Get("X-Validated"), validated)
 		}
 	}
 }
@@ -434,6 +442,61 @@ func BenchmarkValidateBatchBody(b *testing.B) {
 	for b.Loop() {
 		if _, err := oaValidateJSON(op.body, body); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+// TestValidateHandoff: a batch publish, a route dry run and a token
+// request give the same result whether the handler takes the body the
+// validator decoded (application/json) or decodes the bytes itself (no
+// JSON Content-Type, so not validated).
+func TestValidateHandoff(t *testing.T) {
+	_, base := vdServer(t)
+	do := func(c vdCall) string {
+		t.Helper()
+		code, body := c.do(t, base)
+		if code/100 != 2 {
+			t.Fatalf("%s %s: %d %s", c.method, c.path, code, body)
+		}
+		return body
+	}
+	do(vdCall{method: "PUT", path: "/api/queues/%2F/hq", json: true, body: `{"durable": false}`})
+	item := `{"exchange": "amq.default", "routing_key": "hq", "payload": "aGk=", "payload_encoding": "base64", "properties": {
+		"content_type": "text/plain", "content_encoding": "gzip", "headers": {"n": 1, "f": 1.5, "s": "x", "b": true, "l": [1, "a", {"d": null}], "t": {"u": 2}},
+		"delivery_mode": 2, "priority": 7, "correlation_id": "c", "reply_to": "r", "expiration": "60000", "message_id": "m",
+		"timestamp": 1700000000, "type": "ty", "user_id": "guest", "app_id": "ap", "cluster_id": "cl"}}`
+	var got [2]string
+	for i, asJSON := range []bool{true, false} {
+		c := vdCall{method: "POST", path: "/v1/publish", json: asJSON, body: "[" + item + "]"}
+		if !asJSON {
+			c.headers = []string{"Content-Type", "text/plain"}
+		}
+		if r := do(c); !strings.Contains(r, `"status":200`) {
+			t.Fatalf("batch (JSON %v): %s", asJSON, r)
+		}
+		got[i] = do(vdCall{method: "POST", path: "/v1/queues/hq/get?count=1&ack=auto"})
+	}
+	if got[0] != got[1] || !strings.Contains(got[0], `"priority":7`) || !strings.Contains(got[0], `"timestamp":1700000000`) || !strings.Contains(got[0], `"expiration":"60000"`) {
+		t.Errorf("validated body gave\n%s\nthe handler's own decode gave\n%s", got[0], got[1])
+	}
+
+	do(vdCall{method: "PUT", path: "/api/exchanges/%2F/hx", json: true, body: `{"type": "headers"}`})
+	do(vdCall{method: "POST", path: "/api/bindings/%2F/e/hx/q/hq", json: true, body: `{"arguments": {"x-match": "all", "k": 5}}`})
+	for _, asJSON := range []bool{true, false} {
+		c := vdCall{method: "POST", path: "/v1/route/hx/", json: asJSON, body: `{"headers": {"k": 5}}`}
+		if r := do(c); !strings.Contains(r, `"queues":["hq"]`) {
+			t.Errorf("route (JSON %v): %s", asJSON, r)
+		}
+	}
+	for _, asJSON := range []bool{true, false} {
+		c := vdCall{method: "POST", path: "/v1/tokens", json: asJSON, body: `{"ttl_seconds": 120}`}
+		var tr TokenResponse
+		if err := json.Unmarshal([]byte(do(c)), &tr); err != nil {
+			t.Fatal(err)
+		}
+		// (The expiry is truncated to the second.)
+		if tr.ExpiresIn != 120 && tr.ExpiresIn != 119 {
+			t.Errorf("token (JSON %v) expires in %d s, want 120", asJSON, tr.ExpiresIn)
 		}
 	}
 }
