@@ -128,7 +128,7 @@ func (v *oaValidator) checkBody(c echo.Context, op *oaOp) error {
 		}
 		return nil
 	}
-	val, err := oaValidateJSON(op.body, b)
+	val, err := oaValidateJSON(op, b)
 	if err != nil {
 		return err
 	}

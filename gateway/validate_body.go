@@ -78,14 +78,14 @@ func oaTooDeep(v any, d int, path *[]string) bool {
 	return false
 }
 
-// oaValidateJSON validates body against s and returns the decoded value;
-// the error is a 400 naming the field.
-func oaValidateJSON(s *openapi3.Schema, body []byte) (any, error) {
+// oaValidateJSON validates body against the operation's body schema and
+// returns the decoded value; the error is a 400 naming the field.
+func oaValidateJSON(op *oaOp, body []byte) (any, error) {
 	v, err := oaDecode(body)
 	if err != nil {
 		return nil, err
 	}
-	if err := s.VisitJSON(v, oaVisitOpts...); err != nil {
+	if err := op.body.VisitJSON(v, op.opts...); err != nil {
 		var path []string
 		got := ""
 		var se *openapi3.SchemaError

@@ -6,6 +6,7 @@ package gateway
 // library router runs per request.
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"net/http"
@@ -47,7 +48,8 @@ type oaOp struct {
 	needQuery    bool       // a checked query parameter is required
 	body         *openapi3.Schema
 	bodyRequired bool
-	secured      bool // needs HTTP basic credentials
+	secured      bool                              // needs HTTP basic credentials
+	opts         []openapi3.SchemaValidationOption // oaVisitOpts or oaVisitOptsRequest
 }
 
 // oaParam is one parameter.
@@ -99,6 +101,10 @@ func compileOpenAPI(doc []byte) (*oaTable, error) {
 		return nil, fmt.Errorf("openapi: %w", err)
 	}
 	t := &oaTable{routes: map[string]*oaRoute{}}
+	opts := oaVisitOpts
+	if bytes.Contains(doc, []byte(`"readOnly"`)) || bytes.Contains(doc, []byte(`"writeOnly"`)) {
+		opts = oaVisitOptsRequest
+	}
 	var errs []string
 	for _, p := range d.Paths.InMatchingOrder() {
 		item := d.Paths.Value(p)
@@ -108,6 +114,7 @@ func compileOpenAPI(doc []byte) (*oaTable, error) {
 				errs = append(errs, err.Error())
 				continue
 			}
+			op.opts = opts
 			t.all = append(t.all, op)
 			for _, ep := range oaEchoPaths(p) {
 				if t.routes[ep] == nil {

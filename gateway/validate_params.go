@@ -51,7 +51,7 @@ func (op *oaOp) checkParams(c echo.Context) error {
 			}
 			continue
 		}
-		if err := p.check(v); err != nil {
+		if err := p.check(v, op.opts); err != nil {
 			return apiError(http.StatusBadRequest, p.label()+err.Error()+", got '"+oaClip(v)+"'")
 		}
 	}
@@ -62,7 +62,7 @@ func (op *oaOp) checkParams(c echo.Context) error {
 // says what was wrong, without the value: " must be an integer between 1
 // and 1000" when v is not of the type, ": " and the library's reason
 // otherwise.
-func (p *oaParam) check(v string) error {
+func (p *oaParam) check(v string, opts []openapi3.SchemaValidationOption) error {
 	var val any = v
 	ok := true
 	switch p.kind {
@@ -81,7 +81,7 @@ func (p *oaParam) check(v string) error {
 	if !ok {
 		return errors.New(" must be " + p.want())
 	}
-	if err := p.schema.VisitJSON(val, oaVisitOpts...); err != nil {
+	if err := p.schema.VisitJSON(val, opts...); err != nil {
 		return errors.New(": " + oaReason(err))
 	}
 	return nil
@@ -103,11 +103,17 @@ func (p *oaParam) want() string {
 	return w
 }
 
-// oaVisitOpts: request semantics, formats checked (byte, date-time),
-// first error only, messages without the schema and value dumps.
+// oaVisitOpts: formats checked (byte, date-time), first error only,
+// messages without the schema and value dumps.
 var oaVisitOpts = []openapi3.SchemaValidationOption{
-	openapi3.VisitAsRequest(), openapi3.EnableFormatValidation(), openapi3.DisableSchemaErrorDetails(),
+	openapi3.EnableFormatValidation(), openapi3.DisableSchemaErrorDetails(),
 }
+
+// oaVisitOptsRequest adds request semantics (readOnly properties
+// refused), for documents that mark properties readOnly or writeOnly:
+// VisitAsRequest costs a sorted copy of an object schema's property
+// names at every object it visits, so it is on only where it can matter.
+var oaVisitOptsRequest = append([]openapi3.SchemaValidationOption{openapi3.VisitAsRequest()}, oaVisitOpts...)
 
 // oaReason is what a kin-openapi error says was wrong, without its
 // location prefix (the caller names the field).

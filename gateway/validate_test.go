@@ -12,7 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/labstack/echo/v4"
 
 	"github.com/warrenmq/warren/mapping"
@@ -338,10 +337,10 @@ func TestValidateDepth(t *testing.T) {
 	nest := func(n int) string { // a headers table of n levels
 		return `[{"routing_key": "q", "payload": "x", "properties": {"headers": ` + strings.Repeat(`{"a": `, n) + "1" + strings.Repeat("}", n) + `}}]`
 	}
-	if _, err := oaValidateJSON(op.body, []byte(nest(mapping.MaxTableDepth))); err != nil {
+	if _, err := oaValidateJSON(op, []byte(nest(mapping.MaxTableDepth))); err != nil {
 		t.Errorf("a table %d deep: %v", mapping.MaxTableDepth, err)
 	}
-	_, err = oaValidateJSON(op.body, []byte(nest(mapping.MaxTableDepth+1)))
+	_, err = oaValidateJSON(op, []byte(nest(mapping.MaxTableDepth+1)))
 	if err == nil || !strings.Contains(err.Error(), "request body field '[0].properties.headers.a.a") || !strings.Contains(err.Error(), "nests deeper") {
 		t.Errorf("a table %d deep: %v", mapping.MaxTableDepth+1, err)
 	}
@@ -366,16 +365,16 @@ func FuzzValidateJSON(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	var schemas []*openapi3.Schema
+	var ops []*oaOp
 	for _, op := range tab.all {
 		if op.body != nil {
-			schemas = append(schemas, op.body)
+			ops = append(ops, op)
 		}
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
-		for _, s := range schemas {
-			oaValidateJSON(s, b)
-			oaValidateJSON(s, b[:len(b)/2]) // and cut short
+		for _, op := range ops {
+			oaValidateJSON(op, b)
+			oaValidateJSON(op, b[:len(b)/2]) // and cut short
 		}
 		_, err := oaDecode(b)
 		if err != nil && strings.Contains(err.Error(), "nests deeper") {
@@ -440,7 +439,7 @@ func BenchmarkValidateBatchBody(b *testing.B) {
 	b.SetBytes(int64(len(body)))
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := oaValidateJSON(op.body, body); err != nil {
+		if _, err := oaValidateJSON(op, body); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -498,5 +497,24 @@ func TestValidateHandoff(t *testing.T) {
 		if tr.ExpiresIn != 120 && tr.ExpiresIn != 119 {
 			t.Errorf("token (JSON %v) expires in %d s, want 120", asJSON, tr.ExpiresIn)
 		}
+	}
+}
+
+// TestValidateReadOnly: request semantics are on when the document marks
+// a property readOnly (and off otherwise, where they cost time for
+// nothing): a request may not set it.
+func TestValidateReadOnly(t *testing.T) {
+	doc := `{"openapi": "3.0.3", "info": {"title": "t", "version": "1"}, "paths": {"/x": {"post": {"requestBody": {"content": {"application/json": {"schema":
+		{"type": "object", "properties": {"id": {"type": "string", "readOnly": true}, "name": {"type": "string"}}}}}}, "responses": {"200": {"description": "ok"}}}}}}`
+	tab, err := compileOpenAPI([]byte(doc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	op := tab.lookup("POST", "/x")
+	if _, err := oaValidateJSON(op, []byte(`{"name": "n"}`)); err != nil {
+		t.Errorf("without the readOnly property: %v", err)
+	}
+	if _, err := oaValidateJSON(op, []byte(`{"name": "n", "id": "i"}`)); err == nil || !strings.Contains(err.Error(), "request body field 'id'") || !strings.Contains(err.Error(), "readOnly") {
+		t.Errorf("with the readOnly property: %v", err)
 	}
 }
