@@ -389,22 +389,25 @@ func FuzzValidateJSON(f *testing.F) {
 // BenchmarkValidatePublish is the validator's cost on POST
 // /v1/publish/{exchange}/{routing_key}, the busiest route.
 //
-//   - no-query: headers checked, nothing to parse: no allocation.
+//   - bare: no property headers, no query: no library call, no allocation.
+//   - no-query: X-Amqp-Priority and X-Amqp-Delivery-Mode, each checked
+//     with its kin-openapi schema (about 0.35 µs and 4 allocations each).
 //   - query: echo parses the query once (c.QueryParams) and the handler
-//     reads it from there (c.QueryParam), so the allocations shown are the
-//     parse the handler would make anyway; the "+handler" pair shows that
-//     the validator adds none.
+//     reads it from there (c.QueryParam), so the parse is one the handler
+//     would make anyway; "handler-alone" is that parse without validation.
 func BenchmarkValidatePublish(b *testing.B) {
 	s := New(Config{}, nil)
 	mw := s.openAPIValidator()
 	read := func(c echo.Context) error { c.QueryParam("vhost"); c.QueryParam("mandatory"); return nil }
 	plain := mw(func(echo.Context) error { return nil })
 	withRead := mw(read)
-	run := func(b *testing.B, target string, h echo.HandlerFunc) {
+	run := func(b *testing.B, target string, h echo.HandlerFunc, props bool) {
 		req := httptest.NewRequest("POST", target, bytes.NewReader([]byte("hello")))
 		req.Header.Set("Content-Type", "text/plain")
-		req.Header.Set("X-Amqp-Priority", "5")
-		req.Header.Set("X-Amqp-Delivery-Mode", "persistent")
+		if props {
+			req.Header.Set("X-Amqp-Priority", "5")
+			req.Header.Set("X-Amqp-Delivery-Mode", "persistent")
+		}
 		rec := httptest.NewRecorder()
 		c := s.echo.NewContext(req, rec)
 		b.ReportAllocs()
@@ -417,14 +420,16 @@ func BenchmarkValidatePublish(b *testing.B) {
 			}
 		}
 	}
-	b.Run("no-query", func(b *testing.B) { run(b, "/v1/publish/amq.default/q", plain) })
-	b.Run("query", func(b *testing.B) { run(b, "/v1/publish/amq.default/q?vhost=%2F&mandatory=true", plain) })
-	b.Run("query+handler", func(b *testing.B) { run(b, "/v1/publish/amq.default/q?vhost=%2F&mandatory=true", withRead) })
-	b.Run("handler-alone", func(b *testing.B) { run(b, "/v1/publish/amq.default/q?vhost=%2F&mandatory=true", read) })
+	b.Run("bare", func(b *testing.B) { run(b, "/v1/publish/amq.default/q", plain, false) })
+	b.Run("no-query", func(b *testing.B) { run(b, "/v1/publish/amq.default/q", plain, true) })
+	b.Run("query", func(b *testing.B) { run(b, "/v1/publish/amq.default/q?vhost=%2F&mandatory=true", plain, true) })
+	b.Run("query+handler", func(b *testing.B) { run(b, "/v1/publish/amq.default/q?vhost=%2F&mandatory=true", withRead, true) })
+	b.Run("handler-alone", func(b *testing.B) { run(b, "/v1/publish/amq.default/q?vhost=%2F&mandatory=true", read, true) })
 }
 
-// BenchmarkValidateBatchBody is the cost of checking a JSON body: a batch
-// of 100 messages.
+// BenchmarkValidateBatchBody is the cost of decoding and checking a JSON
+// body, a batch of 100 messages; the handler then uses the decoded value
+// instead of decoding the bytes itself.
 func BenchmarkValidateBatchBody(b *testing.B) {
 	tab, err := compileOpenAPI(openapi.JSON())
 	if err != nil {
