@@ -83,38 +83,38 @@ func TestValidateRejects(t *testing.T) {
 	}{
 		// query parameters: type, range, enum
 		{vdCall{method: "POST", path: "/v1/queues/q/get?count=abc"}, "query parameter count must be an integer between 1 and 1000, got 'abc'"},
-		{vdCall{method: "POST", path: "/v1/queues/q/get?count=0"}, "query parameter count must be an integer between 1 and 1000, got '0'"},
-		{vdCall{method: "POST", path: "/v1/queues/q/get?count=1001"}, "query parameter count must be an integer between 1 and 1000"},
-		{vdCall{method: "POST", path: "/v1/queues/q/get?ack=sometimes"}, "query parameter ack must be one of 'auto', 'manual', got 'sometimes'"},
+		{vdCall{method: "POST", path: "/v1/queues/q/get?count=0"}, "query parameter count: number must be at least 1, got '0'"},
+		{vdCall{method: "POST", path: "/v1/queues/q/get?count=1001"}, "query parameter count: number must be at most 1000, got '1001'"},
+		{vdCall{method: "POST", path: "/v1/queues/q/get?ack=sometimes"}, "query parameter ack: value is not one of the allowed values [\"auto\",\"manual\"], got 'sometimes'"},
 		{vdCall{method: "POST", path: "/v1/publish/amq.default/q?mandatory=maybe", body: "x"}, "query parameter mandatory must be true or false, got 'maybe'"},
 		{vdCall{method: "POST", path: "/v1/nack/tok?requeue=perhaps"}, "query parameter requeue must be true or false"},
-		{vdCall{method: "GET", path: "/v1/events?queue=q&prefetch=0"}, "query parameter prefetch must be an integer between 1 and 10000, got '0'"},
+		{vdCall{method: "GET", path: "/v1/events?queue=q&prefetch=0"}, "query parameter prefetch: number must be at least 1, got '0'"},
 		{vdCall{method: "GET", path: "/api/queues?page=x"}, "query parameter page must be an integer of at least 1, got 'x'"},
-		{vdCall{method: "GET", path: "/api/queues/?page=1&page_size=501"}, "query parameter page_size must be an integer between 1 and 500, got '501'"},
+		{vdCall{method: "GET", path: "/api/queues/?page=1&page_size=501"}, "query parameter page_size: number must be at most 500, got '501'"},
 		{vdCall{method: "DELETE", path: "/api/queues/%2F/q?if-unused=maybe"}, "query parameter if-unused must be true or false"},
 		// headers
-		{vdCall{method: "POST", path: "/v1/publish/amq.default/q", body: "x", headers: []string{"X-Amqp-Priority", "300"}}, "header X-Amqp-Priority must be an integer between 0 and 255, got '300'"},
+		{vdCall{method: "POST", path: "/v1/publish/amq.default/q", body: "x", headers: []string{"X-Amqp-Priority", "300"}}, "header X-Amqp-Priority: number must be at most 255, got '300'"},
 		{vdCall{method: "POST", path: "/v1/rpc/amq.default/q", body: "x", headers: []string{"X-Amqp-Priority", "high"}}, "header X-Amqp-Priority must be an integer between 0 and 255, got 'high'"},
-		{vdCall{method: "POST", path: "/v1/publish/amq.default/", body: "x", headers: []string{"X-Amqp-Delivery-Mode", "3"}}, "header X-Amqp-Delivery-Mode must be one of '1', '2', 'transient', 'non-persistent', 'persistent', got '3'"},
+		{vdCall{method: "POST", path: "/v1/publish/amq.default/", body: "x", headers: []string{"X-Amqp-Delivery-Mode", "3"}}, "header X-Amqp-Delivery-Mode: value is not one of the allowed values [\"1\",\"2\",\"transient\",\"non-persistent\",\"persistent\"], got '3'"},
 		// JSON bodies: type, enum, required, nesting, syntax
-		{vdCall{method: "PUT", path: "/api/queues/%2F/q", json: true, body: `{"durable": "yes"}`}, `request body field 'durable' must be true or false, or one of 'true', 'false', got "yes"`},
-		{vdCall{method: "PUT", path: "/api/queues/%2F/q", json: true, body: `{"arguments": [1]}`}, `request body field 'arguments' must be an object, got [1]`},
-		{vdCall{method: "PUT", path: "/api/exchanges/%2F/x", json: true, body: `{"durable": true}`}, "request body field 'type' is required: one of 'direct', 'fanout', 'topic', 'headers'"},
-		{vdCall{method: "PUT", path: "/api/exchanges/%2F/x", json: true, body: `{"type": "bogus"}`}, `request body field 'type' must be one of 'direct', 'fanout', 'topic', 'headers', got "bogus"`},
-		{vdCall{method: "PUT", path: "/api/permissions/%2F/guest", json: true, body: `{"configure": ".*", "read": ".*"}`}, "request body field 'write' is required"},
-		{vdCall{method: "POST", path: "/api/queues/%2F/q/get", json: true, body: `{"count": 1, "ackmode": "keep", "encoding": "auto"}`}, `request body field 'ackmode' must be one of 'ack_requeue_true'`},
-		{vdCall{method: "POST", path: "/api/users/bulk-delete", json: true, body: `{"users": ["a", 7]}`}, "request body field 'users[1]' must be a string, got 7"},
-		{vdCall{method: "POST", path: "/api/exchanges/%2F/amq.default/publish", json: true, body: `{"routing_key": "q", "payload": "x", "properties": {"delivery_mode": true}}`}, "request body field 'properties.delivery_mode' must be an integer, or a string matching ^-?[0-9]+$, got true"},
-		{vdCall{method: "POST", path: "/v1/publish", json: true, body: `[{"routing_key": "q"}]`}, "request body field '[0].payload' is required: a string"},
-		{vdCall{method: "POST", path: "/v1/publish", json: true, body: `[{"routing_key": "q", "payload": "x", "properties": {"priority": 300}}]`}, "request body field '[0].properties.priority' must be an integer between 0 and 255, got 300"},
-		{vdCall{method: "POST", path: "/v1/publish", json: true, body: `[{"routing_key": "q", "payload": "x", "properties": {"delivery_mode": 1.5}}]`}, "request body field '[0].properties.delivery_mode' must be one of 1, 2, got 1.5"},
-		{vdCall{method: "POST", path: "/v1/publish", json: true, body: `{"routing_key": "q", "payload": "x"}`}, "the request body must be an array of at most 10000 items, got {"},
-		{vdCall{method: "POST", path: "/v1/publish", json: true, body: `[{"routing_key": "q", "payload": "x"`}, "the request body is not valid JSON: expected ',' or '}'"},
+		{vdCall{method: "PUT", path: "/api/queues/%2F/q", json: true, body: `{"durable": "yes"}`}, `request body field 'durable': value doesn't match any schema from "oneOf", got "yes"`},
+		{vdCall{method: "PUT", path: "/api/queues/%2F/q", json: true, body: `{"arguments": [1]}`}, `request body field 'arguments': value must be an object, got [1]`},
+		{vdCall{method: "PUT", path: "/api/exchanges/%2F/x", json: true, body: `{"durable": true}`}, `request body field 'type': property "type" is missing`},
+		{vdCall{method: "PUT", path: "/api/exchanges/%2F/x", json: true, body: `{"type": "bogus"}`}, `request body field 'type': value is not one of the allowed values ["direct","fanout","topic","headers"], got "bogus"`},
+		{vdCall{method: "PUT", path: "/api/permissions/%2F/guest", json: true, body: `{"configure": ".*", "read": ".*"}`}, `request body field 'write': property "write" is missing`},
+		{vdCall{method: "POST", path: "/api/queues/%2F/q/get", json: true, body: `{"count": 1, "ackmode": "keep", "encoding": "auto"}`}, `request body field 'ackmode': value is not one of the allowed values ["ack_requeue_true"`},
+		{vdCall{method: "POST", path: "/api/users/bulk-delete", json: true, body: `{"users": ["a", 7]}`}, "request body field 'users[1]': value must be a string, got 7"},
+		{vdCall{method: "POST", path: "/api/exchanges/%2F/amq.default/publish", json: true, body: `{"routing_key": "q", "payload": "x", "properties": {"delivery_mode": true}}`}, `request body field 'properties.delivery_mode': value doesn't match any schema from "oneOf", got true`},
+		{vdCall{method: "POST", path: "/v1/publish", json: true, body: `[{"routing_key": "q"}]`}, `request body field '[0].payload': property "payload" is missing`},
+		{vdCall{method: "POST", path: "/v1/publish", json: true, body: `[{"routing_key": "q", "payload": "x", "properties": {"priority": 300}}]`}, "request body field '[0].properties.priority': number must be at most 255, got 300"},
+		{vdCall{method: "POST", path: "/v1/publish", json: true, body: `[{"routing_key": "q", "payload": "x", "properties": {"delivery_mode": 1.5}}]`}, "request body field '[0].properties.delivery_mode': value is not one of the allowed values [1,2], got 1.5"},
+		{vdCall{method: "POST", path: "/v1/publish", json: true, body: `{"routing_key": "q", "payload": "x"}`}, "the request body: value must be an array, got {"},
+		{vdCall{method: "POST", path: "/v1/publish", json: true, body: `[{"routing_key": "q", "payload": "x"`}, "the request body is not valid JSON: it ends before the value does"},
 		{vdCall{method: "POST", path: "/v1/publish", json: true, body: `[] []`}, "the request body is not valid JSON: data after the JSON value"},
-		{vdCall{method: "POST", path: "/v1/route/amq.headers/", json: true, body: `{"headers": "x-match=all"}`}, `request body field 'headers' must be an object, got "x-match=all"`},
-		{vdCall{method: "POST", path: "/v1/tokens", json: true, body: `{"ttl_seconds": "600"}`}, `request body field 'ttl_seconds' must be an integer of at least 0, got "600"`},
-		{vdCall{method: "POST", path: "/api/definitions", json: true, body: `{"permissions": [{"user": 1}]}`}, "request body field 'permissions[0].user' must be a string, got 1"},
-		{vdCall{method: "POST", path: "/api/users/bulk-delete", json: true}, "the request body is required: an object with users"},
+		{vdCall{method: "POST", path: "/v1/route/amq.headers/", json: true, body: `{"headers": "x-match=all"}`}, `request body field 'headers': value must be an object, got "x-match=all"`},
+		{vdCall{method: "POST", path: "/v1/tokens", json: true, body: `{"ttl_seconds": "600"}`}, `request body field 'ttl_seconds': value must be an integer, got "600"`},
+		{vdCall{method: "POST", path: "/api/definitions", json: true, body: `{"permissions": [{"user": 1}]}`}, "request body field 'permissions[0].user': value must be a string, got 1"},
+		{vdCall{method: "POST", path: "/api/users/bulk-delete", json: true}, "the request body is required"},
 	} {
 		code, body := tc.call.do(t, base)
 		var e ErrorBody
@@ -203,6 +203,61 @@ func TestRoutesCompiled(t *testing.T) {
 		}
 		if !validate.Documented(r.Method, r.Path) {
 			t.Errorf("route %s %s has no compiled operation", r.Method, r.Path)
+		}
+	}
+}
+
+// TestValidateHandoff: a batch publish, a route dry run and a token
+// request give the same result whether the handler takes the body the
+// validator decoded (application/json) or decodes the bytes itself (no
+// JSON Content-Type, so not validated).
+func TestValidateHandoff(t *testing.T) {
+	_, base := vdServer(t)
+	do := func(c vdCall) string {
+		t.Helper()
+		code, body := c.do(t, base)
+		if code/100 != 2 {
+			t.Fatalf("%s %s: %d %s", c.method, c.path, code, body)
+		}
+		return body
+	}
+	do(vdCall{method: "PUT", path: "/api/queues/%2F/hq", json: true, body: `{"durable": false}`})
+	item := `{"exchange": "amq.default", "routing_key": "hq", "payload": "aGk=", "payload_encoding": "base64", "properties": {
+		"content_type": "text/plain", "content_encoding": "gzip", "headers": {"n": 1, "f": 1.5, "s": "x", "b": true, "l": [1, "a", {"d": null}], "t": {"u": 2}},
+		"delivery_mode": 2, "priority": 7, "correlation_id": "c", "reply_to": "r", "expiration": "60000", "message_id": "m",
+		"timestamp": 1700000000, "type": "ty", "user_id": "guest", "app_id": "ap", "cluster_id": "cl"}}`
+	var got [2]string
+	for i, asJSON := range []bool{true, false} {
+		c := vdCall{method: "POST", path: "/v1/publish", json: asJSON, body: "[" + item + "]"}
+		if !asJSON {
+			c.headers = []string{"Content-Type", "text/plain"}
+		}
+		if r := do(c); !strings.Contains(r, `"status":200`) {
+			t.Fatalf("batch (JSON %v): %s", asJSON, r)
+		}
+		got[i] = do(vdCall{method: "POST", path: "/v1/queues/hq/get?count=1&ack=auto"})
+	}
+	if got[0] != got[1] || !strings.Contains(got[0], `"priority":7`) || !strings.Contains(got[0], `"timestamp":1700000000`) || !strings.Contains(got[0], `"expiration":"60000"`) {
+		t.Errorf("validated body gave\n%s\nthe handler's own decode gave\n%s", got[0], got[1])
+	}
+
+	do(vdCall{method: "PUT", path: "/api/exchanges/%2F/hx", json: true, body: `{"type": "headers"}`})
+	do(vdCall{method: "POST", path: "/api/bindings/%2F/e/hx/q/hq", json: true, body: `{"arguments": {"x-match": "all", "k": 5}}`})
+	for _, asJSON := range []bool{true, false} {
+		c := vdCall{method: "POST", path: "/v1/route/hx/", json: asJSON, body: `{"headers": {"k": 5}}`}
+		if r := do(c); !strings.Contains(r, `"queues":["hq"]`) {
+			t.Errorf("route (JSON %v): %s", asJSON, r)
+		}
+	}
+	for _, asJSON := range []bool{true, false} {
+		c := vdCall{method: "POST", path: "/v1/tokens", json: asJSON, body: `{"ttl_seconds": 120}`}
+		var tr TokenResponse
+		if err := json.Unmarshal([]byte(do(c)), &tr); err != nil {
+			t.Fatal(err)
+		}
+		// (The expiry is truncated to the second.)
+		if tr.ExpiresIn != 120 && tr.ExpiresIn != 119 {
+			t.Errorf("token (JSON %v) expires in %d s, want 120", asJSON, tr.ExpiresIn)
 		}
 	}
 }

@@ -6,8 +6,8 @@
 // /asyncapi.json. It depends on nothing; the gateway imports it to serve
 // the documents, to check its routes and WebSocket ops against them, and
 // to validate every request of a documented route (gateway/validate.go:
-// parameters and JSON bodies; what the validator supports is listed
-// there, and its tests fail when a document uses anything else).
+// parameters and JSON bodies, with kin-openapi, which must load and
+// validate the merged document).
 package openapi
 
 import (

@@ -14,6 +14,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/warrenmq/warren/gateway/internal/validate"
 	"github.com/warrenmq/warren/mapping"
 	"github.com/warrenmq/warren/mapping/msgcodec"
 )
@@ -178,20 +179,30 @@ func (r *rest) publishBatch(c echo.Context) error {
 		return err
 	}
 	max := r.s.router.MaxMessageSize()
-	body, err := restBody(c, 2*max+1<<20)
-	if err != nil {
-		return err
+	// The body the validator decoded is used as it is (one parse).
+	tree, validated := validate.Body(c)
+	var body []byte
+	if !validated {
+		if body, err = restBody(c, 2*max+1<<20); err != nil {
+			return err
+		}
 	}
 	// A whole batch under an alarm is refused at once, with the core's
 	// answer (429, Retry-After).
 	if err := r.s.router.AlarmRefusal(); err != nil {
 		return err
 	}
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.UseNumber()
 	var items []batchItem
-	if err := dec.Decode(&items); err != nil {
-		return apiError(http.StatusBadRequest, "the body must be a JSON array of {exchange, routing_key, properties, payload, payload_encoding}: "+err.Error())
+	if validated {
+		if items, err = oaBatchItems(tree); err != nil {
+			return err
+		}
+	} else {
+		dec := json.NewDecoder(bytes.NewReader(body))
+		dec.UseNumber()
+		if err := dec.Decode(&items); err != nil {
+			return apiError(http.StatusBadRequest, "the body must be a JSON array of {exchange, routing_key, properties, payload, payload_encoding}: "+err.Error())
+		}
 	}
 	if len(items) > restMaxBatch {
 		return apiError(http.StatusRequestEntityTooLarge, fmt.Sprintf("a batch holds at most %d messages, got %d", restMaxBatch, len(items)))

@@ -8,6 +8,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/warrenmq/warren/gateway/internal/validate"
 	"github.com/warrenmq/warren/mapping"
 	"github.com/warrenmq/warren/mapping/msgcodec"
 )
@@ -46,34 +47,39 @@ func (r *rest) route(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	body, err := restBody(c, maxRouteBody)
-	if err != nil {
-		return err
-	}
 	headers := props.Headers
-	if len(bytes.TrimSpace(body)) > 0 {
-		if ct := c.Request().Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(ct, "application/json") {
-			return apiError(http.StatusBadRequest, "the body of a dry run, when given, is JSON {\"headers\": {...}} with Content-Type: application/json")
+	var in struct {
+		Headers map[string]any `json:"headers"`
+	}
+	if tree, ok := validate.Body(c); ok { // one parse: the validator's
+		m, _ := tree.(map[string]any)
+		in.Headers, _ = m["headers"].(map[string]any)
+	} else {
+		body, err := restBody(c, maxRouteBody)
+		if err != nil {
+			return err
 		}
-		var in struct {
-			Headers map[string]any `json:"headers"`
+		if len(bytes.TrimSpace(body)) > 0 {
+			if ct := c.Request().Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(ct, "application/json") {
+				return apiError(http.StatusBadRequest, "the body of a dry run, when given, is JSON {\"headers\": {...}} with Content-Type: application/json")
+			}
+			dec := json.NewDecoder(bytes.NewReader(body))
+			dec.UseNumber()
+			if err := dec.Decode(&in); err != nil {
+				return apiError(http.StatusBadRequest, "the body must be JSON {\"headers\": {...}}: "+err.Error())
+			}
 		}
-		dec := json.NewDecoder(bytes.NewReader(body))
-		dec.UseNumber()
-		if err := dec.Decode(&in); err != nil {
-			return apiError(http.StatusBadRequest, "the body must be JSON {\"headers\": {...}}: "+err.Error())
+	}
+	if in.Headers != nil {
+		if headers == nil {
+			headers = mapping.Table{}
 		}
-		if in.Headers != nil {
-			if headers == nil {
-				headers = mapping.Table{}
-			}
-			h, err := msgcodec.TableFromJSON(in.Headers, "headers")
-			if err != nil {
-				return err
-			}
-			for k, v := range h {
-				headers[k] = v
-			}
+		h, err := msgcodec.TableFromJSON(in.Headers, "headers")
+		if err != nil {
+			return err
+		}
+		for k, v := range h {
+			headers[k] = v
 		}
 	}
 	ch := t.channel()

@@ -3,37 +3,41 @@ package validate
 // Request validation against the OpenAPI document (openapi.JSON()), the
 // contract of every /v1/ and /api/ route.
 //
-// The document is compiled once, when the middleware is made: every
-// operation becomes an oaOp keyed by method and echo route template (the
-// document's "{name}" is echo's ":name"), holding the parameters worth
-// checking and the schema of its application/json request body. Per
-// request the middleware looks the operation up by c.Path() (the matched
-// route, set by echo's router before e.Use middleware runs) and checks:
+// The document is loaded, resolved and validated once by kin-openapi
+// (getkin/kin-openapi) when the middleware is made; every operation
+// becomes an oaOp keyed by method and echo route template (the document's
+// "{name}" is echo's ":name"), holding the parameters worth checking and
+// the library's schema of its application/json request body. No library
+// router runs per request: the middleware looks the operation up by
+// c.Path() (the matched route, set by echo's router before e.Use
+// middleware runs) and checks:
 //
-//   - query, header and path parameters: required ones present, values of
-//     the declared type (integer, number, boolean, string), enum, minimum/
-//     maximum, minLength/maxLength, pattern. An empty value counts as
-//     absent, as the handlers treat it. Unknown query parameters pass:
-//     RabbitMQ clients send extras. Booleans take what strconv.ParseBool
-//     takes (true, false, 1, 0, ...), as the handlers do.
+//   - query, header and path parameters: required ones present, values
+//     converted to the declared type (integer, number, boolean, string)
+//     and checked with the operation's compiled schema. An empty value
+//     counts as absent, as the handlers treat it. Unknown query parameters
+//     pass: RabbitMQ clients send extras. Booleans take what
+//     strconv.ParseBool takes (true, false, 1, 0, ...), as the handlers do.
 //   - an application/json request body, when the request says it is JSON
-//     and the operation declares a JSON schema: one pass of a hand-written
-//     JSON scanner (oaScan) checks the syntax and the schema together,
-//     without building a tree. Bodies of other types (the raw publish
-//     body, application/octet-stream, multipart) are not read. The body is
-//     read once and put back for the handler; a body larger than maxBody
-//     is not validated and left to the handler's own limit.
+//     and the operation declares a JSON schema: decoded once
+//     (encoding/json, numbers as json.Number), nesting at most oaMaxDepth
+//     (the core's table limit plus the envelope), then checked with the
+//     schema. The decoded value is left in the context (oaBodyKey) for the
+//     handler. Bodies of other types (the raw publish body,
+//     application/octet-stream, multipart) are not read. The body is read
+//     once and put back for the handler; a body larger than maxBody is not
+//     validated and left to the handler's own limit.
 //
-// A failure is 400 bad_request naming the parameter or field and what it
-// must be. Authentication still comes first: for an operation whose
+// A failure is 400 bad_request naming the parameter or field and what was
+// wrong. Authentication still comes first: for an operation whose
 // security needs HTTP basic credentials, a failing request is
 // authenticated before the 400 is sent (401 when that fails), and a JSON
 // body is read only after authentication. authenticate leaves the user in
 // the context, so the handler does not check the password again.
 //
-// Cost: a map lookup and the few parameters with constraints; no
-// allocation when the request has no JSON body (the query is parsed by
-// echo's c.QueryParams, which the handlers reuse).
+// Cost: a map lookup and the parameters with constraints that the request
+// carries; the publish hot path (raw body, no such parameters) calls no
+// library code.
 
 import (
 	"bytes"
@@ -46,17 +50,6 @@ import (
 	"github.com/warrenmq/warren/mapping"
 	"github.com/warrenmq/warren/openapi"
 )
-
-// oaMaxDepth bounds the nesting of validated JSON bodies: the core's
-// limit on field tables (mapping.MaxTableDepth) plus the envelope a table
-// sits in (a batch publish's array, item and properties object), so that
-// the validator refuses no table the core would take and takes no body
-// whose tables the core must refuse for their depth alone by much; the
-// shared codec (msgcodec) names the field of a table that is too deep.
-const oaMaxDepth = mapping.MaxTableDepth + 3
-
-// oaMaxShown bounds how much of a bad value an error message repeats.
-const oaMaxShown = 60
 
 // Middleware returns the middleware that validates requests against
 // the OpenAPI document. Register it with e.Use after the routes (so that
@@ -140,11 +133,16 @@ func (v *oaValidator) checkBody(c echo.Context, op *oaOp) error {
 	}
 	if len(bytes.TrimSpace(b)) == 0 {
 		if op.bodyRequired {
-			return apiError(http.StatusBadRequest, "the request body is required: "+op.body.want)
+			return apiError(http.StatusBadRequest, "the request body is required")
 		}
 		return nil
 	}
-	return oaValidateJSON(op.body, b)
+	val, err := oaValidateJSON(op, b)
+	if err != nil {
+		return err
+	}
+	c.Set(oaBodyKey, oaBody{val})
+	return nil
 }
 
 // oaReadBody reads the request body up to limit bytes and puts back a

@@ -24,6 +24,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/warrenmq/warren/gateway/internal/httpx"
+	"github.com/warrenmq/warren/gateway/internal/validate"
 	"github.com/warrenmq/warren/mapping"
 )
 
@@ -55,18 +56,27 @@ func (st *State) CreateToken(c echo.Context) error {
 		return err
 	}
 	ttl := st.cfg.TokenTTL
-	if c.Request().ContentLength != 0 {
-		var req TokenRequest
+	var req TokenRequest
+	if tree, ok := validate.Body(c); ok { // one parse: the validator's
+		m, _ := tree.(map[string]any)
+		if n, ok := m["ttl_seconds"].(json.Number); ok {
+			v, err := n.Int64()
+			if err != nil {
+				return httpx.APIError(http.StatusBadRequest, "ttl_seconds must be an integer: "+err.Error())
+			}
+			req.TTLSeconds = v
+		}
+	} else if c.Request().ContentLength != 0 {
 		dec := json.NewDecoder(http.MaxBytesReader(c.Response(), c.Request().Body, 4096))
 		if err := dec.Decode(&req); err != nil && err.Error() != "EOF" {
 			return httpx.APIError(http.StatusBadRequest, "body must be JSON like {\"ttl_seconds\": 600}: "+err.Error())
 		}
-		if req.TTLSeconds < 0 {
-			return httpx.APIError(http.StatusBadRequest, "ttl_seconds must be positive")
-		}
-		if req.TTLSeconds > 0 {
-			ttl = time.Duration(req.TTLSeconds) * time.Second
-		}
+	}
+	if req.TTLSeconds < 0 {
+		return httpx.APIError(http.StatusBadRequest, "ttl_seconds must be positive")
+	}
+	if req.TTLSeconds > 0 {
+		ttl = time.Duration(req.TTLSeconds) * time.Second
 	}
 	if ttl > st.cfg.MaxTokenTTL {
 		return httpx.APIError(http.StatusBadRequest, "ttl_seconds is longer than the maximum of "+st.cfg.MaxTokenTTL.String())
