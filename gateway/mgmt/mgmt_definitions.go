@@ -169,15 +169,9 @@ func (m *mgmt) importDefinitions(c echo.Context) error {
 	if err := mgRequireAdmin(c); err != nil {
 		return err
 	}
-	raw, err := mgReadDefinitions(c)
+	d, err := mgDecodeDefinitions(c)
 	if err != nil {
 		return err
-	}
-	var d mgDefinitions
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.UseNumber()
-	if err := dec.Decode(&d); err != nil {
-		return apiError(http.StatusBadRequest, "the definitions are not valid JSON in RabbitMQ's format: "+err.Error())
 	}
 	one := ""
 	if mgHasParam(c, "vhost") {
@@ -342,6 +336,26 @@ func mgAsHTTP(err error, target **echo.HTTPError) bool {
 
 // mgReadDefinitions takes the document as the JSON body or, from a browser
 // form, as the multipart field "file".
+// mgDecodeDefinitions reads an uploaded document: the validator's tree
+// when it decoded the body (a JSON upload), else the bytes (a multipart
+// upload, or one too large to validate) parsed here.
+func mgDecodeDefinitions(c echo.Context) (mgDefinitions, error) {
+	var d mgDefinitions
+	if ok, err := mgValidated(c, &d, mgMaxDefinitions, "definitions"); ok {
+		return d, err
+	}
+	raw, err := mgReadDefinitions(c)
+	if err != nil {
+		return d, err
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	if err := dec.Decode(&d); err != nil {
+		return d, apiError(http.StatusBadRequest, "the definitions are not valid JSON in RabbitMQ's format: "+err.Error())
+	}
+	return d, nil
+}
+
 func mgReadDefinitions(c echo.Context) ([]byte, error) {
 	r := c.Request()
 	if strings.HasPrefix(r.Header.Get("Content-Type"), "multipart/form-data") {

@@ -65,18 +65,21 @@ func (m *mgmt) getExchange(c echo.Context) error {
 	return c.JSON(http.StatusOK, mgExchangeOut(x))
 }
 
+// mgExchangeBody is what PUT /api/exchanges/{vhost}/{name} takes.
+type mgExchangeBody struct {
+	Type       string         `json:"type"`
+	Durable    mgFlexBool     `json:"durable"`
+	AutoDelete mgFlexBool     `json:"auto_delete"`
+	Internal   mgFlexBool     `json:"internal"`
+	Arguments  map[string]any `json:"arguments"`
+}
+
 func (m *mgmt) putExchange(c echo.Context) error {
 	vh, name, err := m.exchangeParams(c)
 	if err != nil {
 		return err
 	}
-	var body struct {
-		Type       string         `json:"type"`
-		Durable    mgFlexBool     `json:"durable"`
-		AutoDelete mgFlexBool     `json:"auto_delete"`
-		Internal   mgFlexBool     `json:"internal"`
-		Arguments  map[string]any `json:"arguments"`
-	}
+	var body mgExchangeBody
 	if err := mgBind(c, &body, mgMaxBody); err != nil {
 		return err
 	}
@@ -136,6 +139,14 @@ func (m *mgmt) exchangeBindingsDestination(c echo.Context) error {
 	return m.exchangeBindings(c, false)
 }
 
+// mgPublishBody is what POST /api/exchanges/{vhost}/{name}/publish takes.
+type mgPublishBody struct {
+	Properties      msgcodec.Props `json:"properties"`
+	RoutingKey      *string        `json:"routing_key"`
+	Payload         *string        `json:"payload"`
+	PayloadEncoding string         `json:"payload_encoding"`
+}
+
 // publish is POST /api/exchanges/{vhost}/{name}/publish. It answers once
 // every queue the message reached has stored it.
 func (m *mgmt) publish(c echo.Context) error {
@@ -143,12 +154,7 @@ func (m *mgmt) publish(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	var body struct {
-		Properties      msgcodec.Props `json:"properties"`
-		RoutingKey      *string        `json:"routing_key"`
-		Payload         *string        `json:"payload"`
-		PayloadEncoding string         `json:"payload_encoding"`
-	}
+	var body mgPublishBody
 	limit := m.s.router.MaxMessageSize()*4/3 + 1<<16
 	if err := mgBind(c, &body, limit); err != nil {
 		return err
@@ -303,15 +309,18 @@ func (m *mgmt) listBindingsBetween(c echo.Context) error {
 	return mgList(c, br.matching())
 }
 
+// mgBindingBody is what POST /api/bindings/... takes.
+type mgBindingBody struct {
+	RoutingKey string         `json:"routing_key"`
+	Arguments  map[string]any `json:"arguments"`
+}
+
 func (m *mgmt) createBinding(c echo.Context) error {
 	br, err := m.bindingParams(c)
 	if err != nil {
 		return err
 	}
-	var body struct {
-		RoutingKey string         `json:"routing_key"`
-		Arguments  map[string]any `json:"arguments"`
-	}
+	var body mgBindingBody
 	if err := mgBind(c, &body, mgMaxBody); err != nil {
 		return err
 	}

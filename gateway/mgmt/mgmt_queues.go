@@ -113,17 +113,20 @@ func (m *mgmt) getQueue(c echo.Context) error {
 	return c.JSON(http.StatusOK, b)
 }
 
+// mgQueueBody is what PUT /api/queues/{vhost}/{name} takes.
+type mgQueueBody struct {
+	Durable    mgFlexBool     `json:"durable"`
+	AutoDelete mgFlexBool     `json:"auto_delete"`
+	Exclusive  mgFlexBool     `json:"exclusive"`
+	Arguments  map[string]any `json:"arguments"`
+}
+
 func (m *mgmt) putQueue(c echo.Context) error {
 	vh, name, err := m.queueParams(c)
 	if err != nil {
 		return err
 	}
-	var body struct {
-		Durable    mgFlexBool     `json:"durable"`
-		AutoDelete mgFlexBool     `json:"auto_delete"`
-		Exclusive  mgFlexBool     `json:"exclusive"`
-		Arguments  map[string]any `json:"arguments"`
-	}
+	var body mgQueueBody
 	if err := mgBind(c, &body, mgMaxBody); err != nil {
 		return err
 	}
@@ -214,6 +217,14 @@ type mgGotMessage struct {
 	PayloadEncoding string         `json:"payload_encoding"`
 }
 
+// mgGetBody is what POST /api/queues/{vhost}/{name}/get takes.
+type mgGetBody struct {
+	Count    mgFlexInt `json:"count"`
+	AckMode  string    `json:"ackmode"`
+	Encoding string    `json:"encoding"`
+	Truncate mgFlexInt `json:"truncate"`
+}
+
 // getMessages is POST /api/queues/{vhost}/{name}/get: up to count
 // messages, then acked (ack_requeue_false), rejected without requeue
 // (reject_requeue_false, dead-lettered as over AMQP) or mgPut back
@@ -223,12 +234,7 @@ func (m *mgmt) getMessages(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	var body struct {
-		Count    mgFlexInt `json:"count"`
-		AckMode  string    `json:"ackmode"`
-		Encoding string    `json:"encoding"`
-		Truncate mgFlexInt `json:"truncate"`
-	}
+	var body mgGetBody
 	if err := mgBind(c, &body, mgMaxBody); err != nil {
 		return err
 	}

@@ -23,6 +23,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/warrenmq/warren/gateway/internal/validate"
 	"github.com/warrenmq/warren/mapping"
 )
 
@@ -385,8 +386,12 @@ func (n *mgFlexInt) UnmarshalJSON(p []byte) error {
 const mgMaxBody = 1 << 20
 
 // mgBind decodes a JSON request body into v; an empty body leaves v as
-// it is (RabbitMQ accepts PUT /api/vhosts/x without a body).
+// it is (RabbitMQ accepts PUT /api/vhosts/x without a body). A body the
+// validator decoded is taken from it, not parsed again.
 func mgBind(c echo.Context, v any, limit int64) error {
+	if ok, err := mgValidated(c, v, limit, "request body"); ok {
+		return err
+	}
 	r := c.Request()
 	if r.Body == nil {
 		return nil
@@ -404,6 +409,20 @@ func mgBind(c echo.Context, v any, limit int64) error {
 		return apiError(http.StatusBadRequest, "the request body is not valid JSON for this call: "+err.Error())
 	}
 	return nil
+}
+
+// mgValidated assigns the body the validator decoded to v, if it did
+// (ok); a body over limit is refused as the handler's own read would
+// refuse it. what names the body in that refusal.
+func mgValidated(c echo.Context, v any, limit int64, what string) (ok bool, err error) {
+	n, ok := validate.Size(c)
+	if !ok {
+		return false, nil
+	}
+	if int64(n) > limit {
+		return true, apiError(http.StatusRequestEntityTooLarge, fmt.Sprintf("%s larger than %d bytes", what, limit))
+	}
+	return validate.Into(c, v)
 }
 
 func mgAsMaxBytes(err error, target **http.MaxBytesError) bool {

@@ -1,7 +1,6 @@
 package mgmt
 
 import (
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"strings"
@@ -70,6 +69,13 @@ func (m *mgmt) getVHost(c echo.Context) error {
 	return c.JSON(http.StatusOK, m.vhostInfo(vh))
 }
 
+// mgVHostBody is what PUT /api/vhosts/{name} takes.
+type mgVHostBody struct {
+	Description string     `json:"description"`
+	Tags        any        `json:"tags"`
+	Tracing     mgFlexBool `json:"tracing"`
+}
+
 // putVHost creates a vhost. As RabbitMQ's management API does, the user
 // who creates it gets full permissions on it.
 func (m *mgmt) putVHost(c echo.Context) error {
@@ -80,11 +86,7 @@ func (m *mgmt) putVHost(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	var body struct {
-		Description string     `json:"description"`
-		Tags        any        `json:"tags"`
-		Tracing     mgFlexBool `json:"tracing"`
-	}
+	var body mgVHostBody
 	if err := mgBind(c, &body, mgMaxBody); err != nil {
 		return err
 	}
@@ -159,13 +161,16 @@ func (m *mgmt) usersWithoutPermissions(c echo.Context) error {
 	return mgList(c, out)
 }
 
+// mgUsersBody is what POST /api/users/bulk-delete takes.
+type mgUsersBody struct {
+	Users []string `json:"users"`
+}
+
 func (m *mgmt) bulkDeleteUsers(c echo.Context) error {
 	if err := mgRequireAdmin(c); err != nil {
 		return err
 	}
-	var body struct {
-		Users []string `json:"users"`
-	}
+	var body mgUsersBody
 	if err := mgBind(c, &body, mgMaxBody); err != nil {
 		return err
 	}
@@ -365,7 +370,7 @@ func (m *mgmt) putPermission(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	var body map[string]json.RawMessage
+	var body map[string]any
 	if err := mgBind(c, &body, mgMaxBody); err != nil {
 		return err
 	}
@@ -374,11 +379,15 @@ func (m *mgmt) putPermission(c echo.Context) error {
 		key string
 		dst *string
 	}{{"configure", &p.Configure}, {"write", &p.Write}, {"read", &p.Read}} {
-		raw, ok := body[f.key]
+		v, ok := body[f.key]
 		if !ok {
 			return apiError(http.StatusBadRequest, fmt.Sprintf("key '%s' is mandatory (configure, write and read regular expressions)", f.key))
 		}
-		if err := json.Unmarshal(raw, f.dst); err != nil {
+		switch s := v.(type) {
+		case string:
+			*f.dst = s
+		case nil: // null leaves the pattern empty, as decoding null into a string does
+		default:
 			return apiError(http.StatusBadRequest, fmt.Sprintf("key '%s' must be a string", f.key))
 		}
 	}

@@ -30,9 +30,23 @@ func Body(c echo.Context) (any, bool) {
 	return v.(oaBody).v, true
 }
 
+// Size is the length in bytes of the body the validator decoded, if it
+// did: a handler with a lower limit than the validator's still refuses a
+// body over it.
+func Size(c echo.Context) (int, bool) {
+	v := c.Get(oaBodyKey)
+	if v == nil {
+		return 0, false
+	}
+	return v.(oaBody).n, true
+}
+
 // oaBody wraps the value so that a JSON null body still counts as
-// validated.
-type oaBody struct{ v any }
+// validated; n is the body's length.
+type oaBody struct {
+	v any
+	n int
+}
 
 // Props fills a msgcodec.Props from a validated properties object.
 func Props(m map[string]any, field string, p *msgcodec.Props) error {

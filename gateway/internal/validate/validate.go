@@ -141,7 +141,7 @@ func (v *oaValidator) checkBody(c echo.Context, op *oaOp) error {
 	if err != nil {
 		return err
 	}
-	c.Set(oaBodyKey, oaBody{val})
+	c.Set(oaBodyKey, oaBody{val, len(b)})
 	return nil
 }
 
