@@ -261,3 +261,73 @@ func TestValidateHandoff(t *testing.T) {
 		}
 	}
 }
+
+// TestValidateHandoffManagement: the management API's handlers give the
+// same result whether they take the body the validator decoded
+// (application/json) or decode the bytes themselves (text/plain, not
+// validated), and still refuse a validated body over their own limit.
+func TestValidateHandoffManagement(t *testing.T) {
+	_, base := vdServer(t)
+	do := func(c vdCall, want int) string {
+		t.Helper()
+		code, body := c.do(t, base)
+		if code != want {
+			t.Fatalf("%s %s: %d %s, want %d", c.method, c.path, code, body, want)
+		}
+		return body
+	}
+	fields := func(doc string, keys ...string) string {
+		t.Helper()
+		var m map[string]any
+		if err := json.Unmarshal([]byte(doc), &m); err != nil {
+			t.Fatalf("%v: %s", err, doc)
+		}
+		out := map[string]any{}
+		for _, k := range keys {
+			out[k] = m[k]
+		}
+		b, _ := json.Marshal(out)
+		return string(b)
+	}
+	var got [2][]string
+	for i, asJSON := range []bool{true, false} {
+		call := func(method, path, body string, want int) string {
+			c := vdCall{method: method, path: path, json: asJSON, body: body}
+			if !asJSON && body != "" {
+				c.headers = []string{"Content-Type", "text/plain"}
+			}
+			return do(c, want)
+		}
+		call("PUT", "/api/vhosts/mv", `{"description": "d", "tags": ["a", "b"], "tracing": false}`, http.StatusCreated)
+		got[i] = append(got[i], fields(call("GET", "/api/vhosts/mv", "", http.StatusOK), "description", "tags", "tracing"))
+		call("PUT", "/api/permissions/mv/guest", `{"configure": ".*", "write": ".*", "read": ".*", "extra": 1}`, http.StatusNoContent)
+		got[i] = append(got[i], call("GET", "/api/permissions/mv/guest", "", http.StatusOK))
+		call("PUT", "/api/queues/mv/mq", `{"durable": "true", "auto_delete": false, "arguments": {"x-max-length": 10, "x-message-ttl": 60000}}`, http.StatusCreated)
+		got[i] = append(got[i], fields(call("GET", "/api/queues/mv/mq", "", http.StatusOK), "durable", "auto_delete", "arguments"))
+		call("PUT", "/api/exchanges/mv/mx", `{"type": "headers", "durable": false, "internal": "false", "arguments": {}}`, http.StatusCreated)
+		got[i] = append(got[i], fields(call("GET", "/api/exchanges/mv/mx", "", http.StatusOK), "type", "durable", "internal", "arguments"))
+		call("POST", "/api/bindings/mv/e/mx/q/mq", `{"routing_key": "", "arguments": {"x-match": "any", "k": 5, "f": 1.5}}`, http.StatusCreated)
+		got[i] = append(got[i], call("GET", "/api/bindings/mv/e/mx/q/mq", "", http.StatusOK))
+		got[i] = append(got[i], call("POST", "/api/exchanges/mv/mx/publish",
+			`{"routing_key": "", "payload": "aGk=", "payload_encoding": "base64", "properties": {"headers": {"k": 5}, "priority": "3", "expiration": 60000, "timestamp": 1700000000}}`, http.StatusOK))
+		got[i] = append(got[i], call("POST", "/api/queues/mv/mq/get", `{"count": "1", "ackmode": "ack_requeue_false", "encoding": "auto", "truncate": 50000}`, http.StatusOK))
+		call("POST", "/api/definitions/mv", `{"queues": [{"name": "dq", "vhost": "x", "durable": "true", "auto_delete": false, "arguments": {"x-max-priority": 5}}]}`, http.StatusNoContent)
+		got[i] = append(got[i], fields(call("GET", "/api/queues/mv/dq", "", http.StatusOK), "durable", "arguments"))
+		call("DELETE", "/api/vhosts/mv", "", http.StatusNoContent)
+	}
+	for j := range got[0] {
+		if got[0][j] != got[1][j] {
+			t.Errorf("step %d: validated body gave\n%s\nthe handler's own decode gave\n%s", j, got[0][j], got[1][j])
+		}
+	}
+	if !strings.Contains(got[0][1], `"write":".*"`) || !strings.Contains(got[0][2], `"x-max-length":10`) || !strings.Contains(got[0][6], `"priority":3`) {
+		t.Errorf("unexpected values: %q", got[0])
+	}
+
+	// Valid, under the validator's limit, over the handler's (1 MiB).
+	big := `{"arguments": {"x-big": "` + strings.Repeat("a", 3<<19) + `"}}`
+	code, body := vdCall{method: "PUT", path: "/api/queues/%2F/bigq", json: true, body: big}.do(t, base)
+	if code != http.StatusRequestEntityTooLarge || !strings.Contains(body, "larger than 1048576 bytes") {
+		t.Errorf("a 1.5 MiB queue body: %d %s", code, body)
+	}
+}
