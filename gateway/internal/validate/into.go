@@ -239,14 +239,21 @@ func (p *intoPath) stdlib(x any, v reflect.Value) error {
 	return nil
 }
 
+// asIs puts the tree's value in an interface field: only an empty
+// interface takes any JSON value.
+func (p *intoPath) asIs(x any, v reflect.Value) error {
+	if v.NumMethod() != 0 {
+		return p.wrong(v.Type())
+	}
+	v.Set(reflect.ValueOf(x))
+	return nil
+}
+
 func (p *intoPath) number(x json.Number, v reflect.Value) error {
 	s := string(x)
 	switch v.Kind() {
 	case reflect.Interface:
-		if v.NumMethod() != 0 {
-			return p.wrong(v.Type())
-		}
-		v.Set(reflect.ValueOf(x))
+		return p.asIs(x, v)
 	case reflect.String:
 		if v.Type() != numberType {
 			return p.wrong(v.Type())
@@ -279,11 +286,7 @@ func (p *intoPath) number(x json.Number, v reflect.Value) error {
 func (p *intoPath) object(x map[string]any, v, orig reflect.Value) error {
 	switch v.Kind() {
 	case reflect.Interface:
-		if v.NumMethod() != 0 {
-			return p.wrong(v.Type())
-		}
-		v.Set(reflect.ValueOf(x))
-		return nil
+		return p.asIs(x, v)
 	case reflect.Map:
 		t := v.Type()
 		if t == mapStringAnyType && v.IsNil() {
@@ -364,11 +367,7 @@ func (p *intoPath) fields(x map[string]any, v reflect.Value, fs *intoFields) err
 func (p *intoPath) array(x []any, v, orig reflect.Value) error {
 	switch v.Kind() {
 	case reflect.Interface:
-		if v.NumMethod() != 0 {
-			return p.wrong(v.Type())
-		}
-		v.Set(reflect.ValueOf(x))
-		return nil
+		return p.asIs(x, v)
 	case reflect.Array:
 		return p.stdlib(x, orig)
 	case reflect.Slice:
