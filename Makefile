@@ -7,8 +7,10 @@ PYTHON  := /usr/bin/python3
 # -race: building every dependency with the race runtime costs minutes).
 RACE_PKGS ?= ./amqpserver/... ./mapping/... ./gateway/...
 FUZZTIME  ?= 10s
+# Written by .ci/reference-rabbitmq when the reference RabbitMQ answers.
+REF_ENV   := /tmp/warren-reference-rabbitmq.env
 
-.PHONY: all build vet test test-deps browser-deps race run generate fuzz
+.PHONY: all build vet test test-deps browser-deps reference-rabbitmq race run generate fuzz
 
 all: build
 
@@ -21,7 +23,8 @@ vet:
 # Run every test. The Python tutorial tests (cmd/warren) need pika for
 # /usr/bin/python3; test-deps installs it when missing, and
 # WARREN_REQUIRE_PYTHON=1 turns a missing pika into a failure, not a skip.
-test: test-deps browser-deps
+test: test-deps browser-deps reference-rabbitmq
+	set -a; if [ -f $(REF_ENV) ]; then . $(REF_ENV); fi; set +a; \
 	WARREN_REQUIRE_PYTHON=1 WARREN_REQUIRE_BROWSER=1 $(GO) test -count=1 -timeout 30m ./...
 	$(GO) test -race -short -count=1 $(RACE_PKGS)
 
@@ -68,6 +71,12 @@ browser-deps:
 		echo "+ npm ci in clients/js/test"; \
 		cd clients/js/test && npm ci --no-audit --no-fund; \
 	fi
+
+# Starts Debian's rabbitmq-server (installed when missing) on
+# 127.0.0.1:5673 as the reference broker of the tests that check Warren
+# against RabbitMQ (shovel migration, API shapes); they skip without it.
+reference-rabbitmq:
+	@bash .ci/reference-rabbitmq $(REF_ENV) || echo "reference-rabbitmq: not available; the tests against RabbitMQ will skip"
 
 race:
 	$(GO) test -race -count=1 $(RACE_PKGS)
