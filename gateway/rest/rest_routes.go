@@ -68,16 +68,14 @@ type rest struct {
 	chanNum atomic.Int64  // channel numbers of hidden channels, for listings
 	pollID  atomic.Uint64 // long-poll consumer tags
 	idem    idemCache
-	async   asyncCalls
-	sse     sseSessions
+	async   byID[*rpcCall]    // RPC calls made with Prefer: respond-async
+	sse     byID[*sseSession] // live SSE sessions
 }
 
 func newRest(s *Server) *rest {
 	r := &rest{s: s, tenants: map[tenantKey]*tenant{}}
 	rand.Read(r.key[:])
 	r.ctx, r.cancel = context.WithCancel(context.Background())
-	r.async.calls = map[string]*rpcCall{}
-	r.sse.m = map[string]*sseSession{}
 	if s.router != nil {
 		r.idem.seed(s.router.TakeRecoveredPublishIDs())
 	}
@@ -117,8 +115,10 @@ func (r *rest) close() {
 	for _, t := range ts {
 		t.close()
 	}
-	r.sse.closeAll()
-	r.async.closeAll()
+	for _, s := range r.sse.takeAll() {
+		s.close()
+	}
+	r.async.takeAll()
 }
 
 type tenantKey struct{ user, vhost string }

@@ -162,7 +162,7 @@ func (r *rest) rpc(c echo.Context) error {
 	}
 	if preferAsync(c.Request().Header.Get("Prefer")) {
 		call.id = restRandomID()
-		r.async.add(call)
+		r.async.add(call.id, call)
 		time.AfterFunc(timeout, func() { rc.forget(call) })
 		time.AfterFunc(timeout+asyncKeep, func() { r.async.remove(call.id) })
 		loc := "/v1/replies/" + call.id
@@ -246,34 +246,4 @@ func (r *rest) rpcReply(c echo.Context) error {
 	c.Response().Header().Set("Location", "/v1/replies/"+id)
 	c.Response().Header().Set("Retry-After", "1")
 	return c.JSON(http.StatusAccepted, map[string]string{"id": id, "location": "/v1/replies/" + id, "expires_at": call.deadline.UTC().Format(time.RFC3339Nano)})
-}
-
-// asyncCalls are RPC calls made with Prefer: respond-async, by id.
-type asyncCalls struct {
-	mu    sync.Mutex
-	calls map[string]*rpcCall
-}
-
-func (a *asyncCalls) add(c *rpcCall) {
-	a.mu.Lock()
-	a.calls[c.id] = c
-	a.mu.Unlock()
-}
-
-func (a *asyncCalls) get(id string) *rpcCall {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return a.calls[id]
-}
-
-func (a *asyncCalls) remove(id string) {
-	a.mu.Lock()
-	delete(a.calls, id)
-	a.mu.Unlock()
-}
-
-func (a *asyncCalls) closeAll() {
-	a.mu.Lock()
-	clear(a.calls)
-	a.mu.Unlock()
 }

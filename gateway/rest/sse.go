@@ -114,42 +114,6 @@ func (s *sseSession) close() {
 	s.conn.Close()
 }
 
-// sseSessions are the live sessions by id.
-type sseSessions struct {
-	mu sync.Mutex
-	m  map[string]*sseSession
-}
-
-func (ss *sseSessions) add(s *sseSession) {
-	ss.mu.Lock()
-	ss.m[s.id] = s
-	ss.mu.Unlock()
-}
-
-func (ss *sseSessions) get(id string) *sseSession {
-	ss.mu.Lock()
-	defer ss.mu.Unlock()
-	return ss.m[id]
-}
-
-func (ss *sseSessions) remove(id string) {
-	ss.mu.Lock()
-	delete(ss.m, id)
-	ss.mu.Unlock()
-}
-
-func (ss *sseSessions) closeAll() {
-	ss.mu.Lock()
-	all := make([]*sseSession, 0, len(ss.m))
-	for _, s := range ss.m {
-		all = append(all, s)
-	}
-	ss.mu.Unlock()
-	for _, s := range all {
-		s.close()
-	}
-}
-
 // events is GET /v1/events.
 func (r *rest) events(c echo.Context) error {
 	q := c.QueryParams()
@@ -298,7 +262,7 @@ func (r *rest) newSession(vh *mapping.VHost, user, what, queue, exchange, bkey s
 	s.mu.Lock()
 	s.attach()
 	s.mu.Unlock()
-	r.sse.add(s)
+	r.sse.add(s.id, s)
 	if err := s.ch.Consume(queue, "warren.sse-"+s.id, false, false, nil, func(string) {}); err != nil {
 		r.sse.remove(s.id)
 		return fail(err)
