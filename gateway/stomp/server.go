@@ -26,26 +26,3 @@ func (s *Server) Routes(e *echo.Echo) {
 }
 
 var stompSubprotocols = []string{"v12.stomp", "v11.stomp", "v10.stomp"}
-
-// The shared WebSocket mechanics (gateway/internal/wsconn) under the names
-// this front uses.
-type (
-	wsConn = wsconn.Conn
-	wsAuth = wsconn.Auth
-	wsPeer = wsconn.Peer
-)
-
-var (
-	newWSConn     = wsconn.New
-	newWSPeer     = wsconn.NewPeer
-	wsErrorf      = wsconn.Errorf
-	wsErrorCode   = wsconn.ErrorCode
-	wsAppendValue = wsconn.AppendValue
-)
-
-const (
-	closeProtocol      = wsconn.CloseProtocol
-	wsPongWait         = wsconn.PongWait
-	wsAuthWait         = wsconn.AuthWait
-	wsMaxSubscriptions = wsconn.MaxSubscriptions
-)

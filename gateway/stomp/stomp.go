@@ -34,6 +34,7 @@ import (
 	"github.com/gorilla/websocket"
 	"github.com/labstack/echo/v4"
 
+	"github.com/warrenmq/warren/gateway/internal/wsconn"
 	"github.com/warrenmq/warren/mapping"
 	"github.com/warrenmq/warren/mapping/msgcodec"
 )
@@ -57,9 +58,9 @@ func (s *Server) wsSTOMP(c echo.Context) error {
 	if err != nil {
 		return nil
 	}
-	wc := newWSConn(ws, websocket.TextMessage)
+	wc := wsconn.New(ws, websocket.TextMessage)
 	wc.Heartbeat = []byte{'\n'}
-	sess := &stompSession{s: s, peer: newWSPeer(c), wc: wc, version: "1.2", subs: map[string]*stompSub{}, temps: map[string]*stompSub{}, tx: map[string][]*stompFrame{}}
+	sess := &stompSession{s: s, peer: wsconn.NewPeer(c), wc: wc, version: "1.2", subs: map[string]*stompSub{}, temps: map[string]*stompSub{}, tx: map[string][]*stompFrame{}}
 	wc.Farewell = sess.farewell
 	s.ws().Start(wc, func() { sess.run(a, authed) })
 	return nil
@@ -67,10 +68,10 @@ func (s *Server) wsSTOMP(c echo.Context) error {
 
 type stompSession struct {
 	s       *Server
-	peer    *wsPeer
-	wc      *wsConn
+	peer    *wsconn.Peer
+	wc      *wsconn.Conn
 	version string
-	auth    wsAuth
+	auth    wsconn.Auth
 	conn    *mapping.Conn
 	ctl     *mapping.Channel
 
@@ -155,7 +156,7 @@ func (sess *stompSession) fatal(message, detail, receipt string) {
 		sess.errText, sess.errRcpt = detail, receipt
 	}
 	sess.mu.Unlock()
-	sess.wc.Kill(closeProtocol, message)
+	sess.wc.Kill(wsconn.CloseProtocol, message)
 }
 
 // farewell is the ERROR frame written before the close frame.
@@ -183,11 +184,11 @@ func (sess *stompSession) farewell(code int, text string) []byte {
 
 // fail reports an error from handling frame f and ends the session.
 func (sess *stompSession) fail(f *stompFrame, err error) {
-	code, name, msg := wsErrorCode(err)
+	code, name, msg := wsconn.ErrorCode(err)
 	sess.fatal(name, msg+" (code "+strconv.Itoa(code)+", in "+f.command+")", f.get("receipt"))
 }
 
-func (sess *stompSession) run(a wsAuth, authed bool) {
+func (sess *stompSession) run(a wsconn.Auth, authed bool) {
 	wc := sess.wc
 	ws := wc.WS
 	maxBody := int64(16 << 20)
@@ -195,9 +196,9 @@ func (sess *stompSession) run(a wsAuth, authed bool) {
 		maxBody = sess.s.router.MaxMessageSize()
 	}
 	ws.SetReadLimit(maxBody + 64<<10)
-	readWait := wsPongWait
+	readWait := wsconn.PongWait
 	ws.SetPongHandler(func(string) error { wc.Alive(readWait); return nil })
-	wc.Alive(wsAuthWait)
+	wc.Alive(wsconn.AuthWait)
 	var buf []byte
 	for {
 		_, data, err := ws.ReadMessage()
@@ -261,7 +262,7 @@ func (sess *stompSession) run(a wsAuth, authed bool) {
 }
 
 // connect handles CONNECT/STOMP and returns the read deadline to use.
-func (sess *stompSession) connect(f *stompFrame, a wsAuth, authed bool) (time.Duration, bool) {
+func (sess *stompSession) connect(f *stompFrame, a wsconn.Auth, authed bool) (time.Duration, bool) {
 	if f.command != "CONNECT" && f.command != "STOMP" {
 		sess.fatal("not connected", "the first frame must be CONNECT, got "+f.command, "")
 		return 0, false
@@ -334,7 +335,7 @@ func (sess *stompSession) connect(f *stompFrame, a wsAuth, authed bool) (time.Du
 	if cy > 0 && sx > 0 {
 		sess.wc.SetBeat(time.Duration(max(sx, cy)) * time.Millisecond)
 	}
-	readWait := wsPongWait
+	readWait := wsconn.PongWait
 	if cx > 0 && sy > 0 {
 		readWait = max(readWait, 3*time.Duration(max(cx, sy))*time.Millisecond)
 	}
@@ -369,11 +370,11 @@ func (sess *stompSession) handle(f *stompFrame) bool {
 		}
 		sess.mu.Unlock()
 		if !ok {
-			sess.fail(f, wsErrorf(http.StatusBadRequest, "no transaction '%s' (BEGIN it first)", txn))
+			sess.fail(f, wsconn.Errorf(http.StatusBadRequest, "no transaction '%s' (BEGIN it first)", txn))
 			return false
 		}
 		if len(frames) >= stompMaxTx {
-			sess.fail(f, wsErrorf(http.StatusBadRequest, "transaction '%s' has more than %d frames", txn, stompMaxTx))
+			sess.fail(f, wsconn.Errorf(http.StatusBadRequest, "transaction '%s' has more than %d frames", txn, stompMaxTx))
 			return false
 		}
 		sess.receipt(f)
@@ -399,9 +400,9 @@ func (sess *stompSession) handle(f *stompFrame) bool {
 		sess.wc.Kill(websocket.CloseNormalClosure, "")
 		return false
 	case "CONNECT", "STOMP":
-		err = wsErrorf(http.StatusBadRequest, "already connected")
+		err = wsconn.Errorf(http.StatusBadRequest, "already connected")
 	default:
-		err = wsErrorf(http.StatusBadRequest, "unknown command '%s'", f.command)
+		err = wsconn.Errorf(http.StatusBadRequest, "unknown command '%s'", f.command)
 	}
 	if err != nil {
 		sess.fail(f, err)
@@ -428,7 +429,7 @@ type stompDest struct {
 
 func parseDest(d string) (stompDest, error) {
 	bad := func() (stompDest, error) {
-		return stompDest{}, wsErrorf(http.StatusBadRequest, "unknown destination '%s': use /queue/Q, /amq/queue/Q, /exchange/X/KEY, /topic/KEY, /temp-queue/T or /reply-queue/Q", d)
+		return stompDest{}, wsconn.Errorf(http.StatusBadRequest, "unknown destination '%s': use /queue/Q, /amq/queue/Q, /exchange/X/KEY, /topic/KEY, /temp-queue/T or /reply-queue/Q", d)
 	}
 	switch {
 	case strings.HasPrefix(d, "/queue/") && len(d) > len("/queue/"):
@@ -470,7 +471,7 @@ func (sess *stompSession) ensureQueue(ch *mapping.Channel, name string, args map
 func (sess *stompSession) sendFrame(f *stompFrame, withReceipt bool) error {
 	dest := f.get("destination")
 	if dest == "" {
-		return wsErrorf(http.StatusBadRequest, "SEND needs a destination header")
+		return wsconn.Errorf(http.StatusBadRequest, "SEND needs a destination header")
 	}
 	d, err := parseDest(dest)
 	if err != nil {
@@ -495,7 +496,7 @@ func (sess *stompSession) sendFrame(f *stompFrame, withReceipt bool) error {
 	case "exchange", "topic":
 		m.Exchange, m.RoutingKey = d.name, d.key
 	case "temp":
-		return wsErrorf(http.StatusBadRequest, "cannot SEND to '%s': a /temp-queue/ is only used as a reply-to", dest)
+		return wsconn.Errorf(http.StatusBadRequest, "cannot SEND to '%s': a /temp-queue/ is only used as a reply-to", dest)
 	}
 	props, err := stompPropsIn(f)
 	if err != nil {
@@ -569,12 +570,12 @@ func (sess *stompSession) tempQueue(dest string) (string, error) {
 func (sess *stompSession) subscribe(f *stompFrame) error {
 	dest := f.get("destination")
 	if dest == "" {
-		return wsErrorf(http.StatusBadRequest, "SUBSCRIBE needs a destination header")
+		return wsconn.Errorf(http.StatusBadRequest, "SUBSCRIBE needs a destination header")
 	}
 	id := f.get("id")
 	if id == "" {
 		if sess.version == "1.2" {
-			return wsErrorf(http.StatusBadRequest, "SUBSCRIBE needs an id header in STOMP 1.2")
+			return wsconn.Errorf(http.StatusBadRequest, "SUBSCRIBE needs an id header in STOMP 1.2")
 		}
 		id = dest
 	}
@@ -584,13 +585,13 @@ func (sess *stompSession) subscribe(f *stompFrame) error {
 		mode = "auto"
 	case "auto", "client", "client-individual":
 	default:
-		return wsErrorf(http.StatusBadRequest, "unknown ack mode '%s': use auto, client or client-individual", mode)
+		return wsconn.Errorf(http.StatusBadRequest, "unknown ack mode '%s': use auto, client or client-individual", mode)
 	}
 	prefetch := 0
 	if p := f.get("prefetch-count"); p != "" {
 		n, err := strconv.Atoi(p)
 		if err != nil || n < 0 || n > 65535 {
-			return wsErrorf(http.StatusBadRequest, "prefetch-count must be 0 to 65535, got '%s'", p)
+			return wsconn.Errorf(http.StatusBadRequest, "prefetch-count must be 0 to 65535, got '%s'", p)
 		}
 		prefetch = n
 	}
@@ -619,10 +620,10 @@ func (sess *stompSession) subscribe(f *stompFrame) error {
 	n := len(sess.subs)
 	sess.mu.Unlock()
 	if dup {
-		return wsErrorf(http.StatusBadRequest, "duplicated subscription identifier '%s'", id)
+		return wsconn.Errorf(http.StatusBadRequest, "duplicated subscription identifier '%s'", id)
 	}
-	if n >= wsMaxSubscriptions {
-		return wsErrorf(http.StatusTooManyRequests, "a session may have at most %d subscriptions", wsMaxSubscriptions)
+	if n >= wsconn.MaxSubscriptions {
+		return wsconn.Errorf(http.StatusTooManyRequests, "a session may have at most %d subscriptions", wsconn.MaxSubscriptions)
 	}
 	sess.nextChan++
 	sub := &stompSub{sess: sess, id: id, dest: dest, ackMode: mode}
@@ -660,7 +661,7 @@ func (sess *stompSession) subscribe(f *stompFrame) error {
 			return fail(err)
 		}
 	case "temp":
-		return fail(wsErrorf(http.StatusBadRequest, "cannot SUBSCRIBE to '%s': reply queues are subscribed when a SEND names them in reply-to", dest))
+		return fail(wsconn.Errorf(http.StatusBadRequest, "cannot SUBSCRIBE to '%s': reply queues are subscribed when a SEND names them in reply-to", dest))
 	}
 	sub.ch.SetPrefetch(prefetch, false)
 	sess.mu.Lock()
@@ -715,7 +716,7 @@ func durableQueueName(f *stompFrame, dest string) (string, error) {
 	}
 	id := f.get("id")
 	if id == "" {
-		return "", wsErrorf(http.StatusBadRequest, "a durable subscription needs an id header (or x-queue-name): its queue is found again by it")
+		return "", wsconn.Errorf(http.StatusBadRequest, "a durable subscription needs an id header (or x-queue-name): its queue is found again by it")
 	}
 	return durableSubName(dest, id), nil
 }
@@ -752,7 +753,7 @@ func stompBool(f *stompFrame, name string, def bool) (bool, error) {
 	case "false":
 		return false, nil
 	}
-	return false, wsErrorf(http.StatusBadRequest, "header %s must be true or false, got '%s'", name, v)
+	return false, wsconn.Errorf(http.StatusBadRequest, "header %s must be true or false, got '%s'", name, v)
 }
 
 // SUBSCRIBE headers that RabbitMQ turns into queue arguments, by type.
@@ -779,7 +780,7 @@ func stompQueueArgs(f *stompFrame) (mapping.Table, error) {
 		}
 		n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
 		if err != nil || n < 0 {
-			return nil, wsErrorf(http.StatusBadRequest, "header %s must be a whole number, 0 or more, got '%s'", k, v)
+			return nil, wsconn.Errorf(http.StatusBadRequest, "header %s must be a whole number, 0 or more, got '%s'", k, v)
 		}
 		put(k, n)
 	}
@@ -790,7 +791,7 @@ func stompQueueArgs(f *stompFrame) (mapping.Table, error) {
 	}
 	if v, ok := f.lookup("x-queue-type"); ok {
 		if t := strings.TrimSpace(v); t != "classic" {
-			return nil, wsErrorf(http.StatusBadRequest, "x-queue-type '%s' is not supported: Warren's queues are classic queues (send x-queue-type:classic or leave the header out)", v)
+			return nil, wsconn.Errorf(http.StatusBadRequest, "x-queue-type '%s' is not supported: Warren's queues are classic queues (send x-queue-type:classic or leave the header out)", v)
 		}
 		put("x-queue-type", "classic")
 	}
@@ -821,7 +822,7 @@ func (sess *stompSession) unsubscribe(f *stompFrame) error {
 		if durable && f.get("destination") != "" {
 			return sess.dropDurable(f)
 		}
-		return wsErrorf(http.StatusNotFound, "no subscription '%s'", id)
+		return wsconn.Errorf(http.StatusNotFound, "no subscription '%s'", id)
 	}
 	sub.ch.Cancel(sub.tag)
 	if sub.temp {
@@ -848,7 +849,7 @@ func (sess *stompSession) dropDurable(f *stompFrame) error {
 		return err
 	}
 	if d.kind != "exchange" && d.kind != "topic" {
-		return wsErrorf(http.StatusBadRequest, "durable subscriptions are to /topic/ or /exchange/ destinations, not '%s'", dest)
+		return wsconn.Errorf(http.StatusBadRequest, "durable subscriptions are to /topic/ or /exchange/ destinations, not '%s'", dest)
 	}
 	name, err := durableQueueName(f, dest)
 	if err != nil {
@@ -872,21 +873,21 @@ func (sess *stompSession) ack(f *stompFrame) error {
 	}
 	i := strings.LastIndex(id, "@@")
 	if !strings.HasPrefix(id, "T_") || i < 0 {
-		return wsErrorf(http.StatusBadRequest, "%s: unknown ack id '%s'", f.command, id)
+		return wsconn.Errorf(http.StatusBadRequest, "%s: unknown ack id '%s'", f.command, id)
 	}
 	subID := id[2:i]
 	tag, err := strconv.ParseUint(id[i+2:], 10, 64)
 	if err != nil {
-		return wsErrorf(http.StatusBadRequest, "%s: unknown ack id '%s'", f.command, id)
+		return wsconn.Errorf(http.StatusBadRequest, "%s: unknown ack id '%s'", f.command, id)
 	}
 	sess.mu.Lock()
 	sub := sess.subs[subID]
 	sess.mu.Unlock()
 	if sub == nil {
-		return wsErrorf(http.StatusNotFound, "%s for subscription '%s', which does not exist", f.command, subID)
+		return wsconn.Errorf(http.StatusNotFound, "%s for subscription '%s', which does not exist", f.command, subID)
 	}
 	if sub.ackMode == "auto" {
-		return wsErrorf(http.StatusBadRequest, "%s on subscription '%s', whose ack mode is auto", f.command, subID)
+		return wsconn.Errorf(http.StatusBadRequest, "%s on subscription '%s', whose ack mode is auto", f.command, subID)
 	}
 	multiple := sub.ackMode == "client"
 	if f.command == "ACK" {
@@ -899,7 +900,7 @@ func (sess *stompSession) ack(f *stompFrame) error {
 func (sess *stompSession) transaction(f *stompFrame) error {
 	txn := f.get("transaction")
 	if txn == "" {
-		return wsErrorf(http.StatusBadRequest, "%s needs a transaction header", f.command)
+		return wsconn.Errorf(http.StatusBadRequest, "%s needs a transaction header", f.command)
 	}
 	sess.mu.Lock()
 	frames, ok := sess.tx[txn]
@@ -907,7 +908,7 @@ func (sess *stompSession) transaction(f *stompFrame) error {
 	case "BEGIN":
 		if ok {
 			sess.mu.Unlock()
-			return wsErrorf(http.StatusBadRequest, "transaction '%s' is already open", txn)
+			return wsconn.Errorf(http.StatusBadRequest, "transaction '%s' is already open", txn)
 		}
 		sess.tx[txn] = []*stompFrame{}
 		sess.mu.Unlock()
@@ -916,7 +917,7 @@ func (sess *stompSession) transaction(f *stompFrame) error {
 	delete(sess.tx, txn)
 	sess.mu.Unlock()
 	if !ok {
-		return wsErrorf(http.StatusBadRequest, "no transaction '%s'", txn)
+		return wsconn.Errorf(http.StatusBadRequest, "no transaction '%s'", txn)
 	}
 	if f.command == "ABORT" {
 		return nil
@@ -956,7 +957,7 @@ func stompPropsIn(f *stompFrame) (mapping.Properties, error) {
 	if v := f.get("priority"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 0 || n > 255 {
-			return p, wsErrorf(http.StatusBadRequest, "priority must be 0 to 255, got '%s'", v)
+			return p, wsconn.Errorf(http.StatusBadRequest, "priority must be 0 to 255, got '%s'", v)
 		}
 		p.Priority = uint8(n)
 	}
@@ -970,7 +971,7 @@ func stompPropsIn(f *stompFrame) (mapping.Properties, error) {
 	if v := f.get("timestamp"); v != "" {
 		n, err := strconv.ParseInt(v, 10, 64)
 		if err != nil {
-			return p, wsErrorf(http.StatusBadRequest, "timestamp must be Unix seconds, got '%s'", v)
+			return p, wsconn.Errorf(http.StatusBadRequest, "timestamp must be Unix seconds, got '%s'", v)
 		}
 		p.Timestamp = time.Unix(n, 0).UTC()
 	}
@@ -1038,7 +1039,7 @@ func stompPropsOut(f *stompFrame, p *mapping.Properties) {
 		case mapping.Table, []any:
 			// nested values have no STOMP form; RabbitMQ drops them too
 		default:
-			f.set(k, strings.Trim(string(wsAppendValue(nil, msgcodec.ValueToJSON(v))), `"`))
+			f.set(k, strings.Trim(string(wsconn.AppendValue(nil, msgcodec.ValueToJSON(v))), `"`))
 		}
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/warrenmq/warren/gateway/internal/wsconn"
 	"github.com/warrenmq/warren/mapping"
 )
 
@@ -171,7 +172,7 @@ func TestStompSubscriptionQueue(t *testing.T) {
 	}
 	for h, v := range map[string]string{"x-max-length": "ten", "x-message-ttl": "-1", "x-max-priority": "1.5", "x-queue-type": "quorum"} {
 		_, err := stompQueueArgs(frame(h, v))
-		code, _, msg := wsErrorCode(err)
+		code, _, msg := wsconn.ErrorCode(err)
 		if err == nil || code != http.StatusBadRequest || !strings.Contains(msg, h) && !strings.Contains(msg, v) {
 			t.Errorf("%s:%s: %d %v", h, v, code, err)
 		}

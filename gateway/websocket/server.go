@@ -25,34 +25,6 @@ func (s *Server) Routes(e *echo.Echo) {
 	e.GET("/v1/ws", s.wsJSON)
 }
 
-// The shared WebSocket mechanics (gateway/internal/wsconn) under the names
-// the JSON protocol uses.
-type (
-	wsConn  = wsconn.Conn
-	wsAuth  = wsconn.Auth
-	wsPeer  = wsconn.Peer
-	wsError = wsconn.Error
-)
-
-var (
-	newWSConn      = wsconn.New
-	newWSPeer      = wsconn.NewPeer
-	wsErrorf       = wsconn.Errorf
-	wsErrorCode    = wsconn.ErrorCode
-	wsAppendValue  = wsconn.AppendValue
-	wsAppendString = wsconn.AppendString
-)
-
-const (
-	closeAuthFailed    = wsconn.CloseAuthFailed
-	closeProtocol      = wsconn.CloseProtocol
-	closeVHostRefused  = wsconn.CloseVHostRefused
-	closeTooSlow       = wsconn.CloseTooSlow
-	wsPongWait         = wsconn.PongWait
-	wsAuthWait         = wsconn.AuthWait
-	wsMaxSubscriptions = wsconn.MaxSubscriptions
-)
-
 // WebSocket subprotocols.
 const (
 	wsSubprotocol = "warren.v1"

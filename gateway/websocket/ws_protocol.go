@@ -18,6 +18,7 @@ import (
 	"sync/atomic"
 	"unicode/utf8"
 
+	"github.com/warrenmq/warren/gateway/internal/wsconn"
 	"github.com/warrenmq/warren/mapping"
 	"github.com/warrenmq/warren/mapping/msgcodec"
 )
@@ -68,22 +69,22 @@ type wsRequest struct {
 func wsFrame(op string, id json.RawMessage, kv ...any) []byte {
 	b := make([]byte, 0, 128)
 	b = append(b, `{"op":`...)
-	b = wsAppendString(b, op)
+	b = wsconn.AppendString(b, op)
 	if len(id) > 0 {
 		b = append(b, `,"id":`...)
 		b = append(b, id...)
 	}
 	for i := 0; i+1 < len(kv); i += 2 {
 		b = append(b, ',')
-		b = wsAppendString(b, kv[i].(string))
+		b = wsconn.AppendString(b, kv[i].(string))
 		b = append(b, ':')
-		b = wsAppendValue(b, kv[i+1])
+		b = wsconn.AppendValue(b, kv[i+1])
 	}
 	return append(b, '}')
 }
 
 func wsErrorFrame(id json.RawMessage, err error) []byte {
-	code, name, msg := wsErrorCode(err)
+	code, name, msg := wsconn.ErrorCode(err)
 	return wsFrame("error", id, "code", code, "error", name, "message", msg)
 }
 
@@ -92,7 +93,7 @@ func wsErrorFrame(id json.RawMessage, err error) []byte {
 func wsAppendPayload(b, body []byte) []byte {
 	b = append(b, `"payload":`...)
 	if utf8.Valid(body) {
-		b = wsAppendString(b, string(body))
+		b = wsconn.AppendString(b, string(body))
 		return append(b, `,"payload_encoding":"string"`...)
 	}
 	b = append(b, '"')
@@ -103,9 +104,9 @@ func wsAppendPayload(b, body []byte) []byte {
 // wsAppendMessage writes the fields every message-bearing frame has.
 func wsAppendMessage(b []byte, m *mapping.Message) []byte {
 	b = append(b, `,"exchange":`...)
-	b = wsAppendString(b, m.Exchange)
+	b = wsconn.AppendString(b, m.Exchange)
 	b = append(b, `,"routing_key":`...)
-	b = wsAppendString(b, m.RoutingKey)
+	b = wsconn.AppendString(b, m.RoutingKey)
 	if p := msgcodec.PropsToJSON(&m.Properties); !p.IsZero() {
 		if j, err := json.Marshal(p); err == nil {
 			b = append(b, `,"properties":`...)

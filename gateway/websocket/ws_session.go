@@ -12,6 +12,7 @@ import (
 	"github.com/gorilla/websocket"
 	"github.com/labstack/echo/v4"
 
+	"github.com/warrenmq/warren/gateway/internal/wsconn"
 	"github.com/warrenmq/warren/mapping"
 	"github.com/warrenmq/warren/mapping/msgcodec"
 )
@@ -35,8 +36,8 @@ func (s *Server) wsJSON(c echo.Context) error {
 	if err != nil {
 		return nil // the upgrader has answered
 	}
-	wc := newWSConn(ws, websocket.TextMessage)
-	sess := &jsonSession{s: s, peer: newWSPeer(c), wc: wc, subs: map[string]*jsonSub{}, rpcs: map[string]*wsRPCCall{}, flowWake: make(chan struct{}, 1)}
+	wc := wsconn.New(ws, websocket.TextMessage)
+	sess := &jsonSession{s: s, peer: wsconn.NewPeer(c), wc: wc, subs: map[string]*jsonSub{}, rpcs: map[string]*wsRPCCall{}, flowWake: make(chan struct{}, 1)}
 	s.ws().Start(wc, func() { sess.run(a, authed) })
 	return nil
 }
@@ -45,9 +46,9 @@ func (s *Server) wsJSON(c echo.Context) error {
 // at a time; replies and deliveries go through wc.
 type jsonSession struct {
 	s    *Server
-	peer *wsPeer
-	wc   *wsConn
-	auth wsAuth
+	peer *wsconn.Peer
+	wc   *wsconn.Conn
+	auth wsconn.Auth
 	conn *mapping.Conn
 	ctl  *mapping.Channel // publishes, declarations, RPC replies
 
@@ -93,7 +94,7 @@ func (sub *jsonSub) Cancelled(string) {
 
 func (sub *jsonSub) EncodeDelivery(b []byte, d mapping.Delivery) []byte {
 	b = append(b, `{"op":"message","subscription":`...)
-	b = wsAppendString(b, sub.id)
+	b = wsconn.AppendString(b, sub.id)
 	b = append(b, `,"delivery_tag":`...)
 	b = strconv.AppendUint(b, d.Tag, 10)
 	b = append(b, `,"redelivered":`...)
@@ -144,7 +145,7 @@ func (sess *jsonSession) fail(id json.RawMessage, err error) {
 }
 
 // run is the reader: authentication, then one request at a time.
-func (sess *jsonSession) run(a wsAuth, authed bool) {
+func (sess *jsonSession) run(a wsconn.Auth, authed bool) {
 	wc := sess.wc
 	ws := wc.WS
 	limit := int64(16 << 20)
@@ -152,14 +153,14 @@ func (sess *jsonSession) run(a wsAuth, authed bool) {
 		limit = sess.s.router.MaxMessageSize()
 	}
 	ws.SetReadLimit(limit*4/3 + 64<<10) // base64 payload plus the frame around it
-	ws.SetPongHandler(func(string) error { wc.Alive(wsPongWait); return nil })
+	ws.SetPongHandler(func(string) error { wc.Alive(wsconn.PongWait); return nil })
 	if authed {
-		wc.Alive(wsPongWait)
+		wc.Alive(wsconn.PongWait)
 		if !sess.start(a, nil) {
 			return
 		}
 	} else {
-		wc.Alive(wsAuthWait)
+		wc.Alive(wsconn.AuthWait)
 	}
 	for {
 		_, data, err := ws.ReadMessage()
@@ -169,21 +170,21 @@ func (sess *jsonSession) run(a wsAuth, authed bool) {
 			}
 			break
 		}
-		wc.Alive(wsPongWait)
+		wc.Alive(wsconn.PongWait)
 		var req wsRequest
 		dec := json.NewDecoder(bytes.NewReader(data))
 		dec.UseNumber()
 		if err := dec.Decode(&req); err != nil {
 			if sess.conn == nil {
-				wc.Kill(closeProtocol, "the first frame must be {\"op\":\"auth\",...}: "+err.Error())
+				wc.Kill(wsconn.CloseProtocol, "the first frame must be {\"op\":\"auth\",...}: "+err.Error())
 				break
 			}
-			sess.fail(nil, wsErrorf(http.StatusBadRequest, "frame is not a JSON request object: %v", err))
+			sess.fail(nil, wsconn.Errorf(http.StatusBadRequest, "frame is not a JSON request object: %v", err))
 			continue
 		}
 		if sess.conn == nil {
 			if req.Op != "auth" {
-				wc.Kill(closeAuthFailed, "not authenticated: send {\"op\":\"auth\",\"token\":...} first, or connect with ?token=")
+				wc.Kill(wsconn.CloseAuthFailed, "not authenticated: send {\"op\":\"auth\",\"token\":...} first, or connect with ?token=")
 				break
 			}
 			vhost := req.VHost
@@ -193,7 +194,7 @@ func (sess *jsonSession) run(a wsAuth, authed bool) {
 			a, err := sess.s.ws().LoginPassword(sess.peer, req.Username, req.Password, req.Token, vhost)
 			if err != nil {
 				sess.fail(req.ID, wsWithStatus(err, http.StatusUnauthorized))
-				wc.Kill(closeAuthFailed, "authentication failed")
+				wc.Kill(wsconn.CloseAuthFailed, "authentication failed")
 				break
 			}
 			if !sess.start(a, req.ID) {
@@ -212,17 +213,17 @@ func (sess *jsonSession) run(a wsAuth, authed bool) {
 // wsWithStatus gives access-refused login errors the HTTP 401 meaning.
 func wsWithStatus(err error, status int) error {
 	if mapping.KindOf(err) == mapping.KindAccessRefused {
-		return &wsError{Code: status, Message: err.Error()}
+		return &wsconn.Error{Code: status, Message: err.Error()}
 	}
 	return err
 }
 
 // start opens the core connection and greets the client.
-func (sess *jsonSession) start(a wsAuth, id json.RawMessage) bool {
+func (sess *jsonSession) start(a wsconn.Auth, id json.RawMessage) bool {
 	conn, err := sess.s.ws().ConnectCore(sess.peer, a, "WebSocket", sess.wc)
 	if err != nil {
 		sess.fail(id, err)
-		sess.wc.Kill(closeVHostRefused, err.Error())
+		sess.wc.Kill(wsconn.CloseVHostRefused, err.Error())
 		return false
 	}
 	sess.auth = a
@@ -233,7 +234,7 @@ func (sess *jsonSession) start(a wsAuth, id json.RawMessage) bool {
 	if !a.Expires.IsZero() {
 		kv = append(kv, "expires_at", a.Expires.UTC().Format(time.RFC3339))
 		d := time.Until(a.Expires)
-		sess.expiry = time.AfterFunc(d, func() { sess.wc.Kill(closeAuthFailed, "token expired") })
+		sess.expiry = time.AfterFunc(d, func() { sess.wc.Kill(wsconn.CloseAuthFailed, "token expired") })
 	}
 	sess.wc.Send(wsFrame("welcome", id, kv...))
 	return true
@@ -334,17 +335,17 @@ func (sess *jsonSession) handle(req *wsRequest) {
 	case "ping":
 		sess.reply(req.ID)
 	case "auth":
-		err = wsErrorf(http.StatusBadRequest, "already authenticated as '%s'", sess.auth.User)
+		err = wsconn.Errorf(http.StatusBadRequest, "already authenticated as '%s'", sess.auth.User)
 	case "":
-		err = wsErrorf(http.StatusBadRequest, "frame has no \"op\"")
+		err = wsconn.Errorf(http.StatusBadRequest, "frame has no \"op\"")
 	default:
-		err = wsErrorf(http.StatusBadRequest, "unknown op '%s'", req.Op)
+		err = wsconn.Errorf(http.StatusBadRequest, "unknown op '%s'", req.Op)
 	}
 	if err != nil {
 		sess.fail(req.ID, err)
 	}
 	if errors.Is(err, wsErrFatal) {
-		sess.wc.Kill(closeProtocol, err.Error())
+		sess.wc.Kill(wsconn.CloseProtocol, err.Error())
 	}
 }
 
@@ -407,7 +408,7 @@ func (sess *jsonSession) publish(req *wsRequest) error {
 		return err
 	}
 	if m.Properties.ReplyTo == mapping.DirectReplyTo {
-		return wsErrorf(http.StatusBadRequest, "use the rpc op for requests that expect a reply on amq.rabbitmq.reply-to")
+		return wsconn.Errorf(http.StatusBadRequest, "use the rpc op for requests that expect a reply on amq.rabbitmq.reply-to")
 	}
 	p := &wsPubResult{sess: sess, id: req.ID}
 	sess.mu.Lock()
@@ -441,19 +442,19 @@ func (sess *jsonSession) subscribe(req *wsRequest) error {
 	case "client", "manual":
 		noAck = false
 	default:
-		return wsErrorf(http.StatusBadRequest, "unknown ack mode '%s': use 'auto' or 'client'", req.Ack)
+		return wsconn.Errorf(http.StatusBadRequest, "unknown ack mode '%s': use 'auto' or 'client'", req.Ack)
 	}
 	prefetch := 0
 	if req.Prefetch != nil {
 		if *req.Prefetch < 0 || *req.Prefetch > 65535 {
-			return wsErrorf(http.StatusBadRequest, "prefetch must be 0 (no limit) to 65535")
+			return wsconn.Errorf(http.StatusBadRequest, "prefetch must be 0 (no limit) to 65535")
 		}
 		prefetch = *req.Prefetch
 	} else if !noAck {
 		prefetch = 100
 	}
 	if (req.Queue == "") == (req.Exchange == "") {
-		return wsErrorf(http.StatusBadRequest, "subscribe needs either \"queue\" or \"exchange\" (with \"binding_key\")")
+		return wsconn.Errorf(http.StatusBadRequest, "subscribe needs either \"queue\" or \"exchange\" (with \"binding_key\")")
 	}
 	sess.mu.Lock()
 	id := req.Subscription
@@ -465,10 +466,10 @@ func (sess *jsonSession) subscribe(req *wsRequest) error {
 	n := len(sess.subs)
 	sess.mu.Unlock()
 	if dup {
-		return wsErrorf(http.StatusBadRequest, "subscription '%s' already exists", id)
+		return wsconn.Errorf(http.StatusBadRequest, "subscription '%s' already exists", id)
 	}
-	if n >= wsMaxSubscriptions {
-		return wsErrorf(http.StatusTooManyRequests, "a session may have at most %d subscriptions", wsMaxSubscriptions)
+	if n >= wsconn.MaxSubscriptions {
+		return wsconn.Errorf(http.StatusTooManyRequests, "a session may have at most %d subscriptions", wsconn.MaxSubscriptions)
 	}
 	args, err := wsArgs(req.Arguments)
 	if err != nil {
@@ -517,7 +518,7 @@ func (sess *jsonSession) unsubscribe(req *wsRequest) error {
 	delete(sess.subs, req.Subscription)
 	sess.mu.Unlock()
 	if sub == nil {
-		return wsErrorf(http.StatusNotFound, "no subscription '%s'", req.Subscription)
+		return wsconn.Errorf(http.StatusNotFound, "no subscription '%s'", req.Subscription)
 	}
 	sub.ch.Cancel(sub.tag)
 	if sub.temp {
@@ -534,13 +535,13 @@ func (sess *jsonSession) settle(req *wsRequest) error {
 	sub := sess.subs[req.Subscription]
 	sess.mu.Unlock()
 	if sub == nil {
-		return wsErrorf(http.StatusNotFound, "no subscription '%s': give the \"subscription\" of the message", req.Subscription)
+		return wsconn.Errorf(http.StatusNotFound, "no subscription '%s': give the \"subscription\" of the message", req.Subscription)
 	}
 	if sub.noAck {
-		return wsErrorf(http.StatusBadRequest, "subscription '%s' acknowledges automatically (ack mode 'auto')", sub.id)
+		return wsconn.Errorf(http.StatusBadRequest, "subscription '%s' acknowledges automatically (ack mode 'auto')", sub.id)
 	}
 	if req.DeliveryTag == 0 && !req.Multiple {
-		return wsErrorf(http.StatusBadRequest, "%s needs a \"delivery_tag\"", req.Op)
+		return wsconn.Errorf(http.StatusBadRequest, "%s needs a \"delivery_tag\"", req.Op)
 	}
 	var err error
 	switch req.Op {
@@ -560,7 +561,7 @@ func (sess *jsonSession) settle(req *wsRequest) error {
 
 func (sess *jsonSession) rpc(req *wsRequest) error {
 	if len(req.ID) == 0 {
-		return wsErrorf(http.StatusBadRequest, "rpc needs an \"id\" to match its reply")
+		return wsconn.Errorf(http.StatusBadRequest, "rpc needs an \"id\" to match its reply")
 	}
 	m, err := sess.message(req)
 	if err != nil {
@@ -573,7 +574,7 @@ func (sess *jsonSession) rpc(req *wsRequest) error {
 	sess.mu.Lock()
 	if len(sess.rpcs) >= wsMaxPendingRPCs {
 		sess.mu.Unlock()
-		return wsErrorf(http.StatusTooManyRequests, "too many RPC calls waiting for replies (%d)", wsMaxPendingRPCs)
+		return wsconn.Errorf(http.StatusTooManyRequests, "too many RPC calls waiting for replies (%d)", wsMaxPendingRPCs)
 	}
 	needConsumer := !sess.replyOn
 	sess.replyOn = true
@@ -601,7 +602,7 @@ func (sess *jsonSession) rpc(req *wsRequest) error {
 		}
 		sess.mu.Unlock()
 		if mine {
-			sess.fail(call.id, wsErrorf(http.StatusGatewayTimeout, "no reply within %v from exchange '%s' routing key '%s'", timeout, m.Exchange, m.RoutingKey))
+			sess.fail(call.id, wsconn.Errorf(http.StatusGatewayTimeout, "no reply within %v from exchange '%s' routing key '%s'", timeout, m.Exchange, m.RoutingKey))
 		}
 	})
 	sess.rpcs[corr] = call
@@ -611,7 +612,7 @@ func (sess *jsonSession) rpc(req *wsRequest) error {
 	out := sess.ctl.Publish(m, nil)
 	err = out.Err()
 	if err == nil && !out.Routed {
-		err = wsErrorf(http.StatusNotFound, "the request was not routed to any queue (exchange '%s', routing key '%s'): is the worker running?", m.Exchange, m.RoutingKey)
+		err = wsconn.Errorf(http.StatusNotFound, "the request was not routed to any queue (exchange '%s', routing key '%s'): is the worker running?", m.Exchange, m.RoutingKey)
 	}
 	if err != nil {
 		sess.mu.Lock()
@@ -640,7 +641,7 @@ func (sess *jsonSession) bind(req *wsRequest, bind bool) error {
 	case req.DestinationExchange != "":
 		err = sess.ctl.UnbindExchange(req.DestinationExchange, req.Exchange, key, args)
 	case req.Queue == "":
-		return wsErrorf(http.StatusBadRequest, "%s needs \"queue\" or \"destination_exchange\"", req.Op)
+		return wsconn.Errorf(http.StatusBadRequest, "%s needs \"queue\" or \"destination_exchange\"", req.Op)
 	case bind:
 		err = sess.ctl.BindQueue(req.Queue, req.Exchange, key, args)
 	default:

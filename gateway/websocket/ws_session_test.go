@@ -7,16 +7,17 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"github.com/warrenmq/warren/gateway/internal/wsconn"
 	"github.com/warrenmq/warren/mapping"
 )
 
 // queued returns the encoded frames waiting in wc.
-func queued(wc *wsConn) []string { return wc.Queued() }
+func queued(wc *wsconn.Conn) []string { return wc.Queued() }
 
 // TestWSFlowFrames: too many unconfirmed publishes hold the reader and
 // say flow false; confirmations down to half say flow true.
 func TestWSFlowFrames(t *testing.T) {
-	wc := newWSConn(nil, websocket.TextMessage)
+	wc := wsconn.New(nil, websocket.TextMessage)
 	sess := &jsonSession{wc: wc, flowWake: make(chan struct{}, 1)}
 	sess.inflight = wsMaxInflight - 1
 	if !sess.waitFlow() || len(queued(wc)) != 0 {
@@ -56,7 +57,7 @@ func TestWSFlowFrames(t *testing.T) {
 	sess.inflight = wsMaxInflight
 	go func() { done <- sess.waitFlow() }()
 	time.Sleep(10 * time.Millisecond)
-	wc.Kill(closeTooSlow, "test")
+	wc.Kill(wsconn.CloseTooSlow, "test")
 	if <-done {
 		t.Fatal("waitFlow went on after the session ended")
 	}
