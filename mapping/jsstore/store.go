@@ -44,6 +44,9 @@ type Config struct {
 	MaxPayload int32        // largest log record; 0 → 64 MiB
 	SyncAlways bool         // fsync every write; default: JetStream's sync interval
 	Logger     *slog.Logger // nil → slog.Default()
+	// Cluster, when set, makes this store one node of a NATS cluster
+	// (cluster.go); nil is a single node.
+	Cluster *ClusterConfig
 }
 
 // Store is an open JetStream store. All methods are safe for concurrent use.
@@ -56,6 +59,10 @@ type Store struct {
 
 	ncClosed chan struct{} // closed by nats.go's ClosedHandler
 	writers  []*nats.Conn  // extra connections that publish appends
+
+	cluster   *ClusterConfig // nil on a single node
+	logPrefix string         // see logPrefix in cluster.go
+	refused   *routeRefusals // route connections refused (cluster only)
 
 	appender
 
@@ -93,19 +100,41 @@ func Open(cfg Config) (*Store, error) {
 		StreamMaxBufferedMsgs: 2 * maxPendingAppends,
 		StreamMaxBufferedSize: 2*maxPendingBytes + 2*int64(cfg.MaxPayload),
 	}
+	var connOpts []nats.Option // the in-process connections'
+	refused := &routeRefusals{}
+	if cfg.Cluster != nil {
+		c := *cfg.Cluster
+		cfg.Cluster = &c
+		tok, err := clusterOptions(opts, cfg.Cluster)
+		if err != nil {
+			return nil, err
+		}
+		connOpts = append(connOpts, nats.Token(tok))
+	}
 	ns, err := server.NewServer(opts)
 	if err != nil {
 		return nil, fmt.Errorf("jsstore: nats-server: %w", err)
 	}
-	ns.SetLoggerV2(slogAdapter{lg}, false, false, false)
+	if cfg.Cluster != nil {
+		ns.SetLoggerV2(clusterLogger{slogAdapter{lg}, refused}, false, false, false)
+	} else {
+		ns.SetLoggerV2(slogAdapter{lg}, false, false, false)
+	}
 	ns.Start()
 	if !ns.ReadyForConnections(10 * time.Second) {
 		ns.Shutdown()
 		ns.WaitForShutdown()
 		return nil, errors.New("jsstore: nats-server not ready within 10s")
 	}
+	if cfg.Cluster != nil {
+		if err := waitForMeta(ns, cfg.Cluster, lg, refused); err != nil {
+			ns.Shutdown()
+			ns.WaitForShutdown()
+			return nil, err
+		}
+	}
 
-	s := &Store{log: lg, ns: ns, ncClosed: make(chan struct{})}
+	s := &Store{log: lg, ns: ns, ncClosed: make(chan struct{}), cluster: cfg.Cluster, logPrefix: logPrefix(cfg.Cluster), refused: refused}
 	fail := func(err error) (*Store, error) {
 		for _, w := range s.writers {
 			w.Close()
@@ -119,7 +148,7 @@ func Open(cfg Config) (*Store, error) {
 		return nil, err
 	}
 
-	nc, err := nats.Connect("",
+	nc, err := nats.Connect("", append([]nats.Option{
 		nats.InProcessServer(ns),
 		nats.Name("warren-jsstore"),
 		nats.NoReconnect(),
@@ -131,7 +160,7 @@ func Open(cfg Config) (*Store, error) {
 			}
 			lg.Error("nats client error", "subject", subj, "err", err)
 		}),
-	)
+	}, connOpts...)...)
 	if err != nil {
 		return fail(fmt.Errorf("jsstore: connect: %w", err))
 	}
@@ -139,18 +168,26 @@ func Open(cfg Config) (*Store, error) {
 	if s.js, err = jetstream.New(nc); err != nil {
 		return fail(fmt.Errorf("jsstore: jetstream: %w", err))
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), apiTimeout)
-	defer cancel()
-	s.kv, err = s.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-		Bucket:  metaBucket,
+	if cfg.Cluster != nil {
+		s.js = newPlacedJS(s.js, cfg.Cluster)
+	}
+	kvCfg := jetstream.KeyValueConfig{
+		Bucket:  bucketName(cfg.Cluster),
 		History: 1,
 		Storage: jetstream.FileStorage,
-	})
+	}
+	if cfg.Cluster != nil {
+		s.kv, err = createClusterBucket(s.js, kvCfg, cfg.Cluster, lg)
+	} else {
+		ctx, cancel := context.WithTimeout(context.Background(), apiTimeout)
+		s.kv, err = s.js.CreateOrUpdateKeyValue(ctx, kvCfg)
+		cancel()
+	}
 	if err != nil {
 		return fail(fmt.Errorf("jsstore: meta bucket: %w", err))
 	}
 	for range appendWriters - 1 {
-		w, err := nats.Connect("", nats.InProcessServer(ns), nats.Name("warren-jsstore-writer"), nats.NoReconnect())
+		w, err := nats.Connect("", append([]nats.Option{nats.InProcessServer(ns), nats.Name("warren-jsstore-writer"), nats.NoReconnect()}, connOpts...)...)
 		if err != nil {
 			return fail(fmt.Errorf("jsstore: connect writer: %w", err))
 		}
@@ -230,7 +267,7 @@ func (s *Store) MetaPut(key string, val []byte) error {
 // when the store syncs always.
 func (s *Store) syncMeta(seq uint64) error {
 	if g := s.appender.group; g != nil {
-		return g.syncStream("KV_"+metaBucket, seq)
+		return g.syncStream("KV_"+s.kv.Bucket(), seq)
 	}
 	return nil
 }
@@ -240,7 +277,7 @@ func (s *Store) syncMeta(seq uint64) error {
 func (s *Store) metaLastSeq() (uint64, error) {
 	ctx, cancel := s.ctx()
 	defer cancel()
-	st, err := s.js.Stream(ctx, "KV_"+metaBucket)
+	st, err := s.js.Stream(ctx, "KV_"+s.kv.Bucket())
 	if err != nil {
 		return 0, err
 	}

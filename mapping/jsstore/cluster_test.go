@@ -1,0 +1,160 @@
+package jsstore
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// freePorts reserves n loopback ports and releases them for the nodes.
+func freePorts(t testing.TB, n int) []string {
+	t.Helper()
+	var out []string
+	var lns []net.Listener
+	for range n {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		lns = append(lns, ln)
+		out = append(out, ln.Addr().String())
+	}
+	for _, ln := range lns {
+		ln.Close()
+	}
+	return out
+}
+
+// openCluster opens one store per address, all at once (a node alone
+// has no quorum and waits for the others), and closes them at the end.
+func openCluster(t *testing.T, addrs []string, secret func(i int) string) ([]*Store, []error) {
+	t.Helper()
+	stores := make([]*Store, len(addrs))
+	errs := make([]error, len(addrs))
+	var wg sync.WaitGroup
+	for i := range addrs {
+		wg.Go(func() {
+			stores[i], errs[i] = Open(Config{Dir: t.TempDir(), Logger: quietLogger(), Cluster: &ClusterConfig{
+				NodeName: fmt.Sprintf("n%d", i+1), Listen: addrs[i], Peers: addrs, Secret: secret(i), FormTimeout: 20 * time.Second,
+			}})
+		})
+	}
+	wg.Wait()
+	t.Cleanup(func() {
+		for _, s := range stores {
+			if s != nil {
+				s.Close()
+			}
+		}
+	})
+	return stores, errs
+}
+
+// TestClusterNodesKeepTheirOwnLogs: three stores form a cluster; each
+// creates a log of the same queue name and a metadata key of the same
+// name, and each sees only its own (placed on itself), while
+// ClusterStatus on every node names all three with routes.
+func TestClusterNodesKeepTheirOwnLogs(t *testing.T) {
+	if testing.Short() {
+		t.Skip("forms a three-node cluster")
+	}
+	addrs := freePorts(t, 3)
+	stores, errs := openCluster(t, addrs, func(int) string { return "s3cret" })
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("node %d: %v", i+1, err)
+		}
+	}
+	for i, s := range stores {
+		name := s.LogPrefix() + "orders_0123456789abcdef"
+		if err := s.CreateLog(name); err != nil {
+			t.Fatalf("node %d CreateLog: %v", i+1, err)
+		}
+		appendSync(t, s, name, []byte(fmt.Sprintf("from n%d", i+1)))
+		if err := s.MetaPut("q.x", []byte(fmt.Sprintf("n%d", i+1))); err != nil {
+			t.Fatalf("node %d MetaPut: %v", i+1, err)
+		}
+	}
+	for i, s := range stores {
+		me := fmt.Sprintf("n%d", i+1)
+		logs, err := s.Logs()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(logs) != 1 || !strings.HasPrefix(logs[0], s.LogPrefix()) {
+			t.Errorf("node %s Logs() = %v, want only its own log", me, logs)
+		}
+		_, recs := replayAll(t, s, logs[0])
+		if len(recs) != 1 || string(recs[0]) != "from "+me {
+			t.Errorf("node %s replays %q", me, recs)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		st, err := s.js.Stream(ctx, streamName(logs[0]))
+		cancel()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ci := st.CachedInfo().Cluster; ci == nil || ci.Leader != me {
+			t.Errorf("node %s: its log is placed on %+v", me, ci)
+		}
+		m, err := s.MetaList("q.")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(m["q.x"]) != me {
+			t.Errorf("node %s reads its metadata key as %q", me, m["q.x"])
+		}
+		cs := s.ClusterStatus()
+		var names []string
+		for _, p := range cs.Peers {
+			if p.RouteConnected {
+				names = append(names, p.Name)
+			}
+		}
+		if !cs.Clustered || cs.MetaLeader == "" || strings.Join(names, ",") != "n1,n2,n3" {
+			t.Errorf("node %s ClusterStatus = %+v", me, cs)
+		}
+	}
+}
+
+// TestClusterWrongSecretRefused: a node with another secret gets no
+// route and no meta leader; Open fails naming the refused route, and the
+// others count the refusal.
+func TestClusterWrongSecretRefused(t *testing.T) {
+	if testing.Short() {
+		t.Skip("forms a cluster")
+	}
+	addrs := freePorts(t, 3)
+	good, errs := openCluster(t, addrs[:2], func(int) string { return "right" })
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("node %d: %v", i+1, err)
+		}
+	}
+	_, err := Open(Config{Dir: t.TempDir(), Logger: quietLogger(), Cluster: &ClusterConfig{
+		NodeName: "intruder", Listen: addrs[2], Peers: addrs, Secret: "wrong", FormTimeout: 3 * time.Second,
+	}})
+	if err == nil || !strings.Contains(err.Error(), "no JetStream meta leader") || !strings.Contains(err.Error(), "refused") {
+		t.Fatalf("Open with the wrong secret: %v", err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		cs := good[0].ClusterStatus()
+		if cs.RoutesRefused > 0 {
+			for _, p := range cs.Peers {
+				if p.Name == "intruder" {
+					t.Errorf("the intruder is listed: %+v", cs.Peers)
+				}
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("node 1 did not count a refused route: %+v", cs)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}

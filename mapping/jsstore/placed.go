@@ -1,0 +1,90 @@
+package jsstore
+
+import (
+	"context"
+	"strings"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// placedJS is the JetStream API of a cluster node: every stream and
+// bucket the store creates or updates is placed on this node (R1, server
+// tag nodeTagPrefix+name), and stream listings show only this node's
+// logs. Logs and metadata are not replicated yet, and the group syncer
+// fsyncs this node's block files, which is right only while the records
+// are written here.
+type placedJS struct {
+	jetstream.JetStream
+	placement *jetstream.Placement
+	logPrefix string // stream names of this node's logs start with streamPrefix+logPrefix
+}
+
+func newPlacedJS(js jetstream.JetStream, c *ClusterConfig) *placedJS {
+	return &placedJS{
+		JetStream: js,
+		placement: &jetstream.Placement{Cluster: c.Name, Tags: []string{nodeTagPrefix + strings.ToLower(c.NodeName)}},
+		logPrefix: logPrefix(c),
+	}
+}
+
+func (p *placedJS) CreateStream(ctx context.Context, cfg jetstream.StreamConfig) (jetstream.Stream, error) {
+	cfg.Placement = p.placement
+	return p.JetStream.CreateStream(ctx, cfg)
+}
+
+func (p *placedJS) UpdateStream(ctx context.Context, cfg jetstream.StreamConfig) (jetstream.Stream, error) {
+	cfg.Placement = p.placement
+	return p.JetStream.UpdateStream(ctx, cfg)
+}
+
+func (p *placedJS) CreateOrUpdateStream(ctx context.Context, cfg jetstream.StreamConfig) (jetstream.Stream, error) {
+	cfg.Placement = p.placement
+	return p.JetStream.CreateOrUpdateStream(ctx, cfg)
+}
+
+func (p *placedJS) CreateKeyValue(ctx context.Context, cfg jetstream.KeyValueConfig) (jetstream.KeyValue, error) {
+	cfg.Placement = p.placement
+	return p.JetStream.CreateKeyValue(ctx, cfg)
+}
+
+func (p *placedJS) UpdateKeyValue(ctx context.Context, cfg jetstream.KeyValueConfig) (jetstream.KeyValue, error) {
+	cfg.Placement = p.placement
+	return p.JetStream.UpdateKeyValue(ctx, cfg)
+}
+
+func (p *placedJS) CreateOrUpdateKeyValue(ctx context.Context, cfg jetstream.KeyValueConfig) (jetstream.KeyValue, error) {
+	cfg.Placement = p.placement
+	return p.JetStream.CreateOrUpdateKeyValue(ctx, cfg)
+}
+
+// StreamNames lists only this node's logs (and streams that are not
+// logs): the store deletes logs it has no queue for, and must never see
+// another node's.
+func (p *placedJS) StreamNames(ctx context.Context, opts ...jetstream.StreamListOpt) jetstream.StreamNameLister {
+	return newOwnNames(p.JetStream.StreamNames(ctx, opts...), streamPrefix+p.logPrefix)
+}
+
+// ownNames filters a StreamNameLister. Its goroutine ends when the inner
+// lister's channel closes (the inner lister ends it on its context).
+type ownNames struct {
+	inner jetstream.StreamNameLister
+	out   chan string
+}
+
+func newOwnNames(inner jetstream.StreamNameLister, own string) *ownNames {
+	o := &ownNames{inner: inner, out: make(chan string)}
+	go func() {
+		defer close(o.out)
+		for n := range inner.Name() {
+			if !strings.HasPrefix(n, streamPrefix) || strings.HasPrefix(n, own) {
+				o.out <- n
+			}
+		}
+	}()
+	return o
+}
+
+func (o *ownNames) Name() <-chan string { return o.out }
+
+// Err is the inner lister's error; valid once Name's channel is closed.
+func (o *ownNames) Err() error { return o.inner.Err() }
