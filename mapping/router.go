@@ -30,6 +30,9 @@ type Config struct {
 	LoopbackUsers []string
 	Alarms        AlarmConfig
 	Limits        Limits
+	// Cluster, when set, makes this router one node of a cluster
+	// (cluster.go); nil is a single node.
+	Cluster *ClusterConfig
 }
 
 // Limits bound what clients can create; zero means no limit.
@@ -51,6 +54,8 @@ type Router struct {
 	vhosts map[string]*VHost
 
 	janitor *janitor
+	cluster *clusterState // nil on a single node
+	started time.Time
 	id      identity
 	stats   Stats
 	alarms  alarms
@@ -75,14 +80,18 @@ func Open(cfg Config) (*Router, error) {
 	if cfg.DataDir == "" {
 		return nil, fmt.Errorf("mapping: Config.DataDir is required")
 	}
-	st, err := jsstore.Open(jsstore.Config{Dir: cfg.DataDir, SyncAlways: cfg.SyncAlways, Logger: cfg.Logger})
+	st, err := jsstore.Open(jsstore.Config{Dir: cfg.DataDir, SyncAlways: cfg.SyncAlways, Logger: cfg.Logger, Cluster: cfg.Cluster})
 	if err != nil {
 		return nil, fmt.Errorf("open store in %s: %w", cfg.DataDir, err)
 	}
-	r := &Router{cfg: cfg, log: cfg.Logger, store: st, vhosts: map[string]*VHost{}, conns: map[*Conn]struct{}{}}
+	r := &Router{cfg: cfg, log: cfg.Logger, store: st, vhosts: map[string]*VHost{}, conns: map[*Conn]struct{}{}, started: time.Now()}
 	r.janitor = newJanitor(r)
 	r.startAlarms()
-	if err := r.recover(); err != nil {
+	err = r.recover()
+	if err == nil {
+		err = r.startCluster()
+	}
+	if err != nil {
 		r.janitor.stop()
 		r.stopAlarms()
 		st.Close()
@@ -138,6 +147,7 @@ func (r *Router) Close() error {
 	r.mu.RUnlock()
 	r.janitor.stop()
 	r.stopAlarms()
+	r.stopCluster()
 	if err := r.store.FlushWithin(closeWait); err != nil {
 		r.log.Warn("store writes still pending at shutdown", "err", err)
 	}

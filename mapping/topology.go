@@ -221,7 +221,7 @@ func (vh *VHost) createQueue(ch *Channel, s QueueSpec) (*Queue, error) {
 	if s.Exclusive {
 		q.owner = ch.conn
 	} else if s.Durable {
-		q.logName = logName(vh.name, s.Name)
+		q.logName = vh.r.store.LogPrefix() + logName(vh.name, s.Name) // prefix: per node in a cluster
 		if err := vh.r.store.CreateLog(q.logName); err != nil {
 			return nil, errorf(KindInternal, "cannot create storage for queue '%s': %v", s.Name, err)
 		}

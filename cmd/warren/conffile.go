@@ -141,6 +141,15 @@ var confKeys = map[string]confKey{
 	"warren.max_connections":    {"a number >= 0 (0 = no limit)", setCount(func(c *Config) *int { return &c.MaxConnections })},
 	"warren.max_queues":         {"a number >= 0 (0 = no limit)", setCount(func(c *Config) *int { return &c.MaxQueues })},
 	"warren.tls_watch_interval": {"a number of seconds >= 0 (0 = reload only on SIGHUP)", setWatchInterval},
+
+	"warren.cluster.node_name":      {"a node name (letters, digits, _ and -)", setString(func(c *Config) *string { return &c.NodeName })},
+	"warren.cluster.addr":           {"host:port", setHostPort(func(c *Config) *string { return &c.ClusterAddr })},
+	"warren.cluster.peers":          {"comma-separated host:port", setPeers},
+	"warren.cluster.secret":         {"a secret string", setString(func(c *Config) *string { return &c.ClusterSecret })},
+	"warren.cluster.form_timeout":   {"a number of seconds > 0", setFormTimeout},
+	"warren.cluster.ssl.certfile":   {"a file path", setString(func(c *Config) *string { return &c.ClusterTLSCert })},
+	"warren.cluster.ssl.keyfile":    {"a file path", setString(func(c *Config) *string { return &c.ClusterTLSKey })},
+	"warren.cluster.ssl.cacertfile": {"a file path", setString(func(c *Config) *string { return &c.ClusterTLSCA })},
 }
 
 var confPrefixes = map[string]confKey{
@@ -149,6 +158,7 @@ var confPrefixes = map[string]confKey{
 	"loopback_users.":       {"true or false", setLoopbackUser},
 	"auth_mechanisms.":      {"PLAIN, AMQPLAIN or EXTERNAL", addMechanism},
 	"ssl_options.versions.": {"tlsv1.2 or tlsv1.3", addTLSVersion},
+	"warren.cluster.peers.": {"host:port", addPeer},
 }
 
 func lookupConfKey(key string) (confKey, bool) {
@@ -538,5 +548,55 @@ func setWatchInterval(c *Config, _ *confState, _, v string) error {
 	if n == 0 {
 		c.TLSWatchInterval = -1
 	}
+	return nil
+}
+
+// setHostPort takes host:port with a port from 1 to 65535.
+func setHostPort(field func(*Config) *string) func(*Config, *confState, string, string) error {
+	return func(c *Config, _ *confState, _, v string) error {
+		if !validHostPort(v) {
+			return errWant
+		}
+		*field(c) = v
+		return nil
+	}
+}
+
+func validHostPort(v string) bool {
+	host, port, err := net.SplitHostPort(v)
+	if err != nil || host == "" {
+		return false
+	}
+	_, err = parsePort(port)
+	return err == nil
+}
+
+// setPeers: warren.cluster.peers = host:port,host:port replaces the list.
+func setPeers(c *Config, _ *confState, _, v string) error {
+	for _, p := range splitList(v) {
+		if !validHostPort(p) {
+			return errWant
+		}
+	}
+	c.ClusterPeers = strings.Join(splitList(v), ",")
+	return nil
+}
+
+// addPeer: warren.cluster.peers.NAME = host:port adds one peer (as
+// RabbitMQ's cluster_formation.classic_config.nodes.N lists nodes).
+func addPeer(c *Config, _ *confState, _, v string) error {
+	if !validHostPort(v) {
+		return errWant
+	}
+	c.ClusterPeers = strings.Join(append(splitList(c.ClusterPeers), v), ",")
+	return nil
+}
+
+func setFormTimeout(c *Config, _ *confState, _, v string) error {
+	n, err := parseNonNegInt(v, 86400)
+	if err != nil || n == 0 {
+		return errWant
+	}
+	c.ClusterFormTimeout = time.Duration(n) * time.Second
 	return nil
 }

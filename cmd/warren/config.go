@@ -58,6 +58,16 @@ type Config struct {
 	// change (0 = 10s, <0 = only on SIGHUP).
 	TLSWatchInterval time.Duration
 
+	// Cluster (docs/cluster.md): on when NodeName, ClusterAddr or
+	// ClusterPeers is set; then all of those and ClusterSecret are needed.
+	NodeName           string
+	ClusterAddr        string // host:port of the route listener
+	ClusterPeers       string // comma-separated host:port of the other nodes' route listeners
+	ClusterSecret      string
+	ClusterFormTimeout time.Duration // 0 = 60s
+	// Route TLS: all three, or none.
+	ClusterTLSCert, ClusterTLSKey, ClusterTLSCA string
+
 	// Warnings are the config file's unknown keys, logged at start.
 	Warnings []string
 }
@@ -107,6 +117,14 @@ func serveFlags(cfg *Config, out io.Writer) *flag.FlagSet {
 	fs.StringVar(&cfg.CORSOrigins, "cors-origins", cfg.CORSOrigins, "comma-separated browser origins allowed to call /v1/ cross-site, or * (env WARREN_CORS_ORIGINS)")
 	fs.StringVar(&cfg.WSOrigins, "ws-allowed-origins", cfg.WSOrigins, "comma-separated origins allowed to open WebSockets besides Warren's own pages, or * (env WARREN_WS_ALLOWED_ORIGINS)")
 	fs.StringVar(&cfg.TokenSecret, "token-secret", cfg.TokenSecret, "secret that signs WebSocket tokens; default random per start (env WARREN_TOKEN_SECRET)")
+	fs.StringVar(&cfg.NodeName, "node-name", cfg.NodeName, "this node's name in a cluster: unique, stable across restarts; letters, digits, _ and - (env WARREN_NODE_NAME)")
+	fs.StringVar(&cfg.ClusterAddr, "cluster-addr", cfg.ClusterAddr, "host:port the cluster routes of this node listen on (env WARREN_CLUSTER_ADDR)")
+	fs.StringVar(&cfg.ClusterPeers, "cluster-peers", cfg.ClusterPeers, "comma-separated host:port of the other nodes' --cluster-addr (env WARREN_CLUSTER_PEERS)")
+	fs.StringVar(&cfg.ClusterSecret, "cluster-secret", cfg.ClusterSecret, "shared secret every cluster route must present; prefer the env var, a flag shows in process lists (env WARREN_CLUSTER_SECRET)")
+	fs.DurationVar(&cfg.ClusterFormTimeout, "cluster-form-timeout", cfg.ClusterFormTimeout, "how long to wait at start for a quorum of the cluster (default 60s; env WARREN_CLUSTER_FORM_TIMEOUT)")
+	fs.StringVar(&cfg.ClusterTLSCert, "cluster-tls-cert", cfg.ClusterTLSCert, "PEM certificate for cluster routes, both directions; needs --cluster-tls-key and --cluster-tls-ca (env WARREN_CLUSTER_TLS_CERT)")
+	fs.StringVar(&cfg.ClusterTLSKey, "cluster-tls-key", cfg.ClusterTLSKey, "PEM private key of --cluster-tls-cert (env WARREN_CLUSTER_TLS_KEY)")
+	fs.StringVar(&cfg.ClusterTLSCA, "cluster-tls-ca", cfg.ClusterTLSCA, "PEM CA file the other nodes' route certificates must chain to (env WARREN_CLUSTER_TLS_CA)")
 	fs.StringVar(&cfg.CPUProfile, "cpuprofile", cfg.CPUProfile, "write a Go CPU profile to this file until shutdown (for performance work)")
 	return fs
 }
@@ -181,6 +199,20 @@ func applyEnv(cfg *Config) error {
 	env("WARREN_CORS_ORIGINS", &cfg.CORSOrigins)
 	env("WARREN_WS_ALLOWED_ORIGINS", &cfg.WSOrigins)
 	env("WARREN_TOKEN_SECRET", &cfg.TokenSecret)
+	env("WARREN_NODE_NAME", &cfg.NodeName)
+	env("WARREN_CLUSTER_ADDR", &cfg.ClusterAddr)
+	env("WARREN_CLUSTER_PEERS", &cfg.ClusterPeers)
+	env("WARREN_CLUSTER_SECRET", &cfg.ClusterSecret)
+	env("WARREN_CLUSTER_TLS_CERT", &cfg.ClusterTLSCert)
+	env("WARREN_CLUSTER_TLS_KEY", &cfg.ClusterTLSKey)
+	env("WARREN_CLUSTER_TLS_CA", &cfg.ClusterTLSCA)
+	if v := os.Getenv("WARREN_CLUSTER_FORM_TIMEOUT"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			return fmt.Errorf("WARREN_CLUSTER_FORM_TIMEOUT=%q: want a duration such as 60s", v)
+		}
+		cfg.ClusterFormTimeout = d
+	}
 	for name, dst := range map[string]*bool{"WARREN_TLS_VERIFY_PEER": &cfg.TLSVerifyPeer, "WARREN_TLS_FAIL_IF_NO_PEER_CERT": &cfg.TLSFailIfNoPeerCert} {
 		if v := os.Getenv(name); v != "" {
 			b, err := strconv.ParseBool(v)
@@ -250,6 +282,9 @@ func finishConfig(cfg *Config) error {
 		if !validMechanism(m) {
 			return fmt.Errorf("--auth-mechanisms: %q: want PLAIN, AMQPLAIN or EXTERNAL", m)
 		}
+	}
+	if err := checkCluster(cfg); err != nil {
+		return err
 	}
 	if cfg.AMQPSAddr == "" && cfg.TLSCert != "" {
 		cfg.AMQPSAddr = ":5671"

@@ -62,7 +62,7 @@ Verbs:
   list_channels [COLUMN ...]        list_consumers [-p VHOST] [COLUMN ...]
   purge_queue [-p VHOST] QUEUE
   delete_queue [-p VHOST] QUEUE [--if-empty|-e] [--if-unused|-u]
-  status
+  status                            cluster_status
   export_definitions FILE|-         import_definitions FILE|-
   set_parameter [-p VHOST] shovel NAME JSON
   clear_parameter [-p VHOST] shovel NAME
@@ -352,6 +352,7 @@ func init() {
 		"purge_queue":           {"[-p VHOST] QUEUE", 1, 1, ctlPurgeQueue},
 		"delete_queue":          {"[-p VHOST] QUEUE [--if-empty] [--if-unused]", 1, 1, ctlDeleteQueue},
 		"status":                {"", 0, 0, ctlStatus},
+		"cluster_status":        {"", 0, 0, ctlClusterStatus},
 		"export_definitions":    {"FILE|-", 1, 1, ctlExportDefinitions},
 		"import_definitions":    {"FILE|-", 1, 1, ctlImportDefinitions},
 		"set_parameter":         {"[-p VHOST] COMPONENT NAME JSON", 3, 3, ctlSetParameter},
@@ -528,8 +529,12 @@ func ctlStatus(c *ctl, _ []string) error {
 		return err
 	}
 	var nodes []map[string]any
-	if err := c.call("GET", "/api/nodes", nil, &nodes); err == nil && len(nodes) > 0 {
-		node = nodes[0]
+	if err := c.call("GET", "/api/nodes", nil, &nodes); err == nil {
+		for _, n := range nodes {
+			if n["name"] == ov["node"] { // the node answering, in a cluster too
+				node = n
+			}
+		}
 	}
 	if c.formatter == "json" {
 		return ctlWriteJSON(c.stdout, map[string]any{"overview": ov, "node": node})

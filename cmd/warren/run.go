@@ -149,6 +149,10 @@ func startInstance(cfg Config, logger *slog.Logger) (*instance, error) {
 		httpsTLS = r
 		inst.reloaders = append(inst.reloaders, r)
 	}
+	cluster, err := clusterConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
 	router, err := mapping.Open(mapping.Config{
 		DataDir:        cfg.DataDir,
 		SyncAlways:     cfg.Sync == "always",
@@ -160,6 +164,7 @@ func startInstance(cfg Config, logger *slog.Logger) (*instance, error) {
 		LoopbackUsers:  cfg.LoopbackUsers,
 		Alarms:         mapping.AlarmConfig{MemoryHighWatermark: cfg.MemoryLimit, MemoryRelative: cfg.MemoryRelative, DiskFreeLimit: cfg.DiskFreeLimit},
 		Limits:         mapping.Limits{MaxConnections: cfg.MaxConnections, MaxQueues: cfg.MaxQueues},
+		Cluster:        cluster,
 	})
 	if err != nil {
 		return nil, err

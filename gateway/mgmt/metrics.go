@@ -256,10 +256,10 @@ func (b *mgBrokerCollector) Collect(ch chan<- prometheus.Metric) {
 	for i, g := range mgGlobalCounters {
 		counter(mgGlobalDescs[i], float64(g.get(b.s)))
 	}
-	gauge(descRSS, float64(procRSS()))
-	fds, maxFDs := procFDs()
-	gauge(descFDs, float64(fds))
-	gauge(descMaxFDs, float64(maxFDs))
+	st := b.s.router.LocalStats()
+	gauge(descRSS, float64(st.MemUsed))
+	gauge(descFDs, float64(st.FDUsed))
+	gauge(descMaxFDs, float64(st.FDTotal))
 	node := "warren"
 	started := time.Now()
 	if m := b.s.mgmtState.Load(); m != nil {

@@ -3,10 +3,8 @@ package mgmt
 import (
 	"context"
 	"net/http"
-	"os"
 	"runtime"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -59,7 +57,7 @@ func (m *mgmt) overview(c echo.Context) error {
 		"rabbitmq_version":    mgmtRabbitVersion,
 		"product_name":        mgmtProduct,
 		"product_version":     mgmtProductVersion,
-		"cluster_name":        m.node,
+		"cluster_name":        m.clusterName(),
 		"node":                m.node,
 		"erlang_version":      runtime.Version(),
 		"erlang_full_version": runtime.Version() + " " + runtime.GOOS + "/" + runtime.GOARCH,
@@ -83,51 +81,90 @@ func (m *mgmt) overview(c echo.Context) error {
 	})
 }
 
-func (m *mgmt) clusterName(c echo.Context) error {
-	return c.JSON(http.StatusOK, map[string]string{"name": m.node})
+// clusterName is the NATS cluster's name in a cluster; a single node
+// names itself, as RabbitMQ names a cluster after its first node.
+func (m *mgmt) clusterName() string {
+	if st := m.s.router.ClusterStatus(); st.Clustered {
+		return st.Name
+	}
+	return m.node
+}
+
+func (m *mgmt) getClusterName(c echo.Context) error {
+	return c.JSON(http.StatusOK, map[string]string{"name": m.clusterName()})
 }
 
 func (m *mgmt) extensions(c echo.Context) error { return c.JSON(http.StatusOK, []any{}) }
 
-// nodeInfo is the one node of this broker as /api/nodes shows it.
-func (m *mgmt) nodeInfo() map[string]any {
-	var ms runtime.MemStats
-	runtime.ReadMemStats(&ms)
-	mem := procRSS()
-	if mem == 0 {
-		mem = int64(ms.Sys)
+// nodeInfo is one node as /api/nodes shows it: RabbitMQ's fields as far
+// as Warren knows them, and its cluster health as this node sees it. A
+// node that is not running shows its name, type and health only, as
+// RabbitMQ shows a stopped node.
+func (m *mgmt) nodeInfo(n mapping.NodeInfo) map[string]any {
+	name := n.Name
+	if n.Self {
+		name = m.node
 	}
-	fds, maxFDs := procFDs()
-	return map[string]any{
-		"name":            m.node,
-		"type":            "disc",
-		"running":         true,
-		"being_drained":   false,
-		"mem_used":        mem,
-		"mem_limit":       0,
-		"mem_alarm":       false,
-		"disk_free_alarm": false,
-		"fd_used":         fds,
-		"fd_total":        maxFDs,
-		"sockets_used":    len(m.s.router.Connections()),
-		"proc_used":       runtime.NumGoroutine(),
-		"processors":      runtime.NumCPU(),
-		"uptime":          time.Since(m.started).Milliseconds(),
-		"os_pid":          strconv.Itoa(os.Getpid()),
+	out := map[string]any{
+		"name":          name,
+		"type":          "disc",
+		"running":       n.Running,
+		"being_drained": false,
+		"partitions":    []string{},
+	}
+	if m.s.router.NodeName() != "" {
+		out["route_connected"] = n.RouteConnected
+		out["meta_leader"] = n.MetaLeader
+		out["meta_current"] = n.MetaCurrent
+		out["meta_offline"] = n.MetaOffline
+		out["meta_lag"] = n.MetaLag
+		if !n.Self && n.Stats != nil {
+			out["last_seen"] = n.LastSeen.Milliseconds()
+		}
+		if n.Self {
+			out["routes_refused"] = n.RoutesRefused
+			out["last_route_refused"] = n.LastRefused
+		}
+	}
+	if !n.Running || n.Stats == nil {
+		return out
+	}
+	st := n.Stats
+	for k, v := range map[string]any{
+		"mem_used":        st.MemUsed,
+		"mem_limit":       max(st.MemLimit, 0),
+		"mem_alarm":       st.MemAlarm,
+		"disk_free":       st.DiskFree,
+		"disk_free_limit": max(st.DiskFreeLimit, 0),
+		"disk_free_alarm": st.DiskAlarm,
+		"fd_used":         st.FDUsed,
+		"fd_total":        st.FDTotal,
+		"sockets_used":    st.Sockets,
+		"proc_used":       st.Goroutines,
+		"processors":      st.Processors,
+		"uptime":          time.Since(st.Started).Milliseconds(),
+		"os_pid":          strconv.Itoa(st.PID),
 		"run_queue":       0,
 		"rates_mode":      "basic",
 		"exchange_types":  mgExchangeTypes,
 		"product_name":    mgmtProduct,
 		"product_version": mgmtProductVersion,
-		"go_version":      runtime.Version(),
+		"go_version":      st.GoVersion,
+	} {
+		out[k] = v
 	}
+	return out
 }
 
 func (m *mgmt) nodes(c echo.Context) error {
 	if err := mgRequireMonitor(c); err != nil {
 		return err
 	}
-	return mgList(c, []map[string]any{m.nodeInfo()})
+	var out []map[string]any
+	for _, n := range m.s.router.Nodes() {
+		out = append(out, m.nodeInfo(n))
+	}
+	return mgList(c, out)
 }
 
 func (m *mgmt) node1(c echo.Context) error {
@@ -138,10 +175,12 @@ func (m *mgmt) node1(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	if name != m.node {
-		return apiError(http.StatusNotFound, "no node '"+name+"' (this node is '"+m.node+"')")
+	for _, n := range m.s.router.Nodes() {
+		if n.Name == name || n.Self && name == m.node {
+			return c.JSON(http.StatusOK, m.nodeInfo(n))
+		}
 	}
-	return c.JSON(http.StatusOK, m.nodeInfo())
+	return apiError(http.StatusNotFound, "no node '"+name+"' (this node is '"+m.node+"')")
 }
 
 func (m *mgmt) whoami(c echo.Context) error {
@@ -208,40 +247,4 @@ func (m *mgmt) aliveness(c echo.Context) error {
 		return err
 	}
 	return c.JSON(http.StatusOK, map[string]string{"status": "ok"})
-}
-
-// procRSS reads VmRSS from /proc (Linux); 0 elsewhere.
-func procRSS() int64 {
-	b, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		return 0
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
-			f := strings.Fields(rest)
-			if len(f) >= 1 {
-				n, _ := strconv.ParseInt(f[0], 10, 64)
-				return n * 1024
-			}
-		}
-	}
-	return 0
-}
-
-// procFDs counts /proc/self/fd and reads the soft limit (Linux).
-func procFDs() (used, limit int) {
-	if ents, err := os.ReadDir("/proc/self/fd"); err == nil {
-		used = len(ents)
-	}
-	if b, err := os.ReadFile("/proc/self/limits"); err == nil {
-		for _, line := range strings.Split(string(b), "\n") {
-			if strings.HasPrefix(line, "Max open files") {
-				f := strings.Fields(strings.TrimPrefix(line, "Max open files"))
-				if len(f) > 0 {
-					limit, _ = strconv.Atoi(f[0])
-				}
-			}
-		}
-	}
-	return used, limit
 }

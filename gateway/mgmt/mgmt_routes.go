@@ -54,7 +54,11 @@ func (s *Server) mgmtRoutes() {
 	if host == "" {
 		host = "localhost"
 	}
-	m := &mgmt{s: s, started: time.Now(), node: "warren@" + host, rates: newRateTracker()}
+	node := s.router.NodeName() // a cluster node's configured name
+	if node == "" {
+		node = "warren@" + host
+	}
+	m := &mgmt{s: s, started: time.Now(), node: node, rates: newRateTracker()}
 	s.mgmtState.Store(m)
 	s.metricsRoutes()
 
@@ -64,7 +68,7 @@ func (s *Server) mgmtRoutes() {
 	const G, P, D, U = http.MethodGet, http.MethodPost, http.MethodDelete, http.MethodPut
 
 	api(G, "/overview", m.overview)
-	api(G, "/cluster-name", m.clusterName)
+	api(G, "/cluster-name", m.getClusterName)
 	api(G, "/nodes", m.nodes)
 	api(G, "/nodes/:node", m.node1)
 	api(G, "/whoami", m.whoami)

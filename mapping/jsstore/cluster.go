@@ -62,7 +62,9 @@ func CheckNodeName(name string) error {
 	return nil
 }
 
-func (c *ClusterConfig) check() error {
+// Check validates the configuration and fills in the defaults (Name,
+// FormTimeout).
+func (c *ClusterConfig) Check() error {
 	if err := CheckNodeName(c.NodeName); err != nil {
 		return err
 	}
@@ -108,7 +110,7 @@ func splitHostPort(hp string) (string, int, error) {
 // listens on loopback, on a random port, behind a random per-process
 // token that only this process knows.
 func clusterOptions(opts *server.Options, c *ClusterConfig) (token string, err error) {
-	if err := c.check(); err != nil {
+	if err := c.Check(); err != nil {
 		return "", fmt.Errorf("jsstore: cluster: %w", err)
 	}
 	var b [24]byte

@@ -1,0 +1,185 @@
+package mapping
+
+import (
+	"crypto/rand"
+	"encoding/binary"
+	"encoding/json"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/warrenmq/warren/mapping/jsstore"
+)
+
+// ClusterConfig makes this Warren one node of a cluster; see
+// jsstore.ClusterConfig and docs/cluster.md. In this first slice the nodes
+// form one NATS cluster with clustered JetStream and know about each
+// other, but each node's metadata and queues are still its own.
+type ClusterConfig = jsstore.ClusterConfig
+
+// ClusterStatus is the NATS side of the cluster as this node sees it.
+type ClusterStatus = jsstore.ClusterStatus
+
+// Heartbeats: every node publishes its NodeStats every hbInterval; a
+// node that has a route and was heard from within hbTimeout is running.
+const (
+	hbSubject  = "warren.node.hb"
+	hbInterval = time.Second
+	hbTimeout  = 5 * time.Second
+)
+
+// NodeInfo is one node of the cluster (the only node on a single node).
+type NodeInfo struct {
+	Name    string
+	Self    bool
+	Running bool
+	// Stats is the node's last heartbeat (this node's own, fresh, for
+	// Self); nil for a node never heard from since this node started.
+	Stats *NodeStats
+	// LastSeen is how long ago its last heartbeat arrived (0 for Self).
+	LastSeen time.Duration
+	// The NATS view (zero on a single node).
+	RouteConnected bool
+	MetaLeader     bool
+	MetaCurrent    bool
+	MetaOffline    bool
+	MetaLag        uint64
+	// For Self: route connections refused (wrong secret, TLS) since
+	// start, and the last one as logged.
+	RoutesRefused int
+	LastRefused   string
+}
+
+// heartbeat is what a node publishes on hbSubject.
+type heartbeat struct {
+	Node        string    `json:"node"`
+	Incarnation uint64    `json:"incarnation"` // random per process start
+	Stats       NodeStats `json:"stats"`
+}
+
+// clusterState collects the other nodes' heartbeats. Its goroutine (the
+// publisher) is started by startCluster and stopped by stopCluster.
+type clusterState struct {
+	node        string
+	incarnation uint64
+	stopListen  func()
+	quit, done  chan struct{}
+
+	mu    sync.Mutex
+	heard map[string]heardNode
+}
+
+type heardNode struct {
+	at time.Time
+	hb heartbeat
+}
+
+// startCluster starts the heartbeats when the router runs in a cluster.
+func (r *Router) startCluster() error {
+	if r.cfg.Cluster == nil {
+		return nil
+	}
+	var b [8]byte
+	rand.Read(b[:])
+	cs := &clusterState{node: r.cfg.Cluster.NodeName, incarnation: binary.BigEndian.Uint64(b[:]),
+		quit: make(chan struct{}), done: make(chan struct{}), heard: map[string]heardNode{}}
+	stop, err := r.store.Listen(hbSubject, func(data []byte) {
+		var hb heartbeat
+		if json.Unmarshal(data, &hb) != nil || hb.Node == "" || hb.Node == cs.node {
+			return
+		}
+		cs.mu.Lock()
+		cs.heard[hb.Node] = heardNode{at: time.Now(), hb: hb}
+		cs.mu.Unlock()
+	})
+	if err != nil {
+		return err
+	}
+	cs.stopListen = stop
+	r.cluster = cs
+	go r.heartbeatLoop(cs)
+	return nil
+}
+
+// heartbeatLoop publishes this node's stats until stopCluster.
+func (r *Router) heartbeatLoop(cs *clusterState) {
+	defer close(cs.done)
+	t := time.NewTicker(hbInterval)
+	defer t.Stop()
+	for {
+		data, _ := json.Marshal(heartbeat{Node: cs.node, Incarnation: cs.incarnation, Stats: r.LocalStats()})
+		if err := r.store.Broadcast(hbSubject, data); err != nil {
+			r.log.Debug("heartbeat not sent", "err", err)
+		}
+		select {
+		case <-cs.quit:
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func (r *Router) stopCluster() {
+	cs := r.cluster
+	if cs == nil {
+		return
+	}
+	close(cs.quit)
+	<-cs.done
+	cs.stopListen()
+}
+
+// NodeName is this node's name: the configured one in a cluster, "" on a
+// single node (the fronts name it themselves, as they always did).
+func (r *Router) NodeName() string {
+	if r.cfg.Cluster == nil {
+		return ""
+	}
+	return r.cfg.Cluster.NodeName
+}
+
+// ClusterStatus reports the routes and the JetStream meta group.
+func (r *Router) ClusterStatus() ClusterStatus { return r.store.ClusterStatus() }
+
+// Nodes lists the nodes of the cluster, sorted by name: every node the
+// JetStream meta group or a route knows of, and every node heard from.
+// On a single node it is this node alone.
+func (r *Router) Nodes() []NodeInfo {
+	self := r.LocalStats()
+	cs := r.cluster
+	if cs == nil {
+		return []NodeInfo{{Self: true, Running: true, Stats: &self}}
+	}
+	st := r.store.ClusterStatus()
+	nodes := map[string]*NodeInfo{}
+	for _, p := range st.Peers {
+		nodes[p.Name] = &NodeInfo{Name: p.Name, Self: p.Self, RouteConnected: p.RouteConnected,
+			MetaLeader: p.MetaLeader, MetaCurrent: p.MetaCurrent, MetaOffline: p.MetaOffline, MetaLag: p.MetaLag}
+	}
+	me := nodes[cs.node]
+	if me == nil {
+		me = &NodeInfo{Name: cs.node, Self: true, RouteConnected: true}
+		nodes[cs.node] = me
+	}
+	me.Running, me.Stats = true, &self
+	me.RoutesRefused, me.LastRefused = st.RoutesRefused, st.LastRefused
+	now := time.Now()
+	cs.mu.Lock()
+	for name, h := range cs.heard {
+		n := nodes[name]
+		if n == nil {
+			n = &NodeInfo{Name: name}
+			nodes[name] = n
+		}
+		stats := h.hb.Stats
+		n.Stats, n.LastSeen = &stats, now.Sub(h.at)
+		n.Running = n.RouteConnected && n.LastSeen < hbTimeout
+	}
+	cs.mu.Unlock()
+	out := make([]NodeInfo, 0, len(nodes))
+	for _, n := range nodes {
+		out = append(out, *n)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
