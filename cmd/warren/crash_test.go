@@ -38,14 +38,30 @@ var readyAddrs = regexp.MustCompile(`warren ready"? amqp=(\S+)(?: amqps=\S*)? ht
 
 // startProcessHTTP runs Warren as a child process on dataDir, killed when
 // the test ends, and returns its AMQP URL and HTTP base URL once it says
-// it is ready. Its log goes to logs.
-func startProcessHTTP(t *testing.T, dataDir string, logs io.Writer) (*exec.Cmd, string, string) {
+// it is ready. Its log goes to logs; extra flags follow the defaults.
+func startProcessHTTP(t *testing.T, dataDir string, logs io.Writer, extra ...string) (*exec.Cmd, string, string) {
+	t.Helper()
+	cmd, ready := spawnProcess(t, dataDir, logs, extra...)
+	select {
+	case a := <-ready:
+		return cmd, a[0], a[1]
+	case <-time.After(30 * time.Second):
+		t.Fatal("warren did not become ready within 30 s")
+	}
+	return nil, "", ""
+}
+
+// spawnProcess starts Warren as startProcessHTTP does but does not wait:
+// ready receives its AMQP URL and HTTP base URL once it says it is ready
+// (cluster nodes wait for each other before they do).
+func spawnProcess(t *testing.T, dataDir string, logs io.Writer, extra ...string) (*exec.Cmd, <-chan [2]string) {
 	t.Helper()
 	bin, err := warrenBinary()
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(bin, "--amqp-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--data-dir", dataDir)
+	args := append([]string{"--amqp-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--data-dir", dataDir}, extra...)
+	cmd := exec.Command(bin, args...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -59,19 +75,13 @@ func startProcessHTTP(t *testing.T, dataDir string, logs io.Writer) (*exec.Cmd, 
 		sc := bufio.NewScanner(stderr)
 		for sc.Scan() {
 			if m := readyAddrs.FindStringSubmatch(sc.Text()); m != nil {
-				addr <- [2]string{m[1], m[2]}
+				addr <- [2]string{"amqp://guest:guest@" + m[1] + "/", "http://" + m[2]}
 			}
 			fmt.Fprintln(logs, sc.Text())
 		}
 		io.Copy(logs, stderr)
 	}()
-	select {
-	case a := <-addr:
-		return cmd, "amqp://guest:guest@" + a[0] + "/", "http://" + a[1]
-	case <-time.After(30 * time.Second):
-		t.Fatal("warren did not become ready within 30 s")
-	}
-	return nil, "", ""
+	return cmd, addr
 }
 
 // startProcess is startProcessHTTP for tests that need only AMQP.

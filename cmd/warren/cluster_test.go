@@ -1,0 +1,267 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"os/exec"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+// clusterNode is one Warren process of a test cluster.
+type clusterNode struct {
+	name, dir  string
+	cmd        *exec.Cmd
+	amqp, http string
+	logs       *lockedBuffer
+}
+
+// loopbackAddrs reserves n loopback ports for cluster routes (the
+// nodes must know each other's addresses before they start).
+func loopbackAddrs(t *testing.T, n int) []string {
+	t.Helper()
+	var out []string
+	for range n {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close()
+		out = append(out, ln.Addr().String())
+	}
+	return out
+}
+
+func clusterArgs(name, addr, peers, secret string, extra ...string) []string {
+	return append([]string{"--node-name", name, "--cluster-addr", addr, "--cluster-peers", peers, "--cluster-secret", secret}, extra...)
+}
+
+// startCluster spawns the nodes at once (none is ready before a quorum
+// runs) and waits until each says it is ready.
+func startCluster(t *testing.T, nodes []*clusterNode, addrs []string, peers string) {
+	t.Helper()
+	ready := make([]<-chan [2]string, len(nodes))
+	for i, n := range nodes {
+		n.cmd, ready[i] = spawnProcess(t, n.dir, n.logs, clusterArgs(n.name, addrs[i], peers, "s3cret")...)
+	}
+	for i, n := range nodes {
+		waitReady(t, n, ready[i])
+	}
+}
+
+func waitReady(t *testing.T, n *clusterNode, ready <-chan [2]string) {
+	t.Helper()
+	select {
+	case a := <-ready:
+		n.amqp, n.http = a[0], a[1]
+	case <-time.After(60 * time.Second):
+		t.Fatalf("%s did not become ready within 60 s; its log:\n%s", n.name, n.logs.String())
+	}
+}
+
+// apiNodes is GET /api/nodes on base, nil with an error when the node
+// does not answer.
+func apiNodes(base string) ([]map[string]any, error) {
+	req, _ := http.NewRequest("GET", base+"/api/nodes", nil)
+	req.SetBasicAuth("guest", "guest")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	var out []map[string]any
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("GET /api/nodes: %s", resp.Status)
+	}
+	return out, json.NewDecoder(resp.Body).Decode(&out)
+}
+
+// nodeStates maps node name to "running"/"stopped" from /api/nodes.
+func nodeStates(nodes []map[string]any) map[string]string {
+	out := map[string]string{}
+	for _, n := range nodes {
+		state := "stopped"
+		if n["running"] == true {
+			state = "running"
+		}
+		out[fmt.Sprint(n["name"])] = state
+	}
+	return out
+}
+
+// waitNodes polls /api/nodes on n until want holds, or fails after a
+// generous deadline (failure detection is seconds; the deadline only
+// stops a hung test).
+func waitNodes(t *testing.T, n *clusterNode, what string, want func(map[string]string) bool) []map[string]any {
+	t.Helper()
+	deadline := time.Now().Add(45 * time.Second)
+	var last []map[string]any
+	var lastErr error
+	for time.Now().Before(deadline) {
+		last, lastErr = apiNodes(n.http)
+		if lastErr == nil && want(nodeStates(last)) {
+			return last
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("%s: /api/nodes never showed %s; last: %v %v", n.name, what, nodeStates(last), lastErr)
+	return nil
+}
+
+func allRunning(names ...string) func(map[string]string) bool {
+	return func(m map[string]string) bool {
+		if len(m) != len(names) {
+			return false
+		}
+		for _, n := range names {
+			if m[n] != "running" {
+				return false
+			}
+		}
+		return true
+	}
+}
+
+// publishOne declares the durable queue and publishes one persistent
+// message to it, confirmed.
+func publishOne(t *testing.T, url, queue, body string) {
+	t.Helper()
+	declareDurable(t, url, queue)
+	if err := publishConfirmed(url, queue, 0, 1, 1, []byte(body)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// getAll takes every message off queue and returns the bodies.
+func getAll(t *testing.T, url, queue string) []string {
+	t.Helper()
+	conn, ch := dialChannel(t, url)
+	defer conn.Close()
+	var out []string
+	for {
+		m, ok, err := ch.Get(queue, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !ok {
+			return out
+		}
+		out = append(out, string(m.Body))
+	}
+}
+
+// TestClusterFormsAndReportsNodes: three Warren processes on loopback
+// form one cluster. Every node lists all three as running in /api/nodes
+// and `warren ctl cluster_status`; each serves its own durable queue
+// (nothing is shared yet); a node with the wrong secret is refused and
+// says so; a node killed with SIGKILL is reported stopped by the
+// others, and rejoins with its queue when it restarts.
+func TestClusterFormsAndReportsNodes(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds Warren and runs a three-node cluster")
+	}
+	addrs := loopbackAddrs(t, 4)
+	peers := strings.Join(addrs[:3], ",")
+	var nodes []*clusterNode
+	for i := range 3 {
+		nodes = append(nodes, &clusterNode{name: fmt.Sprintf("n%d", i+1), dir: t.TempDir(), logs: &lockedBuffer{}})
+	}
+	defer func() {
+		if t.Failed() {
+			for _, n := range nodes {
+				t.Logf("%s's log:\n%s", n.name, n.logs.String())
+			}
+		}
+	}()
+	startCluster(t, nodes, addrs, peers)
+	names := []string{"n1", "n2", "n3"}
+	for _, n := range nodes {
+		got := waitNodes(t, n, "n1, n2 and n3 running", allRunning(names...))
+		for _, nd := range got {
+			if nd["type"] != "disc" || nd["mem_used"] == nil || nd["uptime"] == nil || nd["route_connected"] != true {
+				t.Errorf("%s lists %v", n.name, nd)
+			}
+		}
+		var ov map[string]any
+		(&mgmtClient{t: t, base: n.http, user: "guest", pass: "guest"}).want(http.StatusOK, "GET", "/api/overview", nil, &ov)
+		if ov["node"] != n.name || ov["cluster_name"] != "warren" {
+			t.Errorf("%s: /api/overview node %v cluster_name %v", n.name, ov["node"], ov["cluster_name"])
+		}
+	}
+
+	// Each node keeps its own queue of the same name (placed on itself).
+	for _, n := range nodes {
+		publishOne(t, n.amqp, "cluster-q", "from "+n.name)
+	}
+	for _, n := range nodes {
+		if got := getAll(t, n.amqp, "cluster-q"); !slices.Equal(got, []string{"from " + n.name}) {
+			t.Errorf("%s's cluster-q holds %q", n.name, got)
+		}
+	}
+
+	code, out, errs := ctlRun(t, nodes[1].http, "cluster_status")
+	if code != 0 || !strings.Contains(out, "Cluster name: warren") || !strings.Contains(out, "Running Nodes\n\nn1\nn2\nn3\n") {
+		t.Errorf("cluster_status on n2: exit %d\n%s%s", code, out, errs)
+	}
+	code, out, _ = ctlRun(t, nodes[0].http, "--formatter", "json", "cluster_status")
+	var cs struct {
+		Running []string `json:"running_nodes"`
+		Disk    []string `json:"disk_nodes"`
+	}
+	if err := json.Unmarshal([]byte(out), &cs); code != 0 || err != nil || !slices.Equal(cs.Running, names) || !slices.Equal(cs.Disk, names) {
+		t.Errorf("cluster_status --formatter json on n1: exit %d %v\n%s", code, err, out)
+	}
+
+	// A node with the wrong secret: its routes are refused, it never
+	// sees a meta leader, and it stops with an error that says so.
+	bin, _ := warrenBinary()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	bad, err := exec.CommandContext(ctx, bin, append([]string{"--amqp-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--data-dir", t.TempDir()},
+		clusterArgs("intruder", addrs[3], strings.Join(addrs, ","), "wrong", "--cluster-form-timeout", "3s")...)...).CombinedOutput()
+	if err == nil || !strings.Contains(string(bad), "no JetStream meta leader") || !strings.Contains(string(bad), "Authorization Violation") {
+		t.Errorf("node with the wrong secret: %v\n%s", err, bad)
+	}
+	nodes1 := waitNodes(t, nodes[0], "the three nodes", allRunning(names...))
+	for _, nd := range nodes1 {
+		if nd["name"] == "n1" && !(nd["routes_refused"].(float64) > 0) {
+			t.Errorf("n1 reports no refused route: %v", nd)
+		}
+	}
+	code, out, _ = ctlRun(t, nodes[0].http, "cluster_status")
+	if code != 0 || !strings.Contains(out, "Refused routes: ") {
+		t.Errorf("cluster_status on n1 does not report the refused routes:\n%s", out)
+	}
+
+	// kill -9 n3: the others report it stopped.
+	publishOne(t, nodes[2].amqp, "cluster-q", "kept by n3")
+	nodes[2].cmd.Process.Kill()
+	nodes[2].cmd.Wait()
+	stopped := func(m map[string]string) bool {
+		return m["n1"] == "running" && m["n2"] == "running" && m["n3"] == "stopped" && len(m) == 3
+	}
+	for _, n := range nodes[:2] {
+		waitNodes(t, n, "n3 stopped", stopped)
+	}
+	code, out, _ = ctlRun(t, nodes[0].http, "cluster_status")
+	if code != 0 || !strings.Contains(out, "Running Nodes\n\nn1\nn2\n\n") {
+		t.Errorf("cluster_status on n1 with n3 down:\n%s", out)
+	}
+
+	// Restart n3 on its data directory: it rejoins, with its queue.
+	n3 := nodes[2]
+	var ready <-chan [2]string
+	n3.cmd, ready = spawnProcess(t, n3.dir, n3.logs, clusterArgs("n3", addrs[2], peers, "s3cret")...)
+	waitReady(t, n3, ready)
+	for _, n := range nodes {
+		waitNodes(t, n, "n1, n2 and n3 running again", allRunning(names...))
+	}
+	if got := getAll(t, n3.amqp, "cluster-q"); !slices.Equal(got, []string{"kept by n3"}) {
+		t.Errorf("n3's cluster-q after the restart holds %q", got)
+	}
+}
