@@ -1,14 +1,19 @@
 package main
 
 import (
+	"bufio"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"os/exec"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -263,5 +268,102 @@ func TestClusterFormsAndReportsNodes(t *testing.T) {
 	}
 	if got := getAll(t, n3.amqp, "cluster-q"); !slices.Equal(got, []string{"kept by n3"}) {
 		t.Errorf("n3's cluster-q after the restart holds %q", got)
+	}
+}
+
+// TestClusterRoutesOverTLS: with route certificates configured, three
+// in-process nodes form a cluster over TLS routes (the route listener
+// demands TLS), and a node whose certificate comes from another CA is
+// refused and says so.
+func TestClusterRoutesOverTLS(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs a three-node cluster")
+	}
+	pki := newTestPKI(t, "routes")
+	addrs := loopbackAddrs(t, 4)
+	peers := strings.Join(addrs[:3], ",")
+	nodeConfig := func(name, addr, peers string, pki *testPKI) Config {
+		cert := pki.issueFor(name, name, x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth)
+		cfg := defaultConfig()
+		cfg.AMQPAddr, cfg.HTTPAddr, cfg.DataDir = "127.0.0.1:0", "127.0.0.1:0", t.TempDir()
+		cfg.NodeName, cfg.ClusterAddr, cfg.ClusterPeers, cfg.ClusterSecret = name, addr, peers, "s3cret"
+		cfg.ClusterTLSCert, cfg.ClusterTLSKey, cfg.ClusterTLSCA = cert.CertFile, cert.KeyFile, pki.CAFile
+		return cfg
+	}
+	logs := &lockedBuffer{}
+	logger := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	defer func() {
+		if t.Failed() {
+			t.Logf("log:\n%s", logs.String())
+		}
+	}()
+	var cfgs []Config
+	for i := range 3 {
+		cfgs = append(cfgs, nodeConfig(fmt.Sprintf("n%d", i+1), addrs[i], peers, pki))
+	}
+	insts := make([]*instance, 3)
+	errs := make([]error, 3)
+	var wg sync.WaitGroup
+	for i := range 3 {
+		wg.Go(func() { insts[i], errs[i] = startInstance(cfgs[i], logger) })
+	}
+	wg.Wait()
+	t.Cleanup(func() {
+		for _, inst := range insts {
+			if inst != nil {
+				ctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+				inst.Shutdown(ctx)
+				cancel()
+			}
+		}
+	})
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("n%d: %v", i+1, err)
+		}
+	}
+	deadline := time.Now().Add(45 * time.Second)
+	for {
+		running := 0
+		for _, n := range insts[0].router.Nodes() {
+			if n.Running {
+				running++
+			}
+		}
+		if running == 3 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("n1 sees %d nodes running: %+v", running, insts[0].router.Nodes())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	// The route listener speaks TLS only, and only to a certificate of
+	// the cluster's CA.
+	routeHello := func(cfg *tls.Config) (string, error) {
+		conn, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", addrs[0], cfg)
+		if err != nil {
+			return "", err
+		}
+		defer conn.Close()
+		conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+		return bufio.NewReader(conn).ReadString('\n')
+	}
+	member := pki.issueFor("member", "member", x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth)
+	if hello, err := routeHello(pki.clientTLS(&member)); err != nil || !strings.HasPrefix(hello, "INFO ") {
+		t.Errorf("a route with the cluster's certificate: %q %v", hello, err)
+	}
+	if hello, err := routeHello(pki.clientTLS(nil)); err == nil {
+		t.Errorf("a route without a certificate was answered: %q", hello)
+	}
+
+	other := newTestPKI(t, "other")
+	bad := nodeConfig("stranger", addrs[3], strings.Join(addrs, ","), other)
+	bad.ClusterFormTimeout = 3 * time.Second
+	if inst, err := startInstance(bad, logger); err == nil {
+		inst.Shutdown(context.Background())
+		t.Fatal("a node with a certificate of another CA joined")
+	} else if !strings.Contains(err.Error(), "no JetStream meta leader") || !strings.Contains(err.Error(), "refused") {
+		t.Errorf("a node with a certificate of another CA: %v", err)
 	}
 }

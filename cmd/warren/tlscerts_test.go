@@ -16,6 +16,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -85,13 +86,23 @@ type issued struct {
 // ::1, localhost) or a client one. Files go to dir/<file>.pem and
 // dir/<file>-key.pem (overwritten, as a renewal does).
 func (p *testPKI) issue(cn string, server bool, file string) issued {
+	p.t.Helper()
+	if server {
+		return p.issueFor(cn, file, x509.ExtKeyUsageServerAuth)
+	}
+	return p.issueFor(cn, file, x509.ExtKeyUsageClientAuth)
+}
+
+// issueFor is issue with the extended key usages given (a cluster
+// route's certificate serves both ends: server and client auth); one
+// with server auth is for the loopback names.
+func (p *testPKI) issueFor(cn, file string, usage ...x509.ExtKeyUsage) issued {
 	t := p.t
 	t.Helper()
 	tmpl := certTemplate(cn)
 	tmpl.KeyUsage = x509.KeyUsageDigitalSignature
-	tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}
-	if server {
-		tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}
+	tmpl.ExtKeyUsage = usage
+	if slices.Contains(usage, x509.ExtKeyUsageServerAuth) {
 		tmpl.DNSNames = []string{"localhost"}
 		tmpl.IPAddresses = []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback}
 	}

@@ -249,7 +249,8 @@ func (r *routeRefusals) observe(line string) {
 		return
 	}
 	l := strings.ToLower(line)
-	if !strings.Contains(l, "authentication error") && !strings.Contains(l, "authorization violation") && !strings.Contains(l, "tls handshake error") {
+	tlsFailed := strings.Contains(l, "tls route handshake error") || strings.Contains(l, "tls handshake error")
+	if !strings.Contains(l, "authentication error") && !strings.Contains(l, "authorization violation") && !tlsFailed {
 		return
 	}
 	r.mu.Lock()
