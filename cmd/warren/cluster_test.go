@@ -7,6 +7,7 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -365,5 +366,63 @@ func TestClusterRoutesOverTLS(t *testing.T) {
 		t.Fatal("a node with a certificate of another CA joined")
 	} else if !strings.Contains(err.Error(), "no JetStream meta leader") || !strings.Contains(err.Error(), "refused") {
 		t.Errorf("a node with a certificate of another CA: %v", err)
+	}
+}
+
+// TestClusterConfig: the cluster settings from a config file, the
+// environment and flags (in that order of precedence), and the
+// combinations that cannot work.
+func TestClusterConfig(t *testing.T) {
+	pki := newTestPKI(t, "conf-routes")
+	cert := pki.issueFor("n1", "n1", x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth)
+	file := writeConf(t, `warren.cluster.node_name = n1
+warren.cluster.addr = 10.0.0.1:25690
+warren.cluster.peers.1 = 10.0.0.2:25690
+warren.cluster.peers.2 = 10.0.0.3:25690
+warren.cluster.secret = from-file
+warren.cluster.form_timeout = 90
+warren.cluster.ssl.certfile = `+cert.CertFile+`
+warren.cluster.ssl.keyfile = `+cert.KeyFile+`
+warren.cluster.ssl.cacertfile = `+pki.CAFile+`
+`)
+	t.Setenv("WARREN_CLUSTER_SECRET", "from-env")
+	cfg, err := parseServeFlags([]string{"--config", file, "--node-name", "n1-flag"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cfg.Warnings) != 0 || cfg.NodeName != "n1-flag" || cfg.ClusterAddr != "10.0.0.1:25690" || cfg.ClusterPeers != "10.0.0.2:25690,10.0.0.3:25690" ||
+		cfg.ClusterSecret != "from-env" || cfg.ClusterFormTimeout != 90*time.Second || cfg.ClusterTLSCA != pki.CAFile {
+		t.Fatalf("config %+v", cfg)
+	}
+	cc, err := clusterConfig(cfg)
+	if err != nil || cc.NodeName != "n1-flag" || len(cc.Peers) != 2 || cc.TLS == nil || cc.TLS.ClientAuth != tls.RequireAndVerifyClientCert {
+		t.Fatalf("clusterConfig: %+v %v", cc, err)
+	}
+	t.Setenv("WARREN_CLUSTER_SECRET", "")
+	if cfg, err := parseServeFlags(nil, io.Discard); err != nil || cfg.clustered() {
+		t.Fatalf("no cluster settings: clustered %v, %v", cfg.clustered(), err)
+	}
+
+	base := []string{"--node-name", "n1", "--cluster-addr", "127.0.0.1:25690", "--cluster-peers", "127.0.0.1:25691", "--cluster-secret", "s"}
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{base[:6], "needs --node-name, --cluster-addr, --cluster-peers and --cluster-secret"},
+		{[]string{"--cluster-secret", "s"}, "need --node-name"},
+		{append(slices.Clone(base[2:]), "--node-name", "rabbit@host"), `node name "rabbit@host"`},
+		{append(slices.Clone(base[:2]), "--cluster-addr", "25690", "--cluster-peers", "127.0.0.1:25691", "--cluster-secret", "s"), `cluster address "25690"`},
+		{append(slices.Clone(base[:4]), "--cluster-peers", "127.0.0.1:25691,h:0", "--cluster-secret", "s"), `cluster peer "h:0"`},
+		{append(slices.Clone(base), "--cluster-tls-cert", cert.CertFile), "go together"},
+		{append(slices.Clone(base), "--cluster-tls-cert", cert.CertFile, "--cluster-tls-key", cert.KeyFile, "--cluster-tls-ca", cert.KeyFile), "no PEM certificate"},
+		{append(slices.Clone(base), "--cluster-form-timeout", "-1s"), "want a positive duration"},
+	} {
+		if _, err := parseServeFlags(c.args, io.Discard); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%v: %v, want an error with %q", c.args, err, c.want)
+		}
+	}
+	bad := writeConf(t, "warren.cluster.peers.1 = nohost\n")
+	if _, err := parseServeFlags([]string{"--config", bad}, io.Discard); err == nil || !strings.Contains(err.Error(), "want host:port") {
+		t.Errorf("a bad peer in the file: %v", err)
 	}
 }

@@ -54,7 +54,10 @@ func (s *Server) mgmtRoutes() {
 	if host == "" {
 		host = "localhost"
 	}
-	node := s.router.NodeName() // a cluster node's configured name
+	node := "" // a cluster node's configured name
+	if s.router != nil {
+		node = s.router.NodeName()
+	}
 	if node == "" {
 		node = "warren@" + host
 	}
