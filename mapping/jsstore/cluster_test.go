@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -156,5 +158,45 @@ func TestClusterWrongSecretRefused(t *testing.T) {
 			t.Fatalf("node 1 did not count a refused route: %+v", cs)
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestClusterLayoutRefused: a data directory of the other mode, or of
+// another cluster node, is refused before nats-server touches it.
+func TestClusterLayoutRefused(t *testing.T) {
+	single := t.TempDir()
+	s := open(t, single)
+	if err := s.CreateLog("q_1"); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	node := func(name string) *ClusterConfig {
+		return &ClusterConfig{NodeName: name, Listen: "127.0.0.1:1", Peers: []string{"127.0.0.1:2"}, Secret: "s"}
+	}
+	clustered := t.TempDir()
+	for _, d := range []string{"jetstream/$SYS/_js_/_meta_", "jetstream/$G/streams/KV_warren_meta_n9"} {
+		if err := os.MkdirAll(filepath.Join(clustered, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, c := range []struct {
+		dir     string
+		cluster *ClusterConfig
+		want    string
+	}{
+		{single, node("n1"), "holds a single node's data"},
+		{clustered, nil, "belongs to a cluster node"},
+		{clustered, node("n1"), `belongs to cluster node "n9", not "n1"`},
+	} {
+		_, err := Open(Config{Dir: c.dir, Logger: quietLogger(), Cluster: c.cluster})
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("Open(%s, cluster %v): %v, want %q", c.dir, c.cluster != nil, err, c.want)
+		}
+	}
+	// The single node's directory still opens as it was.
+	s = open(t, single)
+	defer s.Close()
+	if logs, err := s.Logs(); err != nil || len(logs) != 1 {
+		t.Fatalf("single node's logs after the refusals: %v %v", logs, err)
 	}
 }

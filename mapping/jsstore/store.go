@@ -100,6 +100,9 @@ func Open(cfg Config) (*Store, error) {
 		StreamMaxBufferedMsgs: 2 * maxPendingAppends,
 		StreamMaxBufferedSize: 2*maxPendingBytes + 2*int64(cfg.MaxPayload),
 	}
+	if err := checkLayout(cfg.Dir, cfg.Cluster); err != nil {
+		return nil, err
+	}
 	var connOpts []nats.Option // the in-process connections'
 	refused := &routeRefusals{}
 	if cfg.Cluster != nil {
