@@ -17,6 +17,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/chromedp/chromedp"
 )
 
 // clusterNode is one Warren process of a test cluster.
@@ -339,6 +341,20 @@ func TestClusterRoutesOverTLS(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+	// The management UI's overview lists the three nodes.
+	t.Run("ui", func(t *testing.T) {
+		chromiumPath(t) // skips without a browser
+		base := "http://" + insts[1].HTTPAddr()
+		p := newUIPage(t, base)
+		p.do("open the UI", chromedp.Navigate(base+"/"))
+		p.login("guest", "guest")
+		p.contains("#node-node", "n2")
+		p.contains("#overview-nodes table", "n1", "n2", "n3", "leader")
+		if n := p.count("#overview-nodes tbody tr"); n != 3 {
+			t.Errorf("the nodes table has %d rows, want 3", n)
+		}
+	})
+
 	// The route listener speaks TLS only, and only to a certificate of
 	// the cluster's CA.
 	routeHello := func(cfg *tls.Config) (string, error) {

@@ -270,6 +270,9 @@ func TestManagementUI(t *testing.T) {
 	p.login("guest", "guest")
 	p.contains("#who-user", "guest")
 	p.contains("#node-version", "Warren")
+	if hidden := p.eval(`String(document.querySelector("#overview-nodes").hidden)`); hidden != "true" {
+		t.Errorf("a single node shows the cluster nodes table (hidden = %s)", hidden)
+	}
 
 	// A reload keeps the session.
 	p.do("reload", chromedp.Reload())

@@ -1,7 +1,8 @@
 // Overview: the node, counts, and live charts of message rates and queue
-// depth (sampled from /api/overview by the shell every few seconds).
+// depth (sampled from /api/overview by the shell every few seconds); in a
+// cluster, every node and its health (docs/cluster.md).
 
-import { h, clear, fmtNum, fmtDuration, fmtRate, enc, rate } from './dom.js';
+import { h, clear, fmtNum, fmtBytes, fmtDuration, fmtRate, enc, rate } from './dom.js';
 import * as api from './api.js';
 import { LineChart } from './chart.js';
 import { overview } from './state.js';
@@ -37,6 +38,18 @@ export function overviewView() {
     { key: 'publish', label: 'Publish', num: true, value: (q) => rate(q.message_stats, 'publish'), cell: (q) => fmtRate(rate(q.message_stats, 'publish')) },
     { key: 'consumers', label: 'Consumers', num: true },
   ], { sortKey: 'messages', reverse: true, empty: 'No queues yet.' });
+  const yes = (b) => (b ? 'yes' : 'no');
+  const nodesTable = new Table([
+    { key: 'name', label: 'Node' },
+    { key: 'running', label: 'Running', cell: (n) => h('span', { class: n.running ? 'badge' : 'badge warn' }, yes(n.running)) },
+    { key: 'route_connected', label: 'Route', cell: (n) => yes(n.route_connected) },
+    { key: 'meta', label: 'JetStream meta', value: (n) => metaState(n), cell: (n) => metaState(n) },
+    { key: 'mem_used', label: 'Memory', num: true, cell: (n) => (n.running ? fmtBytes(n.mem_used) : '–') },
+    { key: 'uptime', label: 'Uptime', num: true, cell: (n) => (n.running ? fmtDuration(n.uptime) : '–') },
+  ], { sortKey: 'name', cls: 'nodes' });
+  const nodesSection = section('Cluster nodes', nodesTable.el);
+  nodesSection.id = 'overview-nodes';
+  nodesSection.hidden = true;
 
   const el = h('div', { class: 'view overview' },
     h('h1', null, 'Overview'),
@@ -44,7 +57,8 @@ export function overviewView() {
     h('div', { class: 'charts' }, rates.el, depth.el),
     h('div', { class: 'grid2' },
       section('Node', node),
-      section('Deepest queues', top.el, h('p', null, h('a', { href: '#/queues' }, 'All queues →')))));
+      section('Deepest queues', top.el, h('p', null, h('a', { href: '#/queues' }, 'All queues →')))),
+    nodesSection);
 
   let uptime = null;
 
@@ -55,8 +69,11 @@ export function overviewView() {
     if (!o) return;
     if (api.seesAll()) {
       try {
-        const nodes = await api.get('/api/nodes');
-        uptime = nodes && nodes[0] ? nodes[0] : null;
+        const nodes = (await api.get('/api/nodes')) || [];
+        uptime = nodes.find((n) => n.name === o.node) || null;
+        // Cluster nodes carry route_connected; a single node has no table.
+        nodesSection.hidden = !nodes.some((n) => 'route_connected' in n);
+        if (!nodesSection.hidden) nodesTable.setRows(nodes);
       } catch { uptime = null; }
     }
     const ot = o.object_totals || {};
@@ -93,4 +110,12 @@ export function overviewView() {
     refresh,
     destroy() { rates.destroy(); depth.destroy(); },
   };
+}
+
+// metaState is a node's place in the JetStream meta group, as the
+// answering node knows it.
+function metaState(n) {
+  if (n.meta_leader) return 'leader';
+  if (n.meta_offline) return 'offline';
+  return n.meta_current ? 'follower, current' : 'follower';
 }
