@@ -2,6 +2,7 @@ package jsstore
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -198,5 +199,58 @@ func TestClusterLayoutRefused(t *testing.T) {
 	defer s.Close()
 	if logs, err := s.Logs(); err != nil || len(logs) != 1 {
 		t.Fatalf("single node's logs after the refusals: %v %v", logs, err)
+	}
+}
+
+// TestClusterWithoutQuorum: with two of three nodes gone the last one
+// keeps appending to its existing log (R1, local) and reads its state,
+// and creating or deleting a log fails at once with ErrNoQuorum once the
+// meta group has lost its leader. (Replay, which makes a JetStream
+// consumer, needs the meta group too; it runs only at start, after the
+// wait for a meta leader.)
+func TestClusterWithoutQuorum(t *testing.T) {
+	if testing.Short() {
+		t.Skip("forms a three-node cluster")
+	}
+	addrs := freePorts(t, 3)
+	stores, errs := openCluster(t, addrs, func(int) string { return "s3cret" })
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("node %d: %v", i+1, err)
+		}
+	}
+	// The node that stays is a follower: a leader left alone would take
+	// Raft's lost-quorum interval to notice.
+	var last *Store
+	for _, s := range stores {
+		if cs := s.ClusterStatus(); cs.MetaLeader != cs.Node {
+			last = s
+		}
+	}
+	name := last.LogPrefix() + "kept_0123456789abcdef"
+	if err := last.CreateLog(name); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range stores {
+		if s != last {
+			s.Close()
+		}
+	}
+	deadline := time.Now().Add(45 * time.Second)
+	for last.ClusterStatus().MetaLeader != "" {
+		if time.Now().After(deadline) {
+			t.Fatalf("n1 still sees a meta leader: %+v", last.ClusterStatus())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	appendSync(t, last, name, []byte("still served"))
+	if err := last.CreateLog(last.LogPrefix() + "new_0123456789abcdef"); !errors.Is(err, ErrNoQuorum) {
+		t.Errorf("CreateLog without a quorum: %v, want ErrNoQuorum", err)
+	}
+	if err := last.DeleteLog(name); !errors.Is(err, ErrNoQuorum) {
+		t.Errorf("DeleteLog without a quorum: %v, want ErrNoQuorum", err)
+	}
+	if first, lastSeq, n, err := last.LogState(name); err != nil || first != 1 || lastSeq != 1 || n != 1 {
+		t.Errorf("LogState: %d %d %d %v, want the one record", first, lastSeq, n, err)
 	}
 }

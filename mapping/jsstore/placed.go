@@ -2,42 +2,75 @@ package jsstore
 
 import (
 	"context"
+	"errors"
 	"strings"
+
+	"github.com/nats-io/nats-server/v2/server"
 
 	"github.com/nats-io/nats.go/jetstream"
 )
 
 // placedJS is the JetStream API of a cluster node: every stream and
 // bucket the store creates or updates is placed on this node (R1, server
-// tag nodeTagPrefix+name), and stream listings show only this node's
-// logs. Logs and metadata are not replicated yet, and the group syncer
+// tag nodeTagPrefix+name), stream listings show only this node's logs,
+// and creating or deleting a stream fails at once while the meta group
+// has no leader (it would otherwise wait out the API timeout). Logs and metadata are not replicated yet, and the group syncer
 // fsyncs this node's block files, which is right only while the records
 // are written here.
 type placedJS struct {
 	jetstream.JetStream
+	ns        *server.Server
 	placement *jetstream.Placement
 	logPrefix string // stream names of this node's logs start with streamPrefix+logPrefix
 }
 
-func newPlacedJS(js jetstream.JetStream, c *ClusterConfig) *placedJS {
+func newPlacedJS(js jetstream.JetStream, ns *server.Server, c *ClusterConfig) *placedJS {
 	return &placedJS{
 		JetStream: js,
+		ns:        ns,
 		placement: &jetstream.Placement{Cluster: c.Name, Tags: []string{nodeTagPrefix + strings.ToLower(c.NodeName)}},
 		logPrefix: logPrefix(c),
 	}
 }
 
+// ErrNoQuorum is returned for stream administration while the cluster's
+// JetStream meta group has no leader.
+var ErrNoQuorum = errors.New("jsstore: the cluster has no JetStream meta leader (fewer than a quorum of its nodes are running): durable queues cannot be created or deleted until a quorum is back")
+
+func (p *placedJS) needMeta() error {
+	if jsz, err := p.ns.Jsz(nil); err == nil && jsz.Meta != nil && jsz.Meta.Leader != "" {
+		return nil
+	}
+	return ErrNoQuorum
+}
+
+func (p *placedJS) DeleteStream(ctx context.Context, name string) error {
+	if err := p.needMeta(); err != nil {
+		return err
+	}
+	return p.JetStream.DeleteStream(ctx, name)
+}
+
 func (p *placedJS) CreateStream(ctx context.Context, cfg jetstream.StreamConfig) (jetstream.Stream, error) {
+	if err := p.needMeta(); err != nil {
+		return nil, err
+	}
 	cfg.Placement = p.placement
 	return p.JetStream.CreateStream(ctx, cfg)
 }
 
 func (p *placedJS) UpdateStream(ctx context.Context, cfg jetstream.StreamConfig) (jetstream.Stream, error) {
+	if err := p.needMeta(); err != nil {
+		return nil, err
+	}
 	cfg.Placement = p.placement
 	return p.JetStream.UpdateStream(ctx, cfg)
 }
 
 func (p *placedJS) CreateOrUpdateStream(ctx context.Context, cfg jetstream.StreamConfig) (jetstream.Stream, error) {
+	if err := p.needMeta(); err != nil {
+		return nil, err
+	}
 	cfg.Placement = p.placement
 	return p.JetStream.CreateOrUpdateStream(ctx, cfg)
 }

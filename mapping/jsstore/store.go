@@ -172,7 +172,7 @@ func Open(cfg Config) (*Store, error) {
 		return fail(fmt.Errorf("jsstore: jetstream: %w", err))
 	}
 	if cfg.Cluster != nil {
-		s.js = newPlacedJS(s.js, cfg.Cluster)
+		s.js = newPlacedJS(s.js, ns, cfg.Cluster)
 	}
 	kvCfg := jetstream.KeyValueConfig{
 		Bucket:  bucketName(cfg.Cluster),
