@@ -9,6 +9,22 @@
 // name "warren") and connects to it with an in-process connection. [Store.Close]
 // tears all of that down again.
 //
+// # Cluster mode
+//
+// With Config.Cluster set (cluster.go) the server instead joins a NATS
+// cluster with clustered JetStream: server name = node name, cluster name
+// "warren", routes authenticated by the shared secret (TLS when given),
+// and a client listener on loopback behind a random token, because
+// routing does not start without one (nats-server#5174). Open waits for
+// the JetStream meta leader within ClusterConfig.FormTimeout and refuses
+// a data directory of the other mode or another node (layout.go). Until
+// metadata and logs are replicated, each node keeps its own namespace:
+// bucket "warren_meta_<node>", log names prefixed with [Store.LogPrefix],
+// every stream R1 and placed on the node (placed.go), and Logs lists only
+// the node's own. [Store.ClusterStatus] reports routes and the meta
+// group; [Store.Broadcast] and [Store.Listen] are a small core-NATS bus
+// between the nodes (mapping's heartbeats use it).
+//
 // # Layout on JetStream
 //
 //   - Metadata: one KV bucket "warren_meta" (file storage, history 1). Keys
