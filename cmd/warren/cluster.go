@@ -2,9 +2,7 @@ package main
 
 import (
 	"crypto/tls"
-	"crypto/x509"
 	"fmt"
-	"os"
 
 	"github.com/warrenmq/warren/mapping"
 )
@@ -63,13 +61,9 @@ func clusterConfig(cfg Config) (*mapping.ClusterConfig, error) {
 		if err != nil {
 			return nil, fmt.Errorf("cluster TLS: %w", err)
 		}
-		pem, err := os.ReadFile(cfg.ClusterTLSCA)
+		pool, err := loadCAPool(cfg.ClusterTLSCA)
 		if err != nil {
-			return nil, fmt.Errorf("cluster TLS CA: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("cluster TLS CA %s: no PEM certificate in it", cfg.ClusterTLSCA)
+			return nil, fmt.Errorf("cluster TLS: %w", err)
 		}
 		c.TLS = &tls.Config{
 			Certificates: []tls.Certificate{cert},

@@ -430,7 +430,7 @@ warren.cluster.ssl.cacertfile = `+pki.CAFile+`
 		{append(slices.Clone(base[:2]), "--cluster-addr", "25690", "--cluster-peers", "127.0.0.1:25691", "--cluster-secret", "s"), `cluster address "25690"`},
 		{append(slices.Clone(base[:4]), "--cluster-peers", "127.0.0.1:25691,h:0", "--cluster-secret", "s"), `cluster peer "h:0"`},
 		{append(slices.Clone(base), "--cluster-tls-cert", cert.CertFile), "go together"},
-		{append(slices.Clone(base), "--cluster-tls-cert", cert.CertFile, "--cluster-tls-key", cert.KeyFile, "--cluster-tls-ca", cert.KeyFile), "no PEM certificate"},
+		{append(slices.Clone(base), "--cluster-tls-cert", cert.CertFile, "--cluster-tls-key", cert.KeyFile, "--cluster-tls-ca", cert.KeyFile), "holds no PEM certificate"},
 		{append(slices.Clone(base), "--cluster-form-timeout", "-1s"), "want a positive duration"},
 	} {
 		if _, err := parseServeFlags(c.args, io.Discard); err == nil || !strings.Contains(err.Error(), c.want) {

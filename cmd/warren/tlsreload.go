@@ -131,13 +131,9 @@ func buildTLSConfig(f tlsFiles) (*tls.Config, error) {
 		ClientAuth:   tls.NoClientCert,
 	}
 	if f.ca != "" {
-		pem, err := os.ReadFile(f.ca)
+		pool, err := loadCAPool(f.ca)
 		if err != nil {
-			return nil, fmt.Errorf("CA file: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("CA file %s holds no PEM certificate", f.ca)
+			return nil, err
 		}
 		cfg.ClientCAs = pool
 	}
@@ -196,4 +192,17 @@ func (w *tlsWatcher) Stop() {
 		close(w.stop)
 	}
 	<-w.done
+}
+
+// loadCAPool reads a PEM file of CA certificates.
+func loadCAPool(file string) (*x509.CertPool, error) {
+	pem, err := os.ReadFile(file)
+	if err != nil {
+		return nil, fmt.Errorf("CA file: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("CA file %s holds no PEM certificate", file)
+	}
+	return pool, nil
 }

@@ -33,8 +33,9 @@ func freePorts(t testing.TB, n int) []string {
 }
 
 // openCluster opens one store per address, all at once (a node alone
-// has no quorum and waits for the others), and closes them at the end.
-func openCluster(t *testing.T, addrs []string, secret func(i int) string) ([]*Store, []error) {
+// has no quorum and waits for the others), fails the test if one does
+// not open, and closes them at the end.
+func openCluster(t *testing.T, addrs []string, secret string) []*Store {
 	t.Helper()
 	stores := make([]*Store, len(addrs))
 	errs := make([]error, len(addrs))
@@ -42,7 +43,7 @@ func openCluster(t *testing.T, addrs []string, secret func(i int) string) ([]*St
 	for i := range addrs {
 		wg.Go(func() {
 			stores[i], errs[i] = Open(Config{Dir: t.TempDir(), Logger: quietLogger(), Cluster: &ClusterConfig{
-				NodeName: fmt.Sprintf("n%d", i+1), Listen: addrs[i], Peers: addrs, Secret: secret(i), FormTimeout: 20 * time.Second,
+				NodeName: fmt.Sprintf("n%d", i+1), Listen: addrs[i], Peers: addrs, Secret: secret, FormTimeout: 20 * time.Second,
 			}})
 		})
 	}
@@ -54,7 +55,12 @@ func openCluster(t *testing.T, addrs []string, secret func(i int) string) ([]*St
 			}
 		}
 	})
-	return stores, errs
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("node %d: %v", i+1, err)
+		}
+	}
+	return stores
 }
 
 // TestClusterNodesKeepTheirOwnLogs: three stores form a cluster; each
@@ -66,12 +72,7 @@ func TestClusterNodesKeepTheirOwnLogs(t *testing.T) {
 		t.Skip("forms a three-node cluster")
 	}
 	addrs := freePorts(t, 3)
-	stores, errs := openCluster(t, addrs, func(int) string { return "s3cret" })
-	for i, err := range errs {
-		if err != nil {
-			t.Fatalf("node %d: %v", i+1, err)
-		}
-	}
+	stores := openCluster(t, addrs, "s3cret")
 	for i, s := range stores {
 		name := s.LogPrefix() + "orders_0123456789abcdef"
 		if err := s.CreateLog(name); err != nil {
@@ -132,12 +133,7 @@ func TestClusterWrongSecretRefused(t *testing.T) {
 		t.Skip("forms a cluster")
 	}
 	addrs := freePorts(t, 3)
-	good, errs := openCluster(t, addrs[:2], func(int) string { return "right" })
-	for i, err := range errs {
-		if err != nil {
-			t.Fatalf("node %d: %v", i+1, err)
-		}
-	}
+	good := openCluster(t, addrs[:2], "right")
 	_, err := Open(Config{Dir: t.TempDir(), Logger: quietLogger(), Cluster: &ClusterConfig{
 		NodeName: "intruder", Listen: addrs[2], Peers: addrs, Secret: "wrong", FormTimeout: 3 * time.Second,
 	}})
@@ -213,12 +209,7 @@ func TestClusterWithoutQuorum(t *testing.T) {
 		t.Skip("forms a three-node cluster")
 	}
 	addrs := freePorts(t, 3)
-	stores, errs := openCluster(t, addrs, func(int) string { return "s3cret" })
-	for i, err := range errs {
-		if err != nil {
-			t.Fatalf("node %d: %v", i+1, err)
-		}
-	}
+	stores := openCluster(t, addrs, "s3cret")
 	// The node that stays is a follower: a leader left alone would take
 	// Raft's lost-quorum interval to notice.
 	var last *Store
