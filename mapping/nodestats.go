@@ -14,26 +14,28 @@ import (
 // per node (RabbitMQ's /api/nodes fields); cluster nodes send theirs to
 // each other in heartbeats.
 type NodeStats struct {
-	Started       time.Time `json:"started"`
-	MemUsed       int64     `json:"mem_used"`  // resident set size (Go's total on systems without /proc)
-	MemLimit      int64     `json:"mem_limit"` // the memory alarm's watermark; <=0 off
-	MemAlarm      bool      `json:"mem_alarm"`
-	DiskFree      int64     `json:"disk_free"`
-	DiskFreeLimit int64     `json:"disk_free_limit"` // <=0 off
-	DiskAlarm     bool      `json:"disk_free_alarm"`
-	FDUsed        int       `json:"fd_used"`
-	FDTotal       int       `json:"fd_total"`
-	Sockets       int       `json:"sockets_used"` // client connections
-	Goroutines    int       `json:"proc_used"`
-	Processors    int       `json:"processors"`
-	PID           int       `json:"os_pid"`
-	GoVersion     string    `json:"go_version"`
+	// Uptime is measured by the node itself (no clock comparison across
+	// machines); a heartbeat's is as old as the heartbeat.
+	Uptime        time.Duration `json:"uptime"`
+	MemUsed       int64         `json:"mem_used"`  // resident set size (Go's total on systems without /proc)
+	MemLimit      int64         `json:"mem_limit"` // the memory alarm's watermark; <=0 off
+	MemAlarm      bool          `json:"mem_alarm"`
+	DiskFree      int64         `json:"disk_free"`
+	DiskFreeLimit int64         `json:"disk_free_limit"` // <=0 off
+	DiskAlarm     bool          `json:"disk_free_alarm"`
+	FDUsed        int           `json:"fd_used"`
+	FDTotal       int           `json:"fd_total"`
+	Sockets       int           `json:"sockets_used"` // client connections
+	Goroutines    int           `json:"proc_used"`
+	Processors    int           `json:"processors"`
+	PID           int           `json:"os_pid"`
+	GoVersion     string        `json:"go_version"`
 }
 
 // LocalStats measures this node now.
 func (r *Router) LocalStats() NodeStats {
 	st := NodeStats{
-		Started:       r.started,
+		Uptime:        time.Since(r.started),
 		MemUsed:       procRSS(),
 		MemLimit:      r.cfg.Alarms.MemoryHighWatermark,
 		DiskFreeLimit: r.cfg.Alarms.DiskFreeLimit,

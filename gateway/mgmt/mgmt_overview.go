@@ -5,7 +5,6 @@ import (
 	"net/http"
 	"runtime"
 	"strconv"
-	"time"
 
 	"github.com/labstack/echo/v4"
 
@@ -142,7 +141,7 @@ func (m *mgmt) nodeInfo(n mapping.NodeInfo) map[string]any {
 		"sockets_used":    st.Sockets,
 		"proc_used":       st.Goroutines,
 		"processors":      st.Processors,
-		"uptime":          time.Since(st.Started).Milliseconds(),
+		"uptime":          (st.Uptime + n.LastSeen).Milliseconds(),
 		"os_pid":          strconv.Itoa(st.PID),
 		"run_queue":       0,
 		"rates_mode":      "basic",

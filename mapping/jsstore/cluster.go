@@ -273,9 +273,16 @@ func (a clusterLogger) Warnf(f string, v ...any) {
 	a.l.Warn(s)
 }
 
+// Errorf: a peer that cannot be dialled yet (not started, or down) is
+// logged as a warning; nats-server keeps trying, and it is normal while
+// a cluster starts.
 func (a clusterLogger) Errorf(f string, v ...any) {
 	s := fmt.Sprintf(f, v...)
 	a.refused.observe(s)
+	if strings.HasPrefix(s, "Error trying to connect to route") {
+		a.l.Warn(s)
+		return
+	}
 	a.l.Error(s)
 }
 
