@@ -414,7 +414,19 @@ warren.cluster.ssl.cacertfile = `+pki.CAFile+`
 	if err != nil || cc.NodeName != "n1-flag" || len(cc.Peers) != 2 || cc.TLS == nil || cc.TLS.ClientAuth != tls.RequireAndVerifyClientCert {
 		t.Fatalf("clusterConfig: %+v %v", cc, err)
 	}
-	t.Setenv("WARREN_CLUSTER_SECRET", "")
+	// Every setting from the environment alone.
+	for k, v := range map[string]string{"WARREN_NODE_NAME": "n2", "WARREN_CLUSTER_ADDR": "10.0.0.2:25690", "WARREN_CLUSTER_PEERS": "10.0.0.1:25690,10.0.0.3:25690",
+		"WARREN_CLUSTER_FORM_TIMEOUT": "2m", "WARREN_CLUSTER_TLS_CERT": cert.CertFile, "WARREN_CLUSTER_TLS_KEY": cert.KeyFile, "WARREN_CLUSTER_TLS_CA": pki.CAFile} {
+		t.Setenv(k, v)
+	}
+	cfg, err = parseServeFlags(nil, io.Discard)
+	if err != nil || cfg.NodeName != "n2" || cfg.ClusterAddr != "10.0.0.2:25690" || cfg.ClusterPeers != "10.0.0.1:25690,10.0.0.3:25690" ||
+		cfg.ClusterSecret != "from-env" || cfg.ClusterFormTimeout != 2*time.Minute || cfg.ClusterTLSCert != cert.CertFile || cfg.ClusterTLSKey != cert.KeyFile {
+		t.Fatalf("from the environment: %+v %v", cfg, err)
+	}
+	for _, k := range []string{"WARREN_NODE_NAME", "WARREN_CLUSTER_ADDR", "WARREN_CLUSTER_PEERS", "WARREN_CLUSTER_SECRET", "WARREN_CLUSTER_FORM_TIMEOUT", "WARREN_CLUSTER_TLS_CERT", "WARREN_CLUSTER_TLS_KEY", "WARREN_CLUSTER_TLS_CA"} {
+		t.Setenv(k, "")
+	}
 	if cfg, err := parseServeFlags(nil, io.Discard); err != nil || cfg.clustered() {
 		t.Fatalf("no cluster settings: clustered %v, %v", cfg.clustered(), err)
 	}
