@@ -31,7 +31,7 @@ type clusterNode struct {
 
 // loopbackAddrs reserves n loopback ports for cluster routes (the
 // nodes must know each other's addresses before they start).
-func loopbackAddrs(t *testing.T, n int) []string {
+func loopbackAddrs(t testing.TB, n int) []string {
 	t.Helper()
 	var out []string
 	for range n {
@@ -274,6 +274,82 @@ func TestClusterFormsAndReportsNodes(t *testing.T) {
 	}
 }
 
+// startInProcessCluster starts one instance per config at once, shuts
+// them down when the test ends, and waits until the first sees them all
+// running.
+func startInProcessCluster(t testing.TB, cfgs []Config, logger *slog.Logger) []*instance {
+	t.Helper()
+	insts := make([]*instance, len(cfgs))
+	errs := make([]error, len(cfgs))
+	var wg sync.WaitGroup
+	for i := range cfgs {
+		wg.Go(func() { insts[i], errs[i] = startInstance(cfgs[i], logger) })
+	}
+	wg.Wait()
+	t.Cleanup(func() {
+		for _, inst := range insts {
+			if inst != nil {
+				ctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+				inst.Shutdown(ctx)
+				cancel()
+			}
+		}
+	})
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("%s: %v", cfgs[i].NodeName, err)
+		}
+	}
+	deadline := time.Now().Add(45 * time.Second)
+	for {
+		running := 0
+		for _, n := range insts[0].router.Nodes() {
+			if n.Running {
+				running++
+			}
+		}
+		if running == len(cfgs) {
+			return insts
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s sees %d nodes running: %+v", cfgs[0].NodeName, running, insts[0].router.Nodes())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// BenchmarkClusterNodePublish: persistent 1 KiB messages with confirms
+// (256 in flight, --sync always) into a durable queue of a single node
+// and of one node of an in-process three-node cluster, in the same run.
+// A cluster node's queue is an R1 stream on the node itself, so the two
+// should be close; the difference is what clustered JetStream costs a
+// node's own queues.
+func BenchmarkClusterNodePublish(b *testing.B) {
+	body := make([]byte, 1024)
+	run := func(b *testing.B, url string) {
+		declareDurable(b, url, "bench-q")
+		b.SetBytes(int64(len(body)))
+		b.ResetTimer()
+		if err := publishConfirmed(url, "bench-q", 0, b.N, 256, body); err != nil {
+			b.Fatal(err)
+		}
+		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msg/s")
+	}
+	b.Run("single", func(b *testing.B) { run(b, amqpURL(startWarren(b, ""))) })
+	b.Run("cluster-node", func(b *testing.B) {
+		addrs := loopbackAddrs(b, 3)
+		var cfgs []Config
+		for i := range 3 {
+			cfg := defaultConfig()
+			cfg.AMQPAddr, cfg.HTTPAddr, cfg.DataDir = "127.0.0.1:0", "127.0.0.1:0", b.TempDir()
+			cfg.NodeName, cfg.ClusterAddr, cfg.ClusterPeers, cfg.ClusterSecret = fmt.Sprintf("n%d", i+1), addrs[i], strings.Join(addrs, ","), "s3cret"
+			cfgs = append(cfgs, cfg)
+		}
+		insts := startInProcessCluster(b, cfgs, slog.New(slog.NewTextHandler(io.Discard, nil)))
+		run(b, amqpURL(insts[0]))
+	})
+}
+
 // TestClusterRoutesOverTLS: with route certificates configured, three
 // in-process nodes form a cluster over TLS routes (the route listener
 // demands TLS), and a node whose certificate comes from another CA is
@@ -304,43 +380,7 @@ func TestClusterRoutesOverTLS(t *testing.T) {
 	for i := range 3 {
 		cfgs = append(cfgs, nodeConfig(fmt.Sprintf("n%d", i+1), addrs[i], peers, pki))
 	}
-	insts := make([]*instance, 3)
-	errs := make([]error, 3)
-	var wg sync.WaitGroup
-	for i := range 3 {
-		wg.Go(func() { insts[i], errs[i] = startInstance(cfgs[i], logger) })
-	}
-	wg.Wait()
-	t.Cleanup(func() {
-		for _, inst := range insts {
-			if inst != nil {
-				ctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
-				inst.Shutdown(ctx)
-				cancel()
-			}
-		}
-	})
-	for i, err := range errs {
-		if err != nil {
-			t.Fatalf("n%d: %v", i+1, err)
-		}
-	}
-	deadline := time.Now().Add(45 * time.Second)
-	for {
-		running := 0
-		for _, n := range insts[0].router.Nodes() {
-			if n.Running {
-				running++
-			}
-		}
-		if running == 3 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("n1 sees %d nodes running: %+v", running, insts[0].router.Nodes())
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	insts := startInProcessCluster(t, cfgs, logger)
 	// The management UI's overview lists the three nodes.
 	t.Run("ui", func(t *testing.T) {
 		chromiumPath(t) // skips without a browser
