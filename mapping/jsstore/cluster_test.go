@@ -83,6 +83,10 @@ func TestClusterNodesKeepTheirOwnLogs(t *testing.T) {
 			t.Fatalf("node %d MetaPut: %v", i+1, err)
 		}
 	}
+	// A log name without the node's prefix could be another node's too.
+	if err := stores[0].CreateLog("orders_0123456789abcdef"); err == nil || !strings.Contains(err.Error(), "prefix") {
+		t.Errorf("CreateLog without the node prefix: %v", err)
+	}
 	for i, s := range stores {
 		me := fmt.Sprintf("n%d", i+1)
 		logs, err := s.Logs()

@@ -3,6 +3,7 @@ package jsstore
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -37,11 +38,29 @@ func newPlacedJS(js jetstream.JetStream, ns *server.Server, c *ClusterConfig) *p
 // JetStream meta group has no leader.
 var ErrNoQuorum = errors.New("jsstore: the cluster has no JetStream meta leader (fewer than a quorum of its nodes are running): durable queues cannot be created or deleted until a quorum is back")
 
+// ownLog refuses a log stream without this node's prefix: another node
+// may create the same name, and the two would share one stream (or the
+// second create would move the first node's stream to it).
+func (p *placedJS) ownLog(name string) error {
+	if strings.HasPrefix(name, streamPrefix) && !strings.HasPrefix(name, streamPrefix+p.logPrefix) {
+		return fmt.Errorf("jsstore: log %q does not start with this cluster node's prefix %q (Store.LogPrefix)", strings.TrimPrefix(name, streamPrefix), p.logPrefix)
+	}
+	return nil
+}
+
 func (p *placedJS) needMeta() error {
 	if jsz, err := p.ns.Jsz(nil); err == nil && jsz.Meta != nil && jsz.Meta.Leader != "" {
 		return nil
 	}
 	return ErrNoQuorum
+}
+
+// check is what creating or updating a stream needs.
+func (p *placedJS) check(name string) error {
+	if err := p.ownLog(name); err != nil {
+		return err
+	}
+	return p.needMeta()
 }
 
 func (p *placedJS) DeleteStream(ctx context.Context, name string) error {
@@ -52,7 +71,7 @@ func (p *placedJS) DeleteStream(ctx context.Context, name string) error {
 }
 
 func (p *placedJS) CreateStream(ctx context.Context, cfg jetstream.StreamConfig) (jetstream.Stream, error) {
-	if err := p.needMeta(); err != nil {
+	if err := p.check(cfg.Name); err != nil {
 		return nil, err
 	}
 	cfg.Placement = p.placement
@@ -60,7 +79,7 @@ func (p *placedJS) CreateStream(ctx context.Context, cfg jetstream.StreamConfig)
 }
 
 func (p *placedJS) UpdateStream(ctx context.Context, cfg jetstream.StreamConfig) (jetstream.Stream, error) {
-	if err := p.needMeta(); err != nil {
+	if err := p.check(cfg.Name); err != nil {
 		return nil, err
 	}
 	cfg.Placement = p.placement
@@ -68,7 +87,7 @@ func (p *placedJS) UpdateStream(ctx context.Context, cfg jetstream.StreamConfig)
 }
 
 func (p *placedJS) CreateOrUpdateStream(ctx context.Context, cfg jetstream.StreamConfig) (jetstream.Stream, error) {
-	if err := p.needMeta(); err != nil {
+	if err := p.check(cfg.Name); err != nil {
 		return nil, err
 	}
 	cfg.Placement = p.placement
