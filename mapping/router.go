@@ -20,6 +20,9 @@ type Config struct {
 	SyncAlways     bool  // fsync every store write (see mapping/README.md)
 	MaxMessageSize int64 // 0 → DefaultMaxMessageSize
 	Logger         *slog.Logger
+	// Cluster, when set, makes this router one node of a cluster
+	// (cluster.go); nil is a single node.
+	Cluster *ClusterConfig
 	// DefaultUser and DefaultPass are created (administrator, full
 	// permissions on "/") on the first start; "" means guest/guest.
 	DefaultUser string
@@ -30,9 +33,6 @@ type Config struct {
 	LoopbackUsers []string
 	Alarms        AlarmConfig
 	Limits        Limits
-	// Cluster, when set, makes this router one node of a cluster
-	// (cluster.go); nil is a single node.
-	Cluster *ClusterConfig
 }
 
 // Limits bound what clients can create; zero means no limit.
@@ -54,8 +54,6 @@ type Router struct {
 	vhosts map[string]*VHost
 
 	janitor *janitor
-	cluster *clusterState // nil on a single node
-	started time.Time
 	id      identity
 	stats   Stats
 	alarms  alarms
@@ -66,6 +64,9 @@ type Router struct {
 	// PublishIDs replayed at start, until a front takes them (persist.go).
 	recoveredMu sync.Mutex
 	recovered   map[[2]string]time.Time // (vhost, ID) -> published
+
+	cluster *clusterState // heartbeats (cluster.go); nil on a single node
+	started time.Time
 }
 
 // Open starts the store, loads the metadata, replays durable queues and
