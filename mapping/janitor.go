@@ -198,6 +198,8 @@ func (j *janitor) clean(q *Queue, final bool) {
 	if floor > oldFloor {
 		if err := st.PurgeBelow(name, floor); err != nil {
 			j.r.log.Error("purge queue log", "queue", q.name, "err", err)
+		} else if q.durableLog() {
+			q.forgetPurgedBelow(floor)
 		}
 	}
 	slices.Sort(holes)

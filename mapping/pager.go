@@ -76,6 +76,7 @@ type pageState struct {
 	// redeliverBelow: records below it were in the log at start and may
 	// have been delivered before, so they come back redelivered.
 	redeliverBelow uint64
+	purged         []purgedRange   // purged runs found at start, skipped when read (purged.go)
 	waiters        []chan struct{} // basic.get callers waiting for a read
 }
 
@@ -207,7 +208,7 @@ func (q *Queue) fillLocked() {
 		want = 1
 	}
 	p.loading = true
-	from := p.cursor
+	from := p.pastPurged(p.cursor)
 	r := q.vh.r
 	r.pagers.Add(1)
 	go q.pageIn(name, from, want)
@@ -251,6 +252,10 @@ func (q *Queue) applyPageLocked(recs []jsstore.Record) {
 		// Sequences skipped over were deleted (acked out of order before
 		// a restart, or transient and purged at start).
 		q.log.forgetRange(p.cursor, rec.Seq-1)
+		if past := p.pastPurged(rec.Seq); past != rec.Seq {
+			p.cursor = past
+			continue
+		}
 		p.cursor = rec.Seq + 1
 		m, err := decodeRecord(rec.Data)
 		if err != nil {
@@ -330,23 +335,26 @@ func (q *Queue) dropOldestLocked() bool {
 	return false
 }
 
-// purgePagedLocked settles every ready message that is not in the window.
-func (q *Queue) purgePagedLocked() {
+// purgePagedLocked settles every ready message that is not in the window
+// and returns the run of log records that held the paged ones.
+func (q *Queue) purgePagedLocked() purgedRange {
 	p := &q.page
 	for p.spill.len() > 0 {
 		q.settleLocked(p.spill.pop())
 	}
 	p.spillBytes = 0
+	var rg purgedRange
 	if p.n > 0 || len(p.skip) > 0 {
+		rg = purgedRange{First: p.cursor, Last: p.acked, Count: uint64(p.n + len(p.skip))}
 		q.log.forgetRange(p.cursor, p.acked)
 		q.markDirtyLocked()
-		p.cursor = p.acked + 1
 	}
 	p.n, p.bytes, p.skip = 0, 0, nil
 	p.on = false
 	p.cursor, p.acked = 0, 0
 	q.wakePageWaitersLocked()
 	q.updateHintLocked()
+	return rg
 }
 
 // clearPagedLocked forgets the paged part of a deleted queue (its log is

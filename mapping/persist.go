@@ -112,6 +112,14 @@ func (r *Router) deleteQueueRecord(vh *VHost, q *Queue) {
 	if err := r.store.DeleteLog(q.logName); err != nil {
 		r.log.Error("delete queue log", "queue", q.name, "err", err)
 	}
+	q.pageMu.Lock()
+	if len(q.purged) > 0 {
+		q.purged = nil
+		if err := r.store.MetaDelete(purgedKey(vh.name, q.name)); err != nil {
+			r.log.Error("delete purged ranges", "queue", q.name, "err", err)
+		}
+	}
+	q.pageMu.Unlock()
 }
 
 // durableBinding: a binding survives a restart when both of its ends do.
@@ -307,6 +315,10 @@ func (r *Router) recover() error {
 	if err != nil {
 		return err
 	}
+	ds, err := r.store.MetaList("d.")
+	if err != nil {
+		return err
+	}
 	vhost := func(name string) *VHost {
 		vh := r.vhosts[name]
 		if vh == nil {
@@ -348,7 +360,9 @@ func (r *Router) recover() error {
 		if err := r.store.CreateLog(q.logName); err != nil {
 			return fmt.Errorf("queue %q: %w", rec.Name, err)
 		}
-		n, err := r.replay(q)
+		pk := purgedKey(rec.VHost, rec.Name)
+		n, err := r.replay(q, ds[pk])
+		delete(ds, pk)
 		if err != nil {
 			r.log.Error("queue log damaged; serving what could be read", "queue", rec.Name, "err", err)
 		}
@@ -383,6 +397,9 @@ func (r *Router) recover() error {
 		}
 		src.addBinding(b)
 	}
+	for key := range ds {
+		r.store.MetaDelete(key) // purged ranges of a queue that is gone
+	}
 	if logs, err := r.store.Logs(); err == nil {
 		for _, l := range logs {
 			if !used[l] {
@@ -411,7 +428,7 @@ func (r *Router) recover() error {
 // transient messages, as RabbitMQ does. A pageable queue reads only its
 // window; the rest of its log stays paged (pager.go). It returns the
 // number of messages the queue holds.
-func (r *Router) replay(q *Queue) (int, error) {
+func (r *Router) replay(q *Queue, purged []byte) (int, error) {
 	if err := r.store.PurgeTransient(q.logName); err != nil {
 		return 0, err
 	}
@@ -423,12 +440,19 @@ func (r *Router) replay(q *Queue) (int, error) {
 	if first == 0 {
 		q.log.floor = last + 1
 	}
+	if purged != nil {
+		count -= min(count, q.loadPurged(purged, first))
+	}
 	q.page.redeliverBelow = last + 1
 	next := q.log.floor
 	n := 0
 	load := func(seq uint64, rec []byte) {
 		// Gaps are records deleted one by one before the restart.
 		q.log.forgetRange(next, seq-1)
+		if past := q.page.pastPurged(seq); past != seq {
+			next = past
+			return
+		}
 		next = seq + 1
 		m, err := decodeRecord(rec)
 		if err != nil {
@@ -485,10 +509,12 @@ func (r *Router) replayWindow(q *Queue, count uint64, load func(seq uint64, rec 
 			break
 		}
 		for _, rec := range recs {
+			if q.page.pastPurged(rec.Seq) == rec.Seq {
+				read++
+			}
 			load(rec.Seq, rec.Data)
-			read++
 		}
-		from = recs[len(recs)-1].Seq + 1
+		from = q.page.pastPurged(recs[len(recs)-1].Seq + 1)
 	}
 	if uint64(read) < count {
 		p := &q.page

@@ -28,8 +28,9 @@ type Queue struct {
 	owner   *Conn  // set for exclusive queues
 	logName string // store log for persistent messages; "" when not durable
 
-	pageMu     sync.Mutex  // orders the creation of pageLog; never held with mu
-	pagingHint atomic.Bool // new messages are likely paged (pager.go)
+	pageMu     sync.Mutex    // orders pageLog's creation and purged's writers; never held with mu
+	pagingHint atomic.Bool   // new messages are likely paged (pager.go)
+	purged     []purgedRange // guarded by pageMu (purged.go)
 
 	bindings []*binding // guarded by vh.mu
 
@@ -580,12 +581,13 @@ func (q *Queue) stopTimersLocked() {
 	}
 }
 
-// purgeLocked drops every ready message and returns how many there were.
-func (q *Queue) purgeLocked() int {
+// purgeLocked drops every ready message and returns how many there were,
+// and the run of paged records dropped with them (Count 0: none), which
+// the caller writes down with notePurged after releasing q.mu.
+func (q *Queue) purgeLocked() (int, purgedRange) {
 	n := q.readyLenLocked()
 	for q.ready.len() > 0 {
 		q.settleLocked(q.ready.pop())
 	}
-	q.purgePagedLocked()
-	return n
+	return n, q.purgePagedLocked()
 }

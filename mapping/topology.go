@@ -380,8 +380,15 @@ func (ch *Channel) PurgeQueue(name string) (int, error) {
 		return 0, err
 	}
 	q.mu.Lock()
-	defer q.mu.Unlock()
-	return q.purgeLocked(), nil
+	n, rg := q.purgeLocked()
+	q.mu.Unlock()
+	if rg.Count > 0 && q.durableLog() {
+		// Written before purge-ok: a restart must not bring them back.
+		if err := q.notePurged(rg); err != nil {
+			return 0, err
+		}
+	}
+	return n, nil
 }
 
 // BindQueue binds a queue to an exchange.

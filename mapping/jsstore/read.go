@@ -114,3 +114,48 @@ func (s *Store) PurgeTransient(name string) error {
 	}
 	return s.api("$JS.API.STREAM.PURGE."+streamName(name), fmt.Appendf(nil, `{"filter":%q}`, transientSubject(name)))
 }
+
+// CountFrom returns how many records log name holds with sequence seq or
+// later. It asks for a batch of one record: the server's end-of-batch
+// status carries how many more are pending.
+func (s *Store) CountFrom(name string, seq uint64) (uint64, error) {
+	if err := checkName(name); err != nil {
+		return 0, err
+	}
+	if seq == 0 {
+		seq = 1
+	}
+	inbox := s.nc.NewRespInbox()
+	sub, err := s.nc.SubscribeSync(inbox)
+	if err != nil {
+		return 0, s.wrap(err)
+	}
+	defer func() { _ = sub.Unsubscribe() }()
+	if err := s.nc.PublishRequest("$JS.API.DIRECT.GET."+streamName(name), inbox, fmt.Appendf(nil, `{"seq":%d,"batch":1}`, seq)); err != nil {
+		return 0, s.wrap(err)
+	}
+	var sent uint64
+	deadline := time.Now().Add(readTimeout)
+	for {
+		m, err := sub.NextMsg(time.Until(deadline))
+		if err != nil {
+			return 0, s.wrap(err)
+		}
+		switch m.Header.Get("Status") {
+		case "":
+			sent++
+		case "204":
+			np, err := strconv.ParseUint(m.Header.Get("Nats-Num-Pending"), 10, 64)
+			if err != nil {
+				return 0, fmt.Errorf("jsstore: count %s: bad pending header %q", name, m.Header.Get("Nats-Num-Pending"))
+			}
+			return sent + np, nil
+		case "404":
+			return 0, nil
+		case "503":
+			return 0, ErrNotFound
+		default:
+			return 0, fmt.Errorf("jsstore: count %s: status %s %s", name, m.Header.Get("Status"), m.Header.Get("Description"))
+		}
+	}
+}

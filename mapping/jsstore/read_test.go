@@ -131,3 +131,28 @@ func TestReadBatchMissingLog(t *testing.T) {
 		t.Fatal("ReadBatch of a missing log succeeded")
 	}
 }
+
+// TestCountFrom: the count of records from a sequence on skips deleted
+// ones, and is 0 past the end.
+func TestCountFrom(t *testing.T) {
+	s := openT(t)
+	if err := s.CreateLog("cf"); err != nil {
+		t.Fatal(err)
+	}
+	var seqs []uint64
+	for i := range 20 {
+		seqs = append(seqs, appendSync(t, s, "cf", []byte{byte(i)}))
+	}
+	if err := s.DeleteSeq("cf", seqs[5]); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		from uint64
+		want uint64
+	}{{seqs[0], 19}, {seqs[5], 14}, {seqs[6], 14}, {seqs[19], 1}, {seqs[19] + 1, 0}} {
+		got, err := s.CountFrom("cf", c.from)
+		if err != nil || got != c.want {
+			t.Fatalf("CountFrom(%d) = %d, %v; want %d", c.from, got, err, c.want)
+		}
+	}
+}
