@@ -107,10 +107,13 @@ func (q *Queue) shouldPageLocked(size int) bool {
 	if !q.pageable() {
 		return false
 	}
-	if q.page.on {
-		return true
-	}
 	n := q.ready.len()
+	if q.page.on {
+		if n > 0 || q.page.n > 0 || len(q.page.skip) > 0 || q.page.spill.len() > 0 {
+			return true
+		}
+		q.fillLocked() // nothing is paged any more: paging ends
+	}
 	if n == 0 {
 		return false
 	}

@@ -202,7 +202,16 @@ func runModel(t *testing.T, shape modelQueue, seed uint64, steps int) {
 				}
 				body := fmt.Sprintf("m%d", published)
 				for _, s := range sides {
-					s.c.publishConfirmed(t, "", "pq", body, p)
+					done := make(chan struct{})
+					err := s.c.ch.Publish(&mapping.Message{RoutingKey: "pq", Body: []byte(body), Properties: p}, func(mapping.Outcome) { close(done) }).Err()
+					if err != nil {
+						t.Fatalf("%s: publish %s: %v", s.name, body, err)
+					}
+					select {
+					case <-done:
+					case <-time.After(10 * time.Second):
+						t.Fatalf("%s: publish %s: no outcome", s.name, body)
+					}
 				}
 			}
 			what = fmt.Sprintf("publish %d (to m%d)", n, published)

@@ -508,6 +508,7 @@ func (ch *Channel) Get(queue string, noAck bool) (d Delivery, remaining int, ok 
 		q.expireLocked()
 		if q.ready.len() == 0 {
 			q.fillLocked()
+			q.expireLocked()
 		}
 		if q.ready.len() > 0 {
 			break

@@ -129,7 +129,10 @@ func (q *Queue) deliverLocked() {
 	defer q.fillLocked()
 	for len(q.consumers) > 0 {
 		if q.ready.len() == 0 {
-			if q.fillLocked(); q.ready.len() == 0 {
+			// Messages moved into the window meet the TTL check they
+			// would have met at the head of an unpaged queue.
+			q.fillLocked()
+			if q.expireLocked(); q.ready.len() == 0 {
 				return // a read of paged messages dispatches when it lands
 			}
 		}
