@@ -297,8 +297,9 @@ func (q *Queue) enqueue(m *Message, t *storeTracker) (accepted, full bool) {
 		if !paged || reserved && q.logFor() != "" {
 			break
 		}
+		needLog := q.logFor() == ""
 		q.mu.Unlock()
-		if q.logFor() == "" {
+		if needLog {
 			if err := q.ensurePageLog(); err != nil {
 				q.vh.r.log.Error("cannot page a queue's messages; keeping them in memory", "queue", q.name, "vhost", q.vh.name, "err", err)
 				inMemory = true
