@@ -196,7 +196,7 @@ func runModel(t *testing.T, shape modelQueue, seed uint64, steps int) {
 				if rng.IntN(3) > 0 {
 					p = persistent
 				}
-				if rng.IntN(10) == 0 {
+				if rng.IntN(10) == 0 && os.Getenv("WARREN_MODEL_NOTTL") == "" {
 					p.Flags |= mapping.FlagExpiration
 					p.Expiration = "0"
 				}
