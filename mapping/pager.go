@@ -72,12 +72,26 @@ type pageState struct {
 	n          int     // ready messages in [cursor, acked] not in memory
 	bytes      int64   // their body bytes (estimated after a restart)
 	skip       []int64 // max-length drops owed to the oldest paged records (estimated bytes of each)
+	// Spill messages dropped (max-length) before their write finished
+	// stay in the spill until it does, so that their records, which may
+	// land among paged ones, are known: ignore holds those sequences.
+	spillDropped int
+	ignore       map[uint64]bool
 	loading    bool    // a read is in flight
 	// redeliverBelow: records below it were in the log at start and may
 	// have been delivered before, so they come back redelivered.
 	redeliverBelow uint64
 	purged         []purgedRange   // purged runs found at start, skipped when read (purged.go)
 	waiters        []chan struct{} // basic.get callers waiting for a read
+}
+
+// pageTrace, when set (tests), is told of every paging decision.
+var pageTrace func(q *Queue, what string, args ...any)
+
+func (q *Queue) trace(what string, args ...any) {
+	if pageTrace != nil {
+		pageTrace(q, what, args...)
+	}
 }
 
 // pageable: priority queues keep every ready message in memory.
@@ -94,7 +108,7 @@ func (q *Queue) logFor() string {
 
 // readyLenLocked counts every ready message, in memory or not.
 func (q *Queue) readyLenLocked() int {
-	return q.ready.len() + q.page.spill.len() + q.page.n
+	return q.ready.len() + q.page.spill.len() - q.page.spillDropped + q.page.n
 }
 
 func (q *Queue) readyBytesLocked() int64 {
@@ -151,6 +165,10 @@ func (q *Queue) drainSpillLocked() {
 		st := m.store.Load()
 		if st&storeFailed != 0 {
 			p.spill.pop()
+			if st&storeSettled != 0 {
+				p.spillDropped--
+				continue
+			}
 			p.spillBytes -= int64(len(m.msg.Body))
 			q.vh.r.log.Error("message lost: its store write failed", "queue", q.name, "vhost", q.vh.name)
 			continue
@@ -159,6 +177,20 @@ func (q *Queue) drainSpillLocked() {
 			return
 		}
 		p.spill.pop()
+		if st&storeSettled != 0 {
+			// Dropped while in the spill (settled then; the janitor
+			// removes its record).
+			p.spillDropped--
+			if p.n > 0 || len(p.skip) > 0 {
+				if p.ignore == nil {
+					p.ignore = map[uint64]bool{}
+				}
+				seq := m.storeSeq.Load()
+				p.ignore[seq] = true
+				p.acked = seq
+			}
+			continue
+		}
 		size := int64(len(m.msg.Body))
 		p.spillBytes -= size
 		seq := m.storeSeq.Load()
@@ -170,6 +202,7 @@ func (q *Queue) drainSpillLocked() {
 		p.acked = seq
 		p.n++
 		p.bytes += size
+		q.trace("drain", seq, string(m.msg.Body), p.cursor, p.n)
 	}
 }
 
@@ -186,10 +219,15 @@ func (q *Queue) fillLocked() {
 	if p.n == 0 && len(p.skip) == 0 {
 		for p.spill.len() > 0 && (q.ready.len() == 0 || q.ready.len() < c.Window && q.ready.bytes < c.WindowBytes) {
 			m := p.spill.pop()
+			if m.store.Load()&storeSettled != 0 {
+				p.spillDropped-- // dropped already
+				continue
+			}
 			p.spillBytes -= int64(len(m.msg.Body))
 			q.nextSeq++
 			m.seq = q.nextSeq
 			q.ready.push(m)
+			q.trace("move", string(m.msg.Body))
 		}
 		if p.spill.len() == 0 {
 			p.on = false
@@ -212,6 +250,7 @@ func (q *Queue) fillLocked() {
 	}
 	p.loading = true
 	from := p.pastPurged(p.cursor)
+	q.trace("read", from, want)
 	r := q.vh.r
 	r.pagers.Add(1)
 	go q.pageIn(name, from, want)
@@ -260,6 +299,10 @@ func (q *Queue) applyPageLocked(recs []jsstore.Record) {
 			continue
 		}
 		p.cursor = rec.Seq + 1
+		if p.ignore[rec.Seq] {
+			delete(p.ignore, rec.Seq)
+			continue
+		}
 		m, err := decodeRecord(rec.Data)
 		if err != nil {
 			q.vh.r.log.Error("dropping unreadable message record", "queue", q.name, "seq", rec.Seq, "err", err)
@@ -274,6 +317,7 @@ func (q *Queue) applyPageLocked(recs []jsstore.Record) {
 		}
 		qm := q.loadedMsg(m, rec.Seq, rec.Transient)
 		size := int64(len(m.Body))
+		q.trace("load", rec.Seq, string(m.Body), len(p.skip))
 		if len(p.skip) > 0 {
 			// Dropped for max-length while it was paged: dead-lettered now.
 			p.bytes -= size - p.skip[0]
@@ -314,7 +358,9 @@ func (q *Queue) loadedMsg(m *Message, seq uint64, transient bool) *qmsg {
 // whether there was one.
 func (q *Queue) dropOldestLocked() bool {
 	if q.ready.len() > 0 {
-		q.dropLocked(q.ready.popOldest(), "maxlen")
+		m := q.ready.popOldest()
+		q.trace("drop window", string(m.msg.Body))
+		q.dropLocked(m, "maxlen")
 		return true
 	}
 	p := &q.page
@@ -326,12 +372,20 @@ func (q *Queue) dropOldestLocked() bool {
 		}
 		p.bytes -= est
 		p.skip = append(p.skip, est)
+		q.trace("drop paged", p.n, len(p.skip))
 		q.fillLocked()
 		return true
 	}
-	if p.spill.len() > 0 {
-		m := p.spill.pop()
+	for i := p.spill.head; i < len(p.spill.buf); i++ {
+		m := p.spill.buf[i]
+		if m.store.Load()&storeSettled != 0 {
+			continue
+		}
+		// The oldest: unwritten (written ones were drained), so it
+		// stays in the spill, settled, until its write is done.
 		p.spillBytes -= int64(len(m.msg.Body))
+		p.spillDropped++
+		q.trace("drop spill", string(m.msg.Body))
 		q.dropLocked(m, "maxlen")
 		return true
 	}
@@ -343,9 +397,11 @@ func (q *Queue) dropOldestLocked() bool {
 func (q *Queue) purgePagedLocked() purgedRange {
 	p := &q.page
 	for p.spill.len() > 0 {
-		q.settleLocked(p.spill.pop())
+		if m := p.spill.pop(); m.store.Load()&storeSettled == 0 {
+			q.settleLocked(m)
+		}
 	}
-	p.spillBytes = 0
+	p.spillBytes, p.spillDropped, p.ignore = 0, 0, nil
 	var rg purgedRange
 	if p.n > 0 || len(p.skip) > 0 {
 		rg = purgedRange{First: p.cursor, Last: p.acked, Count: uint64(p.n + len(p.skip))}
@@ -413,6 +469,7 @@ func (q *Queue) ensurePageLog() error {
 		return nil
 	}
 	q.pageLog = name
+	q.log.floor = 1 // a new stream's first sequence
 	q.mu.Unlock()
 	return nil
 }

@@ -6,6 +6,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -113,6 +114,9 @@ func TestPagedQueueMatchesUnpagedModel(t *testing.T) {
 }
 
 func runModel(t *testing.T, shape modelQueue, seed uint64, steps int) {
+	var trace []string
+	var traceMu sync.Mutex
+	mapping.TracePaging("pq", func(s string) { traceMu.Lock(); trace = append(trace, s); traceMu.Unlock() })
 	paged := &modelSide{name: "paged", dir: t.TempDir(), pc: mapping.PagingConfig{Window: 3, WindowBytes: 1 << 20}}
 	ref := &modelSide{name: "reference", dir: t.TempDir(), pc: mapping.PagingConfig{Window: 1 << 30, WindowBytes: 1 << 40, Budget: 1 << 40}}
 	sides := []*modelSide{paged, ref}
@@ -165,6 +169,10 @@ func runModel(t *testing.T, shape modelQueue, seed uint64, steps int) {
 				t.Fatalf("after %s: %s count paged=%d reference=%d\npaged holds %q\nreference holds %q\nsteps:\n%s", step, q, counts[0], counts[1],
 					paged.c.drain(t, q), ref.c.drain(t, q), strings.Join(log, "\n"))
 			}
+		}
+		if err := mapping.PagingCheck(paged.r, "/", "pq"); err != nil {
+			traceMu.Lock()
+			t.Fatalf("after %s: %v\ntrace:\n%s", step, err, strings.Join(trace[max(0, len(trace)-60):], "\n"))
 		}
 		if !slices.Equal(paged.events, ref.events) {
 			t.Fatalf("after %s: paged saw\n%s\nreference saw\n%s\nsteps:\n%s", step,
