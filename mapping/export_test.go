@@ -44,7 +44,7 @@ func PagingCheck(r *Router, vhost, queue string) error {
 	if p.n+len(p.skip) == 0 || name == "" || loading {
 		return nil
 	}
-	recs, err := r.store.ReadBatch(name, p.cursor, p.n+len(p.skip)+1, 1<<30)
+	recs, err := r.store.ReadBatch(name, p.cursor, 1<<16, 1<<30)
 	if err != nil {
 		return err
 	}

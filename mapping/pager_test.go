@@ -172,7 +172,9 @@ func runModel(t *testing.T, shape modelQueue, seed uint64, steps int) {
 		}
 		if err := mapping.PagingCheck(paged.r, "/", "pq"); err != nil {
 			traceMu.Lock()
-			t.Fatalf("after %s: %v\ntrace:\n%s", step, err, strings.Join(trace[max(0, len(trace)-60):], "\n"))
+			last := strings.Join(trace[max(0, len(trace)-60):], "\n")
+			traceMu.Unlock()
+			t.Fatalf("after %s: %v\ntrace:\n%s", step, err, last)
 		}
 		if !slices.Equal(paged.events, ref.events) {
 			t.Fatalf("after %s: paged saw\n%s\nreference saw\n%s\nsteps:\n%s", step,
