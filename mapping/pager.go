@@ -77,7 +77,7 @@ type pageState struct {
 	// land among paged ones, are known: ignore holds those sequences.
 	spillDropped int
 	ignore       map[uint64]bool
-	loading    bool    // a read is in flight
+	loading      bool // a read is in flight
 	// redeliverBelow: records below it were in the log at start and may
 	// have been delivered before, so they come back redelivered.
 	redeliverBelow uint64
