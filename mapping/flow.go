@@ -21,7 +21,7 @@ const (
 
 // overHighWaterLocked reports whether q should hold its publishers.
 func (q *Queue) overHighWaterLocked() bool {
-	return q.ready.len() > flowHighWater && len(q.consumers) > 0
+	return q.readyLenLocked() > flowHighWater && len(q.consumers) > 0
 }
 
 // flowCandidate is checked after a publish that left q over its high
@@ -43,7 +43,7 @@ func (q *Queue) flowCandidate(conn *Conn) bool {
 func (q *Queue) drainedBelow(n int) bool {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	return q.deleted || q.ready.len() < n || len(q.consumers) == 0
+	return q.deleted || q.readyLenLocked() < n || len(q.consumers) == 0
 }
 
 // FlowHeld reports whether WaitFlow would hold the caller, which may first

@@ -28,8 +28,8 @@ func (q *Queue) stats() QueueStats {
 	q.expireLocked()
 	s := QueueStats{
 		VHost: q.vh.name, Name: q.name, Durable: q.spec.Durable, AutoDelete: q.spec.AutoDelete,
-		Exclusive: q.spec.Exclusive, Arguments: q.spec.Args, Ready: q.ready.len(), Unacked: q.unacked,
-		Consumers: len(q.consumers), ReadyBytes: q.ready.bytes,
+		Exclusive: q.spec.Exclusive, Arguments: q.spec.Args, Ready: q.readyLenLocked(), Unacked: q.unacked,
+		Consumers: len(q.consumers), ReadyBytes: q.readyBytesLocked(),
 		Published: q.counters.published.Load(), Delivered: q.counters.delivered.Load(), Acked: q.counters.acked.Load(),
 	}
 	q.unlockAndDeadLetter()

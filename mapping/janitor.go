@@ -22,9 +22,10 @@ const (
 // logState is the janitor's view of one durable queue's log, guarded by
 // Queue.mu.
 type logState struct {
-	floor uint64            // every record below floor is gone from the log
-	done  map[uint64]uint16 // settled records at or above floor: rounds waited, or deletedMark
-	dirty bool
+	floor  uint64            // every record below floor is gone from the log
+	done   map[uint64]uint16 // settled records at or above floor: rounds waited, or deletedMark
+	ranges [][2]uint64       // settled runs of records (first, last): purged or deleted paged records
+	dirty  bool
 }
 
 const deletedMark = 0xFFFF
@@ -37,6 +38,50 @@ func (l *logState) forget(seq uint64) {
 		l.done = map[uint64]uint16{}
 	}
 	l.done[seq] = 0
+}
+
+// forgetRange settles the records first..last at once (a purge of paged
+// messages, or a run of records deleted before a restart); the floor
+// jumps over it, and it is never deleted record by record.
+func (l *logState) forgetRange(first, last uint64) {
+	first = max(first, l.floor)
+	if last < first {
+		return
+	}
+	if last == first {
+		l.forget(first)
+		return
+	}
+	l.ranges = append(l.ranges, [2]uint64{first, last})
+}
+
+// advance moves the floor over settled records and runs.
+func (l *logState) advance() {
+	for {
+		if _, ok := l.done[l.floor]; ok {
+			delete(l.done, l.floor)
+			l.floor++
+			continue
+		}
+		moved := false
+		for i := 0; i < len(l.ranges); i++ {
+			r := l.ranges[i]
+			if r[1] < l.floor {
+				l.ranges = append(l.ranges[:i], l.ranges[i+1:]...)
+				i--
+				continue
+			}
+			if r[0] <= l.floor {
+				l.floor = r[1] + 1
+				l.ranges = append(l.ranges[:i], l.ranges[i+1:]...)
+				moved = true
+				break
+			}
+		}
+		if !moved {
+			return
+		}
+	}
 }
 
 // janitor owns one goroutine that removes settled records from queue logs.
@@ -120,14 +165,14 @@ func (j *janitor) clean(q *Queue, final bool) {
 	for _, seq := range q.late.take() {
 		l.forget(seq)
 	}
-	oldFloor := l.floor
-	for {
-		if _, ok := l.done[l.floor]; !ok {
-			break
-		}
-		delete(l.done, l.floor)
-		l.floor++
+	if q.page.on {
+		// Spilled messages written since the last publish leave memory,
+		// and the window is topped up, even when nobody publishes.
+		q.drainSpillLocked()
+		q.dispatchLocked()
 	}
+	oldFloor := l.floor
+	l.advance()
 	floor := l.floor
 	var holes []uint64
 	for seq, rounds := range l.done {
@@ -143,13 +188,18 @@ func (j *janitor) clean(q *Queue, final bool) {
 	if len(l.done) > 0 {
 		q.markDirtyLocked()
 	}
-	name := q.logName
-	q.mu.Unlock()
+	name := q.logFor()
+	q.unlockAndDeadLetter()
+	if name == "" {
+		return
+	}
 
 	st := j.r.store
 	if floor > oldFloor {
 		if err := st.PurgeBelow(name, floor); err != nil {
 			j.r.log.Error("purge queue log", "queue", q.name, "err", err)
+		} else if q.durableLog() {
+			q.forgetPurgedBelow(floor)
 		}
 	}
 	slices.Sort(holes)

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 	"unicode/utf8"
 )
@@ -166,4 +167,13 @@ func logName(vhost, queue string) string {
 	io.WriteString(h, queue)
 	sum := h.Sum(nil)
 	return prefix + "_" + hex.EncodeToString(sum[:8])
+}
+
+// pageLogName names the page log of a non-durable queue (pager.go): "pg-",
+// the 16 hex digits of logName's hash, and a number unique in this run.
+// It has no '_', which every logName has, so it never names a durable
+// queue's log; a restart deletes it with every log no queue record names.
+func pageLogName(vhost, queue string, n uint64) string {
+	l := logName(vhost, queue)
+	return "pg-" + l[len(l)-16:] + "-" + strconv.FormatUint(n, 16)
 }

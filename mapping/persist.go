@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"slices"
 	"time"
+
+	"github.com/warrenmq/warren/mapping/jsstore"
 )
 
 // Metadata keys in the store's KV bucket (see README.md):
@@ -110,6 +112,14 @@ func (r *Router) deleteQueueRecord(vh *VHost, q *Queue) {
 	if err := r.store.DeleteLog(q.logName); err != nil {
 		r.log.Error("delete queue log", "queue", q.name, "err", err)
 	}
+	q.pageMu.Lock()
+	if len(q.purged) > 0 {
+		q.purged = nil
+		if err := r.store.MetaDelete(purgedKey(vh.name, q.name)); err != nil {
+			r.log.Error("delete purged ranges", "queue", q.name, "err", err)
+		}
+	}
+	q.pageMu.Unlock()
 }
 
 // durableBinding: a binding survives a restart when both of its ends do.
@@ -171,6 +181,26 @@ const (
 // per message, however many durable queues store it.
 func (m *Message) record() []byte {
 	m.recOnce.Do(func() {
+		m.rec = m.encodeRecord()
+		// Keep one copy of the body: the record's tail. This runs before
+		// the message is shared (prepareRecord), so nobody reads Body yet.
+		m.Body = m.rec[len(m.rec)-len(m.Body) : len(m.rec) : len(m.rec)]
+	})
+	return m.rec
+}
+
+// logRecord is the record to append for m: the one prepareRecord built,
+// or, when the message was shared before anyone knew it would be stored
+// (a queue started paging meanwhile), a copy that leaves m alone.
+func (m *Message) logRecord() []byte {
+	if m.rec != nil {
+		return m.rec
+	}
+	return m.encodeRecord()
+}
+
+func (m *Message) encodeRecord() []byte {
+	{
 		b := make([]byte, 0, 16+len(m.PublishID)+len(m.Exchange)+len(m.RoutingKey)+len(m.Body)+64)
 		if id := m.PublishID; id != "" && len(id) <= 255 {
 			b = append(b, recordV3)
@@ -195,22 +225,17 @@ func (m *Message) record() []byte {
 			b = b[:at]
 		}
 		binary.BigEndian.PutUint32(b[at-4:], uint32(len(b)-at))
-		m.rec = append(b, m.Body...)
-		// Keep one copy of the body: the record's tail. This runs before
-		// the message is shared (prepareRecord), so nobody reads Body yet.
-		m.Body = m.rec[len(m.rec)-len(m.Body) : len(m.rec) : len(m.rec)]
-	})
-	return m.rec
+		return append(b, m.Body...)
+	}
 }
 
-// prepareRecord builds the store record of a persistent message bound
-// for a durable queue before any queue or consumer can see the message.
+// prepareRecord builds the store record of a message before any queue or
+// consumer can see it, when it will be stored: persistent and bound for a
+// durable queue, or bound for a queue that is likely to page it.
 func prepareRecord(m *Message, qs []*Queue) {
-	if !m.Properties.Persistent() {
-		return
-	}
+	persistent := m.Properties.Persistent()
 	for _, q := range qs {
-		if q.durableLog() {
+		if persistent && q.durableLog() || q.pagingHint.Load() {
 			m.record()
 			return
 		}
@@ -290,6 +315,10 @@ func (r *Router) recover() error {
 	if err != nil {
 		return err
 	}
+	ds, err := r.store.MetaList("d.")
+	if err != nil {
+		return err
+	}
 	vhost := func(name string) *VHost {
 		vh := r.vhosts[name]
 		if vh == nil {
@@ -331,7 +360,9 @@ func (r *Router) recover() error {
 		if err := r.store.CreateLog(q.logName); err != nil {
 			return fmt.Errorf("queue %q: %w", rec.Name, err)
 		}
-		n, err := r.replay(q)
+		pk := purgedKey(rec.VHost, rec.Name)
+		n, err := r.replay(q, ds[pk])
+		delete(ds, pk)
 		if err != nil {
 			r.log.Error("queue log damaged; serving what could be read", "queue", rec.Name, "err", err)
 		}
@@ -366,6 +397,9 @@ func (r *Router) recover() error {
 		}
 		src.addBinding(b)
 	}
+	for key := range ds {
+		r.store.MetaDelete(key) // purged ranges of a queue that is gone
+	}
 	if logs, err := r.store.Logs(); err == nil {
 		for _, l := range logs {
 			if !used[l] {
@@ -388,10 +422,17 @@ func (r *Router) recover() error {
 	return nil
 }
 
-// replay loads q's log into memory. Recovered messages may have been
-// delivered before the restart, so they are marked redelivered.
-func (r *Router) replay(q *Queue) (int, error) {
-	first, last, _, err := r.store.LogState(q.logName)
+// replay loads q's log at start. Recovered messages may have been
+// delivered before the restart, so they are marked redelivered. Transient
+// records (paged transient messages) are purged first: a restart drops
+// transient messages, as RabbitMQ does. A pageable queue reads only its
+// window; the rest of its log stays paged (pager.go). It returns the
+// number of messages the queue holds.
+func (r *Router) replay(q *Queue, purged []byte) (int, error) {
+	if err := r.store.PurgeTransient(q.logName); err != nil {
+		return 0, err
+	}
+	first, last, count, err := r.store.LogState(q.logName)
 	if err != nil {
 		return 0, err
 	}
@@ -399,43 +440,128 @@ func (r *Router) replay(q *Queue) (int, error) {
 	if first == 0 {
 		q.log.floor = last + 1
 	}
+	if purged != nil {
+		count -= min(count, q.loadPurged(purged, first))
+	}
+	q.page.redeliverBelow = last + 1
 	next := q.log.floor
 	n := 0
-	err = r.store.Replay(q.logName, func(seq uint64, rec []byte) error {
+	load := func(seq uint64, rec []byte) {
 		// Gaps are records deleted one by one before the restart.
-		for ; next < seq; next++ {
-			q.log.forget(next)
+		q.log.forgetRange(next, seq-1)
+		if past := q.page.pastPurged(seq); past != seq {
+			next = past
+			return
 		}
 		next = seq + 1
 		m, err := decodeRecord(rec)
 		if err != nil {
 			r.log.Error("dropping unreadable message record", "queue", q.name, "seq", seq, "err", err)
 			q.log.forget(seq)
-			return nil
+			return
 		}
 		if m.PublishID != "" {
 			r.recoveredID(q.vh.name, m)
 		}
+		qm := q.loadedMsg(m, seq, false)
 		q.nextSeq++
-		qm := &qmsg{msg: m, seq: q.nextSeq, persist: true, redelivered: true, expires: q.policy.expiry(m, m.ts)}
-		qm.storeSeq.Store(seq)
-		qm.store.Store(storeWritten)
-		if q.policy.maxPriority > 0 {
-			qm.prio = m.Properties.Priority
-		}
+		qm.seq = q.nextSeq
 		q.ready.push(qm)
 		n++
-		return nil
-	})
-	// Records deleted one by one at the end of the log are gaps too.
-	for ; next <= last; next++ {
-		q.log.forget(next)
 	}
-	if len(q.log.done) > 0 {
+	if !q.pageable() {
+		err = r.store.Replay(q.logName, func(seq uint64, rec []byte) error {
+			load(seq, rec)
+			return nil
+		})
+	} else {
+		err = r.replayWindow(q, count, load)
+	}
+	if q.page.on {
+		if n > 0 {
+			q.page.bytes = q.ready.bytes / int64(n) * int64(q.page.n)
+		}
+		n += q.page.n
+		r.recoverPagedIDs(q)
+	} else {
+		// Records deleted one by one at the end of the log are gaps too.
+		q.log.forgetRange(next, last)
+	}
+	if len(q.log.done) > 0 || len(q.log.ranges) > 0 {
 		q.log.dirty = true
 		r.janitor.mark(q)
 	}
+	q.updateHintLocked()
 	return n, err
+}
+
+// replayWindow reads the first window of a pageable queue's log and
+// leaves the rest paged.
+func (r *Router) replayWindow(q *Queue, count uint64, load func(seq uint64, rec []byte)) error {
+	from, read := q.log.floor, 0
+	c := &r.cfg.Paging
+	for read < c.Window && q.ready.bytes < c.WindowBytes {
+		recs, err := r.store.ReadBatch(q.logName, from, min(c.refillBatch()*4, c.Window-read), refillBytes)
+		if err != nil {
+			return err
+		}
+		if len(recs) == 0 {
+			break
+		}
+		for _, rec := range recs {
+			if q.page.pastPurged(rec.Seq) == rec.Seq {
+				read++
+			}
+			load(rec.Seq, rec.Data)
+		}
+		from = q.page.pastPurged(recs[len(recs)-1].Seq + 1)
+	}
+	if uint64(read) < count {
+		p := &q.page
+		p.on = true
+		p.cursor = from
+		_, p.acked, _, _ = r.store.LogState(q.logName)
+		p.n = int(count) - read
+	}
+	return nil
+}
+
+// recoveredIDScan bounds how many paged records a restart reads to find
+// the PublishIDs of the last ten minutes.
+const recoveredIDScan = 1 << 16
+
+// recoverPagedIDs collects the PublishIDs of paged records published in
+// the last ten minutes (the window's were taken as it was read).
+func (r *Router) recoverPagedIDs(q *Queue) {
+	since := time.Now().Add(-recoveredPublishAge)
+	from, scanned := uint64(0), 0
+	for scanned < recoveredIDScan {
+		var recs []jsstore.Record
+		var err error
+		if from == 0 {
+			recs, err = r.store.ReadSince(q.logName, since, 512, refillBytes)
+		} else {
+			recs, err = r.store.ReadBatch(q.logName, from, 512, refillBytes)
+		}
+		if err != nil {
+			r.log.Warn("reading publish IDs of paged messages", "queue", q.name, "err", err)
+			return
+		}
+		if len(recs) == 0 {
+			return
+		}
+		for _, rec := range recs {
+			scanned++
+			if rec.Seq < q.page.cursor || len(rec.Data) == 0 || rec.Data[0] != recordV3 {
+				continue
+			}
+			if m, err := decodeRecord(rec.Data); err == nil {
+				r.recoveredID(q.vh.name, m)
+			}
+		}
+		from = recs[len(recs)-1].Seq + 1
+	}
+	r.log.Warn("publish IDs of older paged messages not recovered", "queue", q.name, "scanned", scanned)
 }
 
 // RecoveredPublish is a PublishID found in a durable queue's log at start.

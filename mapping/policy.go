@@ -68,12 +68,14 @@ func (p *queuePolicy) expiry(m *Message, now int64) int64 {
 	return max(now+ttl*int64(time.Millisecond), 1)
 }
 
-// overLimit reports whether the ready messages exceed max-length(-bytes).
-func (p *queuePolicy) overLimit(r *readyQueue) bool {
-	return (p.maxLen >= 0 && int64(r.len()) > p.maxLen) || (p.maxBytes >= 0 && r.bytes > p.maxBytes)
+// overLimit reports whether n ready messages of bytes body bytes exceed
+// max-length(-bytes).
+func (p *queuePolicy) overLimit(n int, bytes int64) bool {
+	return (p.maxLen >= 0 && int64(n) > p.maxLen) || (p.maxBytes >= 0 && bytes > p.maxBytes)
 }
 
-// wouldOverflow reports whether adding m would exceed a limit.
-func (p *queuePolicy) wouldOverflow(r *readyQueue, m *Message) bool {
-	return (p.maxLen >= 0 && int64(r.len())+1 > p.maxLen) || (p.maxBytes >= 0 && r.bytes+int64(len(m.Body)) > p.maxBytes)
+// wouldOverflow reports whether adding m to n ready messages of bytes
+// body bytes would exceed a limit.
+func (p *queuePolicy) wouldOverflow(n int, bytes int64, m *Message) bool {
+	return (p.maxLen >= 0 && int64(n)+1 > p.maxLen) || (p.maxBytes >= 0 && bytes+int64(len(m.Body)) > p.maxBytes)
 }

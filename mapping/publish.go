@@ -500,13 +500,37 @@ func (ch *Channel) Get(queue string, noAck bool) (d Delivery, remaining int, ok 
 	}
 	q.mu.Lock()
 	defer q.unlockAndDeadLetter()
-	if q.deleted {
-		return d, 0, false, nil
-	}
-	q.touchLocked()
-	q.expireLocked()
-	if q.ready.len() == 0 {
-		return d, 0, false, nil
+	for round := 0; ; round++ {
+		if q.deleted {
+			return d, 0, false, nil
+		}
+		q.touchLocked()
+		q.expireLocked()
+		if q.ready.len() == 0 {
+			q.fillLocked()
+			q.expireLocked()
+		}
+		if q.ready.len() > 0 {
+			break
+		}
+		if q.readyLenLocked() == 0 {
+			return d, 0, false, nil
+		}
+		if round == pageWaitRounds {
+			return d, 0, false, errorf(KindInternal, "queue '%s' in vhost '%s': its next messages could not be read from the store", q.name, q.vh.name)
+		}
+		// The next messages are paged: wait for their read, with no
+		// lock held.
+		wait := q.waitPageLocked()
+		q.unlockAndDeadLetter()
+		select {
+		case <-wait:
+		case <-time.After(pageWaitMax):
+		}
+		q.mu.Lock()
+		if ch.vh.r.closed.Load() {
+			return d, 0, false, ErrClosed
+		}
 	}
 	m := q.ready.pop()
 	ch.mu.Lock()
@@ -528,5 +552,6 @@ func (ch *Channel) Get(queue string, noAck bool) (d Delivery, remaining int, ok 
 	if noAck {
 		q.settleLocked(m)
 	}
-	return d, q.ready.len(), true, nil
+	q.fillLocked()
+	return d, q.readyLenLocked(), true, nil
 }

@@ -28,6 +28,10 @@ type Queue struct {
 	owner   *Conn  // set for exclusive queues
 	logName string // store log for persistent messages; "" when not durable
 
+	pageMu     sync.Mutex    // orders pageLog's creation and purged's writers; never held with mu
+	pagingHint atomic.Bool   // new messages are likely paged (pager.go)
+	purged     []purgedRange // guarded by pageMu (purged.go)
+
 	bindings []*binding // guarded by vh.mu
 
 	mu              sync.Mutex
@@ -47,6 +51,8 @@ type Queue struct {
 	idleTimer       *time.Timer // x-expires
 	late            lateSettled // written to the janitor by store completions
 	lane            storeLane   // store appends in queue order, made after mu is released
+	page            pageState   // ready messages not in memory (pager.go)
+	pageLog         string      // log of a non-durable queue's paged messages; "" until needed
 }
 
 // qmsg is one message's place in one queue. The Message itself is shared by
@@ -58,8 +64,9 @@ type qmsg struct {
 	store       atomic.Uint32 // storeWritten | storeSettled
 	expires     int64         // unix ns; 0 = never
 	prio        uint8
-	deliveries  int // times delivered with ack required, for x-delivery-limit
-	persist     bool
+	deliveries  int  // times delivered with ack required, for x-delivery-limit
+	persist     bool // its record survives a restart
+	logged      bool // it has a record in the queue's log, removed when it is settled
 	redelivered bool
 }
 
@@ -84,6 +91,7 @@ func (q *Queue) Name() string { return q.name }
 func newQueue(vh *VHost, s QueueSpec) *Queue {
 	q := &Queue{vh: vh, name: s.Name, spec: s, policy: parsePolicy(s.Args)}
 	q.ready.setLevels(q.policy.maxPriority)
+	q.ready.global = &vh.r.windowBytes
 	return q
 }
 
@@ -118,7 +126,16 @@ func (q *Queue) dispatchLocked() {
 // a TTL of 0 still goes to a consumer that can take it at once, as in
 // RabbitMQ.
 func (q *Queue) deliverLocked() {
-	for q.ready.len() > 0 && len(q.consumers) > 0 {
+	defer q.fillLocked()
+	for len(q.consumers) > 0 {
+		if q.ready.len() == 0 {
+			// Messages moved into the window meet the TTL check they
+			// would have met at the head of an unpaged queue.
+			q.fillLocked()
+			if q.expireLocked(); q.ready.len() == 0 {
+				return // a read of paged messages dispatches when it lands
+			}
+		}
 		c := q.pickConsumerLocked()
 		if c == nil {
 			return
@@ -216,63 +233,113 @@ func (q *Queue) kick() {
 }
 
 // enqueue appends m, writing it to the queue's log first when it must
-// survive a restart. t, when not nil, learns when the write is done. It
-// returns accepted=false when the queue refused the message (x-overflow
+// survive a restart or when it is paged (pager.go). t, when not nil,
+// learns when a persistent message's write is done. It returns
+// accepted=false when the queue refused the message (x-overflow
 // reject-publish), and full when the queue is now past its flow-control
 // high water mark (see flow.go).
 //
 // Room for the store write is reserved before q.mu is taken, so waiting
 // for the store happens with no core lock held. Under q.mu the write only
 // joins the queue's lane (which keeps the log in queue order); it is made
-// after q.mu is released (locksordering.txt).
+// after q.mu is released (locksordering.txt). A transient message found
+// under q.mu to need paging makes enqueue let go of q.mu, reserve (and
+// create a non-durable queue's page log) and try again.
 func (q *Queue) enqueue(m *Message, t *storeTracker) (accepted, full bool) {
 	now := m.publishedAt()
-	qm := &qmsg{msg: m, persist: q.durableLog() && m.Properties.Persistent(), prio: m.Properties.Priority, expires: q.policy.expiry(m, now)}
+	persist := q.durableLog() && m.Properties.Persistent()
+	qm := &qmsg{msg: m, persist: persist, prio: m.Properties.Priority, expires: q.policy.expiry(m, now)}
 	if q.policy.maxPriority == 0 {
 		qm.prio = 0
 	}
-	var room jsstore.Reservation
-	if qm.persist {
+	var (
+		room     jsstore.Reservation
+		reserved bool
+		rec      []byte
+		inMemory bool // paging failed (store closing): keep the message in memory
+	)
+	reserve := func() bool {
+		rec = m.logRecord()
 		var err error
-		if room, err = q.vh.r.store.Reserve(len(m.record())); err != nil {
-			// The store is closing: the message cannot be made durable.
-			t.add()
-			t.finish(false)
+		if room, err = q.vh.r.store.Reserve(len(rec)); err != nil {
+			return false
+		}
+		reserved = true
+		return true
+	}
+	if persist || q.pagingHint.Load() {
+		if !reserve() {
+			if persist {
+				// The store is closing: the message cannot be made durable.
+				t.add()
+				t.finish(false)
+				return true, false
+			}
+			inMemory = true
+		}
+	}
+	var paged bool
+	for {
+		q.mu.Lock()
+		if q.deleted {
+			q.mu.Unlock()
+			room.Release()
 			return true, false
 		}
-	}
-	q.mu.Lock()
-	if q.deleted {
-		q.mu.Unlock()
-		room.Release()
-		return true, false
-	}
-	if q.policy.overflow != "drop-head" && q.policy.wouldOverflow(&q.ready, m) {
-		if q.policy.overflow == "reject-publish-dlx" {
-			q.deadLetterLocked(qm, "maxlen")
+		if q.policy.overflow != "drop-head" && q.policy.wouldOverflow(q.readyLenLocked(), q.readyBytesLocked(), m) {
+			if q.policy.overflow == "reject-publish-dlx" {
+				q.deadLetterLocked(qm, "maxlen")
+			}
+			q.unlockThenDeadLetter(room.Release)
+			return false, false
 		}
-		q.unlockThenDeadLetter(room.Release)
-		return false, false
+		paged = !inMemory && q.shouldPageLocked(len(m.Body))
+		if !paged || reserved && q.logFor() != "" {
+			break
+		}
+		needLog := q.logFor() == ""
+		q.mu.Unlock()
+		if needLog {
+			if err := q.ensurePageLog(); err != nil {
+				q.vh.r.log.Error("cannot page a queue's messages; keeping them in memory", "queue", q.name, "vhost", q.vh.name, "err", err)
+				inMemory = true
+			}
+		}
+		if !reserved && !inMemory && !reserve() {
+			inMemory = true
+		}
 	}
-	q.nextSeq++
-	qm.seq = q.nextSeq
-	if qm.persist {
-		t.add()
-		q.lane.add(laneItem{room: room, log: q.logName, rec: m.record(), done: func(seq uint64, err error) {
+	if persist || paged {
+		qm.logged = true
+		if persist {
+			t.add()
+		}
+		q.lane.add(laneItem{room: room, log: q.logFor(), rec: rec, transient: !persist, done: func(seq uint64, err error) {
 			q.stored(qm, seq, err)
-			t.finish(err == nil)
+			if persist {
+				t.finish(err == nil)
+			}
 		}})
+		reserved = false // handed to the lane
 	}
 	q.counters.published.Add(1)
-	q.ready.push(qm)
+	if paged {
+		q.spillLocked(qm)
+	} else {
+		q.nextSeq++
+		qm.seq = q.nextSeq
+		q.ready.push(qm)
+	}
 	q.deliverLocked()
 	q.expireLocked()
-	for q.policy.overLimit(&q.ready) {
-		q.dropLocked(q.ready.popOldest(), "maxlen")
+	for q.policy.overLimit(q.readyLenLocked(), q.readyBytesLocked()) && q.dropOldestLocked() {
 	}
 	full = q.overHighWaterLocked()
-	if qm.persist {
+	q.updateHintLocked()
+	if qm.logged {
 		q.unlockThenDeadLetter(q.lane.write)
+	} else if reserved {
+		q.unlockThenDeadLetter(room.Release)
 	} else {
 		q.unlockAndDeadLetter()
 	}
@@ -290,10 +357,11 @@ type storeLane struct {
 }
 
 type laneItem struct {
-	room jsstore.Reservation
-	log  string
-	rec  []byte
-	done func(seq uint64, err error)
+	room      jsstore.Reservation
+	log       string
+	rec       []byte
+	transient bool // paged transient message: dropped at restart, not fsynced
+	done      func(seq uint64, err error)
 }
 
 // write makes the pushed appends, oldest first; it runs with no core lock
@@ -303,7 +371,11 @@ func (l *storeLane) write() {
 	for l.writing.CompareAndSwap(false, true) {
 		for items := l.take(); len(items) > 0; items = l.take() {
 			for _, it := range items {
-				it.room.Append(it.log, it.rec, it.done)
+				if it.transient {
+					it.room.AppendTransient(it.log, it.rec, it.done)
+				} else {
+					it.room.Append(it.log, it.rec, it.done)
+				}
 			}
 		}
 		l.writing.Store(false)
@@ -319,6 +391,7 @@ func (l *storeLane) write() {
 const (
 	storeWritten uint32 = 1 << iota
 	storeSettled
+	storeFailed // the write failed: a paged message is lost (pager.go)
 )
 
 // stored runs on the store's completion goroutine when a log write
@@ -329,11 +402,19 @@ const (
 func (q *Queue) stored(qm *qmsg, seq uint64, err error) {
 	if err != nil {
 		q.vh.r.log.Error("store write failed", "queue", q.name, "vhost", q.vh.name, "err", err)
+		qm.store.Or(storeFailed)
+		if q.pagingHint.Load() {
+			q.vh.r.janitor.mark(q)
+		}
 		return
 	}
 	qm.storeSeq.Store(seq)
 	if qm.store.Or(storeWritten)&storeSettled != 0 {
 		q.late.add(seq)
+		q.vh.r.janitor.mark(q)
+	} else if q.pagingHint.Load() {
+		// A spilled message may now leave memory: the janitor turns
+		// written spill messages into paged ones when no publish does.
 		q.vh.r.janitor.mark(q)
 	}
 }
@@ -341,7 +422,7 @@ func (q *Queue) stored(qm *qmsg, seq uint64, err error) {
 // settleLocked forgets a message that was acked or dropped: its log record
 // is deleted by the janitor.
 func (q *Queue) settleLocked(m *qmsg) {
-	if !m.persist {
+	if !m.logged {
 		return
 	}
 	if m.store.Or(storeSettled)&storeWritten != 0 {
@@ -430,7 +511,7 @@ func (q *Queue) counts() (int, int) {
 	q.mu.Lock()
 	defer q.unlockAndDeadLetter()
 	q.expireLocked()
-	return q.ready.len(), len(q.consumers)
+	return q.readyLenLocked(), len(q.consumers)
 }
 
 // removeConsumer detaches c and reports whether the queue should now be
@@ -504,11 +585,13 @@ func (q *Queue) stopTimersLocked() {
 	}
 }
 
-// purgeLocked drops every ready message and returns how many there were.
-func (q *Queue) purgeLocked() int {
-	n := q.ready.len()
+// purgeLocked drops every ready message and returns how many there were,
+// and the run of paged records dropped with them (Count 0: none), which
+// the caller writes down with notePurged after releasing q.mu.
+func (q *Queue) purgeLocked() (int, purgedRange) {
+	n := q.readyLenLocked()
 	for q.ready.len() > 0 {
 		q.settleLocked(q.ready.pop())
 	}
-	return n
+	return n, q.purgePagedLocked()
 }

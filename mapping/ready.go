@@ -1,6 +1,9 @@
 package mapping
 
-import "slices"
+import (
+	"slices"
+	"sync/atomic"
+)
 
 // readyQueue holds a queue's ready messages: one ordered list per priority
 // level (a single level for queues without x-max-priority). Higher levels
@@ -9,7 +12,8 @@ type readyQueue struct {
 	levels   []msgList
 	n        int
 	bytes    int64
-	expiring int // messages with a TTL: when 0, expiry has nothing to do
+	expiring int           // messages with a TTL: when 0, expiry has nothing to do
+	global   *atomic.Int64 // the router's bytes of ready messages in memory (pager.go); may be nil
 }
 
 func (r *readyQueue) setLevels(maxPriority uint8) {
@@ -37,6 +41,9 @@ func (r *readyQueue) push(m *qmsg) {
 func (r *readyQueue) added(m *qmsg) {
 	r.n++
 	r.bytes += int64(len(m.msg.Body))
+	if r.global != nil {
+		r.global.Add(int64(len(m.msg.Body)))
+	}
 	if m.expires != 0 {
 		r.expiring++
 	}
@@ -71,6 +78,9 @@ func (r *readyQueue) popOldest() *qmsg {
 func (r *readyQueue) took(m *qmsg) *qmsg {
 	r.n--
 	r.bytes -= int64(len(m.msg.Body))
+	if r.global != nil {
+		r.global.Add(-int64(len(m.msg.Body)))
+	}
 	if m.expires != 0 {
 		r.expiring--
 	}
@@ -106,6 +116,9 @@ func (r *readyQueue) nextExpiry() int64 {
 func (r *readyQueue) clear() {
 	for i := range r.levels {
 		r.levels[i] = msgList{}
+	}
+	if r.global != nil {
+		r.global.Add(-r.bytes)
 	}
 	r.n, r.bytes, r.expiring = 0, 0, 0
 }

@@ -33,6 +33,7 @@ type Config struct {
 	LoopbackUsers []string
 	Alarms        AlarmConfig
 	Limits        Limits
+	Paging        PagingConfig // how many ready messages stay in memory
 }
 
 // Limits bound what clients can create; zero means no limit.
@@ -54,9 +55,15 @@ type Router struct {
 	vhosts map[string]*VHost
 
 	janitor *janitor
-	id      identity
-	stats   Stats
-	alarms  alarms
+	// Paging (pager.go): body bytes of ready messages in memory over all
+	// queues, the goroutines reading paged messages, and a counter that
+	// names page logs.
+	windowBytes atomic.Int64
+	pagers      sync.WaitGroup
+	pageLogs    atomic.Uint64
+	id          identity
+	stats       Stats
+	alarms      alarms
 
 	connMu sync.Mutex
 	conns  map[*Conn]struct{}
@@ -81,6 +88,7 @@ func Open(cfg Config) (*Router, error) {
 	if cfg.DataDir == "" {
 		return nil, fmt.Errorf("mapping: Config.DataDir is required")
 	}
+	cfg.Paging = cfg.Paging.withDefaults()
 	st, err := jsstore.Open(jsstore.Config{Dir: cfg.DataDir, SyncAlways: cfg.SyncAlways, Logger: cfg.Logger, Cluster: cfg.Cluster})
 	if err != nil {
 		return nil, fmt.Errorf("open store in %s: %w", cfg.DataDir, err)
@@ -153,5 +161,7 @@ func (r *Router) Close() error {
 		r.log.Warn("store writes still pending at shutdown", "err", err)
 	}
 	r.janitor.runOnce(true) // apply deletes whose writes just finished
-	return r.store.CloseWithin(closeWait)
+	err := r.store.CloseWithin(closeWait)
+	r.pagers.Wait() // their reads fail fast on a closed store
+	return err
 }

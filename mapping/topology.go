@@ -307,7 +307,7 @@ func (ch *Channel) DeleteQueue(name string, ifUnused, ifEmpty bool) (int, error)
 		return 0, err
 	}
 	q.mu.Lock()
-	ready, consumers := q.ready.len(), len(q.consumers)
+	ready, consumers := q.readyLenLocked(), len(q.consumers)
 	q.mu.Unlock()
 	if ifUnused && consumers > 0 {
 		return 0, errorf(KindPreconditionFailed, "queue '%s' in vhost '%s' in use", name, ch.vh.name)
@@ -335,8 +335,10 @@ func (vh *VHost) deleteQueue(q *Queue) int {
 	}
 	q.mu.Lock()
 	q.deleted = true
-	n := q.ready.len()
+	n := q.readyLenLocked()
 	q.ready.clear()
+	q.clearPagedLocked()
+	pageLog := q.pageLog
 	q.stopTimersLocked()
 	cs := q.consumers
 	q.consumers = nil
@@ -359,6 +361,11 @@ func (vh *VHost) deleteQueue(q *Queue) int {
 	if q.durableLog() {
 		vh.r.janitor.forget(q)
 		vh.r.deleteQueueRecord(vh, q)
+	} else if pageLog != "" {
+		vh.r.janitor.forget(q)
+		if err := vh.r.store.DeleteLog(pageLog); err != nil {
+			vh.r.log.Error("delete page log", "queue", q.name, "err", err)
+		}
 	}
 	return n
 }
@@ -373,8 +380,15 @@ func (ch *Channel) PurgeQueue(name string) (int, error) {
 		return 0, err
 	}
 	q.mu.Lock()
-	defer q.mu.Unlock()
-	return q.purgeLocked(), nil
+	n, rg := q.purgeLocked()
+	q.mu.Unlock()
+	if rg.Count > 0 && q.durableLog() {
+		// Written before purge-ok: a restart must not bring them back.
+		if err := q.notePurged(rg); err != nil {
+			return 0, err
+		}
+	}
+	return n, nil
 }
 
 // BindQueue binds a queue to an exchange.

@@ -21,7 +21,8 @@ type pendingAppend struct {
 	size     int
 	taken    bool // a completer owns it (callback running or about to)
 	log      string
-	writer   int // index in appender.writers
+	writer   int  // index in appender.writers
+	nosync   bool // a transient record: its callback does not wait for an fsync
 }
 
 // logLane is which writer connection a log's appends use while some are
@@ -151,6 +152,18 @@ func (s *Store) Append(name string, rec []byte, done func(seq uint64, err error)
 // called with the caller's locks held. rec should be no larger than the
 // reservation.
 func (r Reservation) Append(name string, rec []byte, done func(seq uint64, err error)) {
+	r.append(name, subjectName(name), false, rec, done)
+}
+
+// AppendTransient is Append for a record that need not survive a restart
+// (a transient message paged out of memory): it goes to the log's
+// transient subject, which a restart purges (PurgeTransient), and its
+// callback does not wait for a group-commit fsync.
+func (r Reservation) AppendTransient(name string, rec []byte, done func(seq uint64, err error)) {
+	r.append(name, transientSubject(name), true, rec, done)
+}
+
+func (r Reservation) append(name, subject string, nosync bool, rec []byte, done func(seq uint64, err error)) {
 	s := r.s
 	if err := checkName(name); err != nil {
 		r.Release()
@@ -176,14 +189,14 @@ func (r Reservation) Append(name string, rec []byte, done func(seq uint64, err e
 	}
 	lane.pending++
 	a.wbytes[lane.writer] += r.size
-	a.pending[id] = pendingAppend{done: done, deadline: time.Now().Add(ackTimeout).UnixNano(), size: r.size, log: name, writer: lane.writer}
+	a.pending[id] = pendingAppend{done: done, deadline: time.Now().Add(ackTimeout).UnixNano(), size: r.size, log: name, writer: lane.writer, nosync: nosync}
 	a.inflight.Add(1)
 	w := a.writers[lane.writer]
 	a.mu.Unlock()
 
 	var buf [64]byte
 	reply := string(strconv.AppendUint(append(buf[:0], a.prefix...), id, 10))
-	err := w.PublishRequest(subjectPrefix+name, reply, rec)
+	err := w.PublishRequest(subject, reply, rec)
 	if err == nil {
 		a.inflight.Done()
 		return
@@ -338,14 +351,23 @@ func (a *appender) onAck(m *nats.Msg) {
 	a.mu.Unlock()
 	if a.group != nil {
 		// Through the syncer, in order: the callback waits for an fsync.
+		// A transient record's callback does not: nothing waits for it
+		// to be durable.
 		items := make([]syncItem, 0, len(expired)+1)
 		for _, t := range expired {
 			items = append(items, syncItem{id: t.id, p: t.p, err: ErrTimeout})
 		}
-		if ok {
+		if ok && !p.nosync {
 			items = append(items, syncItem{id: id, p: p, seq: seq, err: aerr})
+			ok = false
 		}
-		a.group.push(items...)
+		if len(items) > 0 {
+			a.group.push(items...)
+		}
+		if ok {
+			p.done(seq, aerr)
+			a.finish(id)
+		}
 		return
 	}
 	for _, t := range expired {

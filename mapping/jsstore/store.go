@@ -342,6 +342,10 @@ func (s *Store) MetaList(prefix string) (map[string][]byte, error) {
 func streamName(name string) string  { return streamPrefix + name }
 func subjectName(name string) string { return subjectPrefix + name }
 
+// transientSubject is where a log keeps records that a restart drops
+// (AppendTransient, PurgeTransient).
+func transientSubject(name string) string { return subjectPrefix + name + ".t" }
+
 func checkName(name string) error {
 	if name == "" || len(name) > 64 {
 		return fmt.Errorf("jsstore: invalid log name %q", name)
@@ -358,7 +362,7 @@ func checkName(name string) error {
 func logConfig(name string) jetstream.StreamConfig {
 	return jetstream.StreamConfig{
 		Name:        streamName(name),
-		Subjects:    []string{subjectName(name)},
+		Subjects:    []string{subjectName(name), transientSubject(name)},
 		Retention:   jetstream.LimitsPolicy,
 		Storage:     jetstream.FileStorage,
 		MaxMsgs:     -1,
