@@ -34,6 +34,13 @@ const (
 type PagingConfig struct {
 	Window      int   // ready messages a queue keeps in memory; 0 → 2048
 	WindowBytes int64 // and their body bytes (at least one message); 0 → 8 MiB
+	// ConsumedWindow and ConsumedWindowBytes are the window of a queue
+	// that has consumers: large enough for the backlog that flow control
+	// lets a consumed queue build (flow.go), so that a publisher running
+	// ahead of its consumers does not make every message take the trip
+	// through the store. 0 → 25,000 messages and 32 MiB.
+	ConsumedWindow      int
+	ConsumedWindowBytes int64
 	// Budget bounds the body bytes of ready messages in memory over all
 	// queues: past it, every queue that has any message in memory pages
 	// new ones. 0 → 128 MiB.
@@ -41,7 +48,8 @@ type PagingConfig struct {
 }
 
 // DefaultPagingConfig is what the zero PagingConfig means.
-var DefaultPagingConfig = PagingConfig{Window: 2048, WindowBytes: 8 << 20, Budget: 128 << 20}
+var DefaultPagingConfig = PagingConfig{Window: 2048, WindowBytes: 8 << 20,
+	ConsumedWindow: flowHighWater + flowHighWater/4, ConsumedWindowBytes: 32 << 20, Budget: 128 << 20}
 
 func (c PagingConfig) withDefaults() PagingConfig {
 	d := DefaultPagingConfig
@@ -51,16 +59,37 @@ func (c PagingConfig) withDefaults() PagingConfig {
 	if c.WindowBytes > 0 {
 		d.WindowBytes = c.WindowBytes
 	}
+	if c.ConsumedWindow > 0 {
+		d.ConsumedWindow = c.ConsumedWindow
+	}
+	if c.ConsumedWindowBytes > 0 {
+		d.ConsumedWindowBytes = c.ConsumedWindowBytes
+	}
 	if c.Budget > 0 {
 		d.Budget = c.Budget
 	}
 	return d
 }
 
+// window is the size of a queue's window, in messages and body bytes.
+type window struct {
+	n     int
+	bytes int64
+}
+
 // refillLow is the window length below which a read starts; refillBatch
 // the records one read asks for.
-func (c PagingConfig) refillLow() int   { return max(c.Window/2, 1) }
-func (c PagingConfig) refillBatch() int { return min(max(c.Window/4, 1), 512) }
+func (w window) refillLow() int   { return max(w.n/2, 1) }
+func (w window) refillBatch() int { return min(max(w.n/4, 1), 512) }
+
+// windowLocked is q's window now: the consumed one while it has consumers.
+func (q *Queue) windowLocked() window {
+	c := &q.vh.r.cfg.Paging
+	if len(q.consumers) > 0 {
+		return window{max(c.Window, c.ConsumedWindow), max(c.WindowBytes, c.ConsumedWindowBytes)}
+	}
+	return window{c.Window, c.WindowBytes}
+}
 
 // pageState is a queue's paged part, guarded by Queue.mu.
 type pageState struct {
@@ -131,18 +160,18 @@ func (q *Queue) shouldPageLocked(size int) bool {
 	if n == 0 {
 		return false
 	}
-	c := &q.vh.r.cfg.Paging
-	return n >= c.Window || q.ready.bytes+int64(size) > c.WindowBytes ||
-		q.vh.r.windowBytes.Load() > c.Budget
+	w := q.windowLocked()
+	return n >= w.n || q.ready.bytes+int64(size) > w.bytes ||
+		q.vh.r.windowBytes.Load() > q.vh.r.cfg.Paging.Budget
 }
 
 // updateHintLocked tells publishers (prepareRecord) whether a message
 // routed to q is likely to be paged, so its record is built before the
 // message is shared.
 func (q *Queue) updateHintLocked() {
-	c := &q.vh.r.cfg.Paging
-	q.pagingHint.Store(q.pageable() && (q.page.on || q.ready.len() >= c.Window-c.Window/32 ||
-		q.ready.bytes > c.WindowBytes/2 || q.vh.r.windowBytes.Load() > c.Budget/2))
+	w := q.windowLocked()
+	q.pagingHint.Store(q.pageable() && (q.page.on || q.ready.len() >= w.n-w.n/32 ||
+		q.ready.bytes > w.bytes/2 || q.vh.r.windowBytes.Load() > q.vh.r.cfg.Paging.Budget/2))
 }
 
 // spillLocked puts qm behind the paged messages; its store write is in
@@ -214,10 +243,10 @@ func (q *Queue) fillLocked() {
 	if !p.on || q.deleted {
 		return
 	}
-	c := &q.vh.r.cfg.Paging
+	c := q.windowLocked()
 	q.drainSpillLocked()
 	if p.n == 0 && len(p.skip) == 0 {
-		for p.spill.len() > 0 && (q.ready.len() == 0 || q.ready.len() < c.Window && q.ready.bytes < c.WindowBytes) {
+		for p.spill.len() > 0 && (q.ready.len() == 0 || q.ready.len() < c.n && q.ready.bytes < c.bytes) {
 			m := p.spill.pop()
 			if m.store.Load()&storeSettled != 0 {
 				p.spillDropped-- // dropped already
@@ -237,14 +266,14 @@ func (q *Queue) fillLocked() {
 		q.updateHintLocked()
 		return
 	}
-	if p.loading || q.ready.len() >= c.refillLow() || q.ready.bytes >= c.WindowBytes/2 {
+	if p.loading || q.ready.len() >= c.refillLow() || q.ready.bytes >= c.bytes/2 {
 		return
 	}
 	name := q.logFor()
 	if name == "" {
 		return
 	}
-	want := min(c.refillBatch(), c.Window-q.ready.len(), p.n+len(p.skip))
+	want := min(c.refillBatch(), c.n-q.ready.len(), p.n+len(p.skip))
 	if want <= 0 {
 		want = 1
 	}

@@ -117,8 +117,8 @@ func runModel(t *testing.T, shape modelQueue, seed uint64, steps int) {
 	var trace []string
 	var traceMu sync.Mutex
 	mapping.TracePaging("pq", func(s string) { traceMu.Lock(); trace = append(trace, s); traceMu.Unlock() })
-	paged := &modelSide{name: "paged", dir: t.TempDir(), pc: mapping.PagingConfig{Window: 3, WindowBytes: 1 << 20}}
-	ref := &modelSide{name: "reference", dir: t.TempDir(), pc: mapping.PagingConfig{Window: 1 << 30, WindowBytes: 1 << 40, Budget: 1 << 40}}
+	paged := &modelSide{name: "paged", dir: t.TempDir(), pc: mapping.PagingConfig{Window: 3, WindowBytes: 1 << 20, ConsumedWindow: 3, ConsumedWindowBytes: 1 << 20}}
+	ref := &modelSide{name: "reference", dir: t.TempDir(), pc: mapping.PagingConfig{Window: 1 << 30, WindowBytes: 1 << 40, ConsumedWindow: 1 << 30, ConsumedWindowBytes: 1 << 40, Budget: 1 << 40}}
 	sides := []*modelSide{paged, ref}
 	for _, s := range sides {
 		s.open(t)

@@ -499,9 +499,9 @@ func (r *Router) replay(q *Queue, purged []byte) (int, error) {
 // leaves the rest paged.
 func (r *Router) replayWindow(q *Queue, count uint64, load func(seq uint64, rec []byte)) error {
 	from, read := q.log.floor, 0
-	c := &r.cfg.Paging
-	for read < c.Window && q.ready.bytes < c.WindowBytes {
-		recs, err := r.store.ReadBatch(q.logName, from, min(c.refillBatch()*4, c.Window-read), refillBytes)
+	c := q.windowLocked() // no consumers yet
+	for read < c.n && q.ready.bytes < c.bytes {
+		recs, err := r.store.ReadBatch(q.logName, from, min(c.refillBatch()*4, c.n-read), refillBytes)
 		if err != nil {
 			return err
 		}

@@ -261,7 +261,12 @@ func (q *Queue) enqueue(m *Message, t *storeTracker) (accepted, full bool) {
 	reserve := func() bool {
 		rec = m.logRecord()
 		var err error
-		if room, err = q.vh.r.store.Reserve(len(rec)); err != nil {
+		if persist {
+			room, err = q.vh.r.store.Reserve(len(rec))
+		} else {
+			room, err = q.vh.r.store.ReserveTransient(len(rec))
+		}
+		if err != nil {
 			return false
 		}
 		reserved = true

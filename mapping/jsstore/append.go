@@ -16,13 +16,14 @@ import (
 
 // pendingAppend is one Append waiting for its PubAck.
 type pendingAppend struct {
-	done     func(seq uint64, err error)
-	deadline int64 // unix nanos
-	size     int
-	taken    bool // a completer owns it (callback running or about to)
-	log      string
-	writer   int  // index in appender.writers
-	nosync   bool // a transient record: its callback does not wait for an fsync
+	done      func(seq uint64, err error)
+	deadline  int64 // unix nanos
+	size      int
+	taken     bool // a completer owns it (callback running or about to)
+	log       string
+	writer    int  // index in appender.writers
+	nosync    bool // a transient record: its callback does not wait for an fsync
+	transient bool // reserved with ReserveTransient
 }
 
 // logLane is which writer connection a log's appends use while some are
@@ -55,6 +56,7 @@ type appender struct {
 	next     uint64 // next id to issue
 	low      uint64 // lowest id not yet finished
 	nbytes   int    // bytes of pending and reserved appends
+	tbytes   int    // of which transient ones (ReserveTransient)
 	reserved int    // Reserve calls not yet used by an Append or released
 	closed   bool
 	lanes    map[string]*logLane
@@ -93,8 +95,9 @@ func (a *appender) start(nc *nats.Conn, extra []*nats.Conn) error {
 // Reservation is room for one record in the store's in-flight budget,
 // set aside by Reserve. It is used by exactly one Append or Release.
 type Reservation struct {
-	s    *Store
-	size int
+	s         *Store
+	size      int
+	transient bool // counted in the transient budget too
 }
 
 // Reserve waits until one more record of size bytes fits in the budget of
@@ -102,12 +105,21 @@ type Reservation struct {
 // the append path that blocks, so callers reserve before taking their own
 // locks and append (which then never waits) under them. It fails with
 // ErrClosed once the store is closed.
-func (s *Store) Reserve(size int) (Reservation, error) {
+func (s *Store) Reserve(size int) (Reservation, error) { return s.reserve(size, false) }
+
+// ReserveTransient is Reserve for a record that nobody waits for (a
+// transient message paged out of memory, AppendTransient): its publisher
+// is not held by a confirm, so only this budget bounds how many such
+// records are between the core and the disk, and it is smaller.
+func (s *Store) ReserveTransient(size int) (Reservation, error) { return s.reserve(size, true) }
+
+func (s *Store) reserve(size int, transient bool) (Reservation, error) {
 	a := &s.appender
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	for !a.closed && len(a.pending)+a.reserved > 0 &&
-		(len(a.pending)+a.reserved >= maxPendingAppends || a.nbytes+size > maxPendingBytes) {
+		(len(a.pending)+a.reserved >= maxPendingAppends || a.nbytes+size > maxPendingBytes ||
+			transient && a.tbytes > 0 && a.tbytes+size > maxTransientBytes) {
 		a.cond.Wait()
 	}
 	if a.closed {
@@ -115,7 +127,10 @@ func (s *Store) Reserve(size int) (Reservation, error) {
 	}
 	a.reserved++
 	a.nbytes += size
-	return Reservation{s: s, size: size}, nil
+	if transient {
+		a.tbytes += size
+	}
+	return Reservation{s: s, size: size, transient: transient}, nil
 }
 
 // Release gives back a reservation that will not be used.
@@ -127,6 +142,9 @@ func (r Reservation) Release() {
 	a.mu.Lock()
 	a.reserved--
 	a.nbytes -= r.size
+	if r.transient {
+		a.tbytes -= r.size
+	}
 	a.cond.Broadcast()
 	a.mu.Unlock()
 }
@@ -175,6 +193,9 @@ func (r Reservation) append(name, subject string, nosync bool, rec []byte, done 
 	a.reserved--
 	if a.closed {
 		a.nbytes -= r.size
+		if r.transient {
+			a.tbytes -= r.size
+		}
 		a.cond.Broadcast()
 		a.mu.Unlock()
 		go done(0, ErrClosed)
@@ -189,7 +210,7 @@ func (r Reservation) append(name, subject string, nosync bool, rec []byte, done 
 	}
 	lane.pending++
 	a.wbytes[lane.writer] += r.size
-	a.pending[id] = pendingAppend{done: done, deadline: time.Now().Add(ackTimeout).UnixNano(), size: r.size, log: name, writer: lane.writer, nosync: nosync}
+	a.pending[id] = pendingAppend{done: done, deadline: time.Now().Add(ackTimeout).UnixNano(), size: r.size, log: name, writer: lane.writer, nosync: nosync, transient: r.transient}
 	a.inflight.Add(1)
 	w := a.writers[lane.writer]
 	a.mu.Unlock()
@@ -284,6 +305,9 @@ func (a *appender) finishLocked(id uint64) {
 	}
 	delete(a.pending, id)
 	a.nbytes -= p.size
+	if p.transient {
+		a.tbytes -= p.size
+	}
 	a.wbytes[p.writer] -= p.size
 	if lane := a.lanes[p.log]; lane != nil {
 		if lane.pending--; lane.pending == 0 {

@@ -156,3 +156,40 @@ func TestCountFrom(t *testing.T) {
 		}
 	}
 }
+
+// TestReserveTransientBudget: transient reservations share a smaller
+// budget than the store's, so a second one waits for the first while an
+// ordinary reservation of the same size does not.
+func TestReserveTransientBudget(t *testing.T) {
+	s := openT(t)
+	first, err := s.ReserveTransient(maxTransientBytes - 1024)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan Reservation, 1)
+	go func() {
+		r, err := s.ReserveTransient(4096)
+		if err != nil {
+			t.Error(err)
+		}
+		got <- r
+	}()
+	plain, err := s.Reserve(4096) // the store's budget has room
+	if err != nil {
+		t.Fatal(err)
+	}
+	plain.Release()
+	select {
+	case r := <-got:
+		r.Release()
+		t.Fatal("a transient reservation past the transient budget did not wait")
+	case <-time.After(200 * time.Millisecond):
+	}
+	first.Release()
+	select {
+	case r := <-got:
+		r.Release()
+	case <-time.After(10 * time.Second):
+		t.Fatal("the waiting transient reservation was not given room after a release")
+	}
+}

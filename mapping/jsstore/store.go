@@ -34,6 +34,7 @@ const (
 	maxPendingAppends = 64 << 10
 	appendWriters     = 3 // connections that publish appends (see logLane)
 	maxPendingBytes   = 64 << 20
+	maxTransientBytes = 8 << 20 // of which records nobody waits for (ReserveTransient)
 	ackTimeout        = 30 * time.Second
 	apiTimeout        = 30 * time.Second
 )
