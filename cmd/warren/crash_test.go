@@ -18,8 +18,13 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 )
 
-// warrenBinary builds cmd/warren once per test run.
+// warrenBinary builds cmd/warren once per test run. WARREN_TEST_BIN names
+// a prebuilt binary to run instead (e.g. main's build, to measure a
+// baseline with the tests of a newer tree).
 var warrenBinary = sync.OnceValues(func() (string, error) {
+	if bin := os.Getenv("WARREN_TEST_BIN"); bin != "" {
+		return bin, nil
+	}
 	dir, err := os.MkdirTemp("", "warren-bin-")
 	if err != nil {
 		return "", err
@@ -41,6 +46,14 @@ var readyAddrs = regexp.MustCompile(`warren ready"? amqp=(\S+)(?: amqps=\S*)? ht
 // it is ready. Its log goes to logs.
 func startProcessHTTP(t *testing.T, dataDir string, logs io.Writer) (*exec.Cmd, string, string) {
 	t.Helper()
+	return startProcessWatched(t, dataDir, logs, 30*time.Second, nil)
+}
+
+// startProcessWatched is startProcessHTTP that waits up to readyWithin
+// for the ready line and calls started with the process id as soon as the
+// process runs, so that a caller can watch it while it replays its store.
+func startProcessWatched(t *testing.T, dataDir string, logs io.Writer, readyWithin time.Duration, started func(pid int)) (*exec.Cmd, string, string) {
+	t.Helper()
 	bin, err := warrenBinary()
 	if err != nil {
 		t.Fatal(err)
@@ -54,6 +67,9 @@ func startProcessHTTP(t *testing.T, dataDir string, logs io.Writer) (*exec.Cmd, 
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	if started != nil {
+		started(cmd.Process.Pid)
+	}
 	addr := make(chan [2]string, 1)
 	go func() {
 		sc := bufio.NewScanner(stderr)
@@ -68,8 +84,8 @@ func startProcessHTTP(t *testing.T, dataDir string, logs io.Writer) (*exec.Cmd, 
 	select {
 	case a := <-addr:
 		return cmd, "amqp://guest:guest@" + a[0] + "/", "http://" + a[1]
-	case <-time.After(30 * time.Second):
-		t.Fatal("warren did not become ready within 30 s")
+	case <-time.After(readyWithin):
+		t.Fatalf("warren did not become ready within %v", readyWithin)
 	}
 	return nil, "", ""
 }
