@@ -270,6 +270,7 @@ func TestBacklogMemory(t *testing.T) {
 	rep.note("exited")
 	rep.begin("restart after SIGTERM, to first delivery")
 	cmd, url = rep.restart(dir, &logs, readyWithin, qa, prefetch, nil)
+	rep.begin("counts after the restart")
 	if got := queueDepth(t, url, qa); got != persistent {
 		t.Fatalf("%s holds %d messages after the restart, want %d", qa, got, persistent)
 	}
