@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -70,33 +69,62 @@ func (f seqFill) perPublisher(total, p int) int {
 	return n
 }
 
-// run publishes total messages and returns when every one is confirmed.
+// fillStall is how long a fill may go without a confirm before run gives
+// up on it.
+const fillStall = 2 * time.Minute
+
+// run publishes total messages and returns when every one is confirmed,
+// or with an error when a publisher fails or no confirm came for
+// fillStall (a broker that blocks publishers in its memory alarm, with
+// the client stuck writing into a socket nobody reads, ends up there).
 func (f seqFill) run(total int) error {
-	var wg sync.WaitGroup
+	if f.confirmed == nil {
+		f.confirmed = new(atomic.Int64)
+	}
+	var blocked atomic.Pointer[string] // connection.blocked reason, while blocked
 	errs := make(chan error, f.publishers)
 	for p := range f.publishers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			errs <- f.publish(p, f.perPublisher(total, p))
-		}()
+		go func() { errs <- f.publish(p, f.perPublisher(total, p), &blocked) }()
 	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		if err != nil {
-			return err
+	last, lastAt := f.confirmed.Load(), time.Now()
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for left := f.publishers; left > 0; {
+		select {
+		case err := <-errs:
+			if err != nil {
+				return err
+			}
+			left--
+		case <-tick.C:
+			if n := f.confirmed.Load(); n != last {
+				last, lastAt = n, time.Now()
+			} else if time.Since(lastAt) > fillStall {
+				if r := blocked.Load(); r != nil {
+					return fmt.Errorf("no confirm for %v after %d of %d into %s: Warren blocks publishers (connection.blocked %q)", fillStall, n, total, f.queue, *r)
+				}
+				return fmt.Errorf("no confirm for %v after %d of %d into %s", fillStall, n, total, f.queue)
+			}
 		}
 	}
 	return nil
 }
 
-func (f seqFill) publish(p, n int) error {
+func (f seqFill) publish(p, n int, blocked *atomic.Pointer[string]) error {
 	conn, err := amqp.Dial(f.url)
 	if err != nil {
 		return err
 	}
 	defer conn.Close()
+	go func() {
+		for b := range conn.NotifyBlocked(make(chan amqp.Blocking, 4)) {
+			if b.Active {
+				blocked.Store(&b.Reason)
+			} else {
+				blocked.Store(nil)
+			}
+		}
+	}()
 	ch, err := conn.Channel()
 	if err != nil {
 		return err
@@ -117,7 +145,7 @@ func (f seqFill) publish(p, n int) error {
 			}
 			if !c.Ack {
 				nacks++
-			} else if f.confirmed != nil {
+			} else {
 				f.confirmed.Add(1)
 			}
 			<-slots
@@ -139,13 +167,8 @@ func (f seqFill) publish(p, n int) error {
 		})
 		cancel()
 		if err != nil {
-			return err
+			return fmt.Errorf("publisher %d, message %d: %v", p, i, err)
 		}
 	}
-	select {
-	case err := <-done:
-		return err
-	case <-time.After(2 * time.Minute):
-		return fmt.Errorf("publisher %d: confirms missing after 2 minutes", p)
-	}
+	return <-done // run gives up when confirms stop coming
 }
