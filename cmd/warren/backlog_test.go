@@ -217,6 +217,12 @@ func TestBacklogMemory(t *testing.T) {
 	mem := newMemSampler(250 * time.Millisecond)
 	rep := &backlogReport{t: t, mem: mem}
 	defer mem.stop()
+	title := fmt.Sprintf("%d persistent + %d transient × %d B, %d publishers", persistent, transient, size, publishers)
+	defer func() {
+		if t.Failed() && !rep.printed { // what was measured up to the failure
+			rep.print(title + ", FAILED")
+		}
+	}()
 	mem.phase("start")
 	cmd, url, _ := startProcessWatched(t, dir, &logs, readyWithin, mem.watch)
 	declareDurable(t, url, qa, qb)
@@ -241,6 +247,7 @@ func TestBacklogMemory(t *testing.T) {
 		publishers: publishers, window: window, confirmed: &progress}
 	rep.begin(fmt.Sprintf("fill %s: %d persistent, confirms", qa, persistent))
 	if err := fill.run(persistent); err != nil {
+		rep.note(err.Error())
 		t.Fatal(err)
 	}
 	rep.rate(persistent)
@@ -249,6 +256,7 @@ func TestBacklogMemory(t *testing.T) {
 		fill.queue, fill.mode = qb, amqp.Transient
 		rep.begin(fmt.Sprintf("fill %s: %d transient, confirms", qb, transient))
 		if err := fill.run(transient); err != nil {
+			rep.note(err.Error())
 			t.Fatal(err)
 		}
 		rep.rate(transient)
@@ -303,7 +311,7 @@ func TestBacklogMemory(t *testing.T) {
 		t.Errorf("%s holds %d messages after the second restart, want 0", qb, got)
 	}
 
-	peak := rep.print(fmt.Sprintf("%d persistent + %d transient × %d B, %d publishers", persistent, transient, size, publishers))
+	peak := rep.print(title)
 	if maxRSSMiB > 0 && peak > int64(maxRSSMiB)*1024 {
 		t.Errorf("warren's peak resident memory %s exceeds WARREN_BIG_MAX_RSS_MB=%d", mib(peak), maxRSSMiB)
 	}
@@ -361,11 +369,12 @@ func (d *seqDrain) rest(t *testing.T, progress *atomic.Int64) {
 // backlogReport collects the phases of TestBacklogMemory: their memory
 // (from memSampler) and what happened in them.
 type backlogReport struct {
-	t     *testing.T
-	mem   *memSampler
-	notes map[string]string
-	cur   string
-	at    time.Time
+	t       *testing.T
+	mem     *memSampler
+	notes   map[string]string
+	cur     string
+	at      time.Time
+	printed bool
 }
 
 func (r *backlogReport) begin(phase string) {
@@ -434,6 +443,7 @@ func (r *backlogReport) restart(dir string, logs io.Writer, readyWithin time.Dur
 // resident memory over all of them (the higher of sampled VmRSS and
 // VmHWM, which catches spikes between samples), in KiB.
 func (r *backlogReport) print(title string) int64 {
+	r.printed = true
 	bin := os.Getenv("WARREN_TEST_BIN")
 	if bin == "" {
 		bin = "built from this tree"
