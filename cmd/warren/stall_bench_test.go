@@ -36,7 +36,7 @@ func BenchmarkSmallConfirmUnderLargeLoad(b *testing.B) {
 	// The same requests without the load first: the baseline of the
 	// figures reported under it.
 	idle := newAPITimer(b, "http://"+inst.HTTPAddr())
-	for k := range 2 * 20 {
+	for k := range 2 * apiReportSamples {
 		idle.get(apiPaths[k%len(apiPaths)])
 	}
 
@@ -77,8 +77,7 @@ func BenchmarkSmallConfirmUnderLargeLoad(b *testing.B) {
 
 	// The management API, asked over and over during the run, alternating
 	// GET /api/queues and GET /api/overview until each has been asked at
-	// least apiSamples times and the confirms are measured.
-	const apiSamples = 20
+	// least apiReportSamples times and the confirms are measured.
 	api := newAPITimer(b, "http://"+inst.HTTPAddr())
 	confirmsDone := make(chan struct{})
 	apiDone := make(chan struct{})
@@ -87,7 +86,7 @@ func BenchmarkSmallConfirmUnderLargeLoad(b *testing.B) {
 		for k := 0; ; k++ {
 			select {
 			case <-confirmsDone:
-				if api.least() >= apiSamples {
+				if api.least() >= apiReportSamples {
 					return
 				}
 			default:
@@ -140,14 +139,14 @@ var apiPaths = []string{"/api/queues", "/api/overview"}
 
 // apiTimer times GET requests to the management API, by path.
 type apiTimer struct {
-	b    *testing.B
+	b    testing.TB
 	base string
 	hc   *http.Client
 	mu   sync.Mutex
 	lat  map[string][]time.Duration
 }
 
-func newAPITimer(b *testing.B, base string) *apiTimer {
+func newAPITimer(b testing.TB, base string) *apiTimer {
 	return &apiTimer{b: b, base: base, hc: &http.Client{Timeout: 30 * time.Second}, lat: map[string][]time.Duration{}}
 }
 
@@ -188,8 +187,9 @@ func (a *apiTimer) least() int {
 	return n
 }
 
-// report adds each path's median and worst time as metrics, and the
-// median of the same requests in idle, and logs them.
+// report logs each path's median and worst time next to the same of
+// idle (the requests without the load) and, in a benchmark, adds them as
+// metrics.
 func (a *apiTimer) report(idle *apiTimer) {
 	for _, p := range apiPaths {
 		loaded, base := slices.Sorted(slices.Values(a.lat[p])), slices.Sorted(slices.Values(idle.lat[p]))
@@ -198,9 +198,11 @@ func (a *apiTimer) report(idle *apiTimer) {
 		}
 		name := strings.TrimPrefix(p, "/api/")
 		b50, p50, worst := base[len(base)/2], loaded[len(loaded)/2], loaded[len(loaded)-1]
-		a.b.ReportMetric(ms(p50), name+"-p50-ms")
-		a.b.ReportMetric(ms(worst), name+"-max-ms")
-		a.b.ReportMetric(ms(b50), name+"-idle-p50-ms")
+		if b, ok := a.b.(*testing.B); ok {
+			b.ReportMetric(ms(p50), name+"-p50-ms")
+			b.ReportMetric(ms(worst), name+"-max-ms")
+			b.ReportMetric(ms(b50), name+"-idle-p50-ms")
+		}
 		a.b.Logf("GET %s under the 15 MiB load: p50 %v, max %v over %d requests; without the load p50 %v, max %v over %d (p50 %.1f× the idle one)",
 			p, p50.Round(10*time.Microsecond), worst.Round(10*time.Microsecond), len(loaded),
 			b50.Round(10*time.Microsecond), base[len(base)-1].Round(10*time.Microsecond), len(base), float64(p50)/float64(b50))
