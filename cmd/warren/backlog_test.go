@@ -223,7 +223,7 @@ func TestBacklogMemory(t *testing.T) {
 			rep.print(title + ", FAILED")
 		}
 	}()
-	mem.phase("start")
+	mem.phase("start, empty store")
 	cmd, url, _ := startProcessWatched(t, dir, &logs, readyWithin, mem.watch)
 	declareDurable(t, url, qa, qb)
 
@@ -250,7 +250,7 @@ func TestBacklogMemory(t *testing.T) {
 		rep.note(err.Error())
 		t.Fatal(err)
 	}
-	rep.rate(persistent)
+	rep.rate(persistent, "persistent fill")
 	if transient > 0 {
 		progress.Store(0)
 		fill.queue, fill.mode = qb, amqp.Transient
@@ -259,7 +259,7 @@ func TestBacklogMemory(t *testing.T) {
 			rep.note(err.Error())
 			t.Fatal(err)
 		}
-		rep.rate(transient)
+		rep.rate(transient, "transient fill")
 	}
 	if got := queueDepth(t, url, qa); got != persistent {
 		t.Fatalf("%s holds %d messages after the fill, want %d", qa, got, persistent)
@@ -277,7 +277,7 @@ func TestBacklogMemory(t *testing.T) {
 	cmd.Wait()
 	rep.note("exited")
 	rep.begin("restart after SIGTERM, to first delivery")
-	cmd, url = rep.restart(dir, &logs, readyWithin, qa, prefetch, nil)
+	cmd, url = rep.restart("SIGTERM", dir, &logs, readyWithin, qa, prefetch, nil)
 	rep.begin("counts after the restart")
 	if got := queueDepth(t, url, qa); got != persistent {
 		t.Fatalf("%s holds %d messages after the restart, want %d", qa, got, persistent)
@@ -295,10 +295,10 @@ func TestBacklogMemory(t *testing.T) {
 	for p := range publishers {
 		drain.want += fill.perPublisher(persistent, p)
 	}
-	_, url = rep.restart(dir, &logs, readyWithin, qa, prefetch, drain)
+	_, url = rep.restart("SIGKILL", dir, &logs, readyWithin, qa, prefetch, drain)
 	rep.begin(fmt.Sprintf("drain %s, manual acks", qa))
 	drain.rest(t, &progress)
-	rep.rate(persistent)
+	rep.rate(persistent, "drain")
 	for p, n := range drain.next {
 		if want := fill.perPublisher(persistent, p); n != want {
 			t.Errorf("publisher %d: %d of its %d messages delivered", p, n, want)
@@ -372,6 +372,7 @@ type backlogReport struct {
 	t       *testing.T
 	mem     *memSampler
 	notes   map[string]string
+	summary []string // the figures issue 12's targets name, for one line
 	cur     string
 	at      time.Time
 	printed bool
@@ -390,17 +391,18 @@ func (r *backlogReport) note(s string) {
 	r.t.Logf("%s: %v %s", r.cur, time.Since(r.at).Round(time.Millisecond), s)
 }
 
-func (r *backlogReport) rate(n int) {
-	took := time.Since(r.at)
-	r.note(fmt.Sprintf("%d msg/s", int(float64(n)/took.Seconds())))
+func (r *backlogReport) rate(n int, what string) {
+	rate := fmt.Sprintf("%d msg/s", int(float64(n)/time.Since(r.at).Seconds()))
+	r.note(rate)
+	r.summary = append(r.summary, what+" "+rate)
 }
 
-// restart starts Warren on dir and consumes from queue until the first
+// restart starts Warren on dir (after a SIGTERM or SIGKILL) and consumes from queue until the first
 // delivery, noting the time from starting the process to its ready line
 // and to that delivery. With drain nil the consumer's connection is
 // closed (the message goes back to the queue); otherwise the first
 // delivery is checked and the consumer is handed to drain.
-func (r *backlogReport) restart(dir string, logs io.Writer, readyWithin time.Duration, queue string, prefetch int, drain *seqDrain) (*exec.Cmd, string) {
+func (r *backlogReport) restart(after, dir string, logs io.Writer, readyWithin time.Duration, queue string, prefetch int, drain *seqDrain) (*exec.Cmd, string) {
 	t := r.t
 	t.Helper()
 	start := time.Now()
@@ -426,6 +428,7 @@ func (r *backlogReport) restart(dir string, logs io.Writer, readyWithin time.Dur
 	}
 	took := time.Since(start)
 	r.note(fmt.Sprintf("ready line after %v, first delivery after %v", ready.Round(time.Millisecond), took.Round(time.Millisecond)))
+	r.summary = append(r.summary, fmt.Sprintf("first delivery %v after the %s restart", took.Round(10*time.Millisecond), after))
 	if drain == nil {
 		var scratch []byte
 		if _, _, err := parseSeqBody(first.Body, &scratch); err != nil {
@@ -453,14 +456,13 @@ func (r *backlogReport) print(title string) int64 {
 	fmt.Fprintf(&b, "backlog memory: %s; warren %s; RSS sampled every 250 ms\n\n", title, bin)
 	b.WriteString("| phase | took | | peak VmRSS | VmHWM (process peak so far) | RSS at end |\n|---|---|---|---|---|---|\n")
 	for _, p := range r.mem.stop() {
-		if p.name == "start" {
-			continue
-		}
 		peak = max(peak, p.peakRSS, p.peakHWM)
 		fmt.Fprintf(&b, "| %s | %v | %s | %s | %s | %s |\n", p.name, p.duration.Round(100*time.Millisecond),
 			r.notes[p.name], mib(p.peakRSS), mib(p.peakHWM), mib(p.lastRSS))
 	}
 	fmt.Fprintf(&b, "\npeak resident memory over the run: %s\n", mib(peak))
+	fmt.Fprintf(&b, "summary: peak RSS %s; %s (issue 12 targets: at most 200 MiB for 1M + 500k, 256 MiB for 10M; first delivery within 5 s of a restart)\n",
+		mib(peak), strings.Join(r.summary, "; "))
 	r.t.Log("\n" + b.String())
 	return peak
 }
