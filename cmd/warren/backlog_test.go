@@ -364,6 +364,13 @@ func (d *seqDrain) rest(t *testing.T, progress *atomic.Int64) {
 			t.Fatalf("no delivery for 2 minutes after %d of %d messages (next per publisher %v)", d.got, d.want, d.next)
 		}
 	}
+	select {
+	case m, ok := <-d.deliveries:
+		if ok {
+			t.Fatalf("a delivery beyond the %d published: %.20q", d.want, m.Body)
+		}
+	case <-time.After(500 * time.Millisecond):
+	}
 }
 
 // backlogReport collects the phases of TestBacklogMemory: their memory
