@@ -105,7 +105,7 @@ func TestLargePersistentPublishesDoNotStallTheBroker(t *testing.T) {
 	for k := 0; loaded.least() < apiReportSamples; k++ {
 		select {
 		case <-allPublished:
-		case <-time.After(25 * time.Millisecond): // spread over the load
+		case <-time.After(10 * time.Millisecond): // spread over the load
 			if loaded.get(apiPaths[k%len(apiPaths)]) {
 				continue
 			}
