@@ -494,3 +494,59 @@ warren.cluster.ssl.cacertfile = `+pki.CAFile+`
 		t.Errorf("a bad peer in the file: %v", err)
 	}
 }
+
+// publishConfirmed publishes n persistent messages to queue with at most
+// window unconfirmed, and fails on a nack or a missing confirm.
+func publishConfirmed(url, queue string, p, n, window int, body []byte) error {
+	conn, err := amqp.Dial(url)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	ch, err := conn.Channel()
+	if err != nil {
+		return err
+	}
+	if err := ch.Confirm(false); err != nil {
+		return err
+	}
+	confirms := ch.NotifyPublish(make(chan amqp.Confirmation, window))
+	slots := make(chan struct{}, window)
+	done := make(chan error, 1)
+	go func() {
+		nacks := 0
+		for i := 0; i < n; i++ {
+			c, ok := <-confirms
+			if !ok {
+				done <- fmt.Errorf("publisher %d: channel closed after %d confirms", p, i)
+				return
+			}
+			if !c.Ack {
+				nacks++
+			}
+			<-slots
+		}
+		if nacks > 0 {
+			done <- fmt.Errorf("publisher %d: %d nacks", p, nacks)
+			return
+		}
+		done <- nil
+	}()
+	for i := range n {
+		slots <- struct{}{}
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		err := ch.PublishWithContext(ctx, "", queue, false, false, amqp.Publishing{
+			DeliveryMode: amqp.Persistent, MessageId: fmt.Sprintf("p%d-%d", p, i), Body: body,
+		})
+		cancel()
+		if err != nil {
+			return err
+		}
+	}
+	select {
+	case err := <-done:
+		return err
+	case <-time.After(2 * time.Minute):
+		return fmt.Errorf("publisher %d: confirms missing after 2 minutes", p)
+	}
+}

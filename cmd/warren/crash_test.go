@@ -18,8 +18,13 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 )
 
-// warrenBinary builds cmd/warren once per test run.
+// warrenBinary builds cmd/warren once per test run. WARREN_TEST_BIN names
+// a prebuilt binary to run instead (e.g. main's build, to measure a
+// baseline with the tests of a newer tree).
 var warrenBinary = sync.OnceValues(func() (string, error) {
+	if bin := os.Getenv("WARREN_TEST_BIN"); bin != "" {
+		return bin, nil
+	}
 	dir, err := os.MkdirTemp("", "warren-bin-")
 	if err != nil {
 		return "", err
@@ -41,12 +46,20 @@ var readyAddrs = regexp.MustCompile(`warren ready"? amqp=(\S+)(?: amqps=\S*)? ht
 // it is ready. Its log goes to logs; extra flags follow the defaults.
 func startProcessHTTP(t *testing.T, dataDir string, logs io.Writer, extra ...string) (*exec.Cmd, string, string) {
 	t.Helper()
-	cmd, ready := spawnProcess(t, dataDir, logs, extra...)
+	return startProcessWatched(t, dataDir, logs, 30*time.Second, nil, extra...)
+}
+
+// startProcessWatched is startProcessHTTP that waits up to readyWithin
+// for the ready line and calls started with the process id as soon as the
+// process runs, so that a caller can watch it while it replays its store.
+func startProcessWatched(t *testing.T, dataDir string, logs io.Writer, readyWithin time.Duration, started func(pid int), extra ...string) (*exec.Cmd, string, string) {
+	t.Helper()
+	cmd, ready := spawnProcessWatched(t, dataDir, logs, started, extra...)
 	select {
 	case a := <-ready:
 		return cmd, a[0], a[1]
-	case <-time.After(30 * time.Second):
-		t.Fatal("warren did not become ready within 30 s")
+	case <-time.After(readyWithin):
+		t.Fatalf("warren did not become ready within %v", readyWithin)
 	}
 	return nil, "", ""
 }
@@ -55,6 +68,11 @@ func startProcessHTTP(t *testing.T, dataDir string, logs io.Writer, extra ...str
 // ready receives its AMQP URL and HTTP base URL once it says it is ready
 // (cluster nodes wait for each other before they do).
 func spawnProcess(t *testing.T, dataDir string, logs io.Writer, extra ...string) (*exec.Cmd, <-chan [2]string) {
+	t.Helper()
+	return spawnProcessWatched(t, dataDir, logs, nil, extra...)
+}
+
+func spawnProcessWatched(t *testing.T, dataDir string, logs io.Writer, started func(pid int), extra ...string) (*exec.Cmd, <-chan [2]string) {
 	t.Helper()
 	bin, err := warrenBinary()
 	if err != nil {
@@ -70,6 +88,9 @@ func spawnProcess(t *testing.T, dataDir string, logs io.Writer, extra ...string)
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	if started != nil {
+		started(cmd.Process.Pid)
+	}
 	addr := make(chan [2]string, 1)
 	go func() {
 		sc := bufio.NewScanner(stderr)

@@ -2,9 +2,11 @@ package main
 
 import (
 	"context"
+	"io"
 	"net/http"
 	"os"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -16,11 +18,13 @@ import (
 // three channels publish 15 MiB persistent messages into one durable
 // queue (drained by a consumer so memory stays flat), one op is a 2-byte
 // confirmed persistent publish to another durable queue, from publish to
-// confirm. It reports the median and worst confirm latency and the worst
-// GET /api/queues answer time seen during the run. WARREN_BENCH_SYNC
+// confirm. It reports the median and worst confirm latency, and the
+// median and worst answer times of GET /api/queues and GET /api/overview
+// (each asked at least 20 times during the run), next to their medians
+// without the load, measured first in the same run. WARREN_BENCH_SYNC
 // sets --sync (default always).
 //
-//	go test -run '^$' -bench SmallConfirmUnderLargeLoad -benchtime 100x ./cmd/warren
+//	go test -run '^$' -bench SmallConfirmUnderLargeLoad -benchtime 20x -v ./cmd/warren
 func BenchmarkSmallConfirmUnderLargeLoad(b *testing.B) {
 	inst := startWarrenWith(b, "", func(c *Config) {
 		if s := os.Getenv("WARREN_BENCH_SYNC"); s != "" {
@@ -29,6 +33,12 @@ func BenchmarkSmallConfirmUnderLargeLoad(b *testing.B) {
 	})
 	url := amqpURL(inst)
 	declareDurable(b, url, "bench-big", "bench-small")
+	// The same requests without the load first: the baseline of the
+	// figures reported under it.
+	idle := newAPITimer(b, "http://"+inst.HTTPAddr())
+	for k := range 2 * apiReportSamples {
+		idle.get(apiPaths[k%len(apiPaths)])
+	}
 
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
@@ -65,27 +75,26 @@ func BenchmarkSmallConfirmUnderLargeLoad(b *testing.B) {
 		}
 	}()
 
-	// The management API, asked over and over during the run.
-	var apiWorst time.Duration
+	// The management API, asked over and over during the run, alternating
+	// GET /api/queues and GET /api/overview until each has been asked at
+	// least apiReportSamples times and the confirms are measured.
+	api := newAPITimer(b, "http://"+inst.HTTPAddr())
+	confirmsDone := make(chan struct{})
 	apiDone := make(chan struct{})
 	go func() {
 		defer close(apiDone)
-		hc := &http.Client{Timeout: 30 * time.Second}
-		for {
+		for k := 0; ; k++ {
 			select {
-			case <-stop:
-				return
-			case <-time.After(100 * time.Millisecond):
+			case <-confirmsDone:
+				if api.least() >= apiReportSamples {
+					return
+				}
+			default:
 			}
-			req, _ := http.NewRequest("GET", "http://"+inst.HTTPAddr()+"/api/queues", nil)
-			req.SetBasicAuth("guest", "guest")
-			at := time.Now()
-			resp, err := hc.Do(req)
-			if err != nil {
+			time.Sleep(50 * time.Millisecond)
+			if !api.get(apiPaths[k%len(apiPaths)]) {
 				return
 			}
-			resp.Body.Close()
-			apiWorst = max(apiWorst, time.Since(at))
 		}
 	}()
 
@@ -113,13 +122,92 @@ func BenchmarkSmallConfirmUnderLargeLoad(b *testing.B) {
 		lat = append(lat, time.Since(at))
 	}
 	b.StopTimer()
-	close(stop)
+	close(confirmsDone)
 	<-apiDone
+	close(stop)
 	slices.Sort(lat)
-	b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
-	b.ReportMetric(float64(lat[len(lat)-1].Microseconds())/1000, "max-ms")
-	b.ReportMetric(float64(apiWorst.Microseconds())/1000, "api-max-ms")
+	b.ReportMetric(ms(lat[len(lat)/2]), "p50-ms")
+	b.ReportMetric(ms(lat[len(lat)-1]), "max-ms")
+	api.report(idle)
 	drain.Close()
 	conn.Close()
 	wg.Wait()
 }
+
+// The management API endpoints BenchmarkSmallConfirmUnderLargeLoad times.
+var apiPaths = []string{"/api/queues", "/api/overview"}
+
+// apiTimer times GET requests to the management API, by path.
+type apiTimer struct {
+	b    testing.TB
+	base string
+	hc   *http.Client
+	mu   sync.Mutex
+	lat  map[string][]time.Duration
+}
+
+func newAPITimer(b testing.TB, base string) *apiTimer {
+	return &apiTimer{b: b, base: base, hc: &http.Client{Timeout: 30 * time.Second}, lat: map[string][]time.Duration{}}
+}
+
+// get asks for path once and records the time to the whole answer; it
+// reports false (and fails the benchmark) when there was no good answer.
+func (a *apiTimer) get(path string) bool {
+	req, _ := http.NewRequest("GET", a.base+path, nil)
+	req.SetBasicAuth("guest", "guest")
+	at := time.Now()
+	resp, err := a.hc.Do(req)
+	if err != nil {
+		a.b.Errorf("GET %s: %v", path, err)
+		return false
+	}
+	_, err = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	took := time.Since(at)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		a.b.Errorf("GET %s: status %d, %v", path, resp.StatusCode, err)
+		return false
+	}
+	a.mu.Lock()
+	a.lat[path] = append(a.lat[path], took)
+	a.mu.Unlock()
+	return true
+}
+
+// least is the smallest number of answers timed for one path.
+func (a *apiTimer) least() int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	n := -1
+	for _, p := range apiPaths {
+		if n < 0 || len(a.lat[p]) < n {
+			n = len(a.lat[p])
+		}
+	}
+	return n
+}
+
+// report logs each path's median and worst time next to the same of
+// idle (the requests without the load) and, in a benchmark, adds them as
+// metrics.
+func (a *apiTimer) report(idle *apiTimer) {
+	for _, p := range apiPaths {
+		loaded, base := slices.Sorted(slices.Values(a.lat[p])), slices.Sorted(slices.Values(idle.lat[p]))
+		if len(loaded) == 0 || len(base) == 0 {
+			continue
+		}
+		name := strings.TrimPrefix(p, "/api/")
+		b50, p50, worst := base[len(base)/2], loaded[len(loaded)/2], loaded[len(loaded)-1]
+		if b, ok := a.b.(*testing.B); ok {
+			b.ReportMetric(ms(p50), name+"-p50-ms")
+			b.ReportMetric(ms(worst), name+"-max-ms")
+			b.ReportMetric(ms(b50), name+"-idle-p50-ms")
+		}
+		a.b.Logf("GET %s under the 15 MiB load: p50 %v, max %v over %d requests; without the load p50 %v, max %v over %d (p50 %.1f× the idle one)",
+			p, p50.Round(10*time.Microsecond), worst.Round(10*time.Microsecond), len(loaded),
+			b50.Round(10*time.Microsecond), base[len(base)-1].Round(10*time.Microsecond), len(base), float64(p50)/float64(b50))
+	}
+}
+
+// ms is d in milliseconds, for b.ReportMetric.
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
