@@ -34,6 +34,10 @@ type Config struct {
 	Alarms        AlarmConfig
 	Limits        Limits
 	Paging        PagingConfig // how many ready messages stay in memory
+	// DefaultQueueType is the x-queue-type given to a declaration without
+	// one when the type can hold the queue (qtype.go): QueueTypeClassic
+	// ("" too) or QueueTypeQuorum.
+	DefaultQueueType string
 }
 
 // Limits bound what clients can create; zero means no limit.

@@ -40,7 +40,7 @@ func (m *mgmt) vhostInfo(vh *mapping.VHost) mgVHostJSON {
 	return mgVHostJSON{
 		Name: vh.Name(), Description: desc, Tags: mgTags(tags),
 		Metadata:         map[string]any{"description": desc, "tags": mgTags(tags)},
-		DefaultQueueType: "classic", ClusterState: map[string]string{m.node: "running"},
+		DefaultQueueType: vh.DefaultQueueType(), ClusterState: map[string]string{m.node: "running"},
 		Messages: ready + unacked, MessagesDetails: rateDetails{r[0]},
 		MessagesReady: ready, MessagesReadyDetails: rateDetails{r[1]},
 		MessagesUnacked: unacked, MessagesUnackedDetails: rateDetails{r[2]},
