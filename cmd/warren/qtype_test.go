@@ -99,6 +99,23 @@ func TestQueueTypeManagement(t *testing.T) {
 	if !strings.Contains(reason, "invalid property 'non-durable' for queue 'nd'") {
 		t.Errorf("PUT a non-durable quorum queue: %q", reason)
 	}
+	// Definitions: a quorum queue imports as one; a stream queue fails
+	// the import, naming it, instead of being skipped or made classic.
+	defs := func(name, typ string) map[string]any {
+		return map[string]any{"queues": []any{map[string]any{"name": name, "vhost": "/", "durable": true, "auto_delete": false,
+			"arguments": map[string]any{"x-queue-type": typ}}}}
+	}
+	api.want(http.StatusNoContent, "POST", "/api/definitions", defs("imported", "quorum"), nil)
+	var imported map[string]any
+	api.want(http.StatusOK, "GET", "/api/queues/%2F/imported", nil, &imported)
+	if imported["type"] != "quorum" {
+		t.Errorf("imported quorum queue: type %v", imported["type"])
+	}
+	reason = api.wantError(http.StatusConflict, "precondition_failed", "POST", "/api/definitions", defs("st", "stream"))
+	if !strings.Contains(reason, "importing queue 'st'") || !strings.Contains(reason, "Warren does not implement stream queues") {
+		t.Errorf("importing a stream queue: %q", reason)
+	}
+	api.want(http.StatusNotFound, "GET", "/api/queues/%2F/st", nil, nil)
 }
 
 // TestQueueTypeFieldsRabbitMQ checks that the fields Warren shows for a

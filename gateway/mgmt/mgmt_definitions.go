@@ -280,7 +280,16 @@ func (m *mgmt) importDefinitions(c echo.Context) error {
 			return fail("queue '"+q.Name+"'", err)
 		}
 		spec := mapping.QueueSpec{Name: q.Name, Durable: q.Durable.or(true), AutoDelete: q.AutoDelete.or(false), Args: qargs}
-		if err := m.declareIgnoringConflicts(c, q.VHost, func(ch *mapping.Channel) error { _, err := ch.DeclareQueue(spec, false); return err }); err != nil {
+		// Only an existing queue is left as it is: a new one that cannot be
+		// declared (a stream queue, arguments its type refuses) fails the
+		// import instead of being skipped without a word.
+		declare := m.withChannel
+		if vh, err := r.VHost(q.VHost); err == nil {
+			if _, err := vh.Queue(q.Name); err == nil {
+				declare = m.declareIgnoringConflicts
+			}
+		}
+		if err := declare(c, q.VHost, func(ch *mapping.Channel) error { _, err := ch.DeclareQueue(spec, false); return err }); err != nil {
 			return fail("queue '"+q.Name+"'", err)
 		}
 	}
