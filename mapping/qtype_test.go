@@ -1,6 +1,7 @@
 package mapping_test
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/warrenmq/warren/mapping"
@@ -116,19 +117,39 @@ func TestQueueTypeRedeclare(t *testing.T) {
 	}
 }
 
-// A quorum queue on one node is a durable queue: it and its persistent
-// messages survive a restart, and it is still a quorum queue after it.
+// A quorum queue on one node is a durable queue that stores every
+// message, transient ones too (RabbitMQ: "per message persistence:
+// always"); it and its messages survive a restart, and it is still a
+// quorum queue after it. A classic durable queue next to it keeps only
+// its persistent messages.
 func TestQuorumQueueRestart(t *testing.T) {
 	dir := t.TempDir()
 	r := openRouterAt(t, dir)
 	c := connect(t, r)
 	args := mapping.Table{"x-queue-type": "quorum", "x-delivery-limit": int32(2)}
 	c.declareQueue(t, mapping.QueueSpec{Name: "qq", Durable: true, Args: args})
-	publishPersistent(t, c, "", "qq", "m1", "m2")
+	c.declareQueue(t, mapping.QueueSpec{Name: "cq", Durable: true})
+	for _, q := range []string{"qq", "cq"} {
+		publishPersistent(t, c, "", q, "m1")
+		if !c.publishConfirmed(t, "", q, "t1", mapping.Properties{}) {
+			t.Fatalf("transient publish to %s: done(false)", q)
+		}
+		publishPersistent(t, c, "", q, "m2")
+	}
 	r, c = restart(t, r, c, dir)
 	info := c.declareQueue(t, mapping.QueueSpec{Name: "qq", Durable: true, Args: args})
-	if info.Messages != 2 {
-		t.Fatalf("qq after restart holds %d, want 2", info.Messages)
+	if info.Messages != 3 {
+		t.Fatalf("qq after restart holds %d, want 3", info.Messages)
+	}
+	var bodies []string
+	for _, d := range getAll(t, c, "qq") {
+		bodies = append(bodies, string(d.Message.Body))
+	}
+	if strings.Join(bodies, ",") != "m1,t1,m2" {
+		t.Fatalf("qq after restart: %v, want m1,t1,m2", bodies)
+	}
+	if n := c.count(t, "cq"); n != 2 {
+		t.Fatalf("cq after restart holds %d, want 2 (its transient message dropped)", n)
 	}
 	vh, err := r.VHost("/")
 	if err != nil {
