@@ -193,11 +193,23 @@ func checkGroupSize(s QueueSpec, vh string) error {
 	return nil
 }
 
+// OwnDefaultQueueType is the default queue type set on the vhost itself
+// ("" when it follows the node's).
+func (vh *VHost) OwnDefaultQueueType() string {
+	vh.metaMu.Lock()
+	defer vh.metaMu.Unlock()
+	return vh.defaultType
+}
+
 // DefaultQueueType is the queue type a declaration without x-queue-type
-// gets in this vhost (RabbitMQ 3.10 keeps it per vhost; Warren has one
-// for the node).
+// gets in this vhost: the vhost's own (RabbitMQ 3.10 keeps one per vhost)
+// or else the node's (--default-queue-type).
 func (vh *VHost) DefaultQueueType() string {
-	if vh.r.cfg.DefaultQueueType == QueueTypeQuorum {
+	t := vh.OwnDefaultQueueType()
+	if t == "" {
+		t = vh.r.cfg.DefaultQueueType
+	}
+	if t == QueueTypeQuorum {
 		return QueueTypeQuorum
 	}
 	return QueueTypeClassic

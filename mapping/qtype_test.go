@@ -207,7 +207,54 @@ func TestDefaultQueueType(t *testing.T) {
 	if err == nil || err.Error() != "invalid arg 'x-max-priority' for queue 'prio' in vhost '/' of queue type rabbit_quorum_queue" {
 		t.Errorf("x-max-priority under default quorum: %v", err)
 	}
+	// RabbitMQ 3.10 (checked on a vhost with default type quorum): a
+	// durable server-named queue gets the default type, then is refused.
+	c = connect(t, r)
+	_, err = c.ch.DeclareQueue(mapping.QueueSpec{Durable: true}, false)
+	if err == nil || err.Error() != "Cannot declare a server-named queue for type rabbit_quorum_queue" {
+		t.Errorf("durable server-named queue under default quorum: %v", err)
+	}
 	if _, err := mapping.ParseDefaultQueueType("stream"); err == nil {
 		t.Error("default queue type stream accepted")
+	}
+}
+
+// A vhost's own default queue type (RabbitMQ 3.10's vhost metadata) wins
+// over the node's, survives a restart and is kept when the vhost is
+// updated without one.
+func TestVHostDefaultQueueType(t *testing.T) {
+	dir := t.TempDir()
+	r := openRouterAt(t, dir)
+	if err := r.PutVHost("/", "d", nil, "quorum"); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.PutVHost("/", "described again", nil, ""); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.PutVHost("other", "", nil, "stream"); err == nil || mapping.KindOf(err) != mapping.KindPreconditionFailed {
+		t.Fatalf("vhost default type stream: %v, want refused", err)
+	}
+	c := connect(t, r)
+	c.declareQueue(t, mapping.QueueSpec{Name: "before", Durable: true})
+	r, c = restart(t, r, c, dir)
+	c.declareQueue(t, mapping.QueueSpec{Name: "after", Durable: true})
+	vh, err := r.VHost("/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if vh.OwnDefaultQueueType() != "quorum" || vh.DefaultQueueType() != "quorum" {
+		t.Fatalf("after restart: own %q, effective %q", vh.OwnDefaultQueueType(), vh.DefaultQueueType())
+	}
+	for _, name := range []string{"before", "after"} {
+		if st, err := vh.Queue(name); err != nil || st.Type != mapping.QueueTypeQuorum {
+			t.Errorf("%s: type %q %v, want quorum", name, st.Type, err)
+		}
+	}
+	if err := r.PutVHost("/", "", nil, "classic"); err != nil {
+		t.Fatal(err)
+	}
+	c.declareQueue(t, mapping.QueueSpec{Name: "classic-again", Durable: true})
+	if st, _ := vh.Queue("classic-again"); st.Type != mapping.QueueTypeClassic {
+		t.Errorf("classic-again: type %q", st.Type)
 	}
 }

@@ -151,7 +151,7 @@ func (ch *Channel) DeclareQueue(s QueueSpec, passive bool) (QueueInfo, error) {
 	} else if err := validName(s.Name); err != nil {
 		return QueueInfo{}, errorf(KindPreconditionFailed, "invalid queue name: %v", err)
 	}
-	s = withDefaultType(s, vh.r.cfg.DefaultQueueType)
+	s = withDefaultType(s, vh.DefaultQueueType())
 	if err := checkQueueType(s, vh.name, serverNamed); err != nil {
 		return QueueInfo{}, err
 	}

@@ -118,6 +118,60 @@ func TestQueueTypeManagement(t *testing.T) {
 	api.want(http.StatusNotFound, "GET", "/api/queues/%2F/st", nil, nil)
 }
 
+// TestVHostDefaultQueueTypeAPI: PUT /api/vhosts/{name} takes RabbitMQ
+// 3.10's defaultqueuetype; the vhost shows it (top level and metadata),
+// its queues declared without a type get it, definitions carry it.
+func TestVHostDefaultQueueTypeAPI(t *testing.T) {
+	inst := startWarren(t, "")
+	api := newMgmtClient(t, inst)
+	api.want(http.StatusCreated, "PUT", "/api/vhosts/qv", map[string]any{"defaultqueuetype": "quorum"}, nil)
+	var vh map[string]any
+	api.want(http.StatusOK, "GET", "/api/vhosts/qv", nil, &vh)
+	md, _ := vh["metadata"].(map[string]any)
+	if vh["default_queue_type"] != "quorum" || md["default_queue_type"] != "quorum" {
+		t.Fatalf("vhost qv: %v", vh)
+	}
+	api.want(http.StatusOK, "GET", "/api/vhosts/%2F", nil, &vh)
+	md, _ = vh["metadata"].(map[string]any)
+	if _, has := md["default_queue_type"]; vh["default_queue_type"] != "classic" || has {
+		t.Fatalf("vhost / (no own default): %v", vh)
+	}
+	conn, err := amqp.Dial("amqp://guest:guest@" + inst.AMQPAddr() + "/qv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ch, err := conn.Channel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ch.QueueDeclare("jobs", true, false, false, false, nil); err != nil {
+		t.Fatal(err)
+	}
+	var q map[string]any
+	api.want(http.StatusOK, "GET", "/api/queues/qv/jobs", nil, &q)
+	if q["type"] != "quorum" {
+		t.Errorf("queue in a vhost with default quorum: type %v", q["type"])
+	}
+	var defs map[string]any
+	api.want(http.StatusOK, "GET", "/api/definitions", nil, &defs)
+	found := false
+	for _, v := range defs["vhosts"].([]any) {
+		v := v.(map[string]any)
+		if v["name"] == "qv" {
+			md, _ := v["metadata"].(map[string]any)
+			found = md["default_queue_type"] == "quorum"
+		}
+	}
+	if !found {
+		t.Errorf("definitions do not carry qv's default type: %v", defs["vhosts"])
+	}
+	reason := api.wantError(http.StatusConflict, "precondition_failed", "PUT", "/api/vhosts/sv", map[string]any{"defaultqueuetype": "stream"})
+	if !strings.Contains(reason, "Warren does not implement stream queues") {
+		t.Errorf("PUT a vhost with default stream: %q", reason)
+	}
+}
+
 // TestQueueTypeFieldsRabbitMQ checks that the fields Warren shows for a
 // quorum queue are the ones the reference RabbitMQ shows, with the same
 // shapes (skipped without WARREN_TEST_RABBITMQ_URL and _MGMT_URL).

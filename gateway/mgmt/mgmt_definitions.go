@@ -112,11 +112,11 @@ func (m *mgmt) exportDefinitions(c echo.Context) error {
 			d.Users = append(d.Users, mgDefUser{Name: u.Name, PasswordHash: u.PasswordHash, HashingAlgorithm: u.HashingAlgorithm, Tags: mgTags(u.Tags), Limits: map[string]any{}})
 		}
 		for _, v := range vhosts {
-			desc, tags := "", []string{}
+			md := map[string]any{"description": "", "tags": []string{}}
 			if vh, err := m.s.router.VHost(v); err == nil {
-				desc, tags = vh.Meta()
+				md = mgVHostMeta(vh)
 			}
-			d.VHosts = append(d.VHosts, mgDefVHost{Name: v, Limits: []any{}, Metadata: map[string]any{"description": desc, "tags": mgTags(tags)}})
+			d.VHosts = append(d.VHosts, mgDefVHost{Name: v, Limits: []any{}, Metadata: md})
 		}
 		d.Permissions = append(d.Permissions, m.s.router.Permissions("", "")...)
 	}
@@ -201,7 +201,8 @@ func (m *mgmt) importDefinitions(c echo.Context) error {
 	for _, v := range d.VHosts {
 		desc, _ := v.Metadata["description"].(string)
 		tags, _ := mgParseTags(v.Metadata["tags"])
-		if err := r.PutVHost(v.Name, desc, tags); err != nil {
+		dqt, _ := v.Metadata["default_queue_type"].(string)
+		if err := r.PutVHost(v.Name, desc, tags, dqt); err != nil {
 			return fail("vhost '"+v.Name+"'", err)
 		}
 	}
