@@ -21,15 +21,8 @@ import (
 func TestQueueTypeManagement(t *testing.T) {
 	inst := startWarrenWith(t, "", func(c *Config) { c.DefaultQueueType = "quorum" })
 	api := newMgmtClient(t, inst)
-	conn, err := amqp.Dial(amqpURL(inst))
-	if err != nil {
-		t.Fatal(err)
-	}
+	conn, ch := dialURL(t, amqpURL(inst))
 	defer conn.Close()
-	ch, err := conn.Channel()
-	if err != nil {
-		t.Fatal(err)
-	}
 	for _, q := range []struct {
 		name    string
 		durable bool
@@ -136,15 +129,8 @@ func TestVHostDefaultQueueTypeAPI(t *testing.T) {
 	if _, has := md["default_queue_type"]; vh["default_queue_type"] != "classic" || has {
 		t.Fatalf("vhost / (no own default): %v", vh)
 	}
-	conn, err := amqp.Dial("amqp://guest:guest@" + inst.AMQPAddr() + "/qv")
-	if err != nil {
-		t.Fatal(err)
-	}
+	conn, ch := dialURL(t, "amqp://guest:guest@" + inst.AMQPAddr() + "/qv")
 	defer conn.Close()
-	ch, err := conn.Channel()
-	if err != nil {
-		t.Fatal(err)
-	}
 	if _, err := ch.QueueDeclare("jobs", true, false, false, false, nil); err != nil {
 		t.Fatal(err)
 	}
@@ -185,15 +171,8 @@ func TestQueueTypeFieldsRabbitMQ(t *testing.T) {
 		t.Fatal(err)
 	}
 	name := "qtype-fields-" + hex.EncodeToString(b[:])
-	conn, err := amqp.Dial(rmqURL)
-	if err != nil {
-		t.Fatal(err)
-	}
+	conn, ch := dialURL(t, rmqURL)
 	defer conn.Close()
-	ch, err := conn.Channel()
-	if err != nil {
-		t.Fatal(err)
-	}
 	if _, err := ch.QueueDeclare(name, true, false, false, false, amqp.Table{"x-queue-type": "quorum"}); err != nil {
 		t.Fatal(err)
 	}
@@ -208,15 +187,8 @@ func TestQueueTypeFieldsRabbitMQ(t *testing.T) {
 	rmq.want(http.StatusOK, "GET", "/api/queues/%2F/"+name, nil, &ref)
 
 	inst := startWarren(t, "")
-	wconn, err := amqp.Dial(amqpURL(inst))
-	if err != nil {
-		t.Fatal(err)
-	}
+	wconn, wch := dialURL(t, amqpURL(inst))
 	defer wconn.Close()
-	wch, err := wconn.Channel()
-	if err != nil {
-		t.Fatal(err)
-	}
 	if _, err := wch.QueueDeclare(name, true, false, false, false, amqp.Table{"x-queue-type": "quorum"}); err != nil {
 		t.Fatal(err)
 	}
