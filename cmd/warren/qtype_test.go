@@ -129,7 +129,7 @@ func TestVHostDefaultQueueTypeAPI(t *testing.T) {
 	if _, has := md["default_queue_type"]; vh["default_queue_type"] != "classic" || has {
 		t.Fatalf("vhost / (no own default): %v", vh)
 	}
-	conn, ch := dialURL(t, "amqp://guest:guest@" + inst.AMQPAddr() + "/qv")
+	conn, ch := dialURL(t, "amqp://guest:guest@"+inst.AMQPAddr()+"/qv")
 	defer conn.Close()
 	if _, err := ch.QueueDeclare("jobs", true, false, false, false, nil); err != nil {
 		t.Fatal(err)
