@@ -29,15 +29,15 @@ type Config struct {
 	DefaultPass string
 	// DefaultVHost is the vhost created on the first start; "" means "/".
 	DefaultVHost string
+	// DefaultQueueType is the x-queue-type given to a declaration without
+	// one when the type can hold the queue (qtype.go): QueueTypeClassic
+	// ("" too) or QueueTypeQuorum.
+	DefaultQueueType string
 	// LoopbackUsers may only connect from loopback; nil means ["guest"].
 	LoopbackUsers []string
 	Alarms        AlarmConfig
 	Limits        Limits
 	Paging        PagingConfig // how many ready messages stay in memory
-	// DefaultQueueType is the x-queue-type given to a declaration without
-	// one when the type can hold the queue (qtype.go): QueueTypeClassic
-	// ("" too) or QueueTypeQuorum.
-	DefaultQueueType string
 }
 
 // Limits bound what clients can create; zero means no limit.

@@ -38,15 +38,12 @@ type Config struct {
 	DiskFreeLimit  int64
 	MaxConnections int
 	MaxQueues      int
-	// DefaultQueueType is the x-queue-type of a declaration without one
-	// (classic or quorum; "" = classic).
-	DefaultQueueType string
-	CORSOrigins      string
-	WSOrigins        string
-	TokenSecret      string
-	Heartbeat        time.Duration // 0 = 60s, <0 = off
-	FrameMax         uint32        // 0 = 131072
-	ChannelMax       uint16        // 0 = 2047
+	CORSOrigins    string
+	WSOrigins      string
+	TokenSecret    string
+	Heartbeat      time.Duration // 0 = 60s, <0 = off
+	FrameMax       uint32        // 0 = 131072
+	ChannelMax     uint16        // 0 = 2047
 	// AuthMechanisms is a comma-separated list of the SASL mechanisms
 	// offered (PLAIN, AMQPLAIN, EXTERNAL); "" = all three.
 	AuthMechanisms string
@@ -72,6 +69,10 @@ type Config struct {
 	ClusterFormTimeout time.Duration // 0 = 60s
 	// Route TLS: all three, or none.
 	ClusterTLSCert, ClusterTLSKey, ClusterTLSCA string
+
+	// DefaultQueueType is the x-queue-type of a declaration without one
+	// (classic or quorum; "" = classic; docs/queue-types.md).
+	DefaultQueueType string
 
 	// Warnings are the config file's unknown keys, logged at start.
 	Warnings []string

@@ -154,18 +154,19 @@ func startInstance(cfg Config, logger *slog.Logger) (*instance, error) {
 		return nil, err
 	}
 	router, err := mapping.Open(mapping.Config{
-		DataDir:          cfg.DataDir,
-		SyncAlways:       cfg.Sync == "always",
-		MaxMessageSize:   cfg.MaxMessageSize,
-		Logger:           logger,
-		DefaultUser:      cfg.DefaultUser,
-		DefaultPass:      cfg.DefaultPass,
-		DefaultVHost:     cfg.DefaultVHost,
-		DefaultQueueType: cfg.DefaultQueueType,
-		LoopbackUsers:    cfg.LoopbackUsers,
-		Alarms:           mapping.AlarmConfig{MemoryHighWatermark: cfg.MemoryLimit, MemoryRelative: cfg.MemoryRelative, DiskFreeLimit: cfg.DiskFreeLimit},
-		Limits:           mapping.Limits{MaxConnections: cfg.MaxConnections, MaxQueues: cfg.MaxQueues},
-		Cluster:          cluster,
+		DefaultQueueType: cfg.DefaultQueueType, // qtype.go
+
+		DataDir:        cfg.DataDir,
+		SyncAlways:     cfg.Sync == "always",
+		MaxMessageSize: cfg.MaxMessageSize,
+		Logger:         logger,
+		DefaultUser:    cfg.DefaultUser,
+		DefaultPass:    cfg.DefaultPass,
+		DefaultVHost:   cfg.DefaultVHost,
+		LoopbackUsers:  cfg.LoopbackUsers,
+		Alarms:         mapping.AlarmConfig{MemoryHighWatermark: cfg.MemoryLimit, MemoryRelative: cfg.MemoryRelative, DiskFreeLimit: cfg.DiskFreeLimit},
+		Limits:         mapping.Limits{MaxConnections: cfg.MaxConnections, MaxQueues: cfg.MaxQueues},
+		Cluster:        cluster,
 	})
 	if err != nil {
 		return nil, err
