@@ -24,7 +24,7 @@ func validateQueueArgs(args Table) error {
 			if _, ok := v.(bool); !ok {
 				return errorf(KindPreconditionFailed, "invalid arg 'x-single-active-consumer': expected a boolean, got %T", v)
 			}
-		case "x-dead-letter-exchange", "x-dead-letter-routing-key", "x-queue-mode", "x-queue-type":
+		case "x-dead-letter-exchange", "x-dead-letter-routing-key", "x-queue-mode": // x-queue-type: checkQueueType
 			if _, ok := v.(string); !ok {
 				return errorf(KindPreconditionFailed, "invalid arg '%s': expected a string, got %T", k, v)
 			}

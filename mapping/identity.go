@@ -143,7 +143,7 @@ func (r *Router) loadIdentity() error {
 		if r.vhosts[rec.Name] == nil {
 			r.vhosts[rec.Name] = newVHost(r, rec.Name)
 		}
-		r.vhosts[rec.Name].setMeta(rec.Description, rec.Tags)
+		r.vhosts[rec.Name].setMeta(rec.Description, rec.Tags, rec.DefaultQueueType)
 	}
 	for k, v := range ps {
 		var p Permission
@@ -171,7 +171,7 @@ func (r *Router) loadIdentity() error {
 		if vhost == "" {
 			vhost = defaultVHost
 		}
-		if err := r.PutVHost(vhost, "Default virtual host", nil); err != nil {
+		if err := r.PutVHost(vhost, "Default virtual host", nil, ""); err != nil {
 			return err
 		}
 		if err := r.PutUser(user, pass, "", []string{"administrator"}); err != nil {
@@ -462,27 +462,38 @@ func (r *Router) Permissions(vhost, user string) []Permission {
 
 // vhostRecord is a vhost in the metadata bucket.
 type vhostRecord struct {
-	Name        string   `json:"name"`
-	Description string   `json:"description,omitempty"`
-	Tags        []string `json:"tags,omitempty"`
+	Name             string   `json:"name"`
+	Description      string   `json:"description,omitempty"`
+	Tags             []string `json:"tags,omitempty"`
+	DefaultQueueType string   `json:"default_queue_type,omitempty"`
 }
 
 // AddVHost creates a vhost with its predeclared exchanges (idempotent;
-// an existing vhost keeps its description and tags).
+// an existing vhost keeps its description, tags and default queue type).
 func (r *Router) AddVHost(name string) error {
 	if vh, err := r.VHost(name); err == nil {
 		d, t := vh.Meta()
-		return r.PutVHost(name, d, t)
+		return r.PutVHost(name, d, t, "")
 	}
-	return r.PutVHost(name, "", nil)
+	return r.PutVHost(name, "", nil, "")
 }
 
 // PutVHost creates a vhost or replaces its description and tags.
-func (r *Router) PutVHost(name, description string, tags []string) error {
+// defaultQueueType is its default queue type (qtype.go): classic or
+// quorum, as RabbitMQ 3.10 keeps one per vhost; "" leaves an existing
+// vhost's as it is (a new one follows the node's default).
+func (r *Router) PutVHost(name, description string, tags []string, defaultQueueType string) error {
 	if name == "" || len(name) > 255 {
 		return errorf(KindPreconditionFailed, "vhost name must be 1 to 255 bytes")
 	}
-	rec := vhostRecord{Name: name, Description: description, Tags: tags}
+	if defaultQueueType != "" {
+		if _, err := ParseDefaultQueueType(defaultQueueType); err != nil {
+			return errorf(KindPreconditionFailed, "vhost '%s': %v", name, err)
+		}
+	} else if vh, err := r.VHost(name); err == nil {
+		defaultQueueType = vh.OwnDefaultQueueType()
+	}
+	rec := vhostRecord{Name: name, Description: description, Tags: tags, DefaultQueueType: defaultQueueType}
 	if err := r.putJSON(vhostKey(name), rec); err != nil {
 		return err
 	}
@@ -493,7 +504,7 @@ func (r *Router) PutVHost(name, description string, tags []string) error {
 		r.vhosts[name] = vh
 	}
 	r.mu.Unlock()
-	vh.setMeta(description, tags)
+	vh.setMeta(description, tags, defaultQueueType)
 	return nil
 }
 

@@ -9,6 +9,7 @@ type QueueStats struct {
 	Durable    bool
 	AutoDelete bool
 	Exclusive  bool
+	Type       string // QueueTypeClassic or QueueTypeQuorum
 	Owner      string // connection name of an exclusive queue
 	Arguments  Table
 	Ready      int
@@ -28,7 +29,7 @@ func (q *Queue) stats() QueueStats {
 	q.expireLocked()
 	s := QueueStats{
 		VHost: q.vh.name, Name: q.name, Durable: q.spec.Durable, AutoDelete: q.spec.AutoDelete,
-		Exclusive: q.spec.Exclusive, Arguments: q.spec.Args, Ready: q.readyLenLocked(), Unacked: q.unacked,
+		Exclusive: q.spec.Exclusive, Type: queueTypeOf(q.spec.Args), Arguments: q.spec.Args, Ready: q.readyLenLocked(), Unacked: q.unacked,
 		Consumers: len(q.consumers), ReadyBytes: q.readyBytesLocked(),
 		Published: q.counters.published.Load(), Delivered: q.counters.delivered.Load(), Acked: q.counters.acked.Load(),
 	}

@@ -20,6 +20,10 @@ type queuePolicy struct {
 	expires       time.Duration // x-expires; 0 = none
 	singleActive  bool          // x-single-active-consumer
 	deliveryLimit int64         // x-delivery-limit; 0 = none
+	// persistAll: a quorum queue stores every message, whatever its
+	// delivery mode, as RabbitMQ's quorum queues do ("per message
+	// persistence: always"), so transient ones survive a restart too.
+	persistAll bool
 }
 
 func parsePolicy(args Table) queuePolicy {
@@ -48,6 +52,8 @@ func parsePolicy(args Table) queuePolicy {
 			p.deliveryLimit = n
 		case k == "x-expires" && isInt:
 			p.expires = time.Duration(n) * time.Millisecond
+		case k == "x-queue-type":
+			p.persistAll = s == QueueTypeQuorum
 		}
 	}
 	return p

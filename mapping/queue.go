@@ -247,7 +247,7 @@ func (q *Queue) kick() {
 // create a non-durable queue's page log) and try again.
 func (q *Queue) enqueue(m *Message, t *storeTracker) (accepted, full bool) {
 	now := m.publishedAt()
-	persist := q.durableLog() && m.Properties.Persistent()
+	persist := q.durableLog() && (m.Properties.Persistent() || q.policy.persistAll)
 	qm := &qmsg{msg: m, persist: persist, prio: m.Properties.Priority, expires: q.policy.expiry(m, now)}
 	if q.policy.maxPriority == 0 {
 		qm.prio = 0

@@ -29,6 +29,10 @@ type Config struct {
 	DefaultPass string
 	// DefaultVHost is the vhost created on the first start; "" means "/".
 	DefaultVHost string
+	// DefaultQueueType is the x-queue-type given to a declaration without
+	// one when the type can hold the queue (qtype.go): QueueTypeClassic
+	// ("" too) or QueueTypeQuorum.
+	DefaultQueueType string
 	// LoopbackUsers may only connect from loopback; nil means ["guest"].
 	LoopbackUsers []string
 	Alarms        AlarmConfig

@@ -143,14 +143,25 @@ func (ch *Channel) DeclareQueue(s QueueSpec, passive bool) (QueueInfo, error) {
 		m, c := q.counts()
 		return QueueInfo{Name: q.name, Messages: m, Consumers: c}, nil
 	}
-	if s.Name == "" {
+	serverNamed := s.Name == ""
+	if serverNamed {
 		s.Name = randomName("amq.gen-")
 	} else if reservedName(s.Name) {
 		return QueueInfo{}, errorf(KindAccessRefused, "queue name '%s' contains reserved prefix 'amq.*'", s.Name)
 	} else if err := validName(s.Name); err != nil {
 		return QueueInfo{}, errorf(KindPreconditionFailed, "invalid queue name: %v", err)
 	}
+	s = withDefaultType(s, vh.DefaultQueueType())
+	if err := checkQueueType(s, vh.name, serverNamed); err != nil {
+		return QueueInfo{}, err
+	}
 	if err := validateQueueArgs(s.Args); err != nil {
+		return QueueInfo{}, err
+	}
+	if err := checkGroupSize(s, vh.name); err != nil {
+		return QueueInfo{}, err
+	}
+	if err := checkQueueProperties(s, vh.name); err != nil {
 		return QueueInfo{}, err
 	}
 	if err := ch.allowed(Configure, ResourceQueue, s.Name); err != nil {
@@ -284,8 +295,9 @@ func (q *Queue) equivalent(s QueueSpec) error {
 	case s.AutoDelete != q.spec.AutoDelete:
 		return diff("auto_delete", s.AutoDelete, q.spec.AutoDelete)
 	}
-	if k, ok := argsDiffer(s.Args, q.spec.Args); ok {
-		return argMismatch("queue", q.name, q.vh.name, k, s.Args, q.spec.Args)
+	got, cur := sameDefaultType(s.Args, q.spec.Args)
+	if k, ok := argsDiffer(got, cur); ok {
+		return argMismatch("queue", q.name, q.vh.name, k, got, cur)
 	}
 	return nil
 }

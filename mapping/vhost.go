@@ -45,11 +45,12 @@ type VHost struct {
 	metaMu      sync.Mutex
 	description string
 	tags        []string
+	defaultType string // its own default queue type; "" = the node's
 }
 
-func (vh *VHost) setMeta(description string, tags []string) {
+func (vh *VHost) setMeta(description string, tags []string, defaultType string) {
 	vh.metaMu.Lock()
-	vh.description, vh.tags = description, append([]string(nil), tags...)
+	vh.description, vh.tags, vh.defaultType = description, append([]string(nil), tags...), defaultType
 	vh.metaMu.Unlock()
 }
 

@@ -14,6 +14,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/warrenmq/warren/mapping"
 )
 
 // confEntry is one `key = value` line of a config file.
@@ -123,6 +125,7 @@ var confKeys = map[string]confKey{
 	"default_user":                      {"a user name", setString(func(c *Config) *string { return &c.DefaultUser })},
 	"default_pass":                      {"a password", setString(func(c *Config) *string { return &c.DefaultPass })},
 	"default_vhost":                     {"a vhost name", setString(func(c *Config) *string { return &c.DefaultVHost })},
+	"default_queue_type":                {"classic or quorum", setDefaultQueueType},
 	"loopback_users":                    {"none", setLoopbackNone},
 	"heartbeat":                         {"a number of seconds (0 disables heartbeats)", setHeartbeat},
 	"frame_max":                         {"a number of bytes from 4096 to 2147483647 (0 = no limit)", setFrameMax},
@@ -520,6 +523,14 @@ func setLogLevel(c *Config, _ *confState, _, v string) error {
 	default:
 		return errWant
 	}
+	return nil
+}
+
+func setDefaultQueueType(c *Config, _ *confState, _, v string) error {
+	if _, err := mapping.ParseDefaultQueueType(v); err != nil || v == "" {
+		return errWant
+	}
+	c.DefaultQueueType = v
 	return nil
 }
 

@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/warrenmq/warren/mapping"
 )
 
 // Config is everything `warren serve` can be told. defaultConfig fills in
@@ -68,6 +70,10 @@ type Config struct {
 	// Route TLS: all three, or none.
 	ClusterTLSCert, ClusterTLSKey, ClusterTLSCA string
 
+	// DefaultQueueType is the x-queue-type of a declaration without one
+	// (classic or quorum; "" = classic; docs/queue-types.md).
+	DefaultQueueType string
+
 	// Warnings are the config file's unknown keys, logged at start.
 	Warnings []string
 }
@@ -114,6 +120,7 @@ func serveFlags(cfg *Config, out io.Writer) *flag.FlagSet {
 	fs.Int64Var(&cfg.DiskFreeLimit, "disk-free-limit", cfg.DiskFreeLimit, "block publishers when the data disk has less free space (0 = 50 MB, -1 = off; env WARREN_DISK_FREE_LIMIT)")
 	fs.IntVar(&cfg.MaxConnections, "max-connections", cfg.MaxConnections, "connections per vhost (0 = no limit; env WARREN_MAX_CONNECTIONS)")
 	fs.IntVar(&cfg.MaxQueues, "max-queues", cfg.MaxQueues, "queues per vhost (0 = no limit; env WARREN_MAX_QUEUES)")
+	fs.StringVar(&cfg.DefaultQueueType, "default-queue-type", cfg.DefaultQueueType, "queue type of a declaration without x-queue-type when the queue can have it (durable, not exclusive, not auto-delete): classic or quorum (default classic; env WARREN_DEFAULT_QUEUE_TYPE)")
 	fs.StringVar(&cfg.CORSOrigins, "cors-origins", cfg.CORSOrigins, "comma-separated browser origins allowed to call /v1/ cross-site, or * (env WARREN_CORS_ORIGINS)")
 	fs.StringVar(&cfg.WSOrigins, "ws-allowed-origins", cfg.WSOrigins, "comma-separated origins allowed to open WebSockets besides Warren's own pages, or * (env WARREN_WS_ALLOWED_ORIGINS)")
 	fs.StringVar(&cfg.TokenSecret, "token-secret", cfg.TokenSecret, "secret that signs WebSocket tokens; default random per start (env WARREN_TOKEN_SECRET)")
@@ -196,6 +203,7 @@ func applyEnv(cfg *Config) error {
 	env("WARREN_SYNC", &cfg.Sync)
 	env("WARREN_DEFAULT_USER", &cfg.DefaultUser)
 	env("WARREN_DEFAULT_PASS", &cfg.DefaultPass)
+	env("WARREN_DEFAULT_QUEUE_TYPE", &cfg.DefaultQueueType)
 	env("WARREN_CORS_ORIGINS", &cfg.CORSOrigins)
 	env("WARREN_WS_ALLOWED_ORIGINS", &cfg.WSOrigins)
 	env("WARREN_TOKEN_SECRET", &cfg.TokenSecret)
@@ -259,6 +267,9 @@ func finishConfig(cfg *Config) error {
 	}
 	if cfg.MaxMessageSize <= 0 || cfg.MaxMessageSize > maxMessageSizeLimit {
 		return fmt.Errorf("--max-message-size %d: want 1 to %d bytes", cfg.MaxMessageSize, maxMessageSizeLimit)
+	}
+	if _, err := mapping.ParseDefaultQueueType(cfg.DefaultQueueType); err != nil {
+		return fmt.Errorf("--default-queue-type (default_queue_type): %v", err)
 	}
 	if (cfg.DefaultUser == "") != (cfg.DefaultPass == "") {
 		return fmt.Errorf("--default-user and --default-pass go together")

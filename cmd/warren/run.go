@@ -154,6 +154,8 @@ func startInstance(cfg Config, logger *slog.Logger) (*instance, error) {
 		return nil, err
 	}
 	router, err := mapping.Open(mapping.Config{
+		DefaultQueueType: cfg.DefaultQueueType, // qtype.go
+
 		DataDir:        cfg.DataDir,
 		SyncAlways:     cfg.Sync == "always",
 		MaxMessageSize: cfg.MaxMessageSize,

@@ -296,6 +296,15 @@ func TestManagementUI(t *testing.T) {
 	p.text(row+` td[data-label="Total"]`, "3 messages", func(s string) bool { return s == "3" })
 	p.text(row+` td[data-label="Ready"]`, "3 ready", func(s string) bool { return s == "3" })
 
+	// A quorum queue added from the form shows its type in the list.
+	p.do("add a quorum queue",
+		uiSet("#add-queue-name", "ui-quorum"),
+		uiSet("#add-queue-type", "quorum"),
+		uiClick("#add-queue-submit"))
+	p.contains("#add-queue .msg.ok", "ui-quorum")
+	p.text(`tr[data-queue="ui-quorum"] td[data-label="Type"]`, "type quorum", func(s string) bool { return s == "quorum" })
+	p.text(row+` td[data-label="Type"]`, "type classic", func(s string) bool { return s == "classic" })
+
 	// The filter hides what does not match.
 	p.do("filter", uiKeys("#queues-filter", "nomatch"))
 	p.contains("table.queues tbody", "No queues match")

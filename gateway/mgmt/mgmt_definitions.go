@@ -112,11 +112,11 @@ func (m *mgmt) exportDefinitions(c echo.Context) error {
 			d.Users = append(d.Users, mgDefUser{Name: u.Name, PasswordHash: u.PasswordHash, HashingAlgorithm: u.HashingAlgorithm, Tags: mgTags(u.Tags), Limits: map[string]any{}})
 		}
 		for _, v := range vhosts {
-			desc, tags := "", []string{}
+			md := map[string]any{"description": "", "tags": []string{}}
 			if vh, err := m.s.router.VHost(v); err == nil {
-				desc, tags = vh.Meta()
+				md = mgVHostMeta(vh)
 			}
-			d.VHosts = append(d.VHosts, mgDefVHost{Name: v, Limits: []any{}, Metadata: map[string]any{"description": desc, "tags": mgTags(tags)}})
+			d.VHosts = append(d.VHosts, mgDefVHost{Name: v, Limits: []any{}, Metadata: md})
 		}
 		d.Permissions = append(d.Permissions, m.s.router.Permissions("", "")...)
 	}
@@ -201,7 +201,8 @@ func (m *mgmt) importDefinitions(c echo.Context) error {
 	for _, v := range d.VHosts {
 		desc, _ := v.Metadata["description"].(string)
 		tags, _ := mgParseTags(v.Metadata["tags"])
-		if err := r.PutVHost(v.Name, desc, tags); err != nil {
+		dqt, _ := v.Metadata["default_queue_type"].(string)
+		if err := r.PutVHost(v.Name, desc, tags, dqt); err != nil {
 			return fail("vhost '"+v.Name+"'", err)
 		}
 	}
@@ -280,7 +281,16 @@ func (m *mgmt) importDefinitions(c echo.Context) error {
 			return fail("queue '"+q.Name+"'", err)
 		}
 		spec := mapping.QueueSpec{Name: q.Name, Durable: q.Durable.or(true), AutoDelete: q.AutoDelete.or(false), Args: qargs}
-		if err := m.declareIgnoringConflicts(c, q.VHost, func(ch *mapping.Channel) error { _, err := ch.DeclareQueue(spec, false); return err }); err != nil {
+		// Only an existing queue is left as it is: a new one that cannot be
+		// declared (a stream queue, arguments its type refuses) fails the
+		// import instead of being skipped without a word.
+		declare := m.withChannel
+		if vh, err := r.VHost(q.VHost); err == nil {
+			if _, err := vh.Queue(q.Name); err == nil {
+				declare = m.declareIgnoringConflicts
+			}
+		}
+		if err := declare(c, q.VHost, func(ch *mapping.Channel) error { _, err := ch.DeclareQueue(spec, false); return err }); err != nil {
 			return fail("queue '"+q.Name+"'", err)
 		}
 	}

@@ -21,6 +21,9 @@ type mgQueueJSON struct {
 	Exclusive              bool           `json:"exclusive"`
 	Arguments              map[string]any `json:"arguments"`
 	Node                   string         `json:"node"`
+	Leader                 string         `json:"leader,omitempty"`  // quorum queues: the Raft leader's node
+	Members                []string       `json:"members,omitempty"` // quorum queues: the nodes holding a replica
+	Online                 []string       `json:"online,omitempty"`  // quorum queues: the members that are up
 	State                  string         `json:"state"`
 	Policy                 any            `json:"policy"`
 	ExclusiveConsumerTag   any            `json:"exclusive_consumer_tag"`
@@ -41,7 +44,7 @@ func (m *mgmt) queueOut(q mapping.QueueStats) mgQueueJSON {
 		float64(q.Messages()), float64(q.Ready), float64(q.Unacked),
 		float64(q.Published), float64(q.Delivered), float64(q.Acked))
 	out := mgQueueJSON{
-		Name: q.Name, VHost: q.VHost, Type: "classic", Durable: q.Durable, AutoDelete: q.AutoDelete,
+		Name: q.Name, VHost: q.VHost, Type: q.Type, Durable: q.Durable, AutoDelete: q.AutoDelete,
 		Exclusive: q.Exclusive, Arguments: msgcodec.TableToJSON(q.Arguments), Node: m.node, State: "running",
 		Consumers: q.Consumers,
 		Messages:  q.Messages(), MessagesDetails: rateDetails{r[0]},
@@ -53,6 +56,10 @@ func (m *mgmt) queueOut(q mapping.QueueStats) mgQueueJSON {
 			"deliver_get": q.Delivered, "deliver_get_details": rateDetails{r[4]},
 			"ack": q.Acked, "ack_details": rateDetails{r[5]},
 		},
+	}
+	if q.Type == mapping.QueueTypeQuorum {
+		// one node: the queue's only member, which also leads it
+		out.Leader, out.Members, out.Online = m.node, []string{m.node}, []string{m.node}
 	}
 	if q.Owner != "" {
 		out.OwnerPidDetails = map[string]any{"name": q.Owner}

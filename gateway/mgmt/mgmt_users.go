@@ -39,12 +39,24 @@ func (m *mgmt) vhostInfo(vh *mapping.VHost) mgVHostJSON {
 	desc, tags := vh.Meta()
 	return mgVHostJSON{
 		Name: vh.Name(), Description: desc, Tags: mgTags(tags),
-		Metadata:         map[string]any{"description": desc, "tags": mgTags(tags)},
-		DefaultQueueType: "classic", ClusterState: map[string]string{m.node: "running"},
+		Metadata:         mgVHostMeta(vh),
+		DefaultQueueType: vh.DefaultQueueType(), ClusterState: map[string]string{m.node: "running"},
 		Messages: ready + unacked, MessagesDetails: rateDetails{r[0]},
 		MessagesReady: ready, MessagesReadyDetails: rateDetails{r[1]},
 		MessagesUnacked: unacked, MessagesUnackedDetails: rateDetails{r[2]},
 	}
+}
+
+// mgVHostMeta is a vhost's metadata as RabbitMQ 3.10 shows and exports
+// it: description, tags and, when the vhost has its own, its default
+// queue type.
+func mgVHostMeta(vh *mapping.VHost) map[string]any {
+	desc, tags := vh.Meta()
+	md := map[string]any{"description": desc, "tags": mgTags(tags)}
+	if t := vh.OwnDefaultQueueType(); t != "" {
+		md["default_queue_type"] = t
+	}
+	return md
 }
 
 func (m *mgmt) listVHosts(c echo.Context) error {
@@ -74,6 +86,10 @@ type mgVHostBody struct {
 	Description string     `json:"description"`
 	Tags        any        `json:"tags"`
 	Tracing     mgFlexBool `json:"tracing"`
+	// RabbitMQ 3.10's key for the vhost's default queue type, and the
+	// name it shows it under (taken too).
+	DefaultQueueType    string `json:"defaultqueuetype"`
+	DefaultQueueTypeAlt string `json:"default_queue_type"`
 }
 
 // putVHost creates a vhost. As RabbitMQ's management API does, the user
@@ -96,7 +112,11 @@ func (m *mgmt) putVHost(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := m.s.router.PutVHost(name, body.Description, tags); err != nil {
+	dqt := body.DefaultQueueType
+	if dqt == "" {
+		dqt = body.DefaultQueueTypeAlt
+	}
+	if err := m.s.router.PutVHost(name, body.Description, tags, dqt); err != nil {
 		return coreError(err)
 	}
 	if !existed {

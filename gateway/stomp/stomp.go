@@ -790,10 +790,8 @@ func stompQueueArgs(f *stompFrame) (mapping.Table, error) {
 		}
 	}
 	if v, ok := f.lookup("x-queue-type"); ok {
-		if t := strings.TrimSpace(v); t != "classic" {
-			return nil, wsconn.Errorf(http.StatusBadRequest, "x-queue-type '%s' is not supported: Warren's queues are classic queues (send x-queue-type:classic or leave the header out)", v)
-		}
-		put("x-queue-type", "classic")
+		// the core decides which types exist and what each may be
+		put("x-queue-type", strings.TrimSpace(v))
 	}
 	return args, nil
 }

@@ -17,6 +17,7 @@ const ARG_BADGES = {
   'x-max-priority': 'Pri',
   'x-single-active-consumer': 'SAC',
   'x-queue-mode': 'Mode',
+  'x-delivery-limit': 'DLim',
 };
 
 // features: badges for durable/auto-delete/exclusive and the arguments.
@@ -102,14 +103,18 @@ export function queuesView() {
       fields: [
         { name: 'vhost', label: 'Vhost', type: 'select', options: [] },
         { name: 'name', label: 'Name', required: true },
+        // empty: the server's default type (default_queue_type of the vhost)
+        { name: 'type', label: 'Type', type: 'select', value: '', options: [['', 'Default'], ['classic', 'Classic'], ['quorum', 'Quorum']] },
         { name: 'durable', label: 'Durable', type: 'checkbox', value: true },
         { name: 'auto_delete', label: 'Auto-delete', type: 'checkbox' },
         { name: 'arguments', label: 'Arguments (JSON)', type: 'textarea', rows: 2, placeholder: '{"x-max-length": 1000}', wide: true },
       ],
       async onSubmit(v) {
         if (!v.name.trim()) throw new Error('Give the queue a name.');
+        const args = parseJSONField(v.arguments, 'Arguments') || {};
+        if (v.type) args['x-queue-type'] = v.type;
         await api.put(`/api/queues/${enc(v.vhost)}/${enc(v.name.trim())}`, {
-          durable: v.durable, auto_delete: v.auto_delete, arguments: parseJSONField(v.arguments, 'Arguments'),
+          durable: v.durable, auto_delete: v.auto_delete, arguments: args,
         });
         await refresh();
         return `Queue ${v.name.trim()} declared.`;
@@ -325,6 +330,8 @@ export function queueView({ params, go }) {
       h('dt', null, 'Features'), h('dd', null, features(q)),
       h('dt', null, 'Ready bytes'), h('dd', null, fmtBytes(q.message_bytes_ready)),
       h('dt', null, 'Node'), h('dd', null, q.node),
+      q.leader ? [h('dt', null, 'Leader'), h('dd', { id: 'queue-leader' }, q.leader)] : null,
+      q.members ? [h('dt', null, 'Members'), h('dd', { id: 'queue-members' }, q.members.join(', '))] : null,
       q.owner_pid_details ? [h('dt', null, 'Owner'), h('dd', null, q.owner_pid_details.name)] : null),
     h('h3', null, 'Arguments'), kv(q.arguments || {}));
     consumers.setRows(q.consumer_details || []);
