@@ -266,7 +266,7 @@ func (q *Queue) fillLocked() {
 		q.updateHintLocked()
 		return
 	}
-	if p.loading || q.ready.len() >= c.refillLow() || q.ready.bytes >= c.bytes/2 {
+	if p.loading || q.ready.len() >= c.refillLow() || q.ready.bytes >= c.bytes/2 || q.vh.r.closed.Load() {
 		return
 	}
 	name := q.logFor()
