@@ -75,3 +75,21 @@ func TracePaging(name string, out func(string)) {
 		}
 	}
 }
+
+// WindowLen returns how many of a queue's ready messages are in memory
+// and how many are not (paged or spilled), for tests.
+func WindowLen(r *Router, vhost, queue string) (inMemory, paged int) {
+	vh, err := r.VHost(vhost)
+	if err != nil {
+		return 0, 0
+	}
+	vh.mu.RLock()
+	q := vh.queues[queue]
+	vh.mu.RUnlock()
+	if q == nil {
+		return 0, 0
+	}
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.ready.len(), q.page.n + q.page.spill.len() - q.page.spillDropped
+}

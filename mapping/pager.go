@@ -161,8 +161,13 @@ func (q *Queue) shouldPageLocked(size int) bool {
 		return false
 	}
 	w := q.windowLocked()
-	return n >= w.n || q.ready.bytes+int64(size) > w.bytes ||
-		q.vh.r.windowBytes.Load() > q.vh.r.cfg.Paging.Budget
+	return n >= w.n || q.ready.bytes+int64(size) > w.bytes || q.overBudget()
+}
+
+// overBudget: the ready bodies in memory over all queues passed the
+// budget, so a queue with messages in memory takes no more.
+func (q *Queue) overBudget() bool {
+	return q.vh.r.windowBytes.Load() > q.vh.r.cfg.Paging.Budget
 }
 
 // updateHintLocked tells publishers (prepareRecord) whether a message
@@ -246,7 +251,7 @@ func (q *Queue) fillLocked() {
 	c := q.windowLocked()
 	q.drainSpillLocked()
 	if p.n == 0 && len(p.skip) == 0 {
-		for p.spill.len() > 0 && (q.ready.len() == 0 || q.ready.len() < c.n && q.ready.bytes < c.bytes) {
+		for p.spill.len() > 0 && (q.ready.len() == 0 || q.ready.len() < c.n && q.ready.bytes < c.bytes && !q.overBudget()) {
 			m := p.spill.pop()
 			if m.store.Load()&storeSettled != 0 {
 				p.spillDropped-- // dropped already
@@ -266,7 +271,8 @@ func (q *Queue) fillLocked() {
 		q.updateHintLocked()
 		return
 	}
-	if p.loading || q.ready.len() >= c.refillLow() || q.ready.bytes >= c.bytes/2 || q.vh.r.closed.Load() {
+	if p.loading || q.ready.len() >= c.refillLow() || q.ready.bytes >= c.bytes/2 || q.vh.r.closed.Load() ||
+		q.ready.len() > 0 && q.overBudget() {
 		return
 	}
 	name := q.logFor()
