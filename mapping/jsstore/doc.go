@@ -35,8 +35,15 @@
 //     allowed. The log is append-only from JetStream's point of view: the
 //     routing core decides what is consumed and removes it itself with
 //     [Store.PurgeBelow] (the acknowledged prefix) and [Store.DeleteSeq]
-//     (out-of-order holes), and rebuilds its in-memory queue with
-//     [Store.Replay] at start.
+//     (out-of-order holes). It reads records back in batches with
+//     [Store.ReadBatch] (one batched direct get, no consumer): a queue's
+//     window at start and its paged messages as the window drains;
+//     [Store.Replay] reads a whole log (priority queues, which are not
+//     paged). Records that must not survive a restart (transient messages
+//     paged out of memory) are appended with [Reservation.AppendTransient]
+//     to the subject "warren.log.<name>.t", never wait for an fsync, have
+//     their own in-flight budget ([Store.ReserveTransient]) and are
+//     removed at start with [Store.PurgeTransient].
 //
 // # Appends
 //
