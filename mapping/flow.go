@@ -19,9 +19,27 @@ const (
 	flowMaxWait   = 2 * time.Second // never hold a publisher longer per message
 )
 
-// overHighWaterLocked reports whether q should hold its publishers.
+// overHighWaterLocked reports whether q should hold its publishers: only
+// while some consumer is draining it. Consumers that are all at their
+// prefetch limit drain nothing until they ack, and holding the publisher
+// then only slows it to one message per flowMaxWait (the backlog itself
+// is bounded in memory by paging).
 func (q *Queue) overHighWaterLocked() bool {
-	return q.readyLenLocked() > flowHighWater && len(q.consumers) > 0
+	return q.readyLenLocked() > flowHighWater && q.drainingLocked()
+}
+
+// drainingLocked: some consumer of q is below its prefetch limit (a
+// consumer whose channel is only paused by a slow socket still counts:
+// it drains at the socket's pace, and holding the publisher helps it).
+func (q *Queue) drainingLocked() bool {
+	for _, c := range q.consumers {
+		if c.noAck || c.prefetch == 0 || c.unacked < c.prefetch {
+			if g := c.ch.globalPrefetch.Load(); g == 0 || c.ch.unackedN.Load() < g {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // flowCandidate is checked after a publish that left q over its high
@@ -43,7 +61,7 @@ func (q *Queue) flowCandidate(conn *Conn) bool {
 func (q *Queue) drainedBelow(n int) bool {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	return q.deleted || q.readyLenLocked() < n || len(q.consumers) == 0
+	return q.deleted || q.readyLenLocked() < n || !q.drainingLocked()
 }
 
 // FlowHeld reports whether WaitFlow would hold the caller, which may first
