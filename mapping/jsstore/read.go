@@ -54,55 +54,75 @@ func (s *Store) ReadSince(name string, t time.Time, max, maxBytes int) ([]Record
 }
 
 func (s *Store) readDirect(name string, req []byte, max int) ([]Record, error) {
-	if err := checkName(name); err != nil {
-		return nil, err
-	}
 	if max <= 0 {
 		return nil, nil
+	}
+	transient := transientSubject(name)
+	var out []Record
+	err := s.direct(name, req, func(m *nats.Msg) error {
+		seq, err := strconv.ParseUint(m.Header.Get("Nats-Sequence"), 10, 64)
+		if err != nil {
+			return fmt.Errorf("jsstore: read %s: bad sequence header %q", name, m.Header.Get("Nats-Sequence"))
+		}
+		subj := m.Header.Get("Nats-Subject")
+		if subj != transient && !strings.HasPrefix(subj, subjectPrefix) {
+			return fmt.Errorf("jsstore: read %s: record %d on unexpected subject %q", name, seq, subj)
+		}
+		out = append(out, Record{Seq: seq, Transient: subj == transient, Data: m.Data})
+		return nil
+	}, nil)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// direct sends one batched direct get for log name and calls record for
+// each record the server sends and end (when not nil) with the
+// end-of-batch status. "Nothing at or after the start" (404) ends it
+// with no call of end.
+func (s *Store) direct(name string, req []byte, record func(*nats.Msg) error, end func(*nats.Msg) error) error {
+	if err := checkName(name); err != nil {
+		return err
 	}
 	inbox := s.nc.NewRespInbox()
 	sub, err := s.nc.SubscribeSync(inbox)
 	if err != nil {
-		return nil, s.wrap(err)
+		return s.wrap(err)
 	}
 	defer func() { _ = sub.Unsubscribe() }()
 	if err := sub.SetPendingLimits(-1, -1); err != nil {
-		return nil, err
+		return err
 	}
 	if err := s.nc.PublishRequest("$JS.API.DIRECT.GET."+streamName(name), inbox, req); err != nil {
-		return nil, s.wrap(err)
+		return s.wrap(err)
 	}
-	transient := transientSubject(name)
-	var out []Record
 	deadline := time.Now().Add(readTimeout)
 	for {
 		m, err := sub.NextMsg(time.Until(deadline))
 		if err != nil {
 			if errors.Is(err, nats.ErrTimeout) {
-				return nil, fmt.Errorf("jsstore: read %s: no answer from JetStream within %v", name, readTimeout)
+				return fmt.Errorf("jsstore: read %s: no answer from JetStream within %v", name, readTimeout)
 			}
-			return nil, s.wrap(err)
+			return s.wrap(err)
 		}
-		if status := m.Header.Get("Status"); status != "" {
-			switch status {
-			case "204": // end of batch
-				return out, nil
-			case "404": // nothing at or after the start
-				return out, nil
-			case "503":
-				return nil, ErrNotFound
+		switch status := m.Header.Get("Status"); status {
+		case "":
+			if err := record(m); err != nil {
+				return err
 			}
-			return nil, fmt.Errorf("jsstore: read %s: status %s %s", name, status, m.Header.Get("Description"))
+		case "204": // end of batch
+			if end != nil {
+				return end(m)
+			}
+			return nil
+		case "404": // nothing at or after the start
+			return nil
+		case "503":
+			return ErrNotFound
+		default:
+			return fmt.Errorf("jsstore: read %s: status %s %s", name, status, m.Header.Get("Description"))
 		}
-		seq, err := strconv.ParseUint(m.Header.Get("Nats-Sequence"), 10, 64)
-		if err != nil {
-			return nil, fmt.Errorf("jsstore: read %s: bad sequence header %q", name, m.Header.Get("Nats-Sequence"))
-		}
-		subj := m.Header.Get("Nats-Subject")
-		if subj != transient && !strings.HasPrefix(subj, subjectPrefix) {
-			return nil, fmt.Errorf("jsstore: read %s: record %d on unexpected subject %q", name, seq, subj)
-		}
-		out = append(out, Record{Seq: seq, Transient: subj == transient, Data: m.Data})
 	}
 }
 
@@ -119,43 +139,22 @@ func (s *Store) PurgeTransient(name string) error {
 // later. It asks for a batch of one record: the server's end-of-batch
 // status carries how many more are pending.
 func (s *Store) CountFrom(name string, seq uint64) (uint64, error) {
-	if err := checkName(name); err != nil {
-		return 0, err
-	}
-	if seq == 0 {
-		seq = 1
-	}
-	inbox := s.nc.NewRespInbox()
-	sub, err := s.nc.SubscribeSync(inbox)
-	if err != nil {
-		return 0, s.wrap(err)
-	}
-	defer func() { _ = sub.Unsubscribe() }()
-	if err := s.nc.PublishRequest("$JS.API.DIRECT.GET."+streamName(name), inbox, fmt.Appendf(nil, `{"seq":%d,"batch":1}`, seq)); err != nil {
-		return 0, s.wrap(err)
-	}
-	var sent uint64
-	deadline := time.Now().Add(readTimeout)
-	for {
-		m, err := sub.NextMsg(time.Until(deadline))
-		if err != nil {
-			return 0, s.wrap(err)
-		}
-		switch m.Header.Get("Status") {
-		case "":
-			sent++
-		case "204":
+	var sent, pending uint64
+	err := s.direct(name, fmt.Appendf(nil, `{"seq":%d,"batch":1}`, max(seq, 1)),
+		func(*nats.Msg) error { sent++; return nil },
+		func(m *nats.Msg) error {
 			np, err := strconv.ParseUint(m.Header.Get("Nats-Num-Pending"), 10, 64)
 			if err != nil {
-				return 0, fmt.Errorf("jsstore: count %s: bad pending header %q", name, m.Header.Get("Nats-Num-Pending"))
+				return fmt.Errorf("jsstore: count %s: bad pending header %q", name, m.Header.Get("Nats-Num-Pending"))
 			}
-			return sent + np, nil
-		case "404":
-			return 0, nil
-		case "503":
-			return 0, ErrNotFound
-		default:
-			return 0, fmt.Errorf("jsstore: count %s: status %s %s", name, m.Header.Get("Status"), m.Header.Get("Description"))
-		}
+			pending = np
+			return nil
+		})
+	if err != nil {
+		return 0, err
 	}
+	if sent == 0 {
+		return 0, nil // 404: nothing from seq on
+	}
+	return sent + pending, nil
 }
