@@ -114,7 +114,8 @@ type pageState struct {
 	waiters        []chan struct{} // basic.get callers waiting for a read
 }
 
-// pageTrace, when set (tests), is told of every paging decision.
+// pageTrace, when set (tests), is told of every paging decision. Callers
+// check it first, so that its arguments cost nothing otherwise.
 var pageTrace func(q *Queue, what string, args ...any)
 
 func (q *Queue) trace(what string, args ...any) {
@@ -236,7 +237,9 @@ func (q *Queue) drainSpillLocked() {
 		p.acked = seq
 		p.n++
 		p.bytes += size
-		q.trace("drain", seq, string(m.msg.Body), p.cursor, p.n)
+		if pageTrace != nil {
+			q.trace("drain", seq, string(m.msg.Body), p.cursor, p.n)
+		}
 	}
 }
 
@@ -261,7 +264,9 @@ func (q *Queue) fillLocked() {
 			q.nextSeq++
 			m.seq = q.nextSeq
 			q.ready.push(m)
-			q.trace("move", string(m.msg.Body))
+			if pageTrace != nil {
+				q.trace("move", string(m.msg.Body))
+			}
 		}
 		if p.spill.len() == 0 {
 			p.on = false
@@ -285,7 +290,9 @@ func (q *Queue) fillLocked() {
 	}
 	p.loading = true
 	from := p.pastPurged(p.cursor)
-	q.trace("read", from, want)
+	if pageTrace != nil {
+		q.trace("read", from, want)
+	}
 	r := q.vh.r
 	r.pagers.Add(1)
 	go q.pageIn(name, from, want)
@@ -352,7 +359,9 @@ func (q *Queue) applyPageLocked(recs []jsstore.Record) {
 		}
 		qm := q.loadedMsg(m, rec.Seq, rec.Transient)
 		size := int64(len(m.Body))
-		q.trace("load", rec.Seq, string(m.Body), len(p.skip))
+		if pageTrace != nil {
+			q.trace("load", rec.Seq, string(m.Body), len(p.skip))
+		}
 		if len(p.skip) > 0 {
 			// Dropped for max-length while it was paged: dead-lettered now.
 			p.bytes -= size - p.skip[0]
@@ -394,7 +403,9 @@ func (q *Queue) loadedMsg(m *Message, seq uint64, transient bool) *qmsg {
 func (q *Queue) dropOldestLocked() bool {
 	if q.ready.len() > 0 {
 		m := q.ready.popOldest()
-		q.trace("drop window", string(m.msg.Body))
+		if pageTrace != nil {
+			q.trace("drop window", string(m.msg.Body))
+		}
 		q.dropLocked(m, "maxlen")
 		return true
 	}
@@ -407,7 +418,9 @@ func (q *Queue) dropOldestLocked() bool {
 		}
 		p.bytes -= est
 		p.skip = append(p.skip, est)
-		q.trace("drop paged", p.n, len(p.skip))
+		if pageTrace != nil {
+			q.trace("drop paged", p.n, len(p.skip))
+		}
 		q.fillLocked()
 		return true
 	}
@@ -420,7 +433,9 @@ func (q *Queue) dropOldestLocked() bool {
 		// stays in the spill, settled, until its write is done.
 		p.spillBytes -= int64(len(m.msg.Body))
 		p.spillDropped++
-		q.trace("drop spill", string(m.msg.Body))
+		if pageTrace != nil {
+			q.trace("drop spill", string(m.msg.Body))
+		}
 		q.dropLocked(m, "maxlen")
 		return true
 	}
