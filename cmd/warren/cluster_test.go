@@ -141,8 +141,26 @@ func allRunning(names ...string) func(map[string]string) bool {
 func publishOne(t *testing.T, url, queue, body string) {
 	t.Helper()
 	declareDurable(t, url, queue)
-	if err := publishConfirmed(url, queue, 0, 1, 1, []byte(body)); err != nil {
+	conn, err := amqp.Dial(url)
+	if err != nil {
 		t.Fatal(err)
+	}
+	defer conn.Close()
+	ch, err := conn.Channel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ch.Confirm(false); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	dc, err := ch.PublishWithDeferredConfirmWithContext(ctx, "", queue, false, false, amqp.Publishing{DeliveryMode: amqp.Persistent, Body: []byte(body)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := dc.WaitContext(ctx); err != nil || !ok {
+		t.Fatalf("publish to %s: confirmed %v, %v", queue, ok, err)
 	}
 }
 
@@ -331,7 +349,8 @@ func BenchmarkClusterNodePublish(b *testing.B) {
 		declareDurable(b, url, "bench-q")
 		b.SetBytes(int64(len(body)))
 		b.ResetTimer()
-		if err := publishConfirmed(url, "bench-q", 0, b.N, 256, body); err != nil {
+		fill := seqFill{url: url, queue: "bench-q", mode: amqp.Persistent, size: len(body), publishers: 1, window: 256}
+		if err := fill.run(b.N); err != nil {
 			b.Fatal(err)
 		}
 		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msg/s")
@@ -493,61 +512,5 @@ warren.cluster.ssl.cacertfile = `+pki.CAFile+`
 	bad := writeConf(t, "warren.cluster.peers.1 = nohost\n")
 	if _, err := parseServeFlags([]string{"--config", bad}, io.Discard); err == nil || !strings.Contains(err.Error(), "want host:port") {
 		t.Errorf("a bad peer in the file: %v", err)
-	}
-}
-
-// publishConfirmed publishes n persistent messages to queue with at most
-// window unconfirmed, and fails on a nack or a missing confirm.
-func publishConfirmed(url, queue string, p, n, window int, body []byte) error {
-	conn, err := amqp.Dial(url)
-	if err != nil {
-		return err
-	}
-	defer conn.Close()
-	ch, err := conn.Channel()
-	if err != nil {
-		return err
-	}
-	if err := ch.Confirm(false); err != nil {
-		return err
-	}
-	confirms := ch.NotifyPublish(make(chan amqp.Confirmation, window))
-	slots := make(chan struct{}, window)
-	done := make(chan error, 1)
-	go func() {
-		nacks := 0
-		for i := 0; i < n; i++ {
-			c, ok := <-confirms
-			if !ok {
-				done <- fmt.Errorf("publisher %d: channel closed after %d confirms", p, i)
-				return
-			}
-			if !c.Ack {
-				nacks++
-			}
-			<-slots
-		}
-		if nacks > 0 {
-			done <- fmt.Errorf("publisher %d: %d nacks", p, nacks)
-			return
-		}
-		done <- nil
-	}()
-	for i := range n {
-		slots <- struct{}{}
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		err := ch.PublishWithContext(ctx, "", queue, false, false, amqp.Publishing{
-			DeliveryMode: amqp.Persistent, MessageId: fmt.Sprintf("p%d-%d", p, i), Body: body,
-		})
-		cancel()
-		if err != nil {
-			return err
-		}
-	}
-	select {
-	case err := <-done:
-		return err
-	case <-time.After(2 * time.Minute):
-		return fmt.Errorf("publisher %d: confirms missing after 2 minutes", p)
 	}
 }
