@@ -116,15 +116,26 @@ func TestClusterNodesKeepTheirOwnLogs(t *testing.T) {
 		if string(m["q.x"]) != me {
 			t.Errorf("node %s reads its metadata key as %q", me, m["q.x"])
 		}
-		cs := s.ClusterStatus()
-		var names []string
-		for _, p := range cs.Peers {
-			if p.RouteConnected {
-				names = append(names, p.Name)
+		// The meta group can form through one node while the route
+		// between the other two is still being dialled: wait for the
+		// full mesh.
+		var cs ClusterStatus
+		for deadline := time.Now().Add(15 * time.Second); ; {
+			cs = s.ClusterStatus()
+			var names []string
+			for _, p := range cs.Peers {
+				if p.RouteConnected {
+					names = append(names, p.Name)
+				}
 			}
-		}
-		if !cs.Clustered || cs.MetaLeader == "" || strings.Join(names, ",") != "n1,n2,n3" {
-			t.Errorf("node %s ClusterStatus = %+v", me, cs)
+			if cs.Clustered && cs.MetaLeader != "" && strings.Join(names, ",") == "n1,n2,n3" {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Errorf("node %s ClusterStatus = %+v", me, cs)
+				break
+			}
+			time.Sleep(50 * time.Millisecond)
 		}
 	}
 }
