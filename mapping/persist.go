@@ -475,7 +475,7 @@ func (r *Router) replay(q *Queue, purged []byte) (int, error) {
 			return nil
 		})
 	} else {
-		err = r.replayWindow(q, count, load)
+		err = r.replayWindow(q, count, last, load)
 	}
 	if q.page.on {
 		if n > 0 {
@@ -497,7 +497,7 @@ func (r *Router) replay(q *Queue, purged []byte) (int, error) {
 
 // replayWindow reads the first window of a pageable queue's log and
 // leaves the rest paged.
-func (r *Router) replayWindow(q *Queue, count uint64, load func(seq uint64, rec []byte)) error {
+func (r *Router) replayWindow(q *Queue, count, last uint64, load func(seq uint64, rec []byte)) error {
 	from, read := q.log.floor, 0
 	c := q.windowLocked() // no consumers yet
 	for read < c.n && q.ready.bytes < c.bytes {
@@ -520,7 +520,7 @@ func (r *Router) replayWindow(q *Queue, count uint64, load func(seq uint64, rec 
 		p := &q.page
 		p.on = true
 		p.cursor = from
-		_, p.acked, _, _ = r.store.LogState(q.logName)
+		p.acked = last
 		p.n = int(count) - read
 	}
 	return nil

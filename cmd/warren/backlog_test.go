@@ -114,7 +114,7 @@ func measureRestart(t *testing.T, dir, queue string, want int, label string) *ex
 	if got != want {
 		t.Fatalf("restart %s: %d messages, want %d", label, got, want)
 	}
-	conn, ch := dialChannel(t, url)
+	conn, ch := dialURL(t, url)
 	defer conn.Close()
 	m, ok, err := ch.Get(queue, false)
 	if err != nil || !ok {
@@ -145,7 +145,7 @@ func du(dir string) string {
 
 func queueDepth(t testing.TB, url, queue string) int {
 	t.Helper()
-	conn, ch := dialChannel(t, url)
+	conn, ch := dialURL(t, url)
 	defer conn.Close()
 	q, err := ch.QueueDeclarePassive(queue, true, false, false, false, nil)
 	if err != nil {
@@ -415,7 +415,7 @@ func (r *backlogReport) restart(after, dir string, logs io.Writer, readyWithin t
 	start := time.Now()
 	cmd, url, _ := startProcessWatched(t, dir, logs, readyWithin, r.mem.watch)
 	ready := time.Since(start)
-	conn, ch := dialChannel(t, url)
+	conn, ch := dialURL(t, url)
 	if err := ch.Qos(prefetch, 0, false); err != nil {
 		t.Fatal(err)
 	}

@@ -141,15 +141,8 @@ func allRunning(names ...string) func(map[string]string) bool {
 func publishOne(t *testing.T, url, queue, body string) {
 	t.Helper()
 	declareDurable(t, url, queue)
-	conn, err := amqp.Dial(url)
-	if err != nil {
-		t.Fatal(err)
-	}
+	conn, ch := dialURL(t, url)
 	defer conn.Close()
-	ch, err := conn.Channel()
-	if err != nil {
-		t.Fatal(err)
-	}
 	if err := ch.Confirm(false); err != nil {
 		t.Fatal(err)
 	}
@@ -167,7 +160,7 @@ func publishOne(t *testing.T, url, queue, body string) {
 // getAll takes every message off queue and returns the bodies.
 func getAll(t *testing.T, url, queue string) []string {
 	t.Helper()
-	conn, ch := dialChannel(t, url)
+	conn, ch := dialURL(t, url)
 	defer conn.Close()
 	var out []string
 	for {

@@ -168,7 +168,7 @@ func TestKill9BacklogRounds(t *testing.T) {
 		}
 
 		// 2. Consume from the head: ack a prefix, keep `unacked` delivered.
-		conn, ch := dialChannel(t, url)
+		conn, ch := dialURL(t, url)
 		if err := ch.Qos(unacked, 0, false); err != nil {
 			t.Fatal(err)
 		}
@@ -362,7 +362,7 @@ type modelDrain struct {
 // of them: settleDrain acks or requeues them.
 func drainModel(t *testing.T, url, queue string, model *backlogModel, scratch *[]byte, want, round int) *modelDrain {
 	t.Helper()
-	conn, ch := dialChannel(t, url)
+	conn, ch := dialURL(t, url)
 	deliveries, err := ch.Consume(queue, "", false, false, false, false, nil)
 	if err != nil {
 		t.Fatal(err)

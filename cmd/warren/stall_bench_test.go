@@ -44,7 +44,7 @@ func BenchmarkSmallConfirmUnderLargeLoad(b *testing.B) {
 	var wg sync.WaitGroup
 	body := make([]byte, 15<<20)
 	for range 3 {
-		conn, ch := dialChannel(b, url)
+		conn, ch := dialURL(b, url)
 		defer conn.Close()
 		wg.Add(1)
 		go func() {
@@ -62,7 +62,7 @@ func BenchmarkSmallConfirmUnderLargeLoad(b *testing.B) {
 			}
 		}()
 	}
-	drain, dch := dialChannel(b, url)
+	drain, dch := dialURL(b, url)
 	defer drain.Close()
 	dch.Qos(2, 0, false)
 	deliveries, err := dch.Consume("bench-big", "", false, false, false, false, nil)
@@ -98,7 +98,7 @@ func BenchmarkSmallConfirmUnderLargeLoad(b *testing.B) {
 		}
 	}()
 
-	conn, ch := dialChannel(b, url)
+	conn, ch := dialURL(b, url)
 	defer conn.Close()
 	ch.Confirm(false)
 	confirms := ch.NotifyPublish(make(chan amqp.Confirmation, 1))

@@ -56,7 +56,7 @@ func TestLargePersistentPublishesDoNotStallTheBroker(t *testing.T) {
 	publishing.Add(publishers)
 	var pubConns []*amqp.Connection
 	for p := range publishers {
-		conn, ch := dialChannel(t, url)
+		conn, ch := dialURL(t, url)
 		pubConns = append(pubConns, conn)
 		go func() {
 			defer publishing.Done()
@@ -75,7 +75,7 @@ func TestLargePersistentPublishesDoNotStallTheBroker(t *testing.T) {
 	published.Wait()
 
 	// The small confirmed publish, on its own connection, to another queue.
-	conn, ch := dialChannel(t, url)
+	conn, ch := dialURL(t, url)
 	if err := ch.Confirm(false); err != nil {
 		t.Fatal(err)
 	}
@@ -152,25 +152,10 @@ func TestLargePersistentPublishesDoNotStallTheBroker(t *testing.T) {
 // each management API endpoint for the latency figures they log.
 const apiReportSamples = 20
 
-// dialChannel opens a connection and a channel on it.
-func dialChannel(t testing.TB, url string) (*amqp.Connection, *amqp.Channel) {
-	t.Helper()
-	conn, err := amqp.Dial(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ch, err := conn.Channel()
-	if err != nil {
-		conn.Close()
-		t.Fatal(err)
-	}
-	return conn, ch
-}
-
 // declareDurable declares durable queues on a connection of its own.
 func declareDurable(t testing.TB, url string, queues ...string) {
 	t.Helper()
-	conn, ch := dialChannel(t, url)
+	conn, ch := dialURL(t, url)
 	defer conn.Close()
 	for _, q := range queues {
 		if _, err := ch.QueueDeclare(q, true, false, false, false, nil); err != nil {
