@@ -25,8 +25,9 @@ type Queue struct {
 	name    string
 	spec    QueueSpec
 	policy  queuePolicy
-	owner   *Conn  // set for exclusive queues
-	logName string // store log for persistent messages; "" when not durable
+	owner   *Conn     // set for exclusive queues
+	logName string    // store log for persistent messages; "" when not durable
+	home    queueHome // the node that dispatches it (home.go)
 
 	pageMu     sync.Mutex    // orders pageLog's creation and purged's writers; never held with mu
 	pagingHint atomic.Bool   // new messages are likely paged (pager.go)

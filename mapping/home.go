@@ -1,0 +1,41 @@
+package mapping
+
+import "sync/atomic"
+
+// A queue's home is the node that keeps its ready messages in memory and
+// dispatches them to consumers. On a single node every queue is at home.
+// In a cluster every node holds every queue (routing needs them all), but
+// only its home node dispatches it; the other nodes hold a copy that
+// forwards publishes to the home and serves consumers through it
+// (docs/cluster.md, mapping/README.md "Cluster").
+//
+//   - exclusive, non-durable and classic durable queues: the node that
+//     declared them, for their whole life;
+//   - quorum queues: the node whose embedded server leads the queue's
+//     replicated stream, so the home moves when the Raft leader does.
+type queueHome struct {
+	node atomic.Pointer[string] // nil: this node (single node, or not yet known elsewhere)
+}
+
+// homeNode is the name of the node that dispatches q; "" on a single node.
+func (q *Queue) homeNode() string {
+	if p := q.home.node.Load(); p != nil {
+		return *p
+	}
+	return q.vh.r.NodeName()
+}
+
+// atHome reports whether this node dispatches q.
+func (q *Queue) atHome() bool {
+	p := q.home.node.Load()
+	return p == nil || *p == q.vh.r.NodeName()
+}
+
+// setHome records the node that now dispatches q.
+func (q *Queue) setHome(node string) {
+	if node == "" || node == q.vh.r.NodeName() {
+		q.home.node.Store(nil)
+		return
+	}
+	q.home.node.Store(&node)
+}
