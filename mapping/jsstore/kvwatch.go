@@ -164,15 +164,11 @@ func (s *Store) KVLastRev(b Bucket) (uint64, error) {
 }
 
 // KVList returns every current entry whose key starts with prefix, with
-// its revision, and the bucket's last revision read before the listing:
-// a watch resumed after that revision misses nothing the listing missed.
-func (s *Store) KVList(b Bucket, prefix string) (entries []KVEntry, last uint64, err error) {
+// its revision.
+func (s *Store) KVList(b Bucket, prefix string) ([]KVEntry, error) {
 	kv, err := s.bucket(b)
 	if err != nil {
-		return nil, 0, err
-	}
-	if last, err = s.KVLastRev(b); err != nil {
-		return nil, 0, err
+		return nil, err
 	}
 	filter := ">"
 	if i := strings.LastIndexByte(prefix, '.'); i >= 0 {
@@ -182,23 +178,24 @@ func (s *Store) KVList(b Bucket, prefix string) (entries []KVEntry, last uint64,
 	defer cancel()
 	w, err := kv.Watch(ctx, filter, jetstream.IgnoreDeletes())
 	if err != nil {
-		return nil, 0, s.wrap(err)
+		return nil, s.wrap(err)
 	}
 	defer w.Stop()
+	var entries []KVEntry
 	for {
 		select {
 		case e, ok := <-w.Updates():
 			if !ok {
-				return nil, 0, ErrClosed
+				return nil, ErrClosed
 			}
 			if e == nil {
-				return entries, last, nil
+				return entries, nil
 			}
 			if strings.HasPrefix(e.Key(), prefix) {
 				entries = append(entries, KVEntry{Key: e.Key(), Value: e.Value(), Rev: e.Revision()})
 			}
 		case <-ctx.Done():
-			return nil, 0, s.wrap(ctx.Err())
+			return nil, s.wrap(ctx.Err())
 		}
 	}
 }
