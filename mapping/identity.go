@@ -181,7 +181,7 @@ func (r *Router) loadIdentity() error {
 // from a loopback address, as RabbitMQ's loopback_users.
 func (r *Router) Authenticate(user, pass string, remote net.Addr) (*UserInfo, error) {
 	cp, ok := r.userCopy(user)
-	if !ok && r.barrier(nil) {
+	if !ok && r.barrier() {
 		cp, ok = r.userCopy(user) // created on another node a moment ago
 	}
 	if !ok || cp.PasswordHash == "" || !r.passwordOK(&cp, pass) {
@@ -237,7 +237,7 @@ func (r *Router) CheckVHostAccess(user, vhost string) error {
 		_, ok := r.id.perms[vhost][user]
 		return ok
 	}
-	if !granted() && (!r.barrier(nil) || !granted()) {
+	if !granted() && (!r.barrier() || !granted()) {
 		return errorf(KindNotAllowed, "access to vhost '%s' refused for user '%s'", vhost, user)
 	}
 	return nil

@@ -36,24 +36,34 @@ type metaState struct {
 	advance chan struct{}     // closed (and replaced) when applied moves
 
 	// ws are the watches; only the watcher goroutine touches them.
-	ws         [2]*jsstore.KVWatcher
+	ws [2]*jsstore.KVWatcher
+	// rewatch asks the watcher to watch again: a watch's consumer lives
+	// on one node and stalls (until nats.go notices missed heartbeats,
+	// some 10 s) when that node goes away.
+	rewatch    chan struct{}
 	quit, done chan struct{}
 	started    bool
-	// fresh: unix ns until which identity lookups need no barrier.
-	fresh atomic.Int64
+	// applyDelay (tests only) slows every apply down, to show that a
+	// lookup does not depend on how fast the watcher is.
+	applyDelay atomic.Int64
 }
 
-// barrierWait bounds how long a lookup miss waits for the watcher, and
-// freshFor how long a barrier's result counts as fresh for further
-// misses (unroutable-by-design traffic pays one barrier per vhost per
-// freshFor, not one per message).
+// barrierWait bounds how long a lookup miss waits for the watcher;
+// after stallAfter without reaching its target the watch is made again.
+// freshFor is how long a barrier's result counts as fresh for an
+// unroutable publish (unroutable-by-design traffic pays one barrier per
+// vhost per freshFor, not one per message).
 const (
 	barrierWait = 2 * time.Second
+	stallAfter  = 300 * time.Millisecond
 	freshFor    = 50 * time.Millisecond
+	// stallCheck: how often the watcher compares itself with the
+	// buckets when nobody asks (deletions wait for no barrier).
+	stallCheck = 2 * time.Second
 )
 
 func newMetaState(r *Router) *metaState {
-	return &metaState{r: r, revs: map[string]uint64{}, advance: make(chan struct{}), quit: make(chan struct{}), done: make(chan struct{})}
+	return &metaState{r: r, revs: map[string]uint64{}, advance: make(chan struct{}), rewatch: make(chan struct{}, 1), quit: make(chan struct{}), done: make(chan struct{})}
 }
 
 func revKey(b jsstore.Bucket, key string) string {
@@ -122,38 +132,51 @@ func (m *metaState) caughtUp(b jsstore.Bucket, want uint64, deadline time.Time) 
 // (bounded) until the watcher has applied them, so that everything
 // committed on any node before the call is in this node's model.
 func (m *metaState) sync() {
-	deadline := time.Now().Add(barrierWait)
+	start := time.Now()
+	deadline := start.Add(barrierWait)
 	for _, b := range []jsstore.Bucket{jsstore.Durable, jsstore.Live} {
 		last, err := m.r.store.KVLastRev(b)
 		if err != nil {
 			m.r.log.Debug("metadata barrier: last revision unknown", "err", err)
 			continue
 		}
+		if m.caughtUp(b, last, start.Add(stallAfter)) {
+			continue
+		}
+		m.nudge()
 		if !m.caughtUp(b, last, deadline) {
 			m.r.log.Warn("metadata barrier: the watcher is behind", "bucket", b, "want", last)
 		}
 	}
 }
 
-// barrier is called on a lookup miss in vh (nil: users, vhosts): in a
-// cluster, unless vh was brought up to date within freshFor, it waits
-// for the watcher to apply everything committed so far and reports
-// true, and the caller looks again. On a single node it reports false.
-func (r *Router) barrier(vh *VHost) bool {
-	m := r.meta
-	if m == nil {
+// nudge asks the watcher to watch again.
+func (m *metaState) nudge() {
+	select {
+	case m.rewatch <- struct{}{}:
+	default:
+	}
+}
+
+// barrier is called on a lookup miss: in a cluster it waits for the
+// watcher to apply everything committed so far and reports true, and
+// the caller looks again. On a single node it reports false.
+func (r *Router) barrier() bool {
+	if r.meta == nil {
 		return false
 	}
-	fresh := &m.fresh
-	if vh != nil {
-		fresh = &vh.fresh
-	}
-	now := time.Now().UnixNano()
-	if now < fresh.Load() {
+	r.meta.sync()
+	return true
+}
+
+// barrierCached is barrier for an unroutable publish: skipped (false)
+// when vh had one within freshFor.
+func (r *Router) barrierCached(vh *VHost) bool {
+	if r.meta == nil || time.Now().UnixNano() < vh.fresh.Load() {
 		return false
 	}
-	m.sync()
-	fresh.Store(time.Now().Add(freshFor).UnixNano())
+	r.meta.sync()
+	vh.fresh.Store(time.Now().Add(freshFor).UnixNano())
 	return true
 }
 
@@ -282,6 +305,9 @@ func (m *metaState) loop() {
 			}
 		}
 	}()
+	tick := time.NewTicker(stallCheck)
+	defer tick.Stop()
+	var lastTick [2]uint64
 	for {
 		for b, w := range m.ws {
 			if w != nil {
@@ -312,6 +338,32 @@ func (m *metaState) loop() {
 			m.take(jsstore.Durable, e, ok)
 		case e, ok := <-m.ws[1].Updates():
 			m.take(jsstore.Live, e, ok)
+		case <-m.rewatch:
+			m.restartWatches()
+		case <-tick.C:
+			// Behind the bucket and no progress since the last tick:
+			// the watch stalled.
+			m.mu.Lock()
+			applied := m.applied
+			m.mu.Unlock()
+			for b := range m.ws {
+				if applied[b] == lastTick[b] {
+					if last, err := m.r.store.KVLastRev(jsstore.Bucket(b)); err == nil && last > applied[b] {
+						m.restartWatches()
+						break
+					}
+				}
+			}
+			lastTick = applied
+		}
+	}
+}
+
+func (m *metaState) restartWatches() {
+	for b, w := range m.ws {
+		if w != nil {
+			w.Stop()
+			m.ws[b] = nil
 		}
 	}
 }
@@ -320,6 +372,9 @@ func (m *metaState) take(b jsstore.Bucket, e jsstore.KVEntry, ok bool) {
 	if !ok {
 		m.ws[b] = nil
 		return
+	}
+	if d := m.applyDelay.Load(); d > 0 {
+		time.Sleep(time.Duration(d))
 	}
 	m.r.applyEntry(b, e)
 	m.setApplied(b, e.Rev)

@@ -204,13 +204,14 @@ func (ch *Channel) Publish(m *Message, done func(Outcome)) Outcome {
 	var qs []*Queue
 	// In a cluster a miss (no such exchange, or no queue bound) is looked
 	// at once more after the metadata barrier: what another node just
-	// declared and bound is then routed to (metawatch.go).
+	// declared and bound is then routed to (metawatch.go). An unroutable
+	// message pays it at most once per vhost every freshFor.
 	for synced := false; ; synced = true {
 		vh.mu.RLock()
 		e, ok := vh.exchanges[m.Exchange]
 		if !ok {
 			vh.mu.RUnlock()
-			if !synced && vh.r.barrier(vh) {
+			if !synced && vh.r.barrier() {
 				continue
 			}
 			return refuse(RefusedNotFound, noExchange(vh.name, m.Exchange))
@@ -221,7 +222,7 @@ func (ch *Channel) Publish(m *Message, done func(Outcome)) Outcome {
 		}
 		qs = vh.routeLocked(e, m)
 		vh.mu.RUnlock()
-		if len(qs) > 0 || synced || !vh.r.barrier(vh) {
+		if len(qs) > 0 || synced || !vh.r.barrierCached(vh) {
 			break
 		}
 	}

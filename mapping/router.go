@@ -138,7 +138,7 @@ func (r *Router) Healthy() error {
 // connection.open needs it.
 func (r *Router) VHost(name string) (*VHost, error) {
 	vh := r.vhostIfAny(name)
-	if vh == nil && r.barrier(nil) {
+	if vh == nil && r.barrier() {
 		vh = r.vhostIfAny(name) // created on another node a moment ago
 	}
 	if vh == nil {

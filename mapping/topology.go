@@ -93,7 +93,7 @@ func (vh *VHost) exchange(name string) *exchange {
 // more after the metadata barrier (one declared on another node a
 // moment ago is found). vh.topoMu must not be held: the watcher needs it.
 func (vh *VHost) exchangeOrSync(name string) *exchange {
-	if e := vh.exchange(name); e != nil || !vh.r.barrier(vh) {
+	if e := vh.exchange(name); e != nil || !vh.r.barrier() {
 		return e
 	}
 	return vh.exchange(name)
@@ -101,7 +101,7 @@ func (vh *VHost) exchangeOrSync(name string) *exchange {
 
 // queueOrSync is exchangeOrSync for queues.
 func (vh *VHost) queueOrSync(name string) *Queue {
-	if q := vh.queue(name); q != nil || !vh.r.barrier(vh) {
+	if q := vh.queue(name); q != nil || !vh.r.barrier() {
 		return q
 	}
 	return vh.queue(name)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -24,6 +25,10 @@ const (
 
 // liveBucket is the transient topology bucket of a cluster.
 const liveBucket = "warren_live"
+
+// lastRevTimeout bounds KVLastRev: a lookup waits for it, and while a
+// bucket elects a new leader the answer can take long.
+const lastRevTimeout = 2 * time.Second
 
 // ErrExists is returned by KVCreate for a key that already has a value.
 var ErrExists = errors.New("jsstore: key exists")
@@ -154,7 +159,7 @@ func (s *Store) KVLastRev(b Bucket) (uint64, error) {
 	if err != nil {
 		return 0, err
 	}
-	ctx, cancel := s.ctx()
+	ctx, cancel := context.WithTimeout(context.Background(), lastRevTimeout)
 	defer cancel()
 	st, err := s.js.Stream(ctx, "KV_"+kv.Bucket())
 	if err != nil {
@@ -203,8 +208,11 @@ func (s *Store) KVList(b Bucket, prefix string) ([]KVEntry, error) {
 // KVWatcher delivers every change of a bucket after a given revision,
 // in revision order, deletes included.
 type KVWatcher struct {
-	w   jetstream.KeyWatcher
-	out chan KVEntry
+	w      jetstream.KeyWatcher
+	out    chan KVEntry
+	stop   chan struct{}
+	cancel context.CancelFunc
+	once   sync.Once
 }
 
 // Updates is closed when the watch ends (Stop, or the store closed);
@@ -212,29 +220,44 @@ type KVWatcher struct {
 func (w *KVWatcher) Updates() <-chan KVEntry { return w.out }
 
 // Stop ends the watch.
-func (w *KVWatcher) Stop() { w.w.Stop() }
+func (w *KVWatcher) Stop() {
+	w.once.Do(func() {
+		close(w.stop)
+		w.cancel() // nats.go unsubscribes the watch when its context ends
+	})
+}
 
-// KVWatch watches bucket b from revision after+1 on.
+// KVWatch watches bucket b from revision after+1 on. The watch lives
+// until Stop (its context is the watch's lifetime, so only the creation
+// is bounded, by a timer).
 func (s *Store) KVWatch(b Bucket, after uint64) (*KVWatcher, error) {
 	kv, err := s.bucket(b)
 	if err != nil {
 		return nil, err
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), apiTimeout)
-	defer cancel()
+	ctx, cancel := context.WithCancel(context.Background())
+	timer := time.AfterFunc(apiTimeout, cancel)
 	w, err := kv.WatchAll(ctx, jetstream.ResumeFromRevision(after+1))
+	if !timer.Stop() && err == nil {
+		err = context.DeadlineExceeded
+	}
 	if err != nil {
+		cancel()
 		return nil, s.wrap(err)
 	}
-	kw := &KVWatcher{w: w, out: make(chan KVEntry, 64)}
-	go func() { // ends when nats.go closes Updates (Stop or connection closed)
+	kw := &KVWatcher{w: w, out: make(chan KVEntry, 64), stop: make(chan struct{}), cancel: cancel}
+	go func() { // ends when nats.go closes Updates (unsubscribed) or on Stop
 		defer close(kw.out)
 		for e := range w.Updates() {
 			if e == nil {
 				continue // end of the initial values
 			}
 			op := e.Operation()
-			kw.out <- KVEntry{Key: e.Key(), Value: e.Value(), Rev: e.Revision(), Deleted: op == jetstream.KeyValueDelete || op == jetstream.KeyValuePurge}
+			select {
+			case kw.out <- KVEntry{Key: e.Key(), Value: e.Value(), Rev: e.Revision(), Deleted: op == jetstream.KeyValueDelete || op == jetstream.KeyValuePurge}:
+			case <-kw.stop:
+				return
+			}
 		}
 	}()
 	return kw, nil
