@@ -82,7 +82,7 @@ type Router struct {
 	// held across the store write and the change in memory (by the
 	// watcher too), after no other lock of the core.
 	idWriteMu sync.Mutex
-	started time.Time
+	started   time.Time
 }
 
 // Open starts the store, loads the metadata, replays durable queues and
