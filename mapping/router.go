@@ -80,7 +80,8 @@ type Router struct {
 	meta    *metaState    // the metadata watcher (metawatch.go); nil on a single node
 	// idWriteMu serialises changes of users, permissions and vhosts:
 	// held across the store write and the change in memory (by the
-	// watcher too), after no other lock of the core.
+	// watcher too). It is taken while holding no other core lock, and
+	// comes before VHost.topoMu (a vhost's deletion deletes its queues).
 	idWriteMu sync.Mutex
 	started   time.Time
 }

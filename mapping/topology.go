@@ -298,7 +298,7 @@ func (vh *VHost) createQueue(ch *Channel, s QueueSpec) (q *Queue, won bool, err 
 	}
 	if q.durableLog() {
 		if err := vh.r.store.CreateLog(q.logName); err != nil {
-			vh.r.deleteQueueRecord(vh, &Queue{vh: vh, name: s.Name}) // no log: only the record goes
+			vh.r.deleteQueueRecord(vh, q)
 			return nil, false, errorf(KindInternal, "cannot create storage for queue '%s': %v", s.Name, err)
 		}
 		q.log.floor = 1

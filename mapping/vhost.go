@@ -43,8 +43,8 @@ type VHost struct {
 	// bindIdx finds a binding by its record's key, for a deletion made
 	// on another node (cluster only; guarded by mu).
 	bindIdx map[string]*binding
-	// fresh: unix ns until which a lookup miss needs no metadata
-	// barrier (metawatch.go).
+	// fresh: unix ns until which an unroutable publish needs no
+	// metadata barrier (metawatch.go).
 	fresh atomic.Int64
 
 	replyMu sync.RWMutex
