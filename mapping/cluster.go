@@ -12,9 +12,9 @@ import (
 )
 
 // ClusterConfig makes this Warren one node of a cluster; see
-// jsstore.ClusterConfig and docs/cluster.md. In this first slice the nodes
-// form one NATS cluster with clustered JetStream and know about each
-// other, but each node's metadata and queues are still its own.
+// jsstore.ClusterConfig and docs/cluster.md. The nodes form one NATS
+// cluster with clustered JetStream, know about each other and share the
+// metadata (metawatch.go); each queue's messages are on its home node.
 type ClusterConfig = jsstore.ClusterConfig
 
 // ClusterStatus is the NATS side of the cluster as this node sees it.
