@@ -12,9 +12,9 @@ import (
 )
 
 // ClusterConfig makes this Warren one node of a cluster; see
-// jsstore.ClusterConfig and docs/cluster.md. In this first slice the nodes
-// form one NATS cluster with clustered JetStream and know about each
-// other, but each node's metadata and queues are still its own.
+// jsstore.ClusterConfig and docs/cluster.md. The nodes form one NATS
+// cluster with clustered JetStream, know about each other and share the
+// metadata (metawatch.go); each queue's messages are on its home node.
 type ClusterConfig = jsstore.ClusterConfig
 
 // ClusterStatus is the NATS side of the cluster as this node sees it.
@@ -111,6 +111,7 @@ func (r *Router) heartbeatLoop(cs *clusterState) {
 		if err := r.store.Broadcast(hbSubject, data); err != nil {
 			r.log.Debug("heartbeat not sent", "err", err)
 		}
+		r.reapTransient(cs)
 		select {
 		case <-cs.quit:
 			return
@@ -182,4 +183,46 @@ func (r *Router) Nodes() []NodeInfo {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out
+}
+
+// reapTransient deletes the transient queues (exclusive, non-durable,
+// server-named) of nodes not heard from for hbTimeout, with their
+// bindings, so that the other nodes stop routing to them, as RabbitMQ
+// deletes a node's exclusive queues when it goes down. One node does it:
+// the lowest-named live one. A node that restarts deletes its own at
+// start (recover); deleting twice is harmless.
+func (r *Router) reapTransient(cs *clusterState) {
+	now := time.Now()
+	if now.Sub(r.started) < hbTimeout {
+		return // not heard from everyone yet
+	}
+	alive := map[string]bool{cs.node: true}
+	lowest := cs.node
+	cs.mu.Lock()
+	for name, h := range cs.heard {
+		if now.Sub(h.at) < hbTimeout {
+			alive[name] = true
+			lowest = min(lowest, name)
+		}
+	}
+	cs.mu.Unlock()
+	if lowest != cs.node {
+		return
+	}
+	var dead []*Queue
+	r.mu.RLock()
+	for _, vh := range r.vhosts {
+		vh.mu.RLock()
+		for _, q := range vh.queues {
+			if home := q.homeNode(); home != "" && !alive[home] && !q.durableLog() {
+				dead = append(dead, q)
+			}
+		}
+		vh.mu.RUnlock()
+	}
+	r.mu.RUnlock()
+	for _, q := range dead {
+		r.log.Info("deleting a transient queue of a node that is gone", "vhost", q.vh.name, "queue", q.name, "node", q.homeNode())
+		q.vh.deleteQueue(q)
+	}
 }

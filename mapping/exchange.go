@@ -37,6 +37,9 @@ type binding struct {
 	args  Table
 	queue *Queue    // destination queue, or
 	dstEx *exchange // destination exchange
+	// metaKey is its record's key in a cluster (VHost.bindIdx); "" on a
+	// single node.
+	metaKey string
 }
 
 func (b *binding) destName() string {

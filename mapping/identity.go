@@ -114,52 +114,43 @@ func (r *Router) loadIdentity() error {
 	id.users = map[string]*UserInfo{}
 	id.perms = map[string]map[string]*compiledPerm{}
 	id.cache = map[string]authCacheEntry{}
-	us, err := r.store.MetaList("u.")
+	us, err := r.listRecords("u.")
 	if err != nil {
 		return err
 	}
-	vs, err := r.store.MetaList("v.")
+	vs, err := r.listRecords("v.")
 	if err != nil {
 		return err
 	}
-	ps, err := r.store.MetaList("p.")
+	ps, err := r.listRecords("p.")
 	if err != nil {
 		return err
 	}
-	for k, v := range us {
+	for _, it := range us {
 		var u UserInfo
-		if err := json.Unmarshal(v, &u); err != nil {
-			r.log.Error("skipping unreadable user record", "key", k, "err", err)
+		if err := json.Unmarshal(it.e.Value, &u); err != nil {
+			r.log.Error("skipping unreadable user record", "key", it.e.Key, "err", err)
 			continue
 		}
 		id.users[u.Name] = &u
 	}
-	for k, v := range vs {
+	for _, it := range vs {
 		var rec vhostRecord
-		if err := json.Unmarshal(v, &rec); err != nil {
-			r.log.Error("skipping unreadable vhost record", "key", k, "err", err)
+		if err := json.Unmarshal(it.e.Value, &rec); err != nil {
+			r.log.Error("skipping unreadable vhost record", "key", it.e.Key, "err", err)
 			continue
 		}
-		if r.vhosts[rec.Name] == nil {
-			r.vhosts[rec.Name] = newVHost(r, rec.Name)
-		}
-		r.vhosts[rec.Name].setMeta(rec.Description, rec.Tags, rec.DefaultQueueType)
+		r.setVHost(rec)
 	}
-	for k, v := range ps {
+	for _, it := range ps {
 		var p Permission
-		if err := json.Unmarshal(v, &p); err != nil {
-			r.log.Error("skipping unreadable permission record", "key", k, "err", err)
+		if err := json.Unmarshal(it.e.Value, &p); err != nil {
+			r.log.Error("skipping unreadable permission record", "key", it.e.Key, "err", err)
 			continue
 		}
-		cp, err := compilePerm(p)
-		if err != nil {
+		if err := r.setPerm(p); err != nil {
 			r.log.Error("skipping permission with a bad regexp", "user", p.User, "vhost", p.VHost, "err", err)
-			continue
 		}
-		if id.perms[p.VHost] == nil {
-			id.perms[p.VHost] = map[string]*compiledPerm{}
-		}
-		id.perms[p.VHost][p.User] = cp
 	}
 	if len(us) == 0 && len(vs) == 0 {
 		// First start: RabbitMQ's defaults, or the configured ones.
@@ -190,6 +181,9 @@ func (r *Router) loadIdentity() error {
 // from a loopback address, as RabbitMQ's loopback_users.
 func (r *Router) Authenticate(user, pass string, remote net.Addr) (*UserInfo, error) {
 	cp, ok := r.userCopy(user)
+	if !ok && r.barrier() {
+		cp, ok = r.userCopy(user) // created on another node a moment ago
+	}
 	if !ok || cp.PasswordHash == "" || !r.passwordOK(&cp, pass) {
 		return nil, errorf(KindAccessRefused, "invalid credentials for user '%s'", user)
 	}
@@ -237,10 +231,13 @@ func (r *Router) CheckVHostAccess(user, vhost string) error {
 	if _, err := r.VHost(vhost); err != nil {
 		return err
 	}
-	r.id.mu.RLock()
-	_, ok := r.id.perms[vhost][user]
-	r.id.mu.RUnlock()
-	if !ok {
+	granted := func() bool {
+		r.id.mu.RLock()
+		defer r.id.mu.RUnlock()
+		_, ok := r.id.perms[vhost][user]
+		return ok
+	}
+	if !granted() && (!r.barrier() || !granted()) {
 		return errorf(KindNotAllowed, "access to vhost '%s' refused for user '%s'", vhost, user)
 	}
 	return nil
@@ -311,11 +308,52 @@ func (r *Router) putUser(name, password, hash, algo string, tags []string) error
 		}
 		r.id.mu.RUnlock()
 	}
+	r.idWriteMu.Lock()
+	defer r.idWriteMu.Unlock()
 	if err := r.putJSON(userKey(name), u); err != nil {
 		return err
 	}
+	r.setUser(u)
+	return nil
+}
+
+// setUser puts u in the model (a change of this node or of another).
+func (r *Router) setUser(u *UserInfo) {
 	r.id.mu.Lock()
-	r.id.users[name] = u
+	r.id.users[u.Name] = u
+	r.id.gen.Add(1)
+	r.id.mu.Unlock()
+}
+
+// forgetUser drops a user and their permissions from the model.
+func (r *Router) forgetUser(name string) (vhosts []string) {
+	r.id.mu.Lock()
+	delete(r.id.users, name)
+	r.id.gen.Add(1)
+	for vh, m := range r.id.perms {
+		if _, ok := m[name]; ok {
+			delete(m, name)
+			vhosts = append(vhosts, vh)
+		}
+	}
+	r.id.mu.Unlock()
+	r.id.cacheMu.Lock()
+	delete(r.id.cache, name)
+	r.id.cacheMu.Unlock()
+	return vhosts
+}
+
+// setPerm puts a permission in the model.
+func (r *Router) setPerm(p Permission) error {
+	cp, err := compilePerm(p)
+	if err != nil {
+		return err
+	}
+	r.id.mu.Lock()
+	if r.id.perms[p.VHost] == nil {
+		r.id.perms[p.VHost] = map[string]*compiledPerm{}
+	}
+	r.id.perms[p.VHost][p.User] = cp
 	r.id.gen.Add(1)
 	r.id.mu.Unlock()
 	return nil
@@ -347,26 +385,14 @@ func (r *Router) DeleteUser(name string) error {
 	if _, err := r.User(name); err != nil {
 		return err
 	}
+	r.idWriteMu.Lock()
+	defer r.idWriteMu.Unlock()
 	if err := r.store.MetaDelete(userKey(name)); err != nil {
 		return errorf(KindInternal, "delete user: %v", err)
 	}
-	r.id.mu.Lock()
-	delete(r.id.users, name)
-	r.id.gen.Add(1)
-	var drop []string
-	for vh, m := range r.id.perms {
-		if _, ok := m[name]; ok {
-			delete(m, name)
-			drop = append(drop, vh)
-		}
-	}
-	r.id.mu.Unlock()
-	for _, vh := range drop {
+	for _, vh := range r.forgetUser(name) {
 		r.store.MetaDelete(permKey(vh, name))
 	}
-	r.id.cacheMu.Lock()
-	delete(r.id.cache, name)
-	r.id.cacheMu.Unlock()
 	return nil
 }
 
@@ -401,25 +427,21 @@ func (r *Router) SetPermissions(p Permission) error {
 	if _, err := r.VHost(p.VHost); err != nil {
 		return errorf(KindNotFound, "no vhost '%s'", p.VHost)
 	}
-	cp, err := compilePerm(p)
-	if err != nil {
+	if _, err := compilePerm(p); err != nil {
 		return err
 	}
+	r.idWriteMu.Lock()
+	defer r.idWriteMu.Unlock()
 	if err := r.putJSON(permKey(p.VHost, p.User), p); err != nil {
 		return err
 	}
-	r.id.mu.Lock()
-	if r.id.perms[p.VHost] == nil {
-		r.id.perms[p.VHost] = map[string]*compiledPerm{}
-	}
-	r.id.perms[p.VHost][p.User] = cp
-	r.id.gen.Add(1)
-	r.id.mu.Unlock()
-	return nil
+	return r.setPerm(p)
 }
 
 // ClearPermissions removes a user's permissions on a vhost.
 func (r *Router) ClearPermissions(user, vhost string) error {
+	r.idWriteMu.Lock()
+	defer r.idWriteMu.Unlock()
 	r.id.mu.Lock()
 	_, ok := r.id.perms[vhost][user]
 	delete(r.id.perms[vhost], user)
@@ -494,18 +516,26 @@ func (r *Router) PutVHost(name, description string, tags []string, defaultQueueT
 		defaultQueueType = vh.OwnDefaultQueueType()
 	}
 	rec := vhostRecord{Name: name, Description: description, Tags: tags, DefaultQueueType: defaultQueueType}
+	r.idWriteMu.Lock()
+	defer r.idWriteMu.Unlock()
 	if err := r.putJSON(vhostKey(name), rec); err != nil {
 		return err
 	}
+	r.setVHost(rec)
+	return nil
+}
+
+// setVHost puts a vhost in the model, or updates its description, tags
+// and default queue type.
+func (r *Router) setVHost(rec vhostRecord) {
 	r.mu.Lock()
-	vh := r.vhosts[name]
+	vh := r.vhosts[rec.Name]
 	if vh == nil {
-		vh = newVHost(r, name)
-		r.vhosts[name] = vh
+		vh = newVHost(r, rec.Name)
+		r.vhosts[rec.Name] = vh
 	}
 	r.mu.Unlock()
-	vh.setMeta(description, tags, defaultQueueType)
-	return nil
+	vh.setMeta(rec.Description, rec.Tags, rec.DefaultQueueType)
 }
 
 // VHostNames lists the vhosts, sorted.
@@ -523,6 +553,8 @@ func (r *Router) VHostNames() []string {
 // DeleteVHost deletes a vhost with its exchanges, queues, messages and
 // permissions, closing the connections that use it.
 func (r *Router) DeleteVHost(name string) error {
+	r.idWriteMu.Lock()
+	defer r.idWriteMu.Unlock()
 	r.mu.Lock()
 	vh := r.vhosts[name]
 	delete(r.vhosts, name)

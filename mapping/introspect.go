@@ -11,6 +11,7 @@ type QueueStats struct {
 	Exclusive  bool
 	Type       string // QueueTypeClassic or QueueTypeQuorum
 	Owner      string // connection name of an exclusive queue
+	Node       string // in a cluster, the node that dispatches it (home.go); "" on a single node
 	Arguments  Table
 	Ready      int
 	Unacked    int
@@ -37,6 +38,7 @@ func (q *Queue) stats() QueueStats {
 	if q.owner != nil {
 		s.Owner = q.owner.info.Name
 	}
+	s.Node = q.homeNode()
 	return s
 }
 

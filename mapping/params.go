@@ -18,6 +18,10 @@ type Parameter struct {
 	// Owner is the user who set the parameter; a shovel acts with this
 	// user's permissions.
 	Owner string `json:"owner,omitempty"`
+	// Node, in a cluster, is the node that acts on the parameter (a
+	// shovel runs on the node it was declared on only); "" on a single
+	// node.
+	Node string `json:"node,omitempty"`
 }
 
 func paramPrefix(component string) string { return "r." + escapeToken(component) + "." }

@@ -13,14 +13,17 @@ import (
 	"github.com/warrenmq/warren/mapping/jsstore"
 )
 
-// Metadata keys in the store's KV bucket (see README.md):
+// Metadata keys in the store's KV buckets (see README.md):
 //
 //	v.<vhost>                       vhost record
-//	x.<vhost>.<exchange>            durable exchange
-//	q.<vhost>.<queue>               durable queue
-//	b.<vhost>.<sha256 of binding>   binding between durable ends
+//	x.<vhost>.<exchange>            exchange
+//	q.<vhost>.<queue>               queue
+//	b.<vhost>.<sha256 of binding>   binding
 //
 // Names are escaped with escapeToken so that any AMQP name is a valid key.
+// On a single node only durable topology has records (bucket warren_meta);
+// in a cluster transient topology has them too, in the memory bucket
+// warren_live, so that every node can route to it (metawatch.go).
 const defaultVHost = "/"
 
 type exchangeRecord struct {
@@ -37,7 +40,16 @@ type queueRecord struct {
 	Name       string `json:"name"`
 	AutoDelete bool   `json:"auto_delete,omitempty"`
 	Args       []byte `json:"args,omitempty"`
-	Log        string `json:"log"`
+	Log        string `json:"log,omitempty"`
+	// Durable, for a record of the transient bucket (those of the durable
+	// bucket are all durable): a durable exclusive queue has no log.
+	Durable   bool   `json:"durable,omitempty"`
+	Exclusive bool   `json:"exclusive,omitempty"`
+	Owner     string `json:"owner,omitempty"` // an exclusive queue's connection, for listings
+	// Home is the node that declared the queue and dispatches it (home.go);
+	// "" on a single node. Type is its x-queue-type (classic, quorum).
+	Home string `json:"home,omitempty"`
+	Type string `json:"type,omitempty"`
 }
 
 type bindingRecord struct {
@@ -53,14 +65,47 @@ func exchangeKey(vh, name string) string { return "x." + escapeToken(vh) + "." +
 func queueKey(vh, name string) string    { return "q." + escapeToken(vh) + "." + escapeToken(name) }
 
 func (r *Router) putJSON(key string, v any) error {
-	b, err := json.Marshal(v)
+	_, err := r.putRecord(jsstore.Durable, key, v)
+	return err
+}
+
+// putRecord stores v under key in bucket b (whatever was there) and
+// returns the revision, which it notes as applied here: the caller
+// applies the change itself (metawatch.go).
+func (r *Router) putRecord(b jsstore.Bucket, key string, v any) (uint64, error) {
+	data, err := json.Marshal(v)
 	if err != nil {
-		return errorf(KindInternal, "encode %s: %v", key, err)
+		return 0, errorf(KindInternal, "encode %s: %v", key, err)
 	}
-	if err := r.store.MetaPut(key, b); err != nil {
-		return errorf(KindInternal, "store metadata %s: %v", key, err)
+	if r.meta == nil {
+		if err := r.store.MetaPut(key, data); err != nil {
+			return 0, errorf(KindInternal, "store metadata %s: %v", key, err)
+		}
+		return 0, nil
 	}
-	return nil
+	rev, err := r.store.KVPut(b, key, data)
+	if err != nil {
+		return 0, errorf(KindInternal, "store metadata %s: %v", key, err)
+	}
+	r.meta.note(b, key, rev)
+	return rev, nil
+}
+
+// deleteRecord removes key from bucket b; a missing key is not an error.
+func (r *Router) deleteRecord(b jsstore.Bucket, key string) error {
+	if r.meta == nil {
+		return r.store.MetaDelete(key)
+	}
+	return r.store.KVDelete(b, key)
+}
+
+// recordBucket is the bucket of a durable or transient entity's record;
+// ok is false when it has none (transient topology of a single node).
+func (r *Router) recordBucket(durable bool) (b jsstore.Bucket, ok bool) {
+	if durable {
+		return jsstore.Durable, true
+	}
+	return jsstore.Live, r.meta != nil
 }
 
 func encodeArgs(t Table) ([]byte, error) {
@@ -78,37 +123,89 @@ func decodeArgs(b []byte) (Table, error) {
 	return t, err
 }
 
-func (r *Router) putExchange(vh *VHost, e *exchange) error {
+func (vh *VHost) exchangeRecord(e *exchange) (exchangeRecord, error) {
 	args, err := encodeArgs(e.spec.Args)
 	if err != nil {
-		return errorf(KindPreconditionFailed, "exchange arguments: %v", err)
+		return exchangeRecord{}, errorf(KindPreconditionFailed, "exchange arguments: %v", err)
 	}
-	return r.putJSON(exchangeKey(vh.name, e.spec.Name), exchangeRecord{
+	return exchangeRecord{
 		VHost: vh.name, Name: e.spec.Name, Type: e.spec.Type,
 		AutoDelete: e.spec.AutoDelete, Internal: e.spec.Internal, Args: args,
-	})
+	}, nil
+}
+
+// claimExchange writes the record of a new exchange e (none when it has
+// none). In a cluster another node may claim the name first: then won is
+// false and winner is the record that stands, to apply and compare.
+func (r *Router) claimExchange(vh *VHost, e *exchange) (won bool, winner claimed, err error) {
+	b, ok := r.recordBucket(e.spec.Durable)
+	if !ok {
+		return true, claimed{}, nil
+	}
+	rec, err := vh.exchangeRecord(e)
+	if err != nil {
+		return false, claimed{}, err
+	}
+	return r.claim(b, exchangeKey(vh.name, e.spec.Name), rec)
 }
 
 func (r *Router) deleteExchangeRecord(vh *VHost, e *exchange) {
-	if err := r.store.MetaDelete(exchangeKey(vh.name, e.spec.Name)); err != nil {
+	b, ok := r.recordBucket(e.spec.Durable)
+	if !ok {
+		return
+	}
+	if err := r.deleteRecord(b, exchangeKey(vh.name, e.spec.Name)); err != nil {
 		r.log.Error("delete exchange record", "exchange", e.spec.Name, "err", err)
 	}
 }
 
-func (r *Router) putQueue(vh *VHost, q *Queue) error {
+func (vh *VHost) queueRecord(q *Queue) (queueRecord, error) {
 	args, err := encodeArgs(q.spec.Args)
 	if err != nil {
-		return errorf(KindPreconditionFailed, "queue arguments: %v", err)
+		return queueRecord{}, errorf(KindPreconditionFailed, "queue arguments: %v", err)
 	}
-	return r.putJSON(queueKey(vh.name, q.name), queueRecord{
-		VHost: vh.name, Name: q.name, AutoDelete: q.spec.AutoDelete, Args: args, Log: q.logName,
-	})
+	rec := queueRecord{VHost: vh.name, Name: q.name, AutoDelete: q.spec.AutoDelete, Args: args, Log: q.logName}
+	if vh.r.meta != nil {
+		rec.Durable, rec.Exclusive = q.spec.Durable, q.spec.Exclusive
+		if q.owner != nil {
+			rec.Owner = q.owner.info.Name
+		}
+		rec.Home, rec.Type = q.homeNode(), queueTypeOf(q.spec.Args)
+	}
+	return rec, nil
 }
 
+// claimQueue writes the record of a new queue, as claimExchange.
+func (r *Router) claimQueue(vh *VHost, q *Queue) (won bool, winner claimed, err error) {
+	b, ok := r.recordBucket(q.durableLog())
+	if !ok {
+		return true, claimed{}, nil
+	}
+	rec, err := vh.queueRecord(q)
+	if err != nil {
+		return false, claimed{}, err
+	}
+	return r.claim(b, queueKey(vh.name, q.name), rec)
+}
+
+// deleteQueueRecord deletes q's record; at its home also its log and
+// its purged runs (a copy elsewhere leaves the log to the home, which
+// deletes it when it applies the deletion, or at its next start).
 func (r *Router) deleteQueueRecord(vh *VHost, q *Queue) {
-	if err := r.store.MetaDelete(queueKey(vh.name, q.name)); err != nil {
+	b, ok := r.recordBucket(q.durableLog())
+	if !ok {
+		return
+	}
+	if err := r.deleteRecord(b, queueKey(vh.name, q.name)); err != nil {
 		r.log.Error("delete queue record", "queue", q.name, "err", err)
 	}
+	if q.durableLog() && q.atHome() {
+		r.dropQueueLog(vh, q)
+	}
+}
+
+// dropQueueLog deletes a deleted queue's log and its purged runs.
+func (r *Router) dropQueueLog(vh *VHost, q *Queue) {
 	if err := r.store.DeleteLog(q.logName); err != nil {
 		r.log.Error("delete queue log", "queue", q.name, "err", err)
 	}
@@ -120,6 +217,13 @@ func (r *Router) deleteQueueRecord(vh *VHost, q *Queue) {
 		}
 	}
 	q.pageMu.Unlock()
+}
+
+// newQueueLog names the log of a new durable queue. Log names are
+// cluster-wide, so a node's classic queues carry its Store.LogPrefix;
+// a queue type whose log outlives its declaring node names it here.
+func (r *Router) newQueueLog(vh *VHost, s QueueSpec) string {
+	return r.store.LogPrefix() + logName(vh.name, s.Name)
 }
 
 // durableBinding: a binding survives a restart when both of its ends do.
@@ -149,20 +253,31 @@ func (r *Router) bindingKey(vh *VHost, b *binding, args []byte) string {
 	return "b." + escapeToken(vh.name) + "." + hex.EncodeToString(h.Sum(nil)[:20])
 }
 
+// putBinding stores b's record (when it has one) and notes its key on b.
 func (r *Router) putBinding(vh *VHost, b *binding) error {
+	bk, ok := r.recordBucket(r.durableBinding(b))
+	if !ok {
+		return nil
+	}
 	args, err := encodeArgs(b.args)
 	if err != nil {
 		return errorf(KindPreconditionFailed, "binding arguments: %v", err)
 	}
-	return r.putJSON(r.bindingKey(vh, b, args), bindingRecord{
+	b.metaKey = r.bindingKey(vh, b, args)
+	_, err = r.putRecord(bk, b.metaKey, bindingRecord{
 		VHost: vh.name, Source: b.src.spec.Name, Destination: b.destName(),
 		ToExchange: b.dstEx != nil, Key: b.key, Args: args,
 	})
+	return err
 }
 
 func (r *Router) deleteBindingRecord(vh *VHost, b *binding) {
+	bk, ok := r.recordBucket(r.durableBinding(b))
+	if !ok {
+		return
+	}
 	args, _ := encodeArgs(b.args)
-	if err := r.store.MetaDelete(r.bindingKey(vh, b, args)); err != nil {
+	if err := r.deleteRecord(bk, r.bindingKey(vh, b, args)); err != nil {
 		r.log.Error("delete binding record", "err", err)
 	}
 }
@@ -297,27 +412,79 @@ func decodeRecord(rec []byte) (*Message, error) {
 	return m, nil
 }
 
-// recover rebuilds every vhost from the metadata bucket and replays the
-// logs of durable queues.
+// loaded is a record read at start, with its bucket.
+type loaded struct {
+	b jsstore.Bucket
+	e jsstore.KVEntry
+}
+
+// listRecords reads every record whose key starts with prefix: from the
+// metadata bucket, and in a cluster from the transient bucket too, noting
+// each revision as applied (the watcher starts from revisions read
+// before these listings and skips what they held).
+func (r *Router) listRecords(prefix string) ([]loaded, error) {
+	if r.meta == nil {
+		m, err := r.store.MetaList(prefix)
+		if err != nil {
+			return nil, err
+		}
+		out := make([]loaded, 0, len(m))
+		for k, v := range m {
+			out = append(out, loaded{jsstore.Durable, jsstore.KVEntry{Key: k, Value: v}})
+		}
+		return out, nil
+	}
+	var out []loaded
+	for _, b := range []jsstore.Bucket{jsstore.Durable, jsstore.Live} {
+		es, err := r.store.KVList(b, prefix)
+		if err != nil {
+			return nil, err
+		}
+		for _, e := range es {
+			r.meta.note(b, e.Key, e.Rev)
+			out = append(out, loaded{b, e})
+		}
+	}
+	return out, nil
+}
+
+// recover rebuilds every vhost from the metadata buckets and replays the
+// logs of durable queues at home. In a cluster it also makes the copies
+// of other nodes' queues, deletes this node's transient records of its
+// previous run (their connections are gone), and records where the
+// watcher starts.
 func (r *Router) recover() error {
+	if m := r.meta; m != nil {
+		for _, b := range []jsstore.Bucket{jsstore.Durable, jsstore.Live} {
+			last, err := r.store.KVLastRev(b)
+			if err != nil {
+				return err
+			}
+			m.applied[b] = last
+		}
+	}
 	if err := r.loadIdentity(); err != nil {
 		return err
 	}
-	xs, err := r.store.MetaList("x.")
+	xs, err := r.listRecords("x.")
 	if err != nil {
 		return err
 	}
-	qs, err := r.store.MetaList("q.")
+	qs, err := r.listRecords("q.")
 	if err != nil {
 		return err
 	}
-	bs, err := r.store.MetaList("b.")
+	bs, err := r.listRecords("b.")
 	if err != nil {
 		return err
 	}
-	ds, err := r.store.MetaList("d.")
+	dl, err := r.listRecords("d.")
 	if err != nil {
 		return err
+	}
+	ds := map[string][]byte{}
+	for _, it := range dl {
+		ds[it.e.Key] = it.e.Value
 	}
 	vhost := func(name string) *VHost {
 		vh := r.vhosts[name]
@@ -327,36 +494,45 @@ func (r *Router) recover() error {
 		}
 		return vh
 	}
-	for key, val := range xs {
+	for _, it := range xs {
 		var rec exchangeRecord
-		if err := json.Unmarshal(val, &rec); err != nil {
-			r.log.Error("skipping unreadable exchange record", "key", key, "err", err)
+		if err := json.Unmarshal(it.e.Value, &rec); err != nil {
+			r.log.Error("skipping unreadable exchange record", "key", it.e.Key, "err", err)
 			continue
 		}
-		args, err := decodeArgs(rec.Args)
+		vh := vhost(rec.VHost)
+		e, err := vh.exchangeFromRecord(it.b, rec)
 		if err != nil {
 			r.log.Error("skipping exchange with unreadable arguments", "exchange", rec.Name, "err", err)
 			continue
 		}
-		vh := vhost(rec.VHost)
-		vh.exchanges[rec.Name] = newExchange(vh, ExchangeSpec{Name: rec.Name, Type: rec.Type, Durable: true, AutoDelete: rec.AutoDelete, Internal: rec.Internal, Args: args})
+		vh.exchanges[rec.Name] = e
 	}
 	used := map[string]bool{}
+	leftover := map[[2]string]bool{} // this node's transient queues of its previous run
+	me := r.NodeName()
 	total := 0
-	for key, val := range qs {
+	for _, it := range qs {
 		var rec queueRecord
-		if err := json.Unmarshal(val, &rec); err != nil {
-			r.log.Error("skipping unreadable queue record", "key", key, "err", err)
+		if err := json.Unmarshal(it.e.Value, &rec); err != nil {
+			r.log.Error("skipping unreadable queue record", "key", it.e.Key, "err", err)
 			continue
 		}
-		args, err := decodeArgs(rec.Args)
+		used[rec.Log] = true
+		if it.b == jsstore.Live && rec.Home == me {
+			leftover[[2]string{rec.VHost, rec.Name}] = true
+			continue
+		}
+		vh := vhost(rec.VHost)
+		q, err := vh.queueFromRecord(it.b, rec)
 		if err != nil {
 			r.log.Error("skipping queue with unreadable arguments", "queue", rec.Name, "err", err)
 			continue
 		}
-		vh := vhost(rec.VHost)
-		q := newQueue(vh, QueueSpec{Name: rec.Name, Durable: true, AutoDelete: rec.AutoDelete, Args: args})
-		q.logName = rec.Log
+		if !q.atHome() || !q.durableLog() {
+			vh.queues[q.name] = q // another node's: a copy
+			continue
+		}
 		if err := r.store.CreateLog(q.logName); err != nil {
 			return fmt.Errorf("queue %q: %w", rec.Name, err)
 		}
@@ -367,39 +543,43 @@ func (r *Router) recover() error {
 			r.log.Error("queue log damaged; serving what could be read", "queue", rec.Name, "err", err)
 		}
 		total += n
-		used[q.logName] = true
 		vh.queues[q.name] = q
 	}
-	for key, val := range bs {
+	for _, it := range bs {
 		var rec bindingRecord
-		if err := json.Unmarshal(val, &rec); err != nil {
-			r.log.Error("skipping unreadable binding record", "key", key, "err", err)
+		if err := json.Unmarshal(it.e.Value, &rec); err != nil {
+			r.log.Error("skipping unreadable binding record", "key", it.e.Key, "err", err)
 			continue
 		}
 		vh := vhost(rec.VHost)
-		src := vh.exchanges[rec.Source]
-		args, err := decodeArgs(rec.Args)
-		if src == nil || err != nil {
-			r.log.Warn("dropping binding whose source is gone", "source", rec.Source)
-			r.store.MetaDelete(key)
+		b, err := vh.bindingFromRecordLocked(rec)
+		if err != nil {
+			// In a cluster a binding whose end is missing may be another
+			// node's change in progress: only this node's own leftovers'
+			// bindings are deleted.
+			if r.meta == nil || leftover[[2]string{rec.VHost, rec.Destination}] && !rec.ToExchange {
+				r.log.Warn("dropping binding", "reason", err)
+				r.deleteRecord(it.b, it.e.Key)
+			}
 			continue
 		}
-		b := &binding{src: src, key: rec.Key, args: args}
-		if rec.ToExchange {
-			b.dstEx = vh.exchanges[rec.Destination]
-		} else {
-			b.queue = vh.queues[rec.Destination]
+		if r.meta != nil {
+			b.metaKey = it.e.Key
+			vh.bindIdx[it.e.Key] = b
 		}
-		if b.dstEx == nil && b.queue == nil {
-			r.log.Warn("dropping binding whose destination is gone", "destination", rec.Destination)
-			r.store.MetaDelete(key)
-			continue
+		b.src.addBinding(b)
+	}
+	for key := range leftover {
+		r.log.Info("removing a transient queue of this node's previous run", "vhost", key[0], "queue", key[1])
+		r.deleteRecord(jsstore.Live, queueKey(key[0], key[1]))
+	}
+	if r.meta == nil {
+		for key := range ds {
+			r.store.MetaDelete(key) // purged ranges of a queue that is gone
 		}
-		src.addBinding(b)
 	}
-	for key := range ds {
-		r.store.MetaDelete(key) // purged ranges of a queue that is gone
-	}
+	// Logs no record names are left by deleted queues (in a cluster the
+	// store lists only this node's own logs, which only it creates).
 	if logs, err := r.store.Logs(); err == nil {
 		for _, l := range logs {
 			if !used[l] {
@@ -412,6 +592,9 @@ func (r *Router) recover() error {
 	// ran out while Warren was down (those are dead-lettered now).
 	for _, vh := range r.vhosts {
 		for _, q := range vh.queues {
+			if !q.atHome() {
+				continue
+			}
 			q.mu.Lock()
 			q.armIdleLocked()
 			q.mu.Unlock()

@@ -201,18 +201,31 @@ func (ch *Channel) Publish(m *Message, done func(Outcome)) Outcome {
 		return refuse(RefusedAccess, asError(err))
 	}
 	vh.r.stats.Published.Add(1)
-	vh.mu.RLock()
-	e, ok := vh.exchanges[m.Exchange]
-	if !ok {
+	var qs []*Queue
+	// In a cluster a miss (no such exchange, or no queue bound) is looked
+	// at once more after the metadata barrier: what another node just
+	// declared and bound is then routed to (metawatch.go). An unroutable
+	// message pays it at most once per vhost every freshFor.
+	for synced := false; ; synced = true {
+		vh.mu.RLock()
+		e, ok := vh.exchanges[m.Exchange]
+		if !ok {
+			vh.mu.RUnlock()
+			if !synced && vh.r.barrier() {
+				continue
+			}
+			return refuse(RefusedNotFound, noExchange(vh.name, m.Exchange))
+		}
+		if e.spec.Internal {
+			vh.mu.RUnlock()
+			return refuse(RefusedAccess, errorf(KindAccessRefused, "cannot publish to internal exchange '%s' in vhost '%s'", m.Exchange, vh.name))
+		}
+		qs = vh.routeLocked(e, m)
 		vh.mu.RUnlock()
-		return refuse(RefusedNotFound, noExchange(vh.name, m.Exchange))
+		if len(qs) > 0 || synced || !vh.r.barrierCached(vh) {
+			break
+		}
 	}
-	if e.spec.Internal {
-		vh.mu.RUnlock()
-		return refuse(RefusedAccess, errorf(KindAccessRefused, "cannot publish to internal exchange '%s' in vhost '%s'", m.Exchange, vh.name))
-	}
-	qs := vh.routeLocked(e, m)
-	vh.mu.RUnlock()
 
 	var t *storeTracker
 	if done != nil {

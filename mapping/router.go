@@ -77,7 +77,13 @@ type Router struct {
 	recovered   map[[2]string]time.Time // (vhost, ID) -> published
 
 	cluster *clusterState // heartbeats (cluster.go); nil on a single node
-	started time.Time
+	meta    *metaState    // the metadata watcher (metawatch.go); nil on a single node
+	// idWriteMu serialises changes of users, permissions and vhosts:
+	// held across the store write and the change in memory (by the
+	// watcher too). It is taken while holding no other core lock, and
+	// comes before VHost.topoMu (a vhost's deletion deletes its queues).
+	idWriteMu sync.Mutex
+	started   time.Time
 }
 
 // Open starts the store, loads the metadata, replays durable queues and
@@ -99,12 +105,17 @@ func Open(cfg Config) (*Router, error) {
 	}
 	r := &Router{cfg: cfg, log: cfg.Logger, store: st, vhosts: map[string]*VHost{}, conns: map[*Conn]struct{}{}, started: time.Now()}
 	r.janitor = newJanitor(r)
+	if cfg.Cluster != nil {
+		r.meta = newMetaState(r)
+	}
 	r.startAlarms()
 	err = r.recover()
 	if err == nil {
+		r.startMetaWatch()
 		err = r.startCluster()
 	}
 	if err != nil {
+		r.stopMetaWatch()
 		r.janitor.stop()
 		r.stopAlarms()
 		st.Close()
@@ -127,9 +138,10 @@ func (r *Router) Healthy() error {
 // VHost returns the named vhost, or a KindNotAllowed error as AMQP's
 // connection.open needs it.
 func (r *Router) VHost(name string) (*VHost, error) {
-	r.mu.RLock()
-	vh := r.vhosts[name]
-	r.mu.RUnlock()
+	vh := r.vhostIfAny(name)
+	if vh == nil && r.barrier() {
+		vh = r.vhostIfAny(name) // created on another node a moment ago
+	}
 	if vh == nil {
 		return nil, errorf(KindNotAllowed, "vhost %s not found", name)
 	}
@@ -161,6 +173,7 @@ func (r *Router) Close() error {
 	r.janitor.stop()
 	r.stopAlarms()
 	r.stopCluster()
+	r.stopMetaWatch()
 	if err := r.store.FlushWithin(closeWait); err != nil {
 		r.log.Warn("store writes still pending at shutdown", "err", err)
 	}

@@ -1,6 +1,7 @@
 package mapping
 
 import (
+	"fmt"
 	"slices"
 	"strings"
 )
@@ -20,10 +21,7 @@ func (ch *Channel) DeclareExchange(s ExchangeSpec, passive bool) error {
 		if s.Name == "" {
 			return errorf(KindAccessRefused, "operation not permitted on the default exchange")
 		}
-		vh.mu.RLock()
-		_, ok := vh.exchanges[s.Name]
-		vh.mu.RUnlock()
-		if !ok {
+		if vh.exchangeOrSync(s.Name) == nil {
 			return noExchange(vh.name, s.Name)
 		}
 		return nil
@@ -49,15 +47,39 @@ func (ch *Channel) DeclareExchange(s ExchangeSpec, passive bool) error {
 		return errorf(KindAccessRefused, "exchange name '%s' contains reserved prefix 'amq.*'", s.Name)
 	}
 	e := newExchange(vh, s)
-	if s.Durable {
-		if err := vh.r.putExchange(vh, e); err != nil {
+	won, winner, err := vh.r.claimExchange(vh, e)
+	if err != nil {
+		return err
+	}
+	if !won {
+		// Another node declared it first: its exchange stands.
+		x, err := vh.adoptLocked(winner, exchangeKey(vh.name, s.Name))
+		if err != nil {
 			return err
 		}
+		return x.(*exchange).equivalent(s)
 	}
 	vh.mu.Lock()
 	vh.exchanges[s.Name] = e
 	vh.mu.Unlock()
 	return nil
+}
+
+// adoptLocked applies the record that won a name (claim) and returns
+// its exchange or queue; vh.topoMu is held.
+func (vh *VHost) adoptLocked(c claimed, key string) (any, error) {
+	k, err := parseMetaKey(key)
+	if err != nil {
+		return nil, errorf(KindInternal, "%v", err)
+	}
+	x, err := vh.applyTopologyLocked(c.b, k, c.e)
+	if err == nil && x == nil {
+		err = fmt.Errorf("not applied")
+	}
+	if err != nil {
+		return nil, errorf(KindInternal, "'%s' was declared concurrently on another node and its record cannot be read: %v", k.parts[1], err)
+	}
+	return x, nil
 }
 
 // exchange looks an exchange up under a read lock.
@@ -67,13 +89,37 @@ func (vh *VHost) exchange(name string) *exchange {
 	return vh.exchanges[name]
 }
 
+// exchangeOrSync looks an exchange up and, on a miss in a cluster, once
+// more after the metadata barrier (one declared on another node a
+// moment ago is found). vh.topoMu must not be held: the watcher needs it.
+func (vh *VHost) exchangeOrSync(name string) *exchange {
+	if e := vh.exchange(name); e != nil || !vh.r.barrier() {
+		return e
+	}
+	return vh.exchange(name)
+}
+
+// queueOrSync is exchangeOrSync for queues.
+func (vh *VHost) queueOrSync(name string) *Queue {
+	if q := vh.queue(name); q != nil || !vh.r.barrier() {
+		return q
+	}
+	return vh.queue(name)
+}
+
 // metaWrites are the store writes of a topology change, collected while
 // vh.mu is held and made after it is released, still under vh.topoMu:
 // routing never waits for a store write, and the writer lock keeps the
 // store in the order of the changes.
 type metaWrites []func()
 
-func (w *metaWrites) add(f func()) { *w = append(*w, f) }
+// add queues a write; a nil w (a change another node made, applied
+// here) writes nothing: that node writes the records.
+func (w *metaWrites) add(f func()) {
+	if w != nil {
+		*w = append(*w, f)
+	}
+}
 
 func (w *metaWrites) run() {
 	for _, f := range *w {
@@ -90,6 +136,7 @@ func (ch *Channel) DeleteExchange(name string, ifUnused bool) error {
 	if err := ch.allowed(Configure, ResourceExchange, name); err != nil {
 		return err
 	}
+	vh.exchangeOrSync(name)
 	vh.topoMu.Lock()
 	defer vh.topoMu.Unlock()
 	var w metaWrites
@@ -117,9 +164,7 @@ func (vh *VHost) deleteExchangeLocked(e *exchange, w *metaWrites) {
 		vh.unbindLocked(b, w)
 	}
 	delete(vh.exchanges, e.spec.Name)
-	if e.spec.Durable {
-		w.add(func() { vh.r.deleteExchangeRecord(vh, e) })
-	}
+	w.add(func() { vh.r.deleteExchangeRecord(vh, e) })
 }
 
 // DeclareQueue creates a queue (server-named when s.Name is empty), or
@@ -175,10 +220,13 @@ func (ch *Channel) DeclareQueue(s QueueSpec, passive bool) (QueueInfo, error) {
 		vh.topoMu.Unlock()
 		return ch.redeclare(q, s)
 	}
-	q, err := vh.createQueue(ch, s)
+	q, won, err := vh.createQueue(ch, s)
 	vh.topoMu.Unlock()
 	if err != nil {
 		return QueueInfo{}, err
+	}
+	if !won {
+		return ch.redeclare(q, s) // another node declared it first
 	}
 	if q.owner != nil {
 		c := ch.conn
@@ -218,28 +266,42 @@ func (ch *Channel) redeclare(q *Queue, s QueueSpec) (QueueInfo, error) {
 	return QueueInfo{Name: q.name, Messages: m, Consumers: c}, nil
 }
 
-// createQueue makes a new queue, its log and its record; it runs with
-// vh.topoMu held, so nobody creates the same name meanwhile, and does
-// the store writes without vh.mu.
-func (vh *VHost) createQueue(ch *Channel, s QueueSpec) (*Queue, error) {
+// createQueue makes a new queue, its record and its log; it runs with
+// vh.topoMu held, so nobody on this node creates the same name
+// meanwhile, and does the store writes without vh.mu. In a cluster
+// another node may have claimed the name: then won is false and q is
+// that node's queue (to compare with s). The record is written before
+// the log: a log without a record would be taken for an orphan.
+func (vh *VHost) createQueue(ch *Channel, s QueueSpec) (q *Queue, won bool, err error) {
 	vh.mu.RLock()
 	n := len(vh.queues)
 	vh.mu.RUnlock()
 	if max := vh.r.cfg.Limits.MaxQueues; max > 0 && n >= max {
-		return nil, errorf(KindPreconditionFailed, "cannot declare queue '%s': queue limit in vhost '%s' (%d) is reached", s.Name, vh.name, max)
+		return nil, false, errorf(KindPreconditionFailed, "cannot declare queue '%s': queue limit in vhost '%s' (%d) is reached", s.Name, vh.name, max)
 	}
-	q := newQueue(vh, s)
+	q = newQueue(vh, s)
 	if s.Exclusive {
 		q.owner = ch.conn
 	} else if s.Durable {
-		q.logName = vh.r.store.LogPrefix() + logName(vh.name, s.Name) // prefix: per node in a cluster
+		q.logName = vh.r.newQueueLog(vh, s)
+	}
+	won, winner, err := vh.r.claimQueue(vh, q)
+	if err != nil {
+		return nil, false, err
+	}
+	if !won {
+		x, err := vh.adoptLocked(winner, queueKey(vh.name, s.Name))
+		if err != nil {
+			return nil, false, err
+		}
+		return x.(*Queue), false, nil
+	}
+	if q.durableLog() {
 		if err := vh.r.store.CreateLog(q.logName); err != nil {
-			return nil, errorf(KindInternal, "cannot create storage for queue '%s': %v", s.Name, err)
+			vh.r.deleteQueueRecord(vh, q)
+			return nil, false, errorf(KindInternal, "cannot create storage for queue '%s': %v", s.Name, err)
 		}
 		q.log.floor = 1
-		if err := vh.r.putQueue(vh, q); err != nil {
-			return nil, err
-		}
 	}
 	vh.mu.Lock()
 	vh.queues[s.Name] = q
@@ -247,7 +309,7 @@ func (vh *VHost) createQueue(ch *Channel, s QueueSpec) (*Queue, error) {
 	q.mu.Lock()
 	q.armIdleLocked()
 	q.mu.Unlock()
-	return q, nil
+	return q, true, nil
 }
 
 func (ch *Channel) setLastQueue(name string) {
@@ -271,9 +333,7 @@ func (ch *Channel) queueName(name string) string {
 // from their own connection).
 func (ch *Channel) lookupQueue(name string) (*Queue, error) {
 	name = ch.queueName(name)
-	ch.vh.mu.RLock()
-	q := ch.vh.queues[name]
-	ch.vh.mu.RUnlock()
+	q := ch.vh.queueOrSync(name)
 	if q == nil {
 		return nil, noQueue(ch.vh.name, name)
 	}
@@ -305,9 +365,7 @@ func (q *Queue) equivalent(s QueueSpec) error {
 // DeleteQueue deletes a queue and returns how many ready messages it held.
 func (ch *Channel) DeleteQueue(name string, ifUnused, ifEmpty bool) (int, error) {
 	name = ch.queueName(name)
-	ch.vh.mu.RLock()
-	q := ch.vh.queues[name]
-	ch.vh.mu.RUnlock()
+	q := ch.vh.queueOrSync(name)
 	if q == nil {
 		// RabbitMQ answers delete-ok with 0 for a missing queue.
 		return 0, nil
@@ -335,7 +393,17 @@ func (ch *Channel) DeleteQueue(name string, ifUnused, ifEmpty bool) (int, error)
 func (vh *VHost) deleteQueue(q *Queue) int {
 	vh.topoMu.Lock()
 	defer vh.topoMu.Unlock()
-	var w metaWrites
+	return vh.deleteQueueLocked(q, true)
+}
+
+// deleteQueueLocked is deleteQueue with vh.topoMu held. write is false
+// for a deletion another node made: its records are that node's to
+// delete, and only the home deletes the queue's log.
+func (vh *VHost) deleteQueueLocked(q *Queue, write bool) int {
+	var w *metaWrites
+	if write {
+		w = &metaWrites{}
+	}
 	vh.mu.Lock()
 	if vh.queues[q.name] != q {
 		vh.mu.Unlock()
@@ -343,7 +411,7 @@ func (vh *VHost) deleteQueue(q *Queue) int {
 	}
 	delete(vh.queues, q.name)
 	for _, b := range slices.Clone(q.bindings) {
-		vh.unbindLocked(b, &w)
+		vh.unbindLocked(b, w)
 	}
 	q.mu.Lock()
 	q.deleted = true
@@ -364,7 +432,6 @@ func (vh *VHost) deleteQueue(q *Queue) int {
 	}
 	q.mu.Unlock()
 	vh.mu.Unlock()
-	w.run()
 	if q.owner != nil {
 		q.owner.mu.Lock()
 		delete(q.owner.exclusive, q)
@@ -372,8 +439,14 @@ func (vh *VHost) deleteQueue(q *Queue) int {
 	}
 	if q.durableLog() {
 		vh.r.janitor.forget(q)
+	}
+	if write {
+		w.run() // bindings first: a binding's record never outlives its ends
 		vh.r.deleteQueueRecord(vh, q)
-	} else if pageLog != "" {
+	} else if q.durableLog() && q.atHome() {
+		vh.r.dropQueueLog(vh, q)
+	}
+	if pageLog != "" {
 		vh.r.janitor.forget(q)
 		if err := vh.r.store.DeleteLog(pageLog); err != nil {
 			vh.r.log.Error("delete page log", "queue", q.name, "err", err)
@@ -416,6 +489,7 @@ func (ch *Channel) BindQueue(queue, exchangeName, key string, args Table) error 
 		return err
 	}
 	vh := ch.vh
+	vh.exchangeOrSync(exchangeName)
 	vh.topoMu.Lock()
 	defer vh.topoMu.Unlock()
 	vh.mu.RLock()
@@ -484,6 +558,8 @@ func (ch *Channel) exchangeBinding(destination, source, key string, args Table, 
 		return err
 	}
 	vh := ch.vh
+	vh.exchangeOrSync(source)
+	vh.exchangeOrSync(destination)
 	vh.topoMu.Lock()
 	defer vh.topoMu.Unlock()
 	vh.mu.RLock()
@@ -527,13 +603,14 @@ func (vh *VHost) bind(b *binding) error {
 			return errorf(KindPreconditionFailed, "%v", err)
 		}
 	}
-	if vh.r.durableBinding(b) {
-		if err := vh.r.putBinding(vh, b); err != nil {
-			return err
-		}
+	if err := vh.r.putBinding(vh, b); err != nil {
+		return err
 	}
 	vh.mu.Lock()
 	b.src.addBinding(b)
+	if b.metaKey != "" && vh.r.meta != nil {
+		vh.bindIdx[b.metaKey] = b
+	}
 	vh.mu.Unlock()
 	return nil
 }
@@ -542,9 +619,10 @@ func (vh *VHost) bind(b *binding) error {
 // goes to w.
 func (vh *VHost) unbindLocked(b *binding, w *metaWrites) {
 	b.src.removeBinding(b)
-	if vh.r.durableBinding(b) {
-		w.add(func() { vh.r.deleteBindingRecord(vh, b) })
+	if b.metaKey != "" && vh.bindIdx[b.metaKey] == b {
+		delete(vh.bindIdx, b.metaKey)
 	}
+	w.add(func() { vh.r.deleteBindingRecord(vh, b) })
 	if b.src.spec.AutoDelete && len(b.src.bindings) == 0 && vh.exchanges[b.src.spec.Name] == b.src {
 		vh.deleteExchangeLocked(b.src, w)
 	}

@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -39,6 +40,13 @@ type VHost struct {
 	exchanges map[string]*exchange
 	queues    map[string]*Queue
 
+	// bindIdx finds a binding by its record's key, for a deletion made
+	// on another node (cluster only; guarded by mu).
+	bindIdx map[string]*binding
+	// fresh: unix ns until which an unroutable publish needs no
+	// metadata barrier (metawatch.go).
+	fresh atomic.Int64
+
 	replyMu sync.RWMutex
 	replies map[string]*Channel // direct reply-to key -> channel
 
@@ -62,7 +70,7 @@ func (vh *VHost) Meta() (string, []string) {
 }
 
 func newVHost(r *Router, name string) *VHost {
-	vh := &VHost{r: r, name: name, exchanges: map[string]*exchange{}, queues: map[string]*Queue{}, replies: map[string]*Channel{}}
+	vh := &VHost{r: r, name: name, exchanges: map[string]*exchange{}, queues: map[string]*Queue{}, replies: map[string]*Channel{}, bindIdx: map[string]*binding{}}
 	for _, d := range []struct{ name, kind string }{
 		{"", TypeDirect},
 		{"amq.direct", TypeDirect},

@@ -177,8 +177,8 @@ func getAll(t *testing.T, url, queue string) []string {
 
 // TestClusterFormsAndReportsNodes: three Warren processes on loopback
 // form one cluster. Every node lists all three as running in /api/nodes
-// and `warren ctl cluster_status`; each serves its own durable queue
-// (nothing is shared yet); a node with the wrong secret is refused and
+// and `warren ctl cluster_status`; each serves the durable queue it
+// declared; a node with the wrong secret is refused and
 // says so; a node killed with SIGKILL is reported stopped by the
 // others, and rejoins with its queue when it restarts.
 func TestClusterFormsAndReportsNodes(t *testing.T) {
@@ -214,13 +214,14 @@ func TestClusterFormsAndReportsNodes(t *testing.T) {
 		}
 	}
 
-	// Each node keeps its own queue of the same name (placed on itself).
+	// Each node serves the queue it declared (its home; reaching
+	// another node's queue is forwarded, see docs/cluster.md).
 	for _, n := range nodes {
-		publishOne(t, n.amqp, "cluster-q", "from "+n.name)
+		publishOne(t, n.amqp, "cluster-q-"+n.name, "from "+n.name)
 	}
 	for _, n := range nodes {
-		if got := getAll(t, n.amqp, "cluster-q"); !slices.Equal(got, []string{"from " + n.name}) {
-			t.Errorf("%s's cluster-q holds %q", n.name, got)
+		if got := getAll(t, n.amqp, "cluster-q-"+n.name); !slices.Equal(got, []string{"from " + n.name}) {
+			t.Errorf("%s's cluster-q-%s holds %q", n.name, n.name, got)
 		}
 	}
 
@@ -259,7 +260,7 @@ func TestClusterFormsAndReportsNodes(t *testing.T) {
 	}
 
 	// kill -9 n3: the others report it stopped.
-	publishOne(t, nodes[2].amqp, "cluster-q", "kept by n3")
+	publishOne(t, nodes[2].amqp, "cluster-q-n3", "kept by n3")
 	nodes[2].cmd.Process.Kill()
 	nodes[2].cmd.Wait()
 	stopped := func(m map[string]string) bool {
@@ -281,8 +282,8 @@ func TestClusterFormsAndReportsNodes(t *testing.T) {
 	for _, n := range nodes {
 		waitNodes(t, n, "n1, n2 and n3 running again", allRunning(names...))
 	}
-	if got := getAll(t, n3.amqp, "cluster-q"); !slices.Equal(got, []string{"kept by n3"}) {
-		t.Errorf("n3's cluster-q after the restart holds %q", got)
+	if got := getAll(t, n3.amqp, "cluster-q-n3"); !slices.Equal(got, []string{"kept by n3"}) {
+		t.Errorf("n3's cluster-q-n3 after the restart holds %q", got)
 	}
 }
 

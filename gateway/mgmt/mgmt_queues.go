@@ -43,9 +43,13 @@ func (m *mgmt) queueOut(q mapping.QueueStats) mgQueueJSON {
 	r := m.rates.rates("q\x00"+q.VHost+"\x00"+q.Name,
 		float64(q.Messages()), float64(q.Ready), float64(q.Unacked),
 		float64(q.Published), float64(q.Delivered), float64(q.Acked))
+	node := m.node
+	if q.Node != "" {
+		node = q.Node // in a cluster: the queue's home
+	}
 	out := mgQueueJSON{
 		Name: q.Name, VHost: q.VHost, Type: q.Type, Durable: q.Durable, AutoDelete: q.AutoDelete,
-		Exclusive: q.Exclusive, Arguments: msgcodec.TableToJSON(q.Arguments), Node: m.node, State: "running",
+		Exclusive: q.Exclusive, Arguments: msgcodec.TableToJSON(q.Arguments), Node: node, State: "running",
 		Consumers: q.Consumers,
 		Messages:  q.Messages(), MessagesDetails: rateDetails{r[0]},
 		MessagesReady: q.Ready, MessagesReadyDetails: rateDetails{r[1]},
@@ -59,7 +63,7 @@ func (m *mgmt) queueOut(q mapping.QueueStats) mgQueueJSON {
 	}
 	if q.Type == mapping.QueueTypeQuorum {
 		// one node: the queue's only member, which also leads it
-		out.Leader, out.Members, out.Online = m.node, []string{m.node}, []string{m.node}
+		out.Leader, out.Members, out.Online = node, []string{node}, []string{node}
 	}
 	if q.Owner != "" {
 		out.OwnerPidDetails = map[string]any{"name": q.Owner}

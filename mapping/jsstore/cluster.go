@@ -1,7 +1,6 @@
 package jsstore
 
 import (
-	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/tls"
@@ -19,7 +18,6 @@ import (
 
 	"github.com/nats-io/jwt/v2"
 	"github.com/nats-io/nats-server/v2/server"
-	"github.com/nats-io/nats.go/jetstream"
 )
 
 // ClusterConfig makes the embedded nats-server one node of a NATS cluster
@@ -140,16 +138,6 @@ func clusterOptions(opts *server.Options, c *ClusterConfig) (token string, err e
 		opts.Routes = append(opts.Routes, &url.URL{Scheme: "nats", User: url.UserPassword(routeUser, c.Secret), Host: p})
 	}
 	return token, nil
-}
-
-// bucketName is the metadata bucket: "warren_meta" on a single node; in a
-// cluster each node keeps its own, "warren_meta_<node>", because
-// metadata is not replicated yet and bucket names are cluster-wide.
-func bucketName(c *ClusterConfig) string {
-	if c == nil {
-		return metaBucket
-	}
-	return metaBucket + "_" + c.NodeName
 }
 
 // logPrefix is what a node puts in front of the names of the logs it
@@ -284,25 +272,4 @@ func (a clusterLogger) Errorf(f string, v ...any) {
 		return
 	}
 	a.l.Error(s)
-}
-
-// createClusterBucket creates (or opens) this node's metadata bucket.
-// Right after the meta group has a leader it may not yet know this
-// node's placement tag ("no suitable peers for placement") or may still
-// be catching up, so the create is retried until the form timeout.
-func createClusterBucket(js jetstream.JetStream, cfg jetstream.KeyValueConfig, c *ClusterConfig, lg *slog.Logger) (jetstream.KeyValue, error) {
-	deadline := time.Now().Add(c.FormTimeout)
-	for {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		kv, err := js.CreateOrUpdateKeyValue(ctx, cfg)
-		cancel()
-		if err == nil {
-			return kv, nil
-		}
-		if time.Now().After(deadline) {
-			return nil, err
-		}
-		lg.Debug("metadata bucket not created yet; retrying", "err", err)
-		time.Sleep(250 * time.Millisecond)
-	}
 }

@@ -64,9 +64,10 @@ func openCluster(t *testing.T, addrs []string, secret string) []*Store {
 }
 
 // TestClusterNodesKeepTheirOwnLogs: three stores form a cluster; each
-// creates a log of the same queue name and a metadata key of the same
-// name, and each sees only its own (placed on itself), while
-// ClusterStatus on every node names all three with routes.
+// creates a log of the same queue name and sees only its own (placed on
+// itself); the metadata bucket is shared: each writes a key, every node
+// reads all three, and KVCreate of one name lets exactly one node win;
+// and ClusterStatus on every node names all three with routes.
 func TestClusterNodesKeepTheirOwnLogs(t *testing.T) {
 	if testing.Short() {
 		t.Skip("forms a three-node cluster")
@@ -79,8 +80,41 @@ func TestClusterNodesKeepTheirOwnLogs(t *testing.T) {
 			t.Fatalf("node %d CreateLog: %v", i+1, err)
 		}
 		appendSync(t, s, name, []byte(fmt.Sprintf("from n%d", i+1)))
-		if err := s.MetaPut("q.x", []byte(fmt.Sprintf("n%d", i+1))); err != nil {
+		if err := s.MetaPut(fmt.Sprintf("q.n%d", i+1), []byte(fmt.Sprintf("n%d", i+1))); err != nil {
 			t.Fatalf("node %d MetaPut: %v", i+1, err)
+		}
+	}
+	// Two nodes creating one key: exactly one wins, the other reads the
+	// winner's value. The same in the memory bucket of transient topology.
+	for _, b := range []Bucket{Durable, Live} {
+		var wins, exists int
+		var mu sync.Mutex
+		var wg sync.WaitGroup
+		for i, s := range stores {
+			wg.Go(func() {
+				_, err := s.KVCreate(b, "q.race", []byte(fmt.Sprintf("n%d", i+1)))
+				mu.Lock()
+				defer mu.Unlock()
+				switch {
+				case err == nil:
+					wins++
+				case errors.Is(err, ErrExists):
+					exists++
+				default:
+					t.Errorf("bucket %d node %d KVCreate: %v", b, i+1, err)
+				}
+			})
+		}
+		wg.Wait()
+		if wins != 1 || exists != 2 {
+			t.Errorf("bucket %d: %d creates won, %d found the key, want 1 and 2", b, wins, exists)
+		}
+		e, err := stores[2].KVGet(b, "q.race")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := stores[1].KVUpdate(b, "q.race", []byte("x"), e.Rev+100); !errors.Is(err, ErrRevision) {
+			t.Errorf("bucket %d: KVUpdate with a stale revision: %v", b, err)
 		}
 	}
 	// A log name without the node's prefix could be another node's too.
@@ -113,8 +147,8 @@ func TestClusterNodesKeepTheirOwnLogs(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if string(m["q.x"]) != me {
-			t.Errorf("node %s reads its metadata key as %q", me, m["q.x"])
+		if len(m) != 4 || string(m["q.n1"]) != "n1" || string(m["q.n3"]) != "n3" {
+			t.Errorf("node %s reads the shared metadata as %q", me, m)
 		}
 		// The meta group can form through one node while the route
 		// between the other two is still being dialled: wait for the
@@ -186,10 +220,21 @@ func TestClusterLayoutRefused(t *testing.T) {
 		return &ClusterConfig{NodeName: name, Listen: "127.0.0.1:1", Peers: []string{"127.0.0.1:2"}, Secret: "s"}
 	}
 	clustered := t.TempDir()
-	for _, d := range []string{"jetstream/$SYS/_js_/_meta_", "jetstream/$G/streams/KV_warren_meta_n9"} {
-		if err := os.MkdirAll(filepath.Join(clustered, d), 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Join(clustered, "jetstream/$SYS/_js_/_meta_"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(clustered, nodeFile), []byte("n9\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	older := t.TempDir() // the per-node buckets of the previous cluster layout
+	for _, d := range []string{"jetstream/$SYS/_js_/_meta_", "jetstream/$G/streams/KV_warren_meta_n1"} {
+		if err := os.MkdirAll(filepath.Join(older, d), 0o755); err != nil {
 			t.Fatal(err)
 		}
+	}
+	unnamed := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(unnamed, "jetstream/$SYS/_js_/_meta_"), 0o755); err != nil {
+		t.Fatal(err)
 	}
 	for _, c := range []struct {
 		dir     string
@@ -199,6 +244,8 @@ func TestClusterLayoutRefused(t *testing.T) {
 		{single, node("n1"), "holds a single node's data"},
 		{clustered, nil, "belongs to a cluster node"},
 		{clustered, node("n1"), `belongs to cluster node "n9", not "n1"`},
+		{older, node("n1"), "kept their own metadata (bucket warren_meta_n1)"},
+		{unnamed, node("n1"), "does not say which node's"},
 	} {
 		_, err := Open(Config{Dir: c.dir, Logger: quietLogger(), Cluster: c.cluster})
 		if err == nil || !strings.Contains(err.Error(), c.want) {

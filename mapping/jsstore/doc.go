@@ -17,11 +17,13 @@
 // and a client listener on loopback behind a random token, because
 // routing does not start without one (nats-server#5174). Open waits for
 // the JetStream meta leader within ClusterConfig.FormTimeout and refuses
-// a data directory of the other mode or another node (layout.go). Until
-// metadata and logs are replicated, each node keeps its own namespace:
-// bucket "warren_meta_<node>", log names prefixed with [Store.LogPrefix],
-// every stream R1 and placed on the node (placed.go), and Logs lists only
-// the node's own. [Store.ClusterStatus] reports routes and the meta
+// a data directory of the other mode or another node (layout.go). The
+// metadata is shared: bucket "warren_meta" (file) and "warren_live"
+// (memory, transient topology), replicas min(3, cluster size), written
+// with compare-and-set and followed with [Store.KVWatch] (kvwatch.go).
+// Logs stay the node's own: names prefixed with [Store.LogPrefix], every
+// log R1 and placed on the node (placed.go), and Logs lists only the
+// node's own. [Store.ClusterStatus] reports routes and the meta
 // group; [Store.Broadcast] and [Store.Listen] are a small core-NATS bus
 // between the nodes (mapping's heartbeats use it).
 //

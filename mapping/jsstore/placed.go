@@ -11,13 +11,14 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// placedJS is the JetStream API of a cluster node: every stream and
-// bucket the store creates or updates is placed on this node (R1, server
+// placedJS is the JetStream API of a cluster node: every stream the
+// store creates or updates through it is placed on this node (R1, server
 // tag nodeTagPrefix+name), stream listings show only this node's logs,
 // and creating or deleting a stream fails at once while the meta group
-// has no leader (it would otherwise wait out the API timeout). Logs and metadata are not replicated yet, and the group syncer
-// fsyncs this node's block files, which is right only while the records
-// are written here.
+// has no leader (it would otherwise wait out the API timeout). Logs are
+// not replicated yet, and the group syncer fsyncs this node's block
+// files, which is right only while the records are written here. The
+// shared metadata buckets are made with the plain API (kvwatch.go).
 type placedJS struct {
 	jetstream.JetStream
 	ns        *server.Server

@@ -56,7 +56,10 @@ type Store struct {
 	ns  *server.Server
 	nc  *nats.Conn
 	js  jetstream.JetStream
-	kv  jetstream.KeyValue
+	kv  jetstream.KeyValue // the metadata bucket (Durable)
+	// live is a cluster's transient topology bucket (Live); nil on a
+	// single node.
+	live jetstream.KeyValue
 
 	ncClosed chan struct{} // closed by nats.go's ClosedHandler
 	writers  []*nats.Conn  // extra connections that publish appends
@@ -175,20 +178,15 @@ func Open(cfg Config) (*Store, error) {
 	if cfg.Cluster != nil {
 		s.js = newPlacedJS(s.js, ns, cfg.Cluster)
 	}
-	kvCfg := jetstream.KeyValueConfig{
-		Bucket:  bucketName(cfg.Cluster),
-		History: 1,
-		Storage: jetstream.FileStorage,
-	}
 	if cfg.Cluster != nil {
-		s.kv, err = createClusterBucket(s.js, kvCfg, cfg.Cluster, lg)
+		s.kv, s.live, err = openClusterBuckets(s.js.(*placedJS).JetStream, cfg.Cluster)
 	} else {
 		ctx, cancel := context.WithTimeout(context.Background(), apiTimeout)
-		s.kv, err = s.js.CreateOrUpdateKeyValue(ctx, kvCfg)
+		s.kv, err = s.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: metaBucket, History: 1, Storage: jetstream.FileStorage})
 		cancel()
 	}
 	if err != nil {
-		return fail(fmt.Errorf("jsstore: meta bucket: %w", err))
+		return fail(fmt.Errorf("jsstore: metadata buckets: %w", err))
 	}
 	for range appendWriters - 1 {
 		w, err := nats.Connect("", append([]nats.Option{nats.InProcessServer(ns), nats.Name("warren-jsstore-writer"), nats.NoReconnect()}, connOpts...)...)
@@ -268,9 +266,11 @@ func (s *Store) MetaPut(key string, val []byte) error {
 }
 
 // syncMeta makes a metadata change (the bucket's record seq) durable
-// when the store syncs always.
+// when the store syncs always. In a cluster the bucket is replicated and
+// a write is answered once a quorum of replicas has it; this node's
+// copy may lag, so its files are not what to fsync.
 func (s *Store) syncMeta(seq uint64) error {
-	if g := s.appender.group; g != nil {
+	if g := s.appender.group; g != nil && s.cluster == nil {
 		return g.syncStream("KV_"+s.kv.Bucket(), seq)
 	}
 	return nil
@@ -296,7 +296,7 @@ func (s *Store) MetaDelete(key string) error {
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
 		return nil
 	}
-	if err == nil && s.appender.group != nil {
+	if err == nil && s.appender.group != nil && s.cluster == nil {
 		var seq uint64
 		if seq, err = s.metaLastSeq(); err == nil {
 			err = s.syncMeta(seq)

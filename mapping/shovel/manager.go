@@ -65,6 +65,9 @@ func (m *Manager) Start() error {
 	m.opMu.Lock()
 	defer m.opMu.Unlock()
 	for _, p := range ps {
+		if p.Node != m.r.NodeName() {
+			continue // a cluster's shovel runs on the node it was declared on
+		}
 		m.start(p)
 	}
 	return nil
@@ -121,7 +124,7 @@ func (m *Manager) Put(vhost, name, owner string, value []byte) (created bool, er
 	defer m.opMu.Unlock()
 	_, getErr := m.r.Parameter(Component, vhost, name)
 	created = getErr != nil
-	p := mapping.Parameter{Component: Component, VHost: vhost, Name: name, Value: json.RawMessage(value), Owner: owner}
+	p := mapping.Parameter{Component: Component, VHost: vhost, Name: name, Value: json.RawMessage(value), Owner: owner, Node: m.r.NodeName()}
 	if err := m.r.PutParameter(p); err != nil {
 		return false, err
 	}

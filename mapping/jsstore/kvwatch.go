@@ -1,0 +1,309 @@
+package jsstore
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Bucket names one of the store's metadata buckets.
+type Bucket uint8
+
+const (
+	// Durable is the metadata bucket ("warren_meta"): file storage; in a
+	// cluster replicated to min(3, cluster size) nodes.
+	Durable Bucket = iota
+	// Live holds a cluster's transient topology ("warren_live"): memory
+	// storage, so a full-cluster restart forgets it, as RabbitMQ forgets
+	// transient queues and exchanges. It exists only in a cluster.
+	Live
+)
+
+// liveBucket is the transient topology bucket of a cluster.
+const liveBucket = "warren_live"
+
+// lastRevTimeout bounds KVLastRev: a lookup waits for it, and while a
+// bucket elects a new leader the answer can take long.
+const lastRevTimeout = 2 * time.Second
+
+// ErrExists is returned by KVCreate for a key that already has a value.
+var ErrExists = errors.New("jsstore: key exists")
+
+// ErrRevision is returned by KVUpdate when the key changed since the
+// revision given.
+var ErrRevision = errors.New("jsstore: key changed meanwhile")
+
+// ErrNoKey is returned by KVGet for a key without a value.
+var ErrNoKey = errors.New("jsstore: no such key")
+
+// KVEntry is one change of a metadata key: its value and the bucket's
+// revision (stream sequence) of the change; Deleted for a delete or
+// purge.
+type KVEntry struct {
+	Key     string
+	Value   []byte
+	Rev     uint64
+	Deleted bool
+}
+
+// Clustered reports whether the store is a cluster node.
+func (s *Store) Clustered() bool { return s.cluster != nil }
+
+func (s *Store) bucket(b Bucket) (jetstream.KeyValue, error) {
+	if b == Live {
+		if s.live == nil {
+			return nil, ErrNotClustered
+		}
+		return s.live, nil
+	}
+	return s.kv, nil
+}
+
+// KVCreate stores val under key if the key has no value (a deleted key
+// counts as none) and returns the revision; ErrExists otherwise.
+func (s *Store) KVCreate(b Bucket, key string, val []byte) (uint64, error) {
+	kv, err := s.bucket(b)
+	if err != nil {
+		return 0, err
+	}
+	ctx, cancel := s.ctx()
+	defer cancel()
+	rev, err := kv.Create(ctx, key, val)
+	if errors.Is(err, jetstream.ErrKeyExists) {
+		return 0, ErrExists
+	}
+	if err == nil && b == Durable {
+		err = s.syncMeta(rev)
+	}
+	return rev, s.wrap(err)
+}
+
+// KVUpdate replaces key's value if its revision is still rev.
+func (s *Store) KVUpdate(b Bucket, key string, val []byte, rev uint64) (uint64, error) {
+	kv, err := s.bucket(b)
+	if err != nil {
+		return 0, err
+	}
+	ctx, cancel := s.ctx()
+	defer cancel()
+	nrev, err := kv.Update(ctx, key, val, rev)
+	if errors.Is(err, jetstream.ErrKeyRevisionMismatch) || errors.Is(err, jetstream.ErrKeyExists) {
+		return 0, ErrRevision
+	}
+	if err == nil && b == Durable {
+		err = s.syncMeta(nrev)
+	}
+	return nrev, s.wrap(err)
+}
+
+// KVPut stores val under key whatever was there and returns the revision.
+func (s *Store) KVPut(b Bucket, key string, val []byte) (uint64, error) {
+	kv, err := s.bucket(b)
+	if err != nil {
+		return 0, err
+	}
+	ctx, cancel := s.ctx()
+	defer cancel()
+	rev, err := kv.Put(ctx, key, val)
+	if err == nil && b == Durable {
+		err = s.syncMeta(rev)
+	}
+	return rev, s.wrap(err)
+}
+
+// KVGet reads key's value and revision; ErrNoKey when it has none.
+func (s *Store) KVGet(b Bucket, key string) (KVEntry, error) {
+	kv, err := s.bucket(b)
+	if err != nil {
+		return KVEntry{}, err
+	}
+	ctx, cancel := s.ctx()
+	defer cancel()
+	e, err := kv.Get(ctx, key)
+	if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted) {
+		return KVEntry{}, ErrNoKey
+	}
+	if err != nil {
+		return KVEntry{}, s.wrap(err)
+	}
+	return KVEntry{Key: e.Key(), Value: e.Value(), Rev: e.Revision()}, nil
+}
+
+// KVDelete removes key; a missing key is not an error.
+func (s *Store) KVDelete(b Bucket, key string) error {
+	if b == Durable {
+		return s.MetaDelete(key)
+	}
+	kv, err := s.bucket(b)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := s.ctx()
+	defer cancel()
+	err = kv.Delete(ctx, key)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return nil
+	}
+	return s.wrap(err)
+}
+
+// KVLastRev is the bucket's newest revision (delete markers included):
+// a reader that has applied every change up to it has seen every change
+// committed before the call.
+func (s *Store) KVLastRev(b Bucket) (uint64, error) {
+	kv, err := s.bucket(b)
+	if err != nil {
+		return 0, err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), lastRevTimeout)
+	defer cancel()
+	st, err := s.js.Stream(ctx, "KV_"+kv.Bucket())
+	if err != nil {
+		return 0, s.wrap(err)
+	}
+	return st.CachedInfo().State.LastSeq, nil
+}
+
+// KVList returns every current entry whose key starts with prefix, with
+// its revision.
+func (s *Store) KVList(b Bucket, prefix string) ([]KVEntry, error) {
+	kv, err := s.bucket(b)
+	if err != nil {
+		return nil, err
+	}
+	filter := ">"
+	if i := strings.LastIndexByte(prefix, '.'); i >= 0 {
+		filter = prefix[:i+1] + ">"
+	}
+	ctx, cancel := s.ctx()
+	defer cancel()
+	w, err := kv.Watch(ctx, filter, jetstream.IgnoreDeletes())
+	if err != nil {
+		return nil, s.wrap(err)
+	}
+	defer w.Stop()
+	var entries []KVEntry
+	for {
+		select {
+		case e, ok := <-w.Updates():
+			if !ok {
+				return nil, ErrClosed
+			}
+			if e == nil {
+				return entries, nil
+			}
+			if strings.HasPrefix(e.Key(), prefix) {
+				entries = append(entries, KVEntry{Key: e.Key(), Value: e.Value(), Rev: e.Revision()})
+			}
+		case <-ctx.Done():
+			return nil, s.wrap(ctx.Err())
+		}
+	}
+}
+
+// KVWatcher delivers every change of a bucket after a given revision,
+// in revision order, deletes included.
+type KVWatcher struct {
+	w      jetstream.KeyWatcher
+	out    chan KVEntry
+	stop   chan struct{}
+	cancel context.CancelFunc
+	once   sync.Once
+}
+
+// Updates is closed when the watch ends (Stop, or the store closed);
+// the owner may watch again from the last revision it applied.
+func (w *KVWatcher) Updates() <-chan KVEntry { return w.out }
+
+// Stop ends the watch.
+func (w *KVWatcher) Stop() {
+	w.once.Do(func() {
+		close(w.stop)
+		w.cancel() // nats.go unsubscribes the watch when its context ends
+	})
+}
+
+// KVWatch watches bucket b from revision after+1 on. The watch lives
+// until Stop (its context is the watch's lifetime, so only the creation
+// is bounded, by a timer).
+func (s *Store) KVWatch(b Bucket, after uint64) (*KVWatcher, error) {
+	kv, err := s.bucket(b)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	timer := time.AfterFunc(apiTimeout, cancel)
+	w, err := kv.WatchAll(ctx, jetstream.ResumeFromRevision(after+1))
+	if !timer.Stop() && err == nil {
+		err = context.DeadlineExceeded
+	}
+	if err != nil {
+		cancel()
+		return nil, s.wrap(err)
+	}
+	kw := &KVWatcher{w: w, out: make(chan KVEntry, 64), stop: make(chan struct{}), cancel: cancel}
+	go func() { // ends when nats.go closes Updates (unsubscribed) or on Stop
+		defer close(kw.out)
+		for e := range w.Updates() {
+			if e == nil {
+				continue // end of the initial values
+			}
+			op := e.Operation()
+			select {
+			case kw.out <- KVEntry{Key: e.Key(), Value: e.Value(), Rev: e.Revision(), Deleted: op == jetstream.KeyValueDelete || op == jetstream.KeyValuePurge}:
+			case <-kw.stop:
+				return
+			}
+		}
+	}()
+	return kw, nil
+}
+
+// openClusterBuckets opens the cluster's shared buckets, creating them
+// on the first start with replicas = min(3, the cluster's size). They
+// are not placed on this node (that is the point), so they are made
+// with the plain JetStream API. Right after the meta group has a leader
+// the create may fail (peers not yet known, a replica not yet up), so it
+// is retried until the form timeout.
+func openClusterBuckets(js jetstream.JetStream, c *ClusterConfig) (meta, live jetstream.KeyValue, err error) {
+	replicas := min(3, clusterSize(c))
+	deadline := time.Now().Add(c.FormTimeout)
+	open := func(cfg jetstream.KeyValueConfig) (jetstream.KeyValue, error) {
+		for {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			kv, err := js.KeyValue(ctx, cfg.Bucket)
+			if errors.Is(err, jetstream.ErrBucketNotFound) {
+				kv, err = js.CreateKeyValue(ctx, cfg)
+				if errors.Is(err, jetstream.ErrBucketExists) {
+					kv, err = js.KeyValue(ctx, cfg.Bucket)
+				}
+			}
+			cancel()
+			if err == nil || time.Now().After(deadline) {
+				return kv, err
+			}
+			time.Sleep(250 * time.Millisecond)
+		}
+	}
+	if meta, err = open(jetstream.KeyValueConfig{Bucket: metaBucket, History: 1, Storage: jetstream.FileStorage, Replicas: replicas}); err != nil {
+		return nil, nil, err
+	}
+	if live, err = open(jetstream.KeyValueConfig{Bucket: liveBucket, History: 1, Storage: jetstream.MemoryStorage, Replicas: replicas}); err != nil {
+		return nil, nil, err
+	}
+	return meta, live, nil
+}
+
+// clusterSize is the number of nodes the cluster is formed with: the
+// distinct peer addresses, this node's own included.
+func clusterSize(c *ClusterConfig) int {
+	seen := map[string]bool{c.Listen: true}
+	for _, p := range c.Peers {
+		seen[p] = true
+	}
+	return len(seen)
+}
