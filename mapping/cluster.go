@@ -222,7 +222,7 @@ func (r *Router) reapTransient(cs *clusterState) {
 	}
 	r.mu.RUnlock()
 	for _, q := range dead {
-		r.log.Info("deleting a transient queue of a node that is gone", "vhost", q.vh.name, "queue", q.name, "node", q.homeNode())
+		r.log.Info("deleting a transient queue of a node that is gone", "vhost", q.vh.name, "queue", q.name, "node", q.homeNode(), "by", cs.node)
 		q.vh.deleteQueue(q)
 	}
 }

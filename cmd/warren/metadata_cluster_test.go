@@ -216,10 +216,12 @@ func TestClusterMetadataReplicated(t *testing.T) {
 		t.Fatalf("n1: n3's transient queue: %v", err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	logger.Info("TEST: stopping n3")
 	if err := insts[2].Shutdown(ctx); err != nil {
 		t.Logf("n3 shutdown: %v", err)
 	}
 	cancel()
+	logger.Info("TEST: n3 stopped")
 	conn, ch = dialURL(t, guest(0))
 	if _, err := ch.QueueDeclare("meta-while-down", true, false, false, false, nil); err != nil {
 		t.Fatal(err)

@@ -3,10 +3,12 @@ package jsstore
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -72,7 +74,8 @@ func (s *Store) KVCreate(b Bucket, key string, val []byte) (uint64, error) {
 	}
 	ctx, cancel := s.ctx()
 	defer cancel()
-	rev, err := kv.Create(ctx, key, val)
+	var rev uint64
+	err = retryNoStream(ctx, func() (err error) { rev, err = kv.Create(ctx, key, val); return err })
 	if errors.Is(err, jetstream.ErrKeyExists) {
 		return 0, ErrExists
 	}
@@ -90,7 +93,8 @@ func (s *Store) KVUpdate(b Bucket, key string, val []byte, rev uint64) (uint64, 
 	}
 	ctx, cancel := s.ctx()
 	defer cancel()
-	nrev, err := kv.Update(ctx, key, val, rev)
+	var nrev uint64
+	err = retryNoStream(ctx, func() (err error) { nrev, err = kv.Update(ctx, key, val, rev); return err })
 	if errors.Is(err, jetstream.ErrKeyRevisionMismatch) || errors.Is(err, jetstream.ErrKeyExists) {
 		return 0, ErrRevision
 	}
@@ -108,7 +112,8 @@ func (s *Store) KVPut(b Bucket, key string, val []byte) (uint64, error) {
 	}
 	ctx, cancel := s.ctx()
 	defer cancel()
-	rev, err := kv.Put(ctx, key, val)
+	var rev uint64
+	err = retryNoStream(ctx, func() (err error) { rev, err = kv.Put(ctx, key, val); return err })
 	if err == nil && b == Durable {
 		err = s.syncMeta(rev)
 	}
@@ -144,11 +149,29 @@ func (s *Store) KVDelete(b Bucket, key string) error {
 	}
 	ctx, cancel := s.ctx()
 	defer cancel()
-	err = kv.Delete(ctx, key)
+	err = retryNoStream(ctx, func() error { return kv.Delete(ctx, key) })
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
 		return nil
 	}
 	return s.wrap(err)
+}
+
+// retryNoStream retries a bucket write that found nobody listening (no
+// responders): right after a replicated bucket is made, or while its
+// leader moves, the subject's interest may not have reached this node
+// yet. Nothing was stored, so writing again is safe.
+func retryNoStream(ctx context.Context, write func() error) error {
+	for {
+		err := write()
+		if !errors.Is(err, jetstream.ErrNoStreamResponse) && !errors.Is(err, nats.ErrNoResponders) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
 }
 
 // KVLastRev is the bucket's newest revision (delete markers included):
@@ -280,6 +303,16 @@ func openClusterBuckets(js jetstream.JetStream, c *ClusterConfig) (meta, live je
 				kv, err = js.CreateKeyValue(ctx, cfg)
 				if errors.Is(err, jetstream.ErrBucketExists) {
 					kv, err = js.KeyValue(ctx, cfg.Bucket)
+				}
+			}
+			if err == nil {
+				// A new replicated bucket takes writes once its stream
+				// has elected a leader.
+				var st jetstream.Stream
+				if st, err = js.Stream(ctx, "KV_"+cfg.Bucket); err == nil {
+					if ci := st.CachedInfo().Cluster; ci == nil || ci.Leader == "" {
+						err = fmt.Errorf("bucket %s has no leader yet", cfg.Bucket)
+					}
 				}
 			}
 			cancel()

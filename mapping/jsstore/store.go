@@ -258,7 +258,8 @@ func (s *Store) wrap(err error) error {
 func (s *Store) MetaPut(key string, val []byte) error {
 	ctx, cancel := s.ctx()
 	defer cancel()
-	rev, err := s.kv.Put(ctx, key, val)
+	var rev uint64
+	err := retryNoStream(ctx, func() (err error) { rev, err = s.kv.Put(ctx, key, val); return err })
 	if err == nil {
 		err = s.syncMeta(rev)
 	}
@@ -292,7 +293,7 @@ func (s *Store) metaLastSeq() (uint64, error) {
 func (s *Store) MetaDelete(key string) error {
 	ctx, cancel := s.ctx()
 	defer cancel()
-	err := s.kv.Delete(ctx, key)
+	err := retryNoStream(ctx, func() error { return s.kv.Delete(ctx, key) })
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
 		return nil
 	}
