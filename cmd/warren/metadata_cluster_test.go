@@ -216,12 +216,21 @@ func TestClusterMetadataReplicated(t *testing.T) {
 		t.Fatalf("n1: n3's transient queue: %v", err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	logger.Info("TEST: stopping n3")
 	if err := insts[2].Shutdown(ctx); err != nil {
 		t.Logf("n3 shutdown: %v", err)
 	}
 	cancel()
-	logger.Info("TEST: n3 stopped")
+	// Creating a durable queue's log needs the JetStream meta group,
+	// which elects a new leader when n3 led it.
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		if l := insts[0].router.ClusterStatus().MetaLeader; l != "" && l != "n3" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no meta leader after n3 stopped: %+v", insts[0].router.ClusterStatus())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 	conn, ch = dialURL(t, guest(0))
 	if _, err := ch.QueueDeclare("meta-while-down", true, false, false, false, nil); err != nil {
 		t.Fatal(err)
