@@ -14,6 +14,20 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 )
 
+// inProcessClusterConfigs: the configurations of n nodes n1..nN on
+// loopback, each with its own data directory, for startInProcessCluster.
+func inProcessClusterConfigs(t testing.TB, n int) []Config {
+	addrs := loopbackAddrs(t, n)
+	var cfgs []Config
+	for i := range n {
+		cfg := defaultConfig()
+		cfg.AMQPAddr, cfg.HTTPAddr, cfg.DataDir = "127.0.0.1:0", "127.0.0.1:0", t.TempDir()
+		cfg.NodeName, cfg.ClusterAddr, cfg.ClusterPeers, cfg.ClusterSecret = fmt.Sprintf("n%d", i+1), addrs[i], strings.Join(addrs, ","), "s3cret"
+		cfgs = append(cfgs, cfg)
+	}
+	return cfgs
+}
+
 // amqpErrCode is the reply code of an AMQP channel or connection error.
 func amqpErrCode(err error) int {
 	var ae *amqp.Error
@@ -61,14 +75,7 @@ func TestClusterMetadataReplicated(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs a three-node cluster")
 	}
-	addrs := loopbackAddrs(t, 3)
-	var cfgs []Config
-	for i := range 3 {
-		cfg := defaultConfig()
-		cfg.AMQPAddr, cfg.HTTPAddr, cfg.DataDir = "127.0.0.1:0", "127.0.0.1:0", t.TempDir()
-		cfg.NodeName, cfg.ClusterAddr, cfg.ClusterPeers, cfg.ClusterSecret = fmt.Sprintf("n%d", i+1), addrs[i], strings.Join(addrs, ","), "s3cret"
-		cfgs = append(cfgs, cfg)
-	}
+	cfgs := inProcessClusterConfigs(t, 3)
 	logs := &lockedBuffer{}
 	logger := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	defer func() {

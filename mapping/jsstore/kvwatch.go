@@ -65,9 +65,9 @@ func (s *Store) bucket(b Bucket) (jetstream.KeyValue, error) {
 	return s.kv, nil
 }
 
-// KVCreate stores val under key if the key has no value (a deleted key
-// counts as none) and returns the revision; ErrExists otherwise.
-func (s *Store) KVCreate(b Bucket, key string, val []byte) (uint64, error) {
+// kvWrite runs one write of bucket b (retried while nobody listens)
+// and makes it durable as MetaPut does.
+func (s *Store) kvWrite(b Bucket, write func(ctx context.Context, kv jetstream.KeyValue) (uint64, error)) (uint64, error) {
 	kv, err := s.bucket(b)
 	if err != nil {
 		return 0, err
@@ -75,49 +75,37 @@ func (s *Store) KVCreate(b Bucket, key string, val []byte) (uint64, error) {
 	ctx, cancel := s.ctx()
 	defer cancel()
 	var rev uint64
-	err = retryNoStream(ctx, func() (err error) { rev, err = kv.Create(ctx, key, val); return err })
-	if errors.Is(err, jetstream.ErrKeyExists) {
+	err = retryNoStream(ctx, func() (err error) { rev, err = write(ctx, kv); return err })
+	switch {
+	case errors.Is(err, jetstream.ErrKeyExists):
 		return 0, ErrExists
-	}
-	if err == nil && b == Durable {
+	case errors.Is(err, jetstream.ErrKeyRevisionMismatch):
+		return 0, ErrRevision
+	case err == nil && b == Durable:
 		err = s.syncMeta(rev)
 	}
 	return rev, s.wrap(err)
 }
 
-// KVUpdate replaces key's value if its revision is still rev.
+// KVCreate stores val under key if the key has no value (a deleted key
+// counts as none) and returns the revision; ErrExists otherwise.
+func (s *Store) KVCreate(b Bucket, key string, val []byte) (uint64, error) {
+	return s.kvWrite(b, func(ctx context.Context, kv jetstream.KeyValue) (uint64, error) { return kv.Create(ctx, key, val) })
+}
+
+// KVUpdate replaces key's value if its revision is still rev;
+// ErrRevision otherwise.
 func (s *Store) KVUpdate(b Bucket, key string, val []byte, rev uint64) (uint64, error) {
-	kv, err := s.bucket(b)
-	if err != nil {
-		return 0, err
+	rev, err := s.kvWrite(b, func(ctx context.Context, kv jetstream.KeyValue) (uint64, error) { return kv.Update(ctx, key, val, rev) })
+	if errors.Is(err, ErrExists) {
+		err = ErrRevision
 	}
-	ctx, cancel := s.ctx()
-	defer cancel()
-	var nrev uint64
-	err = retryNoStream(ctx, func() (err error) { nrev, err = kv.Update(ctx, key, val, rev); return err })
-	if errors.Is(err, jetstream.ErrKeyRevisionMismatch) || errors.Is(err, jetstream.ErrKeyExists) {
-		return 0, ErrRevision
-	}
-	if err == nil && b == Durable {
-		err = s.syncMeta(nrev)
-	}
-	return nrev, s.wrap(err)
+	return rev, err
 }
 
 // KVPut stores val under key whatever was there and returns the revision.
 func (s *Store) KVPut(b Bucket, key string, val []byte) (uint64, error) {
-	kv, err := s.bucket(b)
-	if err != nil {
-		return 0, err
-	}
-	ctx, cancel := s.ctx()
-	defer cancel()
-	var rev uint64
-	err = retryNoStream(ctx, func() (err error) { rev, err = kv.Put(ctx, key, val); return err })
-	if err == nil && b == Durable {
-		err = s.syncMeta(rev)
-	}
-	return rev, s.wrap(err)
+	return s.kvWrite(b, func(ctx context.Context, kv jetstream.KeyValue) (uint64, error) { return kv.Put(ctx, key, val) })
 }
 
 // KVGet reads key's value and revision; ErrNoKey when it has none.
