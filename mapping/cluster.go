@@ -67,9 +67,9 @@ type clusterState struct {
 	// reaping: a reapTransient goroutine runs (at most one; it deletes
 	// through the store and must not hold up the heartbeats); reapers
 	// is waited for by stopCluster.
-	reaping atomic.Bool
-	reapers sync.WaitGroup
-	quit, done  chan struct{}
+	reaping    atomic.Bool
+	reapers    sync.WaitGroup
+	quit, done chan struct{}
 
 	mu    sync.Mutex
 	heard map[string]heardNode
