@@ -70,8 +70,9 @@ func waitGone(t *testing.T, url, name string, within time.Duration) {
 // permission) is found on n2 and n3 right after n1's answer; a delete
 // on n2 reaches n1 and n3; two nodes declaring one queue with different
 // arguments at once: one wins, the other gets 406; a node restarted
-// after changes made while it was down sees them; a transient queue of
-// a node that is gone disappears from the others.
+// after changes made while it was down sees them (and does not run n1's
+// shovel); a transient queue of a node that is gone disappears from the
+// others.
 func TestClusterMetadataReplicated(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs a three-node cluster")
@@ -213,6 +214,13 @@ func TestClusterMetadataReplicated(t *testing.T) {
 	waitGone(t, guest(0), "meta-q", 5*time.Second)
 	waitGone(t, guest(2), "meta-q", 5*time.Second)
 
+	// A shovel declared on n1 (between two queues of n1) is listed as a
+	// parameter on every node and runs on n1 only (checked on n3 after
+	// its restart, below).
+	api1.want(http.StatusCreated, "PUT", "/api/parameters/shovel/%2F/meta-sh", map[string]any{"value": map[string]any{
+		"src-uri": "amqp://", "src-queue": "meta-sh-src", "dest-uri": "amqp://", "dest-queue": "meta-sh-dst",
+	}}, nil)
+
 	// A transient queue of n3, then n3 stops: the others drop the queue
 	// once n3 has been silent for a while. Meanwhile n1 changes things.
 	conn, ch = dialURL(t, guest(2))
@@ -268,6 +276,19 @@ func TestClusterMetadataReplicated(t *testing.T) {
 	api3 := newMgmtClient(t, insts[2])
 	if code, _, _ := api3.do("GET", "/api/users/meta-u", nil); code != http.StatusNotFound {
 		t.Errorf("restarted n3: user deleted while it was down: GET answers %d", code)
+	}
+	var sh []map[string]any
+	api3.want(http.StatusOK, "GET", "/api/parameters/shovel/%2F", nil, &sh)
+	if len(sh) != 1 || sh[0]["name"] != "meta-sh" {
+		t.Errorf("restarted n3: shovel parameters %v, want meta-sh", sh)
+	}
+	api3.want(http.StatusOK, "GET", "/api/shovels", nil, &sh)
+	if len(sh) != 0 {
+		t.Errorf("restarted n3 runs shovels declared on n1: %v", sh)
+	}
+	api1.want(http.StatusOK, "GET", "/api/shovels", nil, &sh)
+	if len(sh) != 1 || sh[0]["name"] != "meta-sh" {
+		t.Errorf("n1's shovels: %v, want meta-sh", sh)
 	}
 	var bs []map[string]any
 	api3.want(http.StatusOK, "GET", "/api/bindings/%2F/e/meta-x/q/meta-while-down", nil, &bs)
