@@ -290,6 +290,18 @@ func TestClusterMetadataReplicated(t *testing.T) {
 	if len(sh) != 1 || sh[0]["name"] != "meta-sh" {
 		t.Errorf("n1's shovels: %v, want meta-sh", sh)
 	}
+	// Deleted on n2: n1 stops running it.
+	api2.want(http.StatusNoContent, "DELETE", "/api/parameters/shovel/%2F/meta-sh", nil, nil)
+	for deadline := time.Now().Add(5 * time.Second); ; {
+		api1.want(http.StatusOK, "GET", "/api/shovels", nil, &sh)
+		if len(sh) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("n1 still runs the shovel deleted on n2: %v", sh)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 	var bs []map[string]any
 	api3.want(http.StatusOK, "GET", "/api/bindings/%2F/e/meta-x/q/meta-while-down", nil, &bs)
 	if len(bs) != 1 || bs[0]["routing_key"] != "k2" {
