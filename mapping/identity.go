@@ -197,7 +197,8 @@ func (r *Router) Authenticate(user, pass string, remote net.Addr) (*UserInfo, er
 }
 
 // IdentityGeneration is a counter that changes whenever users, their
-// passwords or tags, or permissions change (in this process). A front
+// passwords or tags, or permissions change (in a cluster also when this
+// node applies a change made on another node). A front
 // that caches the outcome of Authenticate keeps it only while the
 // generation is the one read before authenticating.
 func (r *Router) IdentityGeneration() uint64 { return r.id.gen.Load() }
