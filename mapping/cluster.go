@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/warrenmq/warren/mapping/jsstore"
@@ -63,7 +64,12 @@ type clusterState struct {
 	node        string
 	incarnation uint64
 	stopListen  func()
-	quit, done  chan struct{}
+	// reaping: a reapTransient goroutine runs (at most one; it deletes
+	// through the store and must not hold up the heartbeats); reapers
+	// is waited for by stopCluster.
+	reaping    atomic.Bool
+	reapers    sync.WaitGroup
+	quit, done chan struct{}
 
 	mu    sync.Mutex
 	heard map[string]heardNode
@@ -111,7 +117,12 @@ func (r *Router) heartbeatLoop(cs *clusterState) {
 		if err := r.store.Broadcast(hbSubject, data); err != nil {
 			r.log.Debug("heartbeat not sent", "err", err)
 		}
-		r.reapTransient(cs)
+		if cs.reaping.CompareAndSwap(false, true) {
+			cs.reapers.Go(func() {
+				defer cs.reaping.Store(false)
+				r.reapTransient(cs)
+			})
+		}
 		select {
 		case <-cs.quit:
 			return
@@ -127,6 +138,7 @@ func (r *Router) stopCluster() {
 	}
 	close(cs.quit)
 	<-cs.done
+	cs.reapers.Wait()
 	cs.stopListen()
 }
 
@@ -222,7 +234,12 @@ func (r *Router) reapTransient(cs *clusterState) {
 	}
 	r.mu.RUnlock()
 	for _, q := range dead {
-		r.log.Info("deleting a transient queue of a node that is gone", "vhost", q.vh.name, "queue", q.name, "node", q.homeNode())
+		select {
+		case <-cs.quit:
+			return // shutting down: the next live node finishes
+		default:
+		}
+		r.log.Info("deleting a transient queue of a node that is gone", "vhost", q.vh.name, "queue", q.name, "node", q.homeNode(), "by", cs.node)
 		q.vh.deleteQueue(q)
 	}
 }

@@ -181,10 +181,13 @@ func (r *Router) loadIdentity() error {
 // from a loopback address, as RabbitMQ's loopback_users.
 func (r *Router) Authenticate(user, pass string, remote net.Addr) (*UserInfo, error) {
 	cp, ok := r.userCopy(user)
-	if !ok && r.barrier() {
-		cp, ok = r.userCopy(user) // created on another node a moment ago
+	valid := ok && cp.PasswordHash != "" && r.passwordOK(&cp, pass)
+	if !valid && r.barrier() {
+		// Created, or its password changed, on another node a moment ago.
+		cp, ok = r.userCopy(user)
+		valid = ok && cp.PasswordHash != "" && r.passwordOK(&cp, pass)
 	}
-	if !ok || cp.PasswordHash == "" || !r.passwordOK(&cp, pass) {
+	if !valid {
 		return nil, errorf(KindAccessRefused, "invalid credentials for user '%s'", user)
 	}
 	if err := r.checkLoopbackUser(user, remote); err != nil {
@@ -194,7 +197,8 @@ func (r *Router) Authenticate(user, pass string, remote net.Addr) (*UserInfo, er
 }
 
 // IdentityGeneration is a counter that changes whenever users, their
-// passwords or tags, or permissions change (in this process). A front
+// passwords or tags, or permissions change (in a cluster also when this
+// node applies a change made on another node). A front
 // that caches the outcome of Authenticate keeps it only while the
 // generation is the one read before authenticating.
 func (r *Router) IdentityGeneration() uint64 { return r.id.gen.Load() }

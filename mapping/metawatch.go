@@ -420,9 +420,37 @@ func (r *Router) applyEntry(b jsstore.Bucket, e jsstore.KVEntry) {
 		r.applyIdentity(b, k, e)
 	case 'x', 'q', 'b':
 		r.applyTopology(b, k, e)
+	case 'r':
+		r.applyParameter(b, k, e)
 	}
-	// 'd' (purged runs) is read by the queue's home at its start; 'r'
-	// (runtime parameters) is read from the bucket whenever asked.
+	// 'd' (purged runs) is read by the queue's home at its start.
+}
+
+// WatchParameters registers fn, called (from the metadata watcher, with
+// no core lock held) for every runtime parameter another node of the
+// cluster stores or deletes. Parameters themselves are read from the
+// bucket whenever asked; fn is for the component that acts on them (a
+// shovel that moved or went away stops here).
+func (r *Router) WatchParameters(fn func(p Parameter, deleted bool)) {
+	r.paramWatch.Store(&fn)
+}
+
+func (r *Router) applyParameter(b jsstore.Bucket, k metaKey, e jsstore.KVEntry) {
+	m := r.meta
+	if m.seen(b, e.Key, e.Rev) {
+		return
+	}
+	m.note(b, e.Key, e.Rev)
+	fn := r.paramWatch.Load()
+	if fn == nil {
+		return
+	}
+	p := Parameter{Component: k.parts[0], VHost: k.parts[1], Name: k.parts[2]}
+	if !e.Deleted && json.Unmarshal(e.Value, &p) != nil {
+		r.log.Warn("skipping an unreadable parameter change", "key", e.Key)
+		return
+	}
+	(*fn)(p, e.Deleted)
 }
 
 func (r *Router) vhostIfAny(name string) *VHost {

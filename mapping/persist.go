@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/warrenmq/warren/mapping/jsstore"
@@ -184,6 +185,12 @@ func (r *Router) claimQueue(vh *VHost, q *Queue) (won bool, winner claimed, err 
 	rec, err := vh.queueRecord(q)
 	if err != nil {
 		return false, claimed{}, err
+	}
+	if strings.HasPrefix(q.name, serverNamePrefix) {
+		// A server-generated name (clients cannot declare amq.*) is
+		// this node's alone: no compare-and-set, one write.
+		_, err := r.putRecord(b, queueKey(vh.name, q.name), rec)
+		return err == nil, claimed{}, err
 	}
 	return r.claim(b, queueKey(vh.name, q.name), rec)
 }

@@ -551,7 +551,8 @@ func (q *Queue) removeConsumer(c *Consumer) bool {
 // armIdleLocked starts the x-expires countdown: an unused queue is
 // deleted when it runs out.
 func (q *Queue) armIdleLocked() {
-	if q.policy.expires <= 0 || len(q.consumers) > 0 || q.deleted {
+	// A copy of another node's queue does not expire: its home decides.
+	if q.policy.expires <= 0 || len(q.consumers) > 0 || q.deleted || !q.atHome() {
 		return
 	}
 	if q.idleTimer == nil {

@@ -83,7 +83,10 @@ type Router struct {
 	// watcher too). It is taken while holding no other core lock, and
 	// comes before VHost.topoMu (a vhost's deletion deletes its queues).
 	idWriteMu sync.Mutex
-	started   time.Time
+	// paramWatch is told of parameters changed on other nodes
+	// (WatchParameters).
+	paramWatch atomic.Pointer[func(Parameter, bool)]
+	started    time.Time
 }
 
 // Open starts the store, loads the metadata, replays durable queues and

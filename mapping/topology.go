@@ -6,6 +6,9 @@ import (
 	"strings"
 )
 
+// serverNamePrefix starts the names of server-named queues.
+const serverNamePrefix = "amq.gen-"
+
 // QueueInfo is what queue.declare-ok reports.
 type QueueInfo struct {
 	Name      string
@@ -190,7 +193,7 @@ func (ch *Channel) DeclareQueue(s QueueSpec, passive bool) (QueueInfo, error) {
 	}
 	serverNamed := s.Name == ""
 	if serverNamed {
-		s.Name = randomName("amq.gen-")
+		s.Name = randomName(serverNamePrefix)
 	} else if reservedName(s.Name) {
 		return QueueInfo{}, errorf(KindAccessRefused, "queue name '%s' contains reserved prefix 'amq.*'", s.Name)
 	} else if err := validName(s.Name); err != nil {

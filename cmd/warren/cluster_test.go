@@ -351,15 +351,7 @@ func BenchmarkClusterNodePublish(b *testing.B) {
 	}
 	b.Run("single", func(b *testing.B) { run(b, amqpURL(startWarren(b, ""))) })
 	b.Run("cluster-node", func(b *testing.B) {
-		addrs := loopbackAddrs(b, 3)
-		var cfgs []Config
-		for i := range 3 {
-			cfg := defaultConfig()
-			cfg.AMQPAddr, cfg.HTTPAddr, cfg.DataDir = "127.0.0.1:0", "127.0.0.1:0", b.TempDir()
-			cfg.NodeName, cfg.ClusterAddr, cfg.ClusterPeers, cfg.ClusterSecret = fmt.Sprintf("n%d", i+1), addrs[i], strings.Join(addrs, ","), "s3cret"
-			cfgs = append(cfgs, cfg)
-		}
-		insts := startInProcessCluster(b, cfgs, slog.New(slog.NewTextHandler(io.Discard, nil)))
+		insts := startInProcessCluster(b, inProcessClusterConfigs(b, 3), slog.New(slog.NewTextHandler(io.Discard, nil)))
 		run(b, amqpURL(insts[0]))
 	})
 }

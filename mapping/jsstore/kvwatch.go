@@ -3,10 +3,12 @@ package jsstore
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -63,56 +65,47 @@ func (s *Store) bucket(b Bucket) (jetstream.KeyValue, error) {
 	return s.kv, nil
 }
 
-// KVCreate stores val under key if the key has no value (a deleted key
-// counts as none) and returns the revision; ErrExists otherwise.
-func (s *Store) KVCreate(b Bucket, key string, val []byte) (uint64, error) {
+// kvWrite runs one write of bucket b (retried while nobody listens)
+// and makes it durable as MetaPut does.
+func (s *Store) kvWrite(b Bucket, write func(ctx context.Context, kv jetstream.KeyValue) (uint64, error)) (uint64, error) {
 	kv, err := s.bucket(b)
 	if err != nil {
 		return 0, err
 	}
 	ctx, cancel := s.ctx()
 	defer cancel()
-	rev, err := kv.Create(ctx, key, val)
-	if errors.Is(err, jetstream.ErrKeyExists) {
+	var rev uint64
+	err = retryNoStream(ctx, func() (err error) { rev, err = write(ctx, kv); return err })
+	switch {
+	case errors.Is(err, jetstream.ErrKeyExists):
 		return 0, ErrExists
-	}
-	if err == nil && b == Durable {
+	case errors.Is(err, jetstream.ErrKeyRevisionMismatch):
+		return 0, ErrRevision
+	case err == nil && b == Durable:
 		err = s.syncMeta(rev)
 	}
 	return rev, s.wrap(err)
 }
 
-// KVUpdate replaces key's value if its revision is still rev.
+// KVCreate stores val under key if the key has no value (a deleted key
+// counts as none) and returns the revision; ErrExists otherwise.
+func (s *Store) KVCreate(b Bucket, key string, val []byte) (uint64, error) {
+	return s.kvWrite(b, func(ctx context.Context, kv jetstream.KeyValue) (uint64, error) { return kv.Create(ctx, key, val) })
+}
+
+// KVUpdate replaces key's value if its revision is still rev;
+// ErrRevision otherwise.
 func (s *Store) KVUpdate(b Bucket, key string, val []byte, rev uint64) (uint64, error) {
-	kv, err := s.bucket(b)
-	if err != nil {
-		return 0, err
+	rev, err := s.kvWrite(b, func(ctx context.Context, kv jetstream.KeyValue) (uint64, error) { return kv.Update(ctx, key, val, rev) })
+	if errors.Is(err, ErrExists) {
+		err = ErrRevision
 	}
-	ctx, cancel := s.ctx()
-	defer cancel()
-	nrev, err := kv.Update(ctx, key, val, rev)
-	if errors.Is(err, jetstream.ErrKeyRevisionMismatch) || errors.Is(err, jetstream.ErrKeyExists) {
-		return 0, ErrRevision
-	}
-	if err == nil && b == Durable {
-		err = s.syncMeta(nrev)
-	}
-	return nrev, s.wrap(err)
+	return rev, err
 }
 
 // KVPut stores val under key whatever was there and returns the revision.
 func (s *Store) KVPut(b Bucket, key string, val []byte) (uint64, error) {
-	kv, err := s.bucket(b)
-	if err != nil {
-		return 0, err
-	}
-	ctx, cancel := s.ctx()
-	defer cancel()
-	rev, err := kv.Put(ctx, key, val)
-	if err == nil && b == Durable {
-		err = s.syncMeta(rev)
-	}
-	return rev, s.wrap(err)
+	return s.kvWrite(b, func(ctx context.Context, kv jetstream.KeyValue) (uint64, error) { return kv.Put(ctx, key, val) })
 }
 
 // KVGet reads key's value and revision; ErrNoKey when it has none.
@@ -144,11 +137,29 @@ func (s *Store) KVDelete(b Bucket, key string) error {
 	}
 	ctx, cancel := s.ctx()
 	defer cancel()
-	err = kv.Delete(ctx, key)
+	err = retryNoStream(ctx, func() error { return kv.Delete(ctx, key) })
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
 		return nil
 	}
 	return s.wrap(err)
+}
+
+// retryNoStream retries a bucket write that found nobody listening (no
+// responders): right after a replicated bucket is made, or while its
+// leader moves, the subject's interest may not have reached this node
+// yet. Nothing was stored, so writing again is safe.
+func retryNoStream(ctx context.Context, write func() error) error {
+	for {
+		err := write()
+		if !errors.Is(err, jetstream.ErrNoStreamResponse) && !errors.Is(err, nats.ErrNoResponders) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
 }
 
 // KVLastRev is the bucket's newest revision (delete markers included):
@@ -280,6 +291,16 @@ func openClusterBuckets(js jetstream.JetStream, c *ClusterConfig) (meta, live je
 				kv, err = js.CreateKeyValue(ctx, cfg)
 				if errors.Is(err, jetstream.ErrBucketExists) {
 					kv, err = js.KeyValue(ctx, cfg.Bucket)
+				}
+			}
+			if err == nil {
+				// A new replicated bucket takes writes once its stream
+				// has elected a leader.
+				var st jetstream.Stream
+				if st, err = js.Stream(ctx, "KV_"+cfg.Bucket); err == nil {
+					if ci := st.CachedInfo().Cluster; ci == nil || ci.Leader == "" {
+						err = fmt.Errorf("bucket %s has no leader yet", cfg.Bucket)
+					}
 				}
 			}
 			cancel()

@@ -256,13 +256,8 @@ func (s *Store) wrap(err error) error {
 
 // MetaPut stores val under key.
 func (s *Store) MetaPut(key string, val []byte) error {
-	ctx, cancel := s.ctx()
-	defer cancel()
-	rev, err := s.kv.Put(ctx, key, val)
-	if err == nil {
-		err = s.syncMeta(rev)
-	}
-	return s.wrap(err)
+	_, err := s.KVPut(Durable, key, val)
+	return err
 }
 
 // syncMeta makes a metadata change (the bucket's record seq) durable
@@ -292,7 +287,7 @@ func (s *Store) metaLastSeq() (uint64, error) {
 func (s *Store) MetaDelete(key string) error {
 	ctx, cancel := s.ctx()
 	defer cancel()
-	err := s.kv.Delete(ctx, key)
+	err := retryNoStream(ctx, func() error { return s.kv.Delete(ctx, key) })
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
 		return nil
 	}
@@ -307,35 +302,15 @@ func (s *Store) MetaDelete(key string) error {
 
 // MetaList returns every current key starting with prefix and its value.
 func (s *Store) MetaList(prefix string) (map[string][]byte, error) {
-	// Narrow the server-side filter to whole tokens, then filter the rest here.
-	filter := ">"
-	if i := strings.LastIndexByte(prefix, '.'); i >= 0 {
-		filter = prefix[:i+1] + ">"
-	}
-	ctx, cancel := s.ctx()
-	defer cancel()
-	w, err := s.kv.Watch(ctx, filter, jetstream.IgnoreDeletes())
+	es, err := s.KVList(Durable, prefix)
 	if err != nil {
-		return nil, s.wrap(err)
+		return nil, err
 	}
-	defer w.Stop()
-	out := make(map[string][]byte)
-	for {
-		select {
-		case e, ok := <-w.Updates():
-			if !ok {
-				return nil, ErrClosed
-			}
-			if e == nil {
-				return out, nil
-			}
-			if strings.HasPrefix(e.Key(), prefix) {
-				out[e.Key()] = e.Value()
-			}
-		case <-ctx.Done():
-			return nil, s.wrap(ctx.Err())
-		}
+	out := make(map[string][]byte, len(es))
+	for _, e := range es {
+		out[e.Key] = e.Value
 	}
+	return out, nil
 }
 
 // ---- logs: administration ----

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -38,6 +39,9 @@ type Manager struct {
 	opMu    sync.Mutex
 	mu      sync.Mutex // guards runners; never held across a runner's stop
 	runners map[[2]string]*runner
+	// retired: runners stopped because their shovel was deleted or moved
+	// on another node of a cluster; Close waits for them too.
+	retired []*runner
 }
 
 // New makes a manager for the shovels stored in r; Start runs them.
@@ -50,7 +54,35 @@ func New(r *mapping.Router, log *slog.Logger) *Manager {
 		host = "localhost"
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Manager{r: r, log: log, node: "warren@" + host, ctx: ctx, cancel: cancel, runners: map[[2]string]*runner{}}
+	m := &Manager{r: r, log: log, node: "warren@" + host, ctx: ctx, cancel: cancel, runners: map[[2]string]*runner{}}
+	r.WatchParameters(m.changedElsewhere)
+	return m
+}
+
+// changedElsewhere: in a cluster, a shovel deleted on another node, or
+// declared again there (it then runs there), stops here. It is called by
+// the router's metadata watcher, so it does not wait for the runner.
+func (m *Manager) changedElsewhere(p mapping.Parameter, deleted bool) {
+	if p.Component != Component || !deleted && p.Node == m.r.NodeName() {
+		return
+	}
+	key := [2]string{p.VHost, p.Name}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if r := m.runners[key]; r != nil {
+		delete(m.runners, key)
+		r.cancel()
+		m.retired = slices.DeleteFunc(m.retired, func(o *runner) bool {
+			select {
+			case <-o.done:
+				return true
+			default:
+				return false
+			}
+		})
+		m.retired = append(m.retired, r)
+		m.log.Info("shovel stopped: changed on another node", "vhost", p.VHost, "shovel", p.Name, "deleted", deleted, "runs_on", p.Node)
+	}
 }
 
 // Node is the node name statuses report.
@@ -202,6 +234,7 @@ func (m *Manager) Close() {
 	for _, r := range m.runners {
 		rs = append(rs, r)
 	}
+	rs = append(rs, m.retired...)
 	m.mu.Unlock()
 	for _, r := range rs {
 		<-r.done
