@@ -106,6 +106,7 @@ func (r *Router) putQueue(vh *VHost, q *Queue) error {
 }
 
 func (r *Router) deleteQueueRecord(vh *VHost, q *Queue) {
+	r.forgetQuorum(q)
 	if err := r.store.MetaDelete(queueKey(vh.name, q.name)); err != nil {
 		r.log.Error("delete queue record", "queue", q.name, "err", err)
 	}
@@ -359,6 +360,13 @@ func (r *Router) recover() error {
 		q.logName = rec.Log
 		if err := r.store.CreateLog(q.logName); err != nil {
 			return fmt.Errorf("queue %q: %w", rec.Name, err)
+		}
+		if r.store.Replicated(q.logName) {
+			// A quorum queue's home is its log's leader: the leadership
+			// watcher loads it here if that is this node (ownership.go).
+			r.trackQuorum(q)
+			vh.queues[q.name] = q
+			continue
 		}
 		pk := purgedKey(rec.VHost, rec.Name)
 		n, err := r.replay(q, ds[pk])

@@ -77,6 +77,7 @@ type Router struct {
 	recovered   map[[2]string]time.Time // (vhost, ID) -> published
 
 	cluster *clusterState // heartbeats (cluster.go); nil on a single node
+	own     ownership     // replicated quorum queues (ownership.go)
 	started time.Time
 }
 
@@ -98,11 +99,15 @@ func Open(cfg Config) (*Router, error) {
 		return nil, fmt.Errorf("open store in %s: %w", cfg.DataDir, err)
 	}
 	r := &Router{cfg: cfg, log: cfg.Logger, store: st, vhosts: map[string]*VHost{}, conns: map[*Conn]struct{}{}, started: time.Now()}
+	r.own = ownership{queues: map[string]*Queue{}, loaded: map[*Queue]struct{}{}}
 	r.janitor = newJanitor(r)
 	r.startAlarms()
 	err = r.recover()
 	if err == nil {
 		err = r.startCluster()
+	}
+	if err == nil {
+		err = r.startOwnership()
 	}
 	if err != nil {
 		r.janitor.stop()

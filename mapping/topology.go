@@ -232,14 +232,16 @@ func (vh *VHost) createQueue(ch *Channel, s QueueSpec) (*Queue, error) {
 	if s.Exclusive {
 		q.owner = ch.conn
 	} else if s.Durable {
-		q.logName = vh.r.store.LogPrefix() + logName(vh.name, s.Name) // prefix: per node in a cluster
-		if err := vh.r.store.CreateLog(q.logName); err != nil {
+		q.logName = vh.r.durableLogName(vh.name, s) // ownership.go
+		if err := vh.r.createDurableLog(q); err != nil {
 			return nil, errorf(KindInternal, "cannot create storage for queue '%s': %v", s.Name, err)
 		}
 		q.log.floor = 1
 		if err := vh.r.putQueue(vh, q); err != nil {
+			vh.r.forgetQuorum(q)
 			return nil, err
 		}
+		vh.r.trackQuorum(q)
 	}
 	vh.mu.Lock()
 	vh.queues[s.Name] = q

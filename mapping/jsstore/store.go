@@ -66,6 +66,7 @@ type Store struct {
 	refused   *routeRefusals // route connections refused (cluster only)
 
 	appender
+	leaders leaderWatch // replicated logs' leaders (leaders.go)
 
 	closeOnce sync.Once
 	closeErr  error
@@ -215,6 +216,8 @@ func (s *Store) Close() error { return s.CloseWithin(ackTimeout) }
 // at most d for the connection to drain.
 func (s *Store) CloseWithin(d time.Duration) error {
 	s.closeOnce.Do(func() {
+		s.stopLeaders()
+		s.stepDownLeaders() // before the appends finish: theirs fail over (503 retry)
 		s.appender.close(d)
 		for _, w := range s.writers {
 			w.Close() // nothing outstanding: close waited for the PubAcks
@@ -376,10 +379,15 @@ func logConfig(name string) jetstream.StreamConfig {
 	}
 }
 
-// CreateLog creates the log if it does not exist.
+// CreateLog creates the log if it does not exist. A replicated log's name
+// (ReplicatedPrefix, cluster only) creates or finds a replicated log of the
+// default size (CreateReplicatedLog).
 func (s *Store) CreateLog(name string) error {
 	if err := checkName(name); err != nil {
 		return err
+	}
+	if s.Replicated(name) {
+		return s.CreateReplicatedLog(name, 0)
 	}
 	ctx, cancel := s.ctx()
 	defer cancel()
