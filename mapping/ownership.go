@@ -65,6 +65,10 @@ type ownership struct {
 // leader to move to the declaring node.
 const leaderMoveWait = 10 * time.Second
 
+// takeoverWait bounds how long a takeover waits for its log's state; past
+// it the node steps down so that another one can serve the queue.
+const takeoverWait = 30 * time.Second
+
 // createDurableLog creates q's log at declare. A replicated log gets its
 // leader on this node when it can (the declaring client is here: RabbitMQ's
 // client-local leader locator), so the new queue starts at home.
@@ -207,11 +211,11 @@ func (r *Router) quorumHomeMoved(q *Queue, to string) {
 func (r *Router) takeOver(q *Queue) error {
 	var first, last, count uint64
 	var err error
-	deadline := time.Now().Add(leaderMoveWait)
+	deadline := time.Now().Add(takeoverWait)
 	for {
-		// Right after an election the new leader may still be catching
-		// up with its stream; retry for a while.
-		if first, last, count, err = r.store.LogState(q.logName); err == nil || time.Now().After(deadline) || r.closed.Load() {
+		// Right after an election the new leader may not answer yet
+		// (nor the meta group, when its leader died too): ask again.
+		if first, last, count, err = r.store.LogStateWithin(q.logName, 2*time.Second); err == nil || time.Now().After(deadline) || r.closed.Load() {
 			break
 		}
 		time.Sleep(100 * time.Millisecond)
@@ -272,13 +276,16 @@ func (r *Router) takeOver(q *Queue) error {
 // in its log from first on, and how many records they hold. They are in
 // the metadata bucket under the queue's key.
 func (r *Router) purgedForTakeover(q *Queue, first uint64) ([]purgedRange, uint64) {
-	key := purgedKey(q.vh.name, q.name)
-	vals, err := r.store.MetaList(key)
-	if err != nil || vals[key] == nil {
+	val, err := r.store.MetaValue(purgedKey(q.vh.name, q.name))
+	if err != nil {
+		r.log.Error("reading purged ranges; purged messages may come back", "queue", q.name, "err", err)
+		return nil, 0
+	}
+	if val == nil {
 		return nil, 0
 	}
 	var rs []purgedRange
-	if err := json.Unmarshal(vals[key], &rs); err != nil {
+	if err := json.Unmarshal(val, &rs); err != nil {
 		r.log.Error("unreadable purged ranges; purged messages may come back", "queue", q.name, "err", err)
 		return nil, 0
 	}

@@ -87,7 +87,7 @@ func (s *Store) WatchLeaders(fn LeaderFunc) error {
 		w.subs = append(w.subs, sub)
 		w.mu.Unlock()
 	}
-	go s.watchLeaders()
+	go s.watchLeaders(w.quit, w.done)
 	return nil
 }
 
@@ -127,27 +127,28 @@ func (s *Store) UntrackLog(name string) {
 	w.mu.Unlock()
 }
 
-// watchLeaders is the watcher's goroutine.
-func (s *Store) watchLeaders() {
+// watchLeaders is the watcher's goroutine; stopLeaders closes quit and
+// waits for done.
+func (s *Store) watchLeaders(quit <-chan struct{}, done chan<- struct{}) {
 	w := &s.leaders
-	defer close(w.done)
+	defer close(done)
 	t := time.NewTicker(reconcileInterval)
 	defer t.Stop()
-	s.reconcileLeaders() // logs tracked before the watcher started
+	s.reconcileLeaders(quit) // logs tracked before the watcher started
 	for {
 		select {
-		case <-w.quit:
+		case <-quit:
 			return
 		case <-w.kick:
 		case <-t.C:
 		}
-		s.reconcileLeaders()
+		s.reconcileLeaders(quit)
 	}
 }
 
 // reconcileLeaders reports every tracked log whose leader changed since
 // its last report.
-func (s *Store) reconcileLeaders() {
+func (s *Store) reconcileLeaders(quit <-chan struct{}) {
 	w := &s.leaders
 	w.mu.Lock()
 	names := make([]string, 0, len(w.logs))
@@ -161,7 +162,7 @@ func (s *Store) reconcileLeaders() {
 	local := s.localClusterInfo()
 	for _, name := range names {
 		select {
-		case <-w.quit:
+		case <-quit:
 			return
 		default:
 		}
@@ -234,4 +235,14 @@ func (s *Store) stepDownLeaders() {
 			time.Sleep(50 * time.Millisecond)
 		}
 	}
+}
+
+// Crash stops the embedded server at once, as a killed process stops:
+// no leader step-down, no flush of pending appends, the routes simply
+// drop. It exists for fault tests of a cluster run in one process; Close
+// still releases the rest afterwards.
+func (s *Store) Crash() {
+	s.stopLeaders()
+	s.ns.Shutdown()
+	s.ns.WaitForShutdown()
 }

@@ -26,14 +26,6 @@ func (l *leaderLog) get(log string) string {
 	return l.last[log]
 }
 
-// crash stops a store's server the way a killed process stops: no leader
-// step-down, no flush; Close (at cleanup) then finds it gone.
-func crash(s *Store) {
-	s.stopLeaders()
-	s.ns.Shutdown()
-	s.ns.WaitForShutdown()
-}
-
 func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(d)
@@ -131,7 +123,7 @@ func TestReplicatedLogFailover(t *testing.T) {
 	all = append(all, got...)
 
 	li := slices.IndexFunc(stores, func(s *Store) bool { return s.cluster.NodeName == leader })
-	crash(stores[li])
+	stores[li].Crash()
 	var rest []int
 	for i := range stores {
 		if i != li {
