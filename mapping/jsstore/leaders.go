@@ -217,13 +217,17 @@ func (s *Store) stepDownLeaders() {
 	}
 	w := &s.leaders
 	w.mu.Lock()
-	var led []string
+	names := make([]string, 0, len(w.logs))
 	for name := range w.logs {
+		names = append(names, name)
+	}
+	w.mu.Unlock()
+	var led []string
+	for _, name := range names {
 		if s.ns.JetStreamIsStreamLeader(server.DEFAULT_GLOBAL_ACCOUNT, streamName(name)) {
 			led = append(led, name)
 		}
 	}
-	w.mu.Unlock()
 	for _, name := range led {
 		if err := s.ns.JetStreamStepdownStream(server.DEFAULT_GLOBAL_ACCOUNT, streamName(name)); err != nil {
 			s.log.Warn("step down of a replicated log failed", "log", name, "err", err)
