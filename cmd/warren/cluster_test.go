@@ -331,15 +331,21 @@ func startInProcessCluster(t testing.TB, cfgs []Config, logger *slog.Logger) []*
 }
 
 // BenchmarkClusterNodePublish: persistent 1 KiB messages with confirms
-// (256 in flight, --sync always) into a durable queue of a single node
-// and of one node of an in-process three-node cluster, in the same run.
-// A cluster node's queue is an R1 stream on the node itself, so the two
-// should be close; the difference is what clustered JetStream costs a
-// node's own queues.
+// (256 in flight, --sync always) into a classic durable queue of a single
+// node, into one of one node of an in-process three-node cluster, and
+// into a quorum queue (a replicated R3 stream, led by the node the client
+// uses) of that cluster, in the same run. A cluster node's classic queue
+// is an R1 stream on the node itself, so the first two should be close;
+// the quorum queue pays for replication (each confirm waits for a
+// majority of the three nodes' Raft logs).
 func BenchmarkClusterNodePublish(b *testing.B) {
 	body := make([]byte, 1024)
-	run := func(b *testing.B, url string) {
-		declareDurable(b, url, "bench-q")
+	run := func(b *testing.B, url string, args amqp.Table) {
+		conn, ch := dialURL(b, url)
+		if _, err := ch.QueueDeclare("bench-q", true, false, false, false, args); err != nil {
+			b.Fatal(err)
+		}
+		conn.Close()
 		b.SetBytes(int64(len(body)))
 		b.ResetTimer()
 		fill := seqFill{url: url, queue: "bench-q", mode: amqp.Persistent, size: len(body), publishers: 1, window: 256}
@@ -348,8 +354,8 @@ func BenchmarkClusterNodePublish(b *testing.B) {
 		}
 		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msg/s")
 	}
-	b.Run("single", func(b *testing.B) { run(b, amqpURL(startWarren(b, ""))) })
-	b.Run("cluster-node", func(b *testing.B) {
+	b.Run("single", func(b *testing.B) { run(b, amqpURL(startWarren(b, "")), nil) })
+	cluster := func(b *testing.B, args amqp.Table) {
 		addrs := loopbackAddrs(b, 3)
 		var cfgs []Config
 		for i := range 3 {
@@ -359,8 +365,10 @@ func BenchmarkClusterNodePublish(b *testing.B) {
 			cfgs = append(cfgs, cfg)
 		}
 		insts := startInProcessCluster(b, cfgs, slog.New(slog.NewTextHandler(io.Discard, nil)))
-		run(b, amqpURL(insts[0]))
-	})
+		run(b, amqpURL(insts[0]), args)
+	}
+	b.Run("cluster-node", func(b *testing.B) { cluster(b, nil) })
+	b.Run("cluster-quorum", func(b *testing.B) { cluster(b, amqp.Table{"x-queue-type": "quorum"}) })
 }
 
 // TestClusterRoutesOverTLS: with route certificates configured, three
