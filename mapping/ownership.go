@@ -141,6 +141,20 @@ func (r *Router) forgetQuorum(q *Queue) {
 	r.own.mu.Unlock()
 }
 
+// servesHere reports whether this node dispatches q: a replicated
+// quorum queue only once this node took it over (a copy whose home is
+// elsewhere, or not known yet, must not expire the shared queue);
+// any other queue when it is at home.
+func (r *Router) servesHere(q *Queue) bool {
+	if !r.store.Replicated(q.logName) {
+		return q.atHome()
+	}
+	r.own.mu.Lock()
+	defer r.own.mu.Unlock()
+	_, ok := r.own.loaded[q]
+	return ok
+}
+
 // startOwnership starts the leadership watcher on a cluster node.
 func (r *Router) startOwnership() error {
 	if r.cfg.Cluster == nil {
