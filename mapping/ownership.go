@@ -327,16 +327,7 @@ func (r *Router) purgedForTakeover(q *Queue, first uint64) ([]purgedRange, uint6
 // stay with their channels; acking one still deletes its record.
 func (r *Router) release(q *Queue) {
 	q.mu.Lock()
-	cs := q.consumers
-	q.consumers = nil
-	for _, c := range cs {
-		c.ch.mu.Lock()
-		if c.ch.consumers[c.tag] == c {
-			delete(c.ch.consumers, c.tag)
-			c.ch.sink.Cancelled(c.tag)
-		}
-		c.ch.mu.Unlock()
-	}
+	q.cancelConsumersLocked()
 	q.ready.clear()
 	waiters := q.page.waiters
 	q.page = pageState{waiters: waiters}
@@ -349,7 +340,23 @@ func (r *Router) release(q *Queue) {
 	q.mu.Unlock()
 }
 
-// QueueReplicas is a quorum queue's Raft group as the management API
+// cancelConsumersLocked removes every consumer of q and tells each
+// one's channel (basic.cancel to the client): the queue is deleted, or
+// is not dispatched here any more.
+func (q *Queue) cancelConsumersLocked() {
+	cs := q.consumers
+	q.consumers = nil
+	for _, c := range cs {
+		c.ch.mu.Lock()
+		if c.ch.consumers[c.tag] == c {
+			delete(c.ch.consumers, c.tag)
+			c.ch.sink.Cancelled(c.tag)
+		}
+		c.ch.mu.Unlock()
+	}
+}
+
+// replicas is a quorum queue's Raft group as the management API
 // shows it: the leader (its home), the members and those that are
 // current. ok is false for a queue without a replicated log.
 func (q *Queue) replicas() (leader string, members, online []string, ok bool) {

@@ -354,16 +354,7 @@ func (vh *VHost) deleteQueue(q *Queue) int {
 	q.clearPagedLocked()
 	pageLog := q.pageLog
 	q.stopTimersLocked()
-	cs := q.consumers
-	q.consumers = nil
-	for _, c := range cs {
-		c.ch.mu.Lock()
-		if c.ch.consumers[c.tag] == c {
-			delete(c.ch.consumers, c.tag)
-			c.ch.sink.Cancelled(c.tag)
-		}
-		c.ch.mu.Unlock()
-	}
+	q.cancelConsumersLocked()
 	q.mu.Unlock()
 	vh.mu.Unlock()
 	w.run()

@@ -286,6 +286,20 @@ func TestClusterFormsAndReportsNodes(t *testing.T) {
 	}
 }
 
+// loopbackClusterConfigs is n in-process nodes n1..nN on loopback ports
+// and temporary data directories.
+func loopbackClusterConfigs(t testing.TB, n int) []Config {
+	addrs := loopbackAddrs(t, n)
+	var cfgs []Config
+	for i := range n {
+		cfg := defaultConfig()
+		cfg.AMQPAddr, cfg.HTTPAddr, cfg.DataDir = "127.0.0.1:0", "127.0.0.1:0", t.TempDir()
+		cfg.NodeName, cfg.ClusterAddr, cfg.ClusterPeers, cfg.ClusterSecret = fmt.Sprintf("n%d", i+1), addrs[i], strings.Join(addrs, ","), "s3cret"
+		cfgs = append(cfgs, cfg)
+	}
+	return cfgs
+}
+
 // startInProcessCluster starts one instance per config at once, shuts
 // them down when the test ends, and waits until the first sees them all
 // running.
@@ -356,15 +370,7 @@ func BenchmarkClusterNodePublish(b *testing.B) {
 	}
 	b.Run("single", func(b *testing.B) { run(b, amqpURL(startWarren(b, "")), nil) })
 	cluster := func(b *testing.B, args amqp.Table) {
-		addrs := loopbackAddrs(b, 3)
-		var cfgs []Config
-		for i := range 3 {
-			cfg := defaultConfig()
-			cfg.AMQPAddr, cfg.HTTPAddr, cfg.DataDir = "127.0.0.1:0", "127.0.0.1:0", b.TempDir()
-			cfg.NodeName, cfg.ClusterAddr, cfg.ClusterPeers, cfg.ClusterSecret = fmt.Sprintf("n%d", i+1), addrs[i], strings.Join(addrs, ","), "s3cret"
-			cfgs = append(cfgs, cfg)
-		}
-		insts := startInProcessCluster(b, cfgs, slog.New(slog.NewTextHandler(io.Discard, nil)))
+		insts := startInProcessCluster(b, loopbackClusterConfigs(b, 3), slog.New(slog.NewTextHandler(io.Discard, nil)))
 		run(b, amqpURL(insts[0]), args)
 	}
 	b.Run("cluster-node", func(b *testing.B) { cluster(b, nil) })

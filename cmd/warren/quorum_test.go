@@ -2,12 +2,10 @@ package main
 
 import (
 	"encoding/json"
-	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"slices"
-	"strings"
 	"testing"
 	"time"
 
@@ -55,15 +53,7 @@ func TestClusterQuorumQueueReplicated(t *testing.T) {
 	if testing.Short() {
 		t.Skip("forms a three-node cluster")
 	}
-	addrs := loopbackAddrs(t, 3)
-	var cfgs []Config
-	for i := range 3 {
-		cfg := defaultConfig()
-		cfg.AMQPAddr, cfg.HTTPAddr, cfg.DataDir = "127.0.0.1:0", "127.0.0.1:0", t.TempDir()
-		cfg.NodeName, cfg.ClusterAddr, cfg.ClusterPeers, cfg.ClusterSecret = fmt.Sprintf("n%d", i+1), addrs[i], strings.Join(addrs, ","), "s3cret"
-		cfgs = append(cfgs, cfg)
-	}
-	insts := startInProcessCluster(t, cfgs, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	insts := startInProcessCluster(t, loopbackClusterConfigs(t, 3), slog.New(slog.NewTextHandler(io.Discard, nil)))
 	url, base := amqpURL(insts[0]), "http://"+insts[0].HTTPAddr()
 	conn, ch := dialURL(t, url)
 	defer conn.Close()

@@ -119,6 +119,17 @@ func (s *Store) TrackLog(name string) {
 	}
 }
 
+// tracked lists the tracked logs (a copy: callers use it unlocked).
+func (w *leaderWatch) tracked() []string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	names := make([]string, 0, len(w.logs))
+	for n := range w.logs {
+		names = append(names, n)
+	}
+	return names
+}
+
 // UntrackLog stops reporting name (its queue is gone).
 func (s *Store) UntrackLog(name string) {
 	w := &s.leaders
@@ -150,12 +161,7 @@ func (s *Store) watchLeaders(quit <-chan struct{}, done chan<- struct{}) {
 // its last report.
 func (s *Store) reconcileLeaders(quit <-chan struct{}) {
 	w := &s.leaders
-	w.mu.Lock()
-	names := make([]string, 0, len(w.logs))
-	for n := range w.logs {
-		names = append(names, n)
-	}
-	w.mu.Unlock()
+	names := w.tracked()
 	if len(names) == 0 {
 		return
 	}
@@ -215,15 +221,8 @@ func (s *Store) stepDownLeaders() {
 	if s.cluster == nil {
 		return
 	}
-	w := &s.leaders
-	w.mu.Lock()
-	names := make([]string, 0, len(w.logs))
-	for name := range w.logs {
-		names = append(names, name)
-	}
-	w.mu.Unlock()
 	var led []string
-	for _, name := range names {
+	for _, name := range s.leaders.tracked() {
 		if s.ns.JetStreamIsStreamLeader(server.DEFAULT_GLOBAL_ACCOUNT, streamName(name)) {
 			led = append(led, name)
 		}
