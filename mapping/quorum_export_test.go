@@ -67,3 +67,9 @@ func QuorumOnlineForTest(r *Router, vhost, queue string) (int, string) {
 	}
 	return len(online), fmt.Sprintf("leader %s members %v online %v", l, m, online)
 }
+
+// StepDownForTest asks the queue's log for another leader, as a
+// rebalance or a partition would move it away from a live node.
+func StepDownForTest(r *Router, vhost, queue string) error {
+	return r.store.StepDownLog(quorumLogName(vhost, queue), "")
+}

@@ -98,8 +98,10 @@ func (c *clusterRouters) home(queue string, dead int) int {
 // the rest unacked; the leader crashes; another node takes the queue over
 // and a client there receives every confirmed message that was not
 // acked, each redelivered, and none of the acked ones; it publishes and
-// consumes more on the new home. Two rounds (the crashed node restarts
-// in between, so the second crash still leaves a quorum).
+// consumes more on the new home. Four rounds: two crashes (the crashed
+// node restarts in between, so the next one still leaves a quorum), a
+// stepdown of the live leader (its consumer is cancelled, basic.cancel)
+// and a graceful close (which steps the node's leaderships down first).
 func TestQuorumQueueFailover(t *testing.T) {
 	if testing.Short() {
 		t.Skip("forms a three-node cluster")
@@ -121,7 +123,7 @@ func TestQuorumQueueFailover(t *testing.T) {
 
 	const n, acks = 40, 15
 	leader := 0
-	for round := range 2 {
+	for round, how := range []string{"crash", "crash", "stepdown", "close"} {
 		cl := connect(t, c.routers[leader])
 		var bodies []string
 		for i := range n {
@@ -153,10 +155,25 @@ func TestQuorumQueueFailover(t *testing.T) {
 			}
 			time.Sleep(50 * time.Millisecond)
 		}
-		mapping.CrashForTest(c.routers[leader])
-		crashedAt := time.Now()
+		switch how {
+		case "crash":
+			mapping.CrashForTest(c.routers[leader])
+		case "stepdown":
+			if err := mapping.StepDownForTest(c.routers[leader], "/", "qq"); err != nil {
+				t.Fatal(err)
+			}
+		case "close":
+			c.routers[leader].Close()
+		}
+		movedAt := time.Now()
 		next := c.home("qq", leader)
-		t.Logf("round %d: n%d crashed, n%d took the queue over after %v", round, leader+1, next+1, time.Since(crashedAt).Round(time.Millisecond))
+		t.Logf("round %d: %s of n%d, n%d took the queue over after %v", round, how, leader+1, next+1, time.Since(movedAt).Round(time.Millisecond))
+		if how == "stepdown" {
+			eventually(t, 10*time.Second, func() bool { return slices.Contains(cl.sink.cancels(), "c") })
+			if mapping.TookOverForTest(c.routers[leader], "/", "qq") {
+				t.Fatalf("round %d: n%d still holds the queue after its stepdown", round, leader+1)
+			}
+		}
 
 		cl2 := connect(t, c.routers[next])
 		cl2.consume(t, "qq", "c2", false)
@@ -194,8 +211,13 @@ func TestQuorumQueueFailover(t *testing.T) {
 			return err == nil && got == 0
 		})
 		cl2.conn.Close()
+		cl.conn.Close()
+		if how == "stepdown" {
+			leader = next
+			continue
+		}
 
-		// The crashed node comes back (a copy of the queue again: its
+		// The stopped node comes back (a copy of the queue again: its
 		// own record on n1, the test hook elsewhere) before the next round.
 		c.reopen(leader)
 		if leader != 0 {
