@@ -228,3 +228,42 @@ func TestQuorumQueueFailover(t *testing.T) {
 		leader = next
 	}
 }
+
+// TestQuorumQueueExpiresAtHome: x-expires of a quorum queue is decided by
+// its home. The declaring node n1 loses the leadership to n2, where a
+// consumer keeps the queue in use; n1 restarts, and its copy (recovered
+// from its record, with the idle timer armed as for every queue) must
+// not delete the shared stream when the timer fires.
+func TestQuorumQueueExpiresAtHome(t *testing.T) {
+	if testing.Short() {
+		t.Skip("forms a three-node cluster")
+	}
+	c := openClusterRouters(t, 3)
+	spec := mapping.QueueSpec{Name: "qx", Durable: true, Args: mapping.Table{"x-queue-type": "quorum", "x-expires": int32(200)}}
+	cl := connect(t, c.routers[0])
+	cl.declareQueue(t, spec)
+	cl.consume(t, "qx", "c", false)
+	for _, i := range []int{1, 2} {
+		if err := c.routers[i].AdoptQueueForTest("/", spec, "n1", mapping.QuorumLogName("/", "qx")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := mapping.StepDownForTest(c.routers[0], "/", "qx"); err != nil {
+		t.Fatal(err)
+	}
+	home := c.home("qx", 0)
+	cl2 := connect(t, c.routers[home])
+	cl2.consume(t, "qx", "c2", false)
+	cl.conn.Close()
+	c.reopen(0)
+	time.Sleep(time.Second) // five times x-expires
+	if _, err := mapping.LogCountForTest(c.routers[home], "/", "qx"); err != nil {
+		t.Fatalf("the quorum queue's log is gone after n1's copy idled: %v", err)
+	}
+	if !cl2.publishConfirmed(t, "", "qx", "still-here", persistent) {
+		t.Fatal("publish to the quorum queue at its home not confirmed")
+	}
+	if d := cl2.sink.waitLen(t, 1)[0]; string(d.Message.Body) != "still-here" {
+		t.Fatalf("got %q", d.Message.Body)
+	}
+}
