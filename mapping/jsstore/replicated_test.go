@@ -194,3 +194,81 @@ func TestReplicatedLogFailover(t *testing.T) {
 		t.Fatalf("after purge below 11 and delete of 20: first %d count %d err %v; want 11 and %d", first, count, err, len(recs)-11)
 	}
 }
+
+// TestReplicatedAppendWaitsForALeader: an append made while a replicated
+// log has no leader (two of its three nodes crashed) is not failed at
+// once: it is retried, and acknowledged once a crashed node is back and
+// a leader is elected; the record is then readable.
+func TestReplicatedAppendWaitsForALeader(t *testing.T) {
+	if testing.Short() {
+		t.Skip("forms a three-node cluster")
+	}
+	addrs := freePorts(t, 3)
+	dirs := []string{t.TempDir(), t.TempDir(), t.TempDir()}
+	cfg := func(i int) Config {
+		return Config{Dir: dirs[i], Logger: quietLogger(), Cluster: &ClusterConfig{
+			NodeName: fmt.Sprintf("n%d", i+1), Listen: addrs[i], Peers: addrs, Secret: "s3cret", FormTimeout: 20 * time.Second,
+		}}
+	}
+	stores := make([]*Store, 3)
+	errs := make([]error, 3)
+	var wg sync.WaitGroup
+	for i := range 3 {
+		wg.Go(func() { stores[i], errs[i] = Open(cfg(i)) })
+	}
+	wg.Wait()
+	t.Cleanup(func() {
+		for _, s := range stores {
+			if s != nil {
+				s.Close()
+			}
+		}
+	})
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("n%d: %v", i+1, err)
+		}
+	}
+	const name = ReplicatedPrefix + "wait_0123456789abcdef"
+	if err := stores[0].CreateReplicatedLog(name, 0); err != nil {
+		t.Fatal(err)
+	}
+	if got, failed := appendAll(stores[0], name, []string{"first"}); failed != 0 || len(got) != 1 {
+		t.Fatalf("first append: %v, %d failed", got, failed)
+	}
+	leader, err := stores[0].LogLeader(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	li := slices.IndexFunc(stores, func(s *Store) bool { return s.cluster.NodeName == leader })
+	other := (li + 1) % 3
+	survivor := stores[(li+2)%3]
+	stores[li].Crash()
+	stores[other].Crash()
+
+	type result struct {
+		seq uint64
+		err error
+	}
+	res := make(chan result, 1)
+	survivor.Append(name, []byte("while-leaderless"), func(seq uint64, err error) { res <- result{seq, err} })
+	select {
+	case r := <-res:
+		t.Fatalf("append with no leader completed at once: seq %d err %v", r.seq, r.err)
+	case <-time.After(500 * time.Millisecond):
+	}
+	stores[other].Close()
+	back, err := Open(cfg(other))
+	if err != nil {
+		t.Fatalf("reopen n%d: %v", other+1, err)
+	}
+	stores[other] = back
+	r := <-res
+	if r.err != nil {
+		t.Fatalf("append made while the log had no leader: %v (want it acknowledged once a leader is back)", r.err)
+	}
+	recs, err := survivor.ReadBatch(name, r.seq, 1, 1<<20)
+	if err != nil || len(recs) != 1 || string(recs[0].Data) != "while-leaderless" {
+		t.Fatalf("record %d reads back as %v (err %v)", r.seq, recs, err)
+	}
+}
