@@ -20,6 +20,12 @@ type QueueStats struct {
 	Published  uint64 // counters since start, for rates
 	Delivered  uint64
 	Acked      uint64
+	// A quorum queue on a replicated log (ownership.go): the node that
+	// leads it (its home), the nodes holding a replica and those of them
+	// that are current. Empty for other queues.
+	Leader  string
+	Members []string
+	Online  []string
 }
 
 // Messages is ready plus unacknowledged.
@@ -39,6 +45,9 @@ func (q *Queue) stats() QueueStats {
 		s.Owner = q.owner.info.Name
 	}
 	s.Node = q.homeNode()
+	if leader, members, online, ok := q.replicas(); ok {
+		s.Leader, s.Members, s.Online = leader, members, online
+	}
 	return s
 }
 

@@ -546,6 +546,7 @@ func (vh *VHost) applyTopologyLocked(b jsstore.Bucket, k metaKey, e jsstore.KVEn
 		vh.mu.Lock()
 		vh.queues[rec.Name] = q
 		vh.mu.Unlock()
+		vh.r.trackQuorum(q) // a quorum queue's home follows its log's leader
 		return q, nil
 	case 'b':
 		var rec bindingRecord

@@ -3,51 +3,11 @@ package mapping_test
 import (
 	"fmt"
 	"net"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/warrenmq/warren/mapping"
 )
-
-// openClusterRouters opens n routers that form one cluster on loopback
-// (all at once: one alone has no quorum) and closes them at the end.
-func openClusterRouters(t *testing.T, n int) []*mapping.Router {
-	t.Helper()
-	var addrs []string
-	for range n {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		addrs = append(addrs, ln.Addr().String())
-		ln.Close()
-	}
-	rs := make([]*mapping.Router, n)
-	errs := make([]error, n)
-	var wg sync.WaitGroup
-	for i := range n {
-		wg.Go(func() {
-			rs[i], errs[i] = mapping.Open(mapping.Config{DataDir: t.TempDir(), Logger: quietLogger(), Cluster: &mapping.ClusterConfig{
-				NodeName: fmt.Sprintf("n%d", i+1), Listen: addrs[i], Peers: addrs, Secret: "s3cret", FormTimeout: 30 * time.Second,
-			}})
-		})
-	}
-	wg.Wait()
-	t.Cleanup(func() {
-		for _, r := range rs {
-			if r != nil {
-				r.Close()
-			}
-		}
-	})
-	for i, err := range errs {
-		if err != nil {
-			t.Fatalf("n%d: %v", i+1, err)
-		}
-	}
-	return rs
-}
 
 // TestMetaLookupMissWaitsForTheWatcher: n2's and n3's watchers are slowed
 // down (100 ms per change), so they are still applying n1's changes when
@@ -58,7 +18,7 @@ func TestMetaLookupMissWaitsForTheWatcher(t *testing.T) {
 	if testing.Short() {
 		t.Skip("forms a three-node cluster")
 	}
-	rs := openClusterRouters(t, 3)
+	rs := openClusterRouters(t, 3).routers
 	for _, r := range rs[1:] {
 		mapping.SetMetaApplyDelay(r, 100*time.Millisecond)
 	}

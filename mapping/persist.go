@@ -199,6 +199,7 @@ func (r *Router) claimQueue(vh *VHost, q *Queue) (won bool, winner claimed, err 
 // its purged runs (a copy elsewhere leaves the log to the home, which
 // deletes it when it applies the deletion, or at its next start).
 func (r *Router) deleteQueueRecord(vh *VHost, q *Queue) {
+	r.forgetQuorum(q)
 	b, ok := r.recordBucket(q.durableLog())
 	if !ok {
 		return
@@ -206,7 +207,9 @@ func (r *Router) deleteQueueRecord(vh *VHost, q *Queue) {
 	if err := r.deleteRecord(b, queueKey(vh.name, q.name)); err != nil {
 		r.log.Error("delete queue record", "queue", q.name, "err", err)
 	}
-	if q.durableLog() && q.atHome() {
+	// A replicated log is shared: the node that deletes the queue deletes
+	// it, wherever the queue's home is.
+	if q.durableLog() && (q.atHome() || r.store.Replicated(q.logName)) {
 		r.dropQueueLog(vh, q)
 	}
 }
@@ -228,9 +231,9 @@ func (r *Router) dropQueueLog(vh *VHost, q *Queue) {
 
 // newQueueLog names the log of a new durable queue. Log names are
 // cluster-wide, so a node's classic queues carry its Store.LogPrefix;
-// a queue type whose log outlives its declaring node names it here.
+// a replicated quorum queue's log is shared (durableLogName, ownership.go).
 func (r *Router) newQueueLog(vh *VHost, s QueueSpec) string {
-	return r.store.LogPrefix() + logName(vh.name, s.Name)
+	return r.durableLogName(vh.name, s)
 }
 
 // durableBinding: a binding survives a restart when both of its ends do.
@@ -534,6 +537,14 @@ func (r *Router) recover() error {
 		q, err := vh.queueFromRecord(it.b, rec)
 		if err != nil {
 			r.log.Error("skipping queue with unreadable arguments", "queue", rec.Name, "err", err)
+			continue
+		}
+		if r.store.Replicated(q.logName) {
+			// A quorum queue's home is its log's leader, whichever node
+			// declared it: the leadership watcher loads it here if that
+			// is this node (ownership.go).
+			r.trackQuorum(q)
+			vh.queues[q.name] = q
 			continue
 		}
 		if !q.atHome() || !q.durableLog() {

@@ -574,6 +574,9 @@ func (q *Queue) idleExpired() {
 	if q.vh.r.closed.Load() {
 		return
 	}
+	if !q.vh.r.servesHere(q) {
+		return // its home decides (a replicated quorum queue: ownership.go)
+	}
 	q.mu.Lock()
 	unused := len(q.consumers) == 0 && !q.deleted
 	q.mu.Unlock()

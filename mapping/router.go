@@ -86,6 +86,7 @@ type Router struct {
 	// paramWatch is told of parameters changed on other nodes
 	// (WatchParameters).
 	paramWatch atomic.Pointer[func(Parameter, bool)]
+	own        ownership // replicated quorum queues (ownership.go)
 	started    time.Time
 }
 
@@ -107,6 +108,7 @@ func Open(cfg Config) (*Router, error) {
 		return nil, fmt.Errorf("open store in %s: %w", cfg.DataDir, err)
 	}
 	r := &Router{cfg: cfg, log: cfg.Logger, store: st, vhosts: map[string]*VHost{}, conns: map[*Conn]struct{}{}, started: time.Now()}
+	r.own = ownership{queues: map[string]*Queue{}, loaded: map[*Queue]struct{}{}}
 	r.janitor = newJanitor(r)
 	if cfg.Cluster != nil {
 		r.meta = newMetaState(r)
@@ -116,6 +118,9 @@ func Open(cfg Config) (*Router, error) {
 	if err == nil {
 		r.startMetaWatch()
 		err = r.startCluster()
+	}
+	if err == nil {
+		err = r.startOwnership()
 	}
 	if err != nil {
 		r.stopMetaWatch()

@@ -300,11 +300,12 @@ func (vh *VHost) createQueue(ch *Channel, s QueueSpec) (q *Queue, won bool, err 
 		return x.(*Queue), false, nil
 	}
 	if q.durableLog() {
-		if err := vh.r.store.CreateLog(q.logName); err != nil {
+		if err := vh.r.createDurableLog(q); err != nil {
 			vh.r.deleteQueueRecord(vh, q)
 			return nil, false, errorf(KindInternal, "cannot create storage for queue '%s': %v", s.Name, err)
 		}
 		q.log.floor = 1
+		vh.r.trackQuorum(q)
 	}
 	vh.mu.Lock()
 	vh.queues[s.Name] = q
@@ -423,16 +424,7 @@ func (vh *VHost) deleteQueueLocked(q *Queue, write bool) int {
 	q.clearPagedLocked()
 	pageLog := q.pageLog
 	q.stopTimersLocked()
-	cs := q.consumers
-	q.consumers = nil
-	for _, c := range cs {
-		c.ch.mu.Lock()
-		if c.ch.consumers[c.tag] == c {
-			delete(c.ch.consumers, c.tag)
-			c.ch.sink.Cancelled(c.tag)
-		}
-		c.ch.mu.Unlock()
-	}
+	q.cancelConsumersLocked()
 	q.mu.Unlock()
 	vh.mu.Unlock()
 	if q.owner != nil {
@@ -446,8 +438,12 @@ func (vh *VHost) deleteQueueLocked(q *Queue, write bool) int {
 	if write {
 		w.run() // bindings first: a binding's record never outlives its ends
 		vh.r.deleteQueueRecord(vh, q)
-	} else if q.durableLog() && q.atHome() {
-		vh.r.dropQueueLog(vh, q)
+	} else {
+		// Deleted by another node, which deleted a replicated log itself.
+		vh.r.forgetQuorum(q)
+		if q.durableLog() && q.atHome() && !vh.r.store.Replicated(q.logName) {
+			vh.r.dropQueueLog(vh, q)
+		}
 	}
 	if pageLog != "" {
 		vh.r.janitor.forget(q)

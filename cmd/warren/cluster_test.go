@@ -287,6 +287,20 @@ func TestClusterFormsAndReportsNodes(t *testing.T) {
 	}
 }
 
+// loopbackClusterConfigs is n in-process nodes n1..nN on loopback ports
+// and temporary data directories.
+func loopbackClusterConfigs(t testing.TB, n int) []Config {
+	addrs := loopbackAddrs(t, n)
+	var cfgs []Config
+	for i := range n {
+		cfg := defaultConfig()
+		cfg.AMQPAddr, cfg.HTTPAddr, cfg.DataDir = "127.0.0.1:0", "127.0.0.1:0", t.TempDir()
+		cfg.NodeName, cfg.ClusterAddr, cfg.ClusterPeers, cfg.ClusterSecret = fmt.Sprintf("n%d", i+1), addrs[i], strings.Join(addrs, ","), "s3cret"
+		cfgs = append(cfgs, cfg)
+	}
+	return cfgs
+}
+
 // startInProcessCluster starts one instance per config at once, shuts
 // them down when the test ends, and waits until the first sees them all
 // running.
@@ -332,15 +346,21 @@ func startInProcessCluster(t testing.TB, cfgs []Config, logger *slog.Logger) []*
 }
 
 // BenchmarkClusterNodePublish: persistent 1 KiB messages with confirms
-// (256 in flight, --sync always) into a durable queue of a single node
-// and of one node of an in-process three-node cluster, in the same run.
-// A cluster node's queue is an R1 stream on the node itself, so the two
-// should be close; the difference is what clustered JetStream costs a
-// node's own queues.
+// (256 in flight, --sync always) into a classic durable queue of a single
+// node, into one of one node of an in-process three-node cluster, and
+// into a quorum queue (a replicated R3 stream, led by the node the client
+// uses) of that cluster, in the same run. A cluster node's classic queue
+// is an R1 stream on the node itself, so the first two should be close;
+// the quorum queue pays for replication (each confirm waits for a
+// majority of the three nodes' Raft logs).
 func BenchmarkClusterNodePublish(b *testing.B) {
 	body := make([]byte, 1024)
-	run := func(b *testing.B, url string) {
-		declareDurable(b, url, "bench-q")
+	run := func(b *testing.B, url string, args amqp.Table) {
+		conn, ch := dialURL(b, url)
+		if _, err := ch.QueueDeclare("bench-q", true, false, false, false, args); err != nil {
+			b.Fatal(err)
+		}
+		conn.Close()
 		b.SetBytes(int64(len(body)))
 		b.ResetTimer()
 		fill := seqFill{url: url, queue: "bench-q", mode: amqp.Persistent, size: len(body), publishers: 1, window: 256}
@@ -349,11 +369,13 @@ func BenchmarkClusterNodePublish(b *testing.B) {
 		}
 		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msg/s")
 	}
-	b.Run("single", func(b *testing.B) { run(b, amqpURL(startWarren(b, ""))) })
-	b.Run("cluster-node", func(b *testing.B) {
-		insts := startInProcessCluster(b, inProcessClusterConfigs(b, 3), slog.New(slog.NewTextHandler(io.Discard, nil)))
-		run(b, amqpURL(insts[0]))
-	})
+	b.Run("single", func(b *testing.B) { run(b, amqpURL(startWarren(b, "")), nil) })
+	cluster := func(b *testing.B, args amqp.Table) {
+		insts := startInProcessCluster(b, loopbackClusterConfigs(b, 3), slog.New(slog.NewTextHandler(io.Discard, nil)))
+		run(b, amqpURL(insts[0]), args)
+	}
+	b.Run("cluster-node", func(b *testing.B) { cluster(b, nil) })
+	b.Run("cluster-quorum", func(b *testing.B) { cluster(b, amqp.Table{"x-queue-type": "quorum"}) })
 }
 
 // TestClusterRoutesOverTLS: with route certificates configured, three

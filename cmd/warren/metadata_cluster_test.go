@@ -15,20 +15,6 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 )
 
-// inProcessClusterConfigs: the configurations of n nodes n1..nN on
-// loopback, each with its own data directory, for startInProcessCluster.
-func inProcessClusterConfigs(t testing.TB, n int) []Config {
-	addrs := loopbackAddrs(t, n)
-	var cfgs []Config
-	for i := range n {
-		cfg := defaultConfig()
-		cfg.AMQPAddr, cfg.HTTPAddr, cfg.DataDir = "127.0.0.1:0", "127.0.0.1:0", t.TempDir()
-		cfg.NodeName, cfg.ClusterAddr, cfg.ClusterPeers, cfg.ClusterSecret = fmt.Sprintf("n%d", i+1), addrs[i], strings.Join(addrs, ","), "s3cret"
-		cfgs = append(cfgs, cfg)
-	}
-	return cfgs
-}
-
 // amqpErrCode is the reply code of an AMQP channel or connection error.
 func amqpErrCode(err error) int {
 	var ae *amqp.Error
@@ -77,7 +63,7 @@ func TestClusterMetadataReplicated(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs a three-node cluster")
 	}
-	cfgs := inProcessClusterConfigs(t, 3)
+	cfgs := loopbackClusterConfigs(t, 3)
 	logs := &lockedBuffer{}
 	logger := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	defer func() {
@@ -335,7 +321,7 @@ func BenchmarkDeclareQueue(b *testing.B) {
 		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "declares/s")
 	}
 	single := startWarren(b, "")
-	insts := startInProcessCluster(b, inProcessClusterConfigs(b, 3), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	insts := startInProcessCluster(b, loopbackClusterConfigs(b, 3), slog.New(slog.NewTextHandler(io.Discard, nil)))
 	for _, kind := range []string{"exclusive", "durable"} {
 		b.Run("single/"+kind, func(b *testing.B) { run(b, amqpURL(single), kind == "durable") })
 		b.Run("cluster-node/"+kind, func(b *testing.B) { run(b, amqpURL(insts[0]), kind == "durable") })

@@ -61,7 +61,14 @@ func (m *mgmt) queueOut(q mapping.QueueStats) mgQueueJSON {
 			"ack": q.Acked, "ack_details": rateDetails{r[5]},
 		},
 	}
-	if q.Type == mapping.QueueTypeQuorum {
+	switch {
+	case q.Leader != "" || len(q.Members) > 0:
+		// a replicated quorum queue: its home is the leader
+		out.Node, out.Leader, out.Members, out.Online = q.Leader, q.Leader, q.Members, q.Online
+		if out.Online == nil {
+			out.Online = []string{}
+		}
+	case q.Type == mapping.QueueTypeQuorum:
 		// one node: the queue's only member, which also leads it
 		out.Leader, out.Members, out.Online = node, []string{node}, []string{node}
 	}

@@ -22,8 +22,13 @@ type pendingAppend struct {
 	taken     bool // a completer owns it (callback running or about to)
 	log       string
 	writer    int  // index in appender.writers
-	nosync    bool // a transient record: its callback does not wait for an fsync
+	nosync    bool // a transient record or a replicated log's: its callback does not wait for an fsync
 	transient bool // reserved with ReserveTransient
+	// A replicated log's append is published again while the log has
+	// no leader (replicated.go), until retryUntil (unix nanos).
+	retryUntil int64
+	subject    string
+	rec        []byte
 }
 
 // logLane is which writer connection a log's appends use while some are
@@ -210,7 +215,15 @@ func (r Reservation) append(name, subject string, nosync bool, rec []byte, done 
 	}
 	lane.pending++
 	a.wbytes[lane.writer] += r.size
-	a.pending[id] = pendingAppend{done: done, deadline: time.Now().Add(ackTimeout).UnixNano(), size: r.size, log: name, writer: lane.writer, nosync: nosync, transient: r.transient}
+	now := time.Now()
+	p := pendingAppend{done: done, deadline: now.Add(ackTimeout).UnixNano(), size: r.size, log: name, writer: lane.writer, nosync: nosync, transient: r.transient}
+	if s.Replicated(name) {
+		// The PubAck of a replicated log means stored on a quorum; the
+		// group syncer's fsync of this node's block adds nothing.
+		p.nosync = true
+		p.retryUntil, p.subject, p.rec = now.Add(leaderWait).UnixNano(), subject, rec
+	}
+	a.pending[id] = p
 	a.inflight.Add(1)
 	w := a.writers[lane.writer]
 	a.mu.Unlock()
@@ -357,6 +370,9 @@ func (a *appender) onAck(m *nats.Msg) {
 		return
 	}
 	seq, aerr := parsePubAck(m)
+	if errors.Is(aerr, errNoLeader) && a.retryLater(id, m.Subject) {
+		return
+	}
 
 	a.cbMu.Lock()
 	defer a.cbMu.Unlock()
@@ -402,6 +418,38 @@ func (a *appender) onAck(m *nats.Msg) {
 		p.done(seq, aerr)
 		a.finish(id)
 	}
+}
+
+// retryLater publishes a replicated log's append again after
+// leaderRetry when the log had no leader to take it (no responders, or
+// JetStream's "temporarily unavailable"): nobody stored the record, so a
+// second publish cannot duplicate it. It reports false when the entry is
+// not a replicated one or its retry time is over (the caller then
+// completes it with the error). A timeout is never retried: the record
+// may have been stored.
+func (a *appender) retryLater(id uint64, reply string) bool {
+	a.mu.Lock()
+	p, ok := a.pending[id]
+	retry := ok && !p.taken && p.rec != nil && time.Now().Add(leaderRetry).UnixNano() < p.retryUntil && !a.closed
+	a.mu.Unlock()
+	if !retry {
+		return false
+	}
+	time.AfterFunc(leaderRetry, func() {
+		a.mu.Lock()
+		p, ok := a.pending[id]
+		ok = ok && !p.taken && !a.closed
+		var w *nats.Conn
+		if ok {
+			w = a.writers[p.writer]
+		}
+		a.mu.Unlock()
+		if ok {
+			// An error (the connection closed) leaves the entry to close or the sweep.
+			_ = w.PublishRequest(p.subject, reply, p.rec)
+		}
+	})
+	return true
 }
 
 // sweep fails appends whose ack did not come within the timeout. It is the
@@ -481,6 +529,11 @@ func (a *appender) close(wait time.Duration) {
 	a.cbMu.Unlock()
 }
 
+// errNoLeader is an append nobody stored: no stream listens on the
+// subject (503 no responders), which for a replicated log also means
+// "between two leaders". It is ErrNotFound for callers.
+var errNoLeader = fmt.Errorf("%w (no stream leader took the record)", ErrNotFound)
+
 var (
 	seqKey   = []byte(`"seq":`)
 	errorKey = []byte(`"error"`)
@@ -491,9 +544,10 @@ var (
 func parsePubAck(m *nats.Msg) (uint64, error) {
 	d := m.Data
 	if len(d) == 0 {
-		// A status-only message, e.g. 503 no responders: no stream for that subject.
+		// A status-only message, e.g. 503 no responders: no stream for
+		// that subject, or a replicated log between two leaders.
 		if st := m.Header.Get("Status"); st == "503" {
-			return 0, ErrNotFound
+			return 0, errNoLeader
 		} else if st != "" {
 			return 0, fmt.Errorf("jsstore: append failed: status %s %s", st, m.Header.Get("Description"))
 		}
@@ -508,6 +562,9 @@ func parsePubAck(m *nats.Msg) (uint64, error) {
 			} `json:"error"`
 		}
 		if err := json.Unmarshal(d, &r); err == nil && r.Error != nil {
+			if r.Error.Code == 503 {
+				return 0, fmt.Errorf("%w: %s (code %d/%d)", errNoLeader, r.Error.Description, r.Error.Code, r.Error.ErrCode)
+			}
 			return 0, fmt.Errorf("jsstore: append failed: %s (code %d/%d)", r.Error.Description, r.Error.Code, r.Error.ErrCode)
 		}
 		return 0, fmt.Errorf("jsstore: bad ack %q", d)

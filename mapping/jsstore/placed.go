@@ -15,10 +15,11 @@ import (
 // store creates or updates through it is placed on this node (R1, server
 // tag nodeTagPrefix+name), stream listings show only this node's logs,
 // and creating or deleting a stream fails at once while the meta group
-// has no leader (it would otherwise wait out the API timeout). Logs are
-// not replicated yet, and the group syncer fsyncs this node's block
-// files, which is right only while the records are written here. The
-// shared metadata buckets are made with the plain API (kvwatch.go).
+// has no leader (it would otherwise wait out the API timeout). The group
+// syncer fsyncs this node's block files, which is right only for the
+// records written here: replicated logs (replicated.go) are neither
+// placed nor group-synced. The shared metadata buckets are made with the
+// plain API (kvwatch.go).
 type placedJS struct {
 	jetstream.JetStream
 	ns        *server.Server
@@ -43,6 +44,9 @@ var ErrNoQuorum = errors.New("jsstore: the cluster has no JetStream meta leader 
 // may create the same name, and the two would share one stream (or the
 // second create would move the first node's stream to it).
 func (p *placedJS) ownLog(name string) error {
+	if replicatedStream(name) {
+		return nil
+	}
 	if strings.HasPrefix(name, streamPrefix) && !strings.HasPrefix(name, streamPrefix+p.logPrefix) {
 		return fmt.Errorf("jsstore: log %q does not start with this cluster node's prefix %q (Store.LogPrefix)", strings.TrimPrefix(name, streamPrefix), p.logPrefix)
 	}
@@ -54,6 +58,20 @@ func (p *placedJS) needMeta() error {
 		return nil
 	}
 	return ErrNoQuorum
+}
+
+// replicatedStream: a replicated log's stream is shared by the cluster,
+// spread over several nodes, so it gets no placement tag (replicated.go).
+func replicatedStream(name string) bool {
+	return strings.HasPrefix(name, streamPrefix+ReplicatedPrefix)
+}
+
+// placementFor is the placement of a stream this node creates.
+func (p *placedJS) placementFor(name string) *jetstream.Placement {
+	if replicatedStream(name) {
+		return nil
+	}
+	return p.placement
 }
 
 // check is what creating or updating a stream needs.
@@ -75,7 +93,7 @@ func (p *placedJS) CreateStream(ctx context.Context, cfg jetstream.StreamConfig)
 	if err := p.check(cfg.Name); err != nil {
 		return nil, err
 	}
-	cfg.Placement = p.placement
+	cfg.Placement = p.placementFor(cfg.Name)
 	return p.JetStream.CreateStream(ctx, cfg)
 }
 
@@ -83,7 +101,7 @@ func (p *placedJS) UpdateStream(ctx context.Context, cfg jetstream.StreamConfig)
 	if err := p.check(cfg.Name); err != nil {
 		return nil, err
 	}
-	cfg.Placement = p.placement
+	cfg.Placement = p.placementFor(cfg.Name)
 	return p.JetStream.UpdateStream(ctx, cfg)
 }
 
@@ -91,7 +109,7 @@ func (p *placedJS) CreateOrUpdateStream(ctx context.Context, cfg jetstream.Strea
 	if err := p.check(cfg.Name); err != nil {
 		return nil, err
 	}
-	cfg.Placement = p.placement
+	cfg.Placement = p.placementFor(cfg.Name)
 	return p.JetStream.CreateOrUpdateStream(ctx, cfg)
 }
 
@@ -112,7 +130,8 @@ func (p *placedJS) CreateOrUpdateKeyValue(ctx context.Context, cfg jetstream.Key
 
 // StreamNames lists only this node's logs (and streams that are not
 // logs): the store deletes logs it has no queue for, and must never see
-// another node's.
+// another node's, nor a replicated log (whose queue record may live on
+// another node, and which every node shares).
 func (p *placedJS) StreamNames(ctx context.Context, opts ...jetstream.StreamListOpt) jetstream.StreamNameLister {
 	return newOwnNames(p.JetStream.StreamNames(ctx, opts...), streamPrefix+p.logPrefix)
 }

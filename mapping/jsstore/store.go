@@ -69,6 +69,7 @@ type Store struct {
 	refused   *routeRefusals // route connections refused (cluster only)
 
 	appender
+	leaders leaderWatch // replicated logs' leaders (leaders.go)
 
 	closeOnce sync.Once
 	closeErr  error
@@ -213,6 +214,8 @@ func (s *Store) Close() error { return s.CloseWithin(ackTimeout) }
 // at most d for the connection to drain.
 func (s *Store) CloseWithin(d time.Duration) error {
 	s.closeOnce.Do(func() {
+		s.stopLeaders()
+		s.stepDownLeaders() // before the appends finish: theirs fail over (503 retry)
 		s.appender.close(d)
 		for _, w := range s.writers {
 			w.Close() // nothing outstanding: close waited for the PubAcks
@@ -283,6 +286,23 @@ func (s *Store) metaLastSeq() (uint64, error) {
 	return st.CachedInfo().State.LastSeq, nil
 }
 
+// MetaValue returns the value of key, nil when it has none. It is one
+// direct read of the bucket's stream, with no consumer (MetaList's watch
+// creates one, which needs the JetStream meta leader: a takeover must not
+// wait for the meta group to elect one).
+func (s *Store) MetaValue(key string) ([]byte, error) {
+	ctx, cancel := s.ctx()
+	defer cancel()
+	e, err := s.kv.Get(ctx, key)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, s.wrap(err)
+	}
+	return e.Value(), nil
+}
+
 // MetaDelete removes key; a missing key is not an error.
 func (s *Store) MetaDelete(key string) error {
 	ctx, cancel := s.ctx()
@@ -351,10 +371,15 @@ func logConfig(name string) jetstream.StreamConfig {
 	}
 }
 
-// CreateLog creates the log if it does not exist.
+// CreateLog creates the log if it does not exist. A replicated log's name
+// (ReplicatedPrefix, cluster only) creates or finds a replicated log of the
+// default size (CreateReplicatedLog).
 func (s *Store) CreateLog(name string) error {
 	if err := checkName(name); err != nil {
 		return err
+	}
+	if s.Replicated(name) {
+		return s.CreateReplicatedLog(name, 0)
 	}
 	ctx, cancel := s.ctx()
 	defer cancel()
@@ -480,7 +505,16 @@ func (s *Store) DeleteSeq(name string, seq uint64) error {
 
 // LogState returns the first and last sequence and the record count of a log.
 func (s *Store) LogState(name string) (first, last, count uint64, err error) {
-	ctx, cancel := s.ctx()
+	return s.LogStateWithin(name, apiTimeout)
+}
+
+// LogStateWithin is LogState that gives up after d: a replicated log's
+// state comes from its leader, and right after an election (or while the
+// cluster elects a new meta leader) the request may go unanswered for a
+// while; a caller that retries asks again rather than wait out the API
+// timeout.
+func (s *Store) LogStateWithin(name string, d time.Duration) (first, last, count uint64, err error) {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
 	defer cancel()
 	st, err := s.stream(ctx, name)
 	if err != nil {
