@@ -370,6 +370,7 @@ func (m *metaState) restartWatches() {
 
 func (m *metaState) take(b jsstore.Bucket, e jsstore.KVEntry, ok bool) {
 	if !ok {
+		m.ws[b].Stop() // ends its context, which nats.go waits on
 		m.ws[b] = nil
 		return
 	}
