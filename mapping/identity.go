@@ -11,6 +11,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/warrenmq/warren/mapping/jsstore"
 )
 
 // UserInfo is a user as the management API shows it (never the password).
@@ -305,20 +307,39 @@ func (r *Router) putUser(name, password, hash, algo string, tags []string) error
 			return errorf(KindPreconditionFailed, "unsupported hashing algorithm '%s'", algo)
 		}
 		u.PasswordHash, u.HashingAlgorithm = hash, algo
-	default:
-		r.id.mu.RLock()
-		if old := r.id.users[name]; old != nil {
-			u.PasswordHash, u.HashingAlgorithm = old.PasswordHash, old.HashingAlgorithm
-		}
-		r.id.mu.RUnlock()
 	}
+	keep := password == "" && hash == "" // keep the current password
 	r.idWriteMu.Lock()
 	defer r.idWriteMu.Unlock()
-	if err := r.putJSON(userKey(name), u); err != nil {
-		return err
+	for range 3 {
+		r.id.mu.RLock()
+		old := r.id.users[name]
+		r.id.mu.RUnlock()
+		if keep && old != nil {
+			u.PasswordHash, u.HashingAlgorithm = old.PasswordHash, old.HashingAlgorithm
+		}
+		newer, err := r.casRecord(jsstore.Durable, userKey(name), u, old != nil)
+		if err != nil {
+			return err
+		}
+		if newer == nil {
+			r.setUser(u)
+			return nil
+		}
+		// Changed on another node and not applied here yet: apply that
+		// version and change it instead (no lost update).
+		time.Sleep(25 * time.Millisecond) // a read may have reached a lagging replica
+		if newer.Deleted {
+			r.forgetUser(name)
+			continue
+		}
+		var cur UserInfo
+		if err := json.Unmarshal(newer.Value, &cur); err != nil {
+			return errorf(KindInternal, "user '%s': unreadable record: %v", name, err)
+		}
+		r.setUser(&cur)
 	}
-	r.setUser(u)
-	return nil
+	return errorf(KindInternal, "user '%s' is being changed concurrently on other nodes; retry", name)
 }
 
 // setUser puts u in the model (a change of this node or of another).
@@ -365,11 +386,10 @@ func (r *Router) setPerm(p Permission) error {
 
 // SetUserTags replaces a user's tags.
 func (r *Router) SetUserTags(name string, tags []string) error {
-	u, err := r.User(name)
-	if err != nil {
+	if _, err := r.User(name); err != nil {
 		return err
 	}
-	return r.putUser(name, "", u.PasswordHash, u.HashingAlgorithm, tags)
+	return r.putUser(name, "", "", "", tags) // keeps the password it has when written
 }
 
 // ChangePassword sets a new password.

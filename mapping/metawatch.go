@@ -86,6 +86,13 @@ func (m *metaState) note(b jsstore.Bucket, key string, rev uint64) {
 	m.mu.Unlock()
 }
 
+// revOf is the newest revision of key applied here (0: none).
+func (m *metaState) revOf(b jsstore.Bucket, key string) uint64 {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.revs[revKey(b, key)]
+}
+
 // seen reports whether a change of key at rev (or a newer one) is
 // already applied here.
 func (m *metaState) seen(b jsstore.Bucket, key string, rev uint64) bool {

@@ -13,7 +13,9 @@ import (
 // down (100 ms per change), so they are still applying n1's changes when
 // n1 has answered; a lookup that misses on n2 or n3 waits for them (the
 // barrier) and finds what n1 made: user, vhost access, exchange, durable
-// and transient queues, bindings (a publish is routed).
+// and transient queues, bindings (a publish is routed). And an update
+// made on n2 before n2 has applied n1's newer change of the same user
+// does not undo it (compare-and-set on the revision n2 applied).
 func TestMetaLookupMissWaitsForTheWatcher(t *testing.T) {
 	if testing.Short() {
 		t.Skip("forms a three-node cluster")
@@ -66,5 +68,26 @@ func TestMetaLookupMissWaitsForTheWatcher(t *testing.T) {
 	c1.bind(t, "mtq", "mx2", "")
 	if o := c3.ch.Publish(&mapping.Message{Exchange: "mx2", Body: []byte("x")}, nil); o.Refused != mapping.NotRefused || !o.Routed {
 		t.Errorf("n3: publish through n1's new binding: %+v", o)
+	}
+
+	// n1 changes mu's password; n2, still applying, sets mu's tags.
+	if err := rs[0].ChangePassword("mu", "pw2"); err != nil {
+		t.Fatal(err)
+	}
+	if err := rs[1].SetUserTags("mu", []string{"monitoring"}); err != nil {
+		t.Fatalf("n2: SetUserTags: %v", err)
+	}
+	for i, r := range rs {
+		u, err := r.User("mu")
+		for deadline := time.Now().Add(5 * time.Second); err == nil && !u.HasTag("monitoring") && time.Now().Before(deadline); {
+			time.Sleep(20 * time.Millisecond)
+			u, err = r.User("mu")
+		}
+		if err != nil || !u.HasTag("monitoring") {
+			t.Errorf("n%d: mu = %+v %v, want the tag set on n2", i+1, u, err)
+		}
+		if _, err := r.Authenticate("mu", "pw2", &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)}); err != nil {
+			t.Errorf("n%d: the password changed on n1 was lost: %v", i+1, err)
+		}
 	}
 }

@@ -92,6 +92,45 @@ func (r *Router) putRecord(b jsstore.Bucket, key string, v any) (uint64, error) 
 	return rev, nil
 }
 
+// casRecord writes v under key as a change of the version this node has
+// applied: a KV create when exists is false, else an update of the
+// revision noted for key. When another node changed the key meanwhile
+// (and this node has not applied that yet) nothing is written and newer
+// is the current entry (Deleted when the key is gone), for the caller
+// to apply and build its change on. A single node simply stores v.
+func (r *Router) casRecord(b jsstore.Bucket, key string, v any, exists bool) (newer *jsstore.KVEntry, err error) {
+	if r.meta == nil {
+		_, err := r.putRecord(b, key, v)
+		return nil, err
+	}
+	data, err := json.Marshal(v)
+	if err != nil {
+		return nil, errorf(KindInternal, "encode %s: %v", key, err)
+	}
+	var rev uint64
+	if exists {
+		rev, err = r.store.KVUpdate(b, key, data, r.meta.revOf(b, key))
+	} else {
+		rev, err = r.store.KVCreate(b, key, data)
+	}
+	if errors.Is(err, jsstore.ErrRevision) || errors.Is(err, jsstore.ErrExists) {
+		e, gerr := r.store.KVGet(b, key)
+		if errors.Is(gerr, jsstore.ErrNoKey) {
+			return &jsstore.KVEntry{Key: key, Deleted: true}, nil
+		}
+		if gerr != nil {
+			return nil, errorf(KindInternal, "read metadata %s: %v", key, gerr)
+		}
+		r.meta.note(b, key, e.Rev)
+		return &e, nil
+	}
+	if err != nil {
+		return nil, errorf(KindInternal, "store metadata %s: %v", key, err)
+	}
+	r.meta.note(b, key, rev)
+	return nil, nil
+}
+
 // deleteRecord removes key from bucket b; a missing key is not an error.
 func (r *Router) deleteRecord(b jsstore.Bucket, key string) error {
 	if r.meta == nil {
