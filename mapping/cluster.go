@@ -96,6 +96,10 @@ func (r *Router) startCluster() error {
 		return err
 	}
 	cs.stopListen = stop
+	if err := r.startLink(cs); err != nil {
+		stop()
+		return err
+	}
 	r.cluster = cs
 	go r.heartbeatLoop(cs)
 	return nil

@@ -37,6 +37,9 @@ func (q *Queue) stats() QueueStats {
 	if q.owner != nil {
 		s.Owner = q.owner.info.Name
 	}
+	if l := q.vh.r.link; l != nil && !q.atHome() {
+		l.remoteStats(q, &s) // the home's figures (linkops.go)
+	}
 	return s
 }
 

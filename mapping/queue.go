@@ -81,6 +81,7 @@ type Consumer struct {
 	prefetch  int
 	priority  int64 // x-priority: higher-priority consumers are served first
 	unacked   int   // guarded by q.mu
+	remote    *remoteConsumer // served by the queue's home on another node (linkconsume.go); guarded by ch.mu
 }
 
 // Tag is the consumer tag.
@@ -247,6 +248,10 @@ func (q *Queue) kick() {
 // under q.mu to need paging makes enqueue let go of q.mu, reserve (and
 // create a non-durable queue's page log) and try again.
 func (q *Queue) enqueue(m *Message, t *storeTracker) (accepted, full bool) {
+	if l := q.vh.r.link; l != nil && !q.atHome() {
+		l.forward(q, m, t) // the home decides (linkpublish.go)
+		return true, false
+	}
 	now := m.publishedAt()
 	persist := q.durableLog() && (m.Properties.Persistent() || q.policy.persistAll)
 	qm := &qmsg{msg: m, persist: persist, prio: m.Properties.Priority, expires: q.policy.expiry(m, now)}

@@ -77,6 +77,7 @@ type Router struct {
 	recovered   map[[2]string]time.Time // (vhost, ID) -> published
 
 	cluster *clusterState // heartbeats (cluster.go); nil on a single node
+	link    *link         // the node link (link.go); nil on a single node
 	started time.Time
 }
 
@@ -160,6 +161,7 @@ func (r *Router) Close() error {
 	r.mu.RUnlock()
 	r.janitor.stop()
 	r.stopAlarms()
+	r.stopLink()
 	r.stopCluster()
 	if err := r.store.FlushWithin(closeWait); err != nil {
 		r.log.Warn("store writes still pending at shutdown", "err", err)

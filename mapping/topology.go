@@ -128,6 +128,11 @@ func (ch *Channel) DeclareQueue(s QueueSpec, passive bool) (QueueInfo, error) {
 	vh := ch.vh
 	if passive {
 		if strings.HasPrefix(s.Name, DirectReplyTo+".") {
+			if vh.r.replyNode(s.Name) != "" {
+				// Another node's key: its channel is there; RabbitMQ
+				// answers a passive declare of a live key with ok.
+				return QueueInfo{Name: s.Name}, nil
+			}
 			vh.replyMu.RLock()
 			_, ok := vh.replies[s.Name]
 			vh.replyMu.RUnlock()
@@ -140,7 +145,10 @@ func (ch *Channel) DeclareQueue(s QueueSpec, passive bool) (QueueInfo, error) {
 		if err != nil {
 			return QueueInfo{}, err
 		}
-		m, c := q.counts()
+		m, c, err := ch.countsAnywhere(q)
+		if err != nil {
+			return QueueInfo{}, err
+		}
 		return QueueInfo{Name: q.name, Messages: m, Consumers: c}, nil
 	}
 	serverNamed := s.Name == ""
@@ -214,7 +222,10 @@ func (ch *Channel) redeclare(q *Queue, s QueueSpec) (QueueInfo, error) {
 	q.mu.Lock()
 	q.touchLocked()
 	q.mu.Unlock()
-	m, c := q.counts()
+	m, c, err := ch.countsAnywhere(q)
+	if err != nil {
+		return QueueInfo{}, err
+	}
 	return QueueInfo{Name: q.name, Messages: m, Consumers: c}, nil
 }
 
@@ -318,6 +329,9 @@ func (ch *Channel) DeleteQueue(name string, ifUnused, ifEmpty bool) (int, error)
 	if err := ch.allowed(Configure, ResourceQueue, name); err != nil {
 		return 0, err
 	}
+	if !q.atHome() && ch.vh.r.link != nil {
+		return ch.deleteRemote(q, ifUnused, ifEmpty)
+	}
 	q.mu.Lock()
 	ready, consumers := q.readyLenLocked(), len(q.consumers)
 	q.mu.Unlock()
@@ -390,6 +404,9 @@ func (ch *Channel) PurgeQueue(name string) (int, error) {
 	}
 	if err := ch.allowed(Read, ResourceQueue, q.name); err != nil {
 		return 0, err
+	}
+	if !q.atHome() && ch.vh.r.link != nil {
+		return ch.purgeRemote(q)
 	}
 	q.mu.Lock()
 	n, rg := q.purgeLocked()
