@@ -79,8 +79,8 @@ type Consumer struct {
 	noAck     bool
 	exclusive bool
 	prefetch  int
-	priority  int64 // x-priority: higher-priority consumers are served first
-	unacked   int   // guarded by q.mu
+	priority  int64           // x-priority: higher-priority consumers are served first
+	unacked   int             // guarded by q.mu
 	remote    *remoteConsumer // served by the queue's home on another node (linkconsume.go); guarded by ch.mu
 }
 
