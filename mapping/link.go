@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/warrenmq/warren/mapping/jsstore"
@@ -60,6 +61,9 @@ type link struct {
 	out      map[string][]byte // destination node -> frames
 	outKick  chan struct{}
 	outWG    sync.WaitGroup
+
+	reattaching atomic.Bool    // a re-attach round runs (watch)
+	bg          sync.WaitGroup // that round's goroutine
 }
 
 const (
@@ -129,6 +133,7 @@ func (r *Router) stopLink() {
 	}
 	close(l.quit)
 	<-l.done
+	l.bg.Wait()
 	l.outWG.Wait()
 	for _, s := range l.stops {
 		s()
@@ -173,7 +178,17 @@ func (l *link) watch(cs *clusterState) {
 		}
 		cs.mu.Unlock()
 		l.dropDeadShadows(alive)
-		l.reattach(alive)
+		// Re-attaching waits for homes (up to forwardRetryFor each):
+		// on its own goroutine, one round at a time, so expiries and
+		// dead shadows are not held up.
+		if l.reattaching.CompareAndSwap(false, true) {
+			l.bg.Add(1)
+			go func() {
+				defer l.bg.Done()
+				defer l.reattaching.Store(false)
+				l.reattach(alive)
+			}()
+		}
 	}
 }
 
@@ -319,6 +334,11 @@ func (l *link) request(q *Queue, what string, frame func(*wbuf), local func() er
 			if !moved {
 				return rest, home, err
 			}
+		}
+		select {
+		case <-l.quit:
+			return nil, "", ErrClosed
+		default:
 		}
 		if time.Now().After(until) {
 			return nil, "", errorf(KindResourceError, "queue '%s' in vhost '%s' has no home node answering (node %s); retry later", q.name, q.vh.name, home)

@@ -174,11 +174,17 @@ func (ch *Channel) attach(c *Consumer, ready func(string)) error {
 	}
 	inc := rest.u()
 	if ch.closed || ch.consumers[c.tag] != c || c.remote != rc || rc.gen != gen {
-		// Cancelled (or its home declared gone) meanwhile.
+		// Cancelled, its channel closed (closeRemote did not know this
+		// home yet), or its home declared gone, meanwhile.
+		closed := ch.closed
 		ch.mu.Unlock()
 		var b wbuf
-		l.header(&b, chanOpCancel, id, inc)
-		b.s(c.tag)
+		if closed {
+			l.header(&b, chanOpClose, id, inc)
+		} else {
+			l.header(&b, chanOpCancel, id, inc)
+			b.s(c.tag)
+		}
 		l.sendChan(home, b)
 		return nil
 	}

@@ -99,9 +99,9 @@ func (l *link) flusher() {
 			stop = true
 		}
 		l.outMu.Lock()
-		batches := l.out
-		if len(batches) > 0 {
-			l.out = map[string][]byte{}
+		var batches map[string][]byte
+		if len(l.out) > 0 {
+			batches, l.out = l.out, map[string][]byte{}
 		}
 		l.outMu.Unlock()
 		for node, b := range batches {
