@@ -340,3 +340,127 @@ func TestLinkDirectReplyToAcrossNodes(t *testing.T) {
 		t.Fatalf("reply %+v", got[0])
 	}
 }
+
+// TestLinkSlowClientHoldsTheHome: a client whose front is full stops
+// the home after a window of uncredited bytes; Resume lets the rest come.
+func TestLinkSlowClientHoldsTheHome(t *testing.T) {
+	rs := openClusterRouters(t, 2)
+	homedOn(t, rs, 0, mapping.QueueSpec{Name: "link-slow"})
+	home, c := connect(t, rs[0]), connect(t, rs[1])
+	c.sink.setFull(true)
+	c.consume(t, "link-slow", "slow", true)
+	body := strings.Repeat("x", 64<<10)
+	for range 48 { // 3 MiB
+		home.publish(t, "", "link-slow", body, mapping.Properties{})
+	}
+	eventually(t, 5*time.Second, func() bool { return c.sink.len() > 0 })
+	time.Sleep(200 * time.Millisecond)
+	got := c.sink.len()
+	if got > 18 { // the 1 MiB window and the message that crossed it
+		t.Fatalf("a full client received %d messages of 64 KiB", got)
+	}
+	if n := home.count(t, "link-slow"); n != 48-got {
+		t.Fatalf("home holds %d, want %d", n, 48-got)
+	}
+	c.sink.setFull(false)
+	c.ch.Resume()
+	c.sink.waitLen(t, 48)
+}
+
+// TestLinkExclusiveConsumerAcrossNodes: exclusive use is decided by the
+// home, for consumers of either node.
+func TestLinkExclusiveConsumerAcrossNodes(t *testing.T) {
+	rs := openClusterRouters(t, 2)
+	homedOn(t, rs, 0, mapping.QueueSpec{Name: "link-excl"})
+	home, c := connect(t, rs[0]), connect(t, rs[1])
+	if err := c.ch.Consume("link-excl", "x2", false, true, nil, func(string) {}); err != nil {
+		t.Fatal(err)
+	}
+	err := home.ch.Consume("link-excl", "x1", false, false, nil, func(string) {})
+	wantErr(t, "consume on the home beside an exclusive consumer on n2", err, mapping.ErrAccessRefused)
+	c.ch.Cancel("x2")
+	eventually(t, 5*time.Second, func() bool {
+		return home.ch.Consume("link-excl", "x1", false, true, nil, func(string) {}) == nil
+	})
+	c2 := connect(t, rs[1])
+	err = c2.ch.Consume("link-excl", "x3", false, false, nil, func(string) { t.Error("consume-ok for a refused consumer") })
+	wantErr(t, "consume on n2 beside an exclusive consumer on n1", err, mapping.ErrAccessRefused)
+}
+
+// TestLinkSingleActiveConsumerAcrossNodes: with x-single-active-consumer
+// the first consumer (on n2) gets everything; when it is cancelled the
+// next one (on n1) takes over with the unacked message redelivered.
+func TestLinkSingleActiveConsumerAcrossNodes(t *testing.T) {
+	rs := openClusterRouters(t, 2)
+	homedOn(t, rs, 0, mapping.QueueSpec{Name: "link-sac", Args: mapping.Table{"x-single-active-consumer": true}})
+	home, c := connect(t, rs[0]), connect(t, rs[1])
+	c.consume(t, "link-sac", "first", false)
+	home.consume(t, "link-sac", "second", false)
+	for i := range 4 {
+		home.publish(t, "", "link-sac", fmt.Sprintf("m%d", i), mapping.Properties{})
+	}
+	c.sink.waitLen(t, 4)
+	home.sink.quiet(t, 0)
+	if err := c.ch.Ack(3, true); err != nil {
+		t.Fatal(err)
+	}
+	c.ch.Close()
+	ds := home.sink.waitLen(t, 1)
+	if string(ds[0].Message.Body) != "m3" || !ds[0].Redelivered {
+		t.Fatalf("second consumer got %+v", ds[0])
+	}
+}
+
+// TestLinkQueueDeletedCancelsRemoteConsumer: deleting the queue on its
+// home cancels the consumer on n2 (basic.cancel from the server).
+func TestLinkQueueDeletedCancelsRemoteConsumer(t *testing.T) {
+	rs := openClusterRouters(t, 2)
+	homedOn(t, rs, 0, mapping.QueueSpec{Name: "link-del"})
+	home, c := connect(t, rs[0]), connect(t, rs[1])
+	c.consume(t, "link-del", "gone", false)
+	if _, err := home.ch.DeleteQueue("link-del", false, false); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 5*time.Second, func() bool { return len(c.sink.cancels()) == 1 })
+	wantStrings(t, "cancelled", c.sink.cancels(), []string{"gone"})
+}
+
+// TestLinkHomeMoves: the queue's home moves from n1 to n3 (as a quorum
+// queue's does); the consumer on n2 is attached to n3, its unacked
+// deliveries from n1 leave the books (their acks are ignored), and new
+// publishes on n2 reach it through n3.
+func TestLinkHomeMoves(t *testing.T) {
+	rs := openClusterRouters(t, 3)
+	s := mapping.QueueSpec{Name: "link-move"}
+	connect(t, rs[0]).declareQueue(t, s)
+	connect(t, rs[2]).declareQueue(t, s) // the next home (quorum loads it from the stream)
+	if err := rs[1].AdoptQueueForTest("/", s, "n1"); err != nil {
+		t.Fatal(err)
+	}
+	c := connect(t, rs[1])
+	c.consume(t, "link-move", "mv", false)
+	c.publish(t, "", "link-move", "before", mapping.Properties{})
+	c.sink.waitLen(t, 1)
+	rs[1].MoveHomeForTest("/", "link-move", "n3")
+	if !c.publishConfirmed(t, "", "link-move", "after", mapping.Properties{}) {
+		t.Fatal("publish after the move nacked")
+	}
+	ds := c.sink.waitLen(t, 2) // attached to n3 within a watch round
+	if string(ds[1].Message.Body) != "after" || ds[1].Tag != 2 {
+		t.Fatalf("after the move: %+v", ds[1])
+	}
+	if err := c.ch.Ack(1, false); err != nil {
+		t.Fatalf("ack of a delivery from the old home: %v", err)
+	}
+	if err := c.ch.Ack(2, false); err != nil {
+		t.Fatal(err)
+	}
+	n3 := connect(t, rs[2])
+	eventually(t, 5*time.Second, func() bool {
+		info, err := n3.ch.DeclareQueue(s, true)
+		return err == nil && info.Messages == 0 && info.Consumers == 1
+	})
+	if in, _ := mapping.WindowLen(rs[2], "/", "link-move"); in != 0 {
+		t.Fatalf("n3 holds %d ready", in)
+	}
+}
