@@ -1,20 +1,5 @@
 package mapping
 
-// AdoptQueueForTest creates, on r, the copy of a queue homed on node home
-// (tests only; meta's replicated metadata makes these copies for real).
-func (r *Router) AdoptQueueForTest(vhost string, s QueueSpec, home string) error {
-	vh, err := r.VHost(vhost)
-	if err != nil {
-		return err
-	}
-	q := newQueue(vh, s)
-	q.setHome(home)
-	vh.mu.Lock()
-	vh.queues[s.Name] = q
-	vh.mu.Unlock()
-	return nil
-}
-
 // ShadowCountForTest is how many shadow channels r's link keeps.
 func (r *Router) ShadowCountForTest() int {
 	if r.link == nil {
