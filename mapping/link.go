@@ -168,7 +168,6 @@ func (l *link) watch(cs *clusterState) {
 		case <-t.C:
 		}
 		now := time.Now()
-		l.failForwards(func(f *forward) bool { return !f.retrying && now.After(f.deadline) })
 		alive := map[string]uint64{}
 		cs.mu.Lock()
 		for name, h := range cs.heard {
@@ -177,6 +176,16 @@ func (l *link) watch(cs *clusterState) {
 			}
 		}
 		cs.mu.Unlock()
+		// A forward with no answer in time, or sent to a home that has
+		// stopped since, is failed (nacked), never retried: the home may
+		// have stored it.
+		l.failForwards(func(f *forward) bool {
+			if f.retrying {
+				return false
+			}
+			_, up := alive[f.home]
+			return now.After(f.deadline) || !up && now.Sub(f.sent) > hbTimeout
+		})
 		l.dropDeadShadows(alive)
 		// Re-attaching waits for homes (up to forwardRetryFor each):
 		// on its own goroutine, one round at a time, so expiries and

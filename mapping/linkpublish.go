@@ -24,6 +24,7 @@ type forward struct {
 	frame    []byte
 	budget   *linkBudget // charged with len(frame) until the answer
 	home     string
+	sent     time.Time // last sent
 	deadline time.Time // no answer by then: failed, never retried
 	until    time.Time // retries (no home answering) stop then
 	back     time.Duration
@@ -97,6 +98,9 @@ func (l *link) forward(q *Queue, m *Message, t *storeTracker) {
 }
 
 func (l *link) send(f *forward) {
+	l.fwdMu.Lock()
+	f.sent = time.Now()
+	l.fwdMu.Unlock()
 	reply := linkPrefix + l.tag + ".pr." + strconv.FormatUint(f.id, 10)
 	if err := l.bus.Publish(subjectOf(f.home, "p"), reply, f.frame); err != nil {
 		l.finishForward(f.id, func(f *forward) { f.t.finish(false) })
