@@ -58,7 +58,7 @@ type link struct {
 	shadowMu sync.Mutex // LEAF
 	shadows  map[shadowKey]*shadow
 	outMu    sync.Mutex        // LEAF
-	out      map[string][]byte // destination node -> frames
+	out      map[string][][]byte // destination node -> batches of frames
 	outKick  chan struct{}
 	outWG    sync.WaitGroup
 
@@ -80,6 +80,9 @@ const (
 	// shadowWindow bounds the delivery bytes a shadow channel sends ahead
 	// of the client node's credit.
 	shadowWindow = 1 << 20
+	// outChunk: a batch of frames to one node is published once it
+	// reaches this size (frames are not split).
+	outChunk = 1 << 20
 )
 
 // nodeTag is a node name as one subject token (and direct reply-to key
@@ -102,7 +105,7 @@ func (r *Router) startLink(cs *clusterState) error {
 	l := &link{r: r, bus: bus, node: cs.node, tag: nodeTag(cs.node), inc: cs.incarnation,
 		quit: make(chan struct{}), done: make(chan struct{}),
 		fwds: map[uint64]*forward{}, chans: map[uint64]*Channel{}, shadows: map[shadowKey]*shadow{},
-		out: map[string][]byte{}, outKick: make(chan struct{}, 1)}
+		out: map[string][][]byte{}, outKick: make(chan struct{}, 1)}
 	for what, fn := range map[string]func(jsstore.BusMsg){
 		"p": l.servePublish, "c": l.serveChannel, "rq": l.serveQueue, "d": l.serveDeliveries,
 		"r": l.serveReply, "pr.*": l.servePublishResult,

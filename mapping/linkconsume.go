@@ -1,6 +1,7 @@
 package mapping
 
 import (
+	"bytes"
 	"encoding/binary"
 	"slices"
 	"time"
@@ -313,6 +314,10 @@ func (l *link) serveDeliveries(msg jsstore.BusMsg) {
 				continue
 			}
 			credit[ch] += int64(n + 4)
+			if len(rec)*2 < len(msg.Data) {
+				// Do not let an unacked message keep the whole batch.
+				rec = bytes.Clone(rec)
+			}
 			m, err := decodeRecord(rec)
 			if err != nil {
 				l.r.log.Error("link: bad delivery", "from", from, "err", err)

@@ -69,16 +69,22 @@ func (s *shadowSink) Cancelled(tag string) {
 // flusher; it returns the bytes the frame takes, which the client credits.
 func (l *link) queueOut(node string, fill func(*wbuf)) int {
 	l.outMu.Lock()
-	b := wbuf(l.out[node])
-	if len(b) == 0 {
-		b.s(l.node) // the batch names its sender
+	chunks := l.out[node]
+	if len(chunks) == 0 || len(chunks[len(chunks)-1]) >= outChunk {
+		// A new batch (the flusher publishes each on its own, well
+		// below the payload limit); it names its sender.
+		var hdr wbuf
+		hdr.s(l.node)
+		chunks = append(chunks, hdr)
 	}
+	b := wbuf(chunks[len(chunks)-1])
 	at := len(b)
 	b = append(b, 0, 0, 0, 0)
 	fill(&b)
 	n := len(b) - at
 	binary.BigEndian.PutUint32(b[at:], uint32(n-4))
-	l.out[node] = b
+	chunks[len(chunks)-1] = b
+	l.out[node] = chunks
 	l.outMu.Unlock()
 	select {
 	case l.outKick <- struct{}{}:
@@ -99,14 +105,18 @@ func (l *link) flusher() {
 			stop = true
 		}
 		l.outMu.Lock()
-		var batches map[string][]byte
+		var batches map[string][][]byte
 		if len(l.out) > 0 {
-			batches, l.out = l.out, map[string][]byte{}
+			batches, l.out = l.out, map[string][][]byte{}
 		}
 		l.outMu.Unlock()
-		for node, b := range batches {
-			if err := l.bus.Publish(subjectOf(node, "d"), "", b); err != nil {
-				l.r.log.Debug("link: deliveries not sent", "node", node, "err", err)
+		for node, chunks := range batches {
+			for _, b := range chunks {
+				if err := l.bus.Publish(subjectOf(node, "d"), "", b); err != nil {
+					// The client node is gone or this one is stopping:
+					// the shadow is closed and requeues them.
+					l.r.log.Debug("link: deliveries not sent", "node", node, "err", err)
+				}
 			}
 		}
 		if stop {
