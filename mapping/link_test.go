@@ -13,7 +13,7 @@ import (
 
 // openClusterRouters opens n routers forming one NATS cluster (all at
 // once: a node alone has no quorum); they close at the end of the test.
-func openClusterRouters(t *testing.T, n int) []*mapping.Router {
+func openClusterRouters(t testing.TB, n int) []*mapping.Router {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("forms a cluster")
