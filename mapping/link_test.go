@@ -464,3 +464,24 @@ func TestLinkHomeMoves(t *testing.T) {
 		t.Fatalf("n3 holds %d ready", in)
 	}
 }
+
+// TestLinkCancelLosesNoNoAckMessage: a no-ack consumer on n2 cancelled
+// while the home is delivering to it: every message is either delivered
+// to n2 before Cancel returns, or still in the queue.
+func TestLinkCancelLosesNoNoAckMessage(t *testing.T) {
+	rs := openClusterRouters(t, 2)
+	homedOn(t, rs, 0, mapping.QueueSpec{Name: "link-cancel"})
+	home, c := connect(t, rs[0]), connect(t, rs[1])
+	c.consume(t, "link-cancel", "na", true)
+	const total = 2000
+	go func() {
+		for i := range total {
+			home.ch.Publish(&mapping.Message{RoutingKey: "link-cancel", Body: fmt.Appendf(nil, "m%d", i)}, nil)
+		}
+	}()
+	eventually(t, 5*time.Second, func() bool { return c.sink.len() > 100 })
+	c.ch.Cancel("na")
+	got := c.sink.len()
+	eventually(t, 5*time.Second, func() bool { return home.count(t, "link-cancel")+got == total })
+	c.sink.quiet(t, got)
+}

@@ -28,12 +28,14 @@ const (
 	chanOpQos     byte = 'Q' // global prefetch
 	chanOpFlow    byte = 'F' // channel.flow
 	chanOpClose   byte = 'Z'
+	chanOpDrop    byte = 'R' // a detached consumer: cancel it, requeue its unacked
 )
 
 // Frames a home sends a client node (batched on ".d").
 const (
-	outDeliver byte = 'D'
-	outCancel  byte = 'X'
+	outDeliver  byte = 'D'
+	outCancel   byte = 'X' // the home cancelled a consumer (queue deleted)
+	outCancelOk byte = 'O' // the home ended a consumer the client cancelled
 )
 
 const (
@@ -61,6 +63,21 @@ type remoteConsumer struct {
 	readyDone  bool // the front was told consume-ok
 	gen        uint64
 	held       []heldDelivery // arrived before consume-ok
+	// cancelled is closed when the home confirms a cancel (outCancelOk,
+	// after every delivery it made to the consumer) or is declared gone.
+	cancelled chan struct{}
+}
+
+// detachLocked forgets the consumer's attachment to its home (gone or
+// moved): deliveries of that attachment leave the books, a cancel
+// waiting for that home returns.
+func (rc *remoteConsumer) detachLocked() {
+	rc.attached = false
+	rc.gen++
+	if rc.cancelled != nil {
+		close(rc.cancelled)
+		rc.cancelled = nil
+	}
 }
 
 type heldDelivery struct {
@@ -337,15 +354,23 @@ func (l *link) serveDeliveries(msg jsstore.BusMsg) {
 				ch.mu.Unlock()
 				l.requeueOrphan(ch, from, homeTag, flags&2 == 0)
 			}
-		case outCancel:
+		case outCancel, outCancelOk:
 			ctag := fr.s()
 			if ch == nil || fr.bad {
 				continue
 			}
 			ch.mu.Lock()
-			if c := ch.consumers[ctag]; c != nil && c.remote != nil && c.remote.home == from {
-				delete(ch.consumers, ctag)
-				ch.sink.Cancelled(ctag)
+			if c := ch.consumers[ctag]; c != nil && c.remote != nil && c.remote.home == from && c.remote.attached {
+				if rc := c.remote; op == outCancelOk {
+					if rc.cancelled != nil {
+						close(rc.cancelled)
+						rc.cancelled = nil
+					}
+				} else if rc.cancelled == nil {
+					delete(ch.consumers, ctag)
+					rc.detachLocked()
+					ch.sink.Cancelled(ctag)
+				}
 			}
 			ch.mu.Unlock()
 		}
@@ -473,23 +498,69 @@ func (ch *Channel) settleRemote(ds []*delivery, requeue, rejected bool) []*deliv
 	return local
 }
 
-// cancelRemote ends a consumer served by a shadow channel.
-func (ch *Channel) cancelRemote(c *Consumer, rc *remoteConsumer) {
-	ch.mu.Lock()
-	home, inc, attached := rc.home, rc.homeInc, rc.attached
-	rc.attached = false
-	var id uint64
-	if ch.remote != nil {
-		id = ch.remote.id
-	}
-	ch.mu.Unlock()
-	if !attached {
-		return // attach sends the cancel when its answer comes
-	}
+// cancelRemote ends a consumer served by a shadow channel. It waits for
+// the home's cancel-ok, which comes after every delivery the home made to
+// the consumer: those reach the front before basic.cancel-ok, as on one
+// node (a no-ack message is not lost in between).
+func (ch *Channel) cancelRemote(c *Consumer) {
 	l := ch.vh.r.link
+	ch.mu.Lock()
+	rc := c.remote
+	if ch.consumers[c.tag] != c {
+		ch.mu.Unlock()
+		return
+	}
+	if rc == nil {
+		// Became a local consumer meanwhile (its home moved here).
+		delete(ch.consumers, c.tag)
+		ch.mu.Unlock()
+		if c.q.removeConsumer(c) {
+			ch.vh.deleteQueue(c.q)
+		}
+		return
+	}
+	if !rc.attached || rc.cancelled != nil {
+		// Detached, or an attach in flight (which sees it gone and
+		// cancels at the home itself).
+		delete(ch.consumers, c.tag)
+		rc.gen++
+		ch.mu.Unlock()
+		return
+	}
+	done := make(chan struct{})
+	rc.cancelled = done
+	home, inc, id := rc.home, rc.homeInc, ch.remote.id
+	ch.mu.Unlock()
 	var b wbuf
 	l.header(&b, chanOpCancel, id, inc)
 	b.s(c.tag)
+	l.sendChan(home, b)
+	t := time.NewTimer(linkTimeout)
+	select {
+	case <-done:
+	case <-t.C:
+	case <-l.quit:
+	}
+	t.Stop()
+	ch.mu.Lock()
+	if ch.consumers[c.tag] == c {
+		delete(ch.consumers, c.tag)
+	}
+	rc.attached = false
+	rc.gen++
+	if rc.cancelled == done {
+		rc.cancelled = nil
+	}
+	ch.mu.Unlock()
+}
+
+// dropAt tells a home this node no longer counts on a consumer it served
+// (declared gone or moved): if it is still there, it cancels the consumer
+// and requeues its unacked messages. Best effort: a dead home is deaf.
+func (l *link) dropAt(home string, homeInc, chanID uint64, tag string) {
+	var b wbuf
+	l.header(&b, chanOpDrop, chanID, homeInc)
+	b.s(tag)
 	l.sendChan(home, b)
 }
 

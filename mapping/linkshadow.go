@@ -57,12 +57,40 @@ func (s *shadowSink) Deliver(d Delivery) bool {
 	return s.uncredited.Add(int64(n)) < shadowWindow
 }
 
-func (s *shadowSink) Cancelled(tag string) {
+func (s *shadowSink) Cancelled(tag string) { s.cancelFrame(outCancel, tag) }
+
+func (s *shadowSink) cancelOk(tag string) { s.cancelFrame(outCancelOk, tag) }
+
+func (s *shadowSink) cancelFrame(op byte, tag string) {
 	s.l.queueOut(s.key.node, func(b *wbuf) {
-		*b = append(*b, outCancel)
+		*b = append(*b, op)
 		b.u(s.key.id)
 		b.s(tag)
 	})
+}
+
+// dropConsumer cancels a consumer of a shadow channel and requeues its
+// unacked messages (the client node dropped them from its books).
+func (ch *Channel) dropConsumer(tag string) {
+	ch.mu.Lock()
+	c := ch.consumers[tag]
+	if c == nil {
+		ch.mu.Unlock()
+		return
+	}
+	var ds []*delivery
+	live := ch.unacked[ch.unackHead:]
+	for j, d := range live {
+		if d != nil && d.c == c {
+			ds = append(ds, d)
+			live[j] = nil
+		}
+	}
+	ch.unackedN.Add(-int64(len(ds)))
+	ch.compactLocked()
+	ch.mu.Unlock()
+	ch.Cancel(tag)
+	ch.settle(ds, true, false)
 }
 
 // queueOut appends one frame for node (4-byte length first) and wakes the
@@ -206,6 +234,9 @@ func (l *link) serveChannel(msg jsstore.BusMsg) {
 		if paused != sh.ch.paused.Load() {
 			sh.ch.SetFlow(!paused)
 		}
+		// A re-attach after the client node lost this node for a while:
+		// the old attachment's unacked messages go back to the queue.
+		sh.ch.dropConsumer(tag)
 		var args Table
 		if prio != 0 {
 			args = Table{"x-priority": prio}
@@ -279,6 +310,12 @@ func (l *link) applyToShadow(sh *shadow, op byte, rb *rbuf) {
 	case chanOpCancel:
 		if tag := rb.s(); !rb.bad {
 			sh.ch.Cancel(tag)
+			// After every delivery already queued for the client.
+			sh.sink.cancelOk(tag)
+		}
+	case chanOpDrop:
+		if tag := rb.s(); !rb.bad {
+			sh.ch.dropConsumer(tag)
 		}
 	case chanOpSettle:
 		mode, n := rb.byte(), rb.u()
@@ -359,12 +396,18 @@ func (l *link) reattach(alive map[string]uint64) {
 		chans = append(chans, ch)
 	}
 	l.chansMu.Unlock()
+	type drop struct {
+		home    string
+		inc, id uint64
+		tag     string
+	}
 	for _, ch := range chans {
 		var todo []*Consumer
+		var drops []drop
 		ch.mu.Lock()
 		for _, c := range ch.consumers {
 			rc := c.remote
-			if rc == nil || rc.attaching {
+			if rc == nil || rc.attaching || rc.cancelled != nil {
 				continue
 			}
 			if rc.attached {
@@ -372,12 +415,15 @@ func (l *link) reattach(alive map[string]uint64) {
 				if rc.home == l.node || ok && inc == rc.homeInc || !ok && time.Since(rc.attachedAt) < hbTimeout {
 					continue
 				}
-				rc.attached = false
-				rc.gen++
+				drops = append(drops, drop{rc.home, rc.homeInc, ch.remote.id, c.tag})
+				rc.detachLocked()
 			}
 			todo = append(todo, c)
 		}
 		ch.mu.Unlock()
+		for _, d := range drops {
+			l.dropAt(d.home, d.inc, d.id, d.tag)
+		}
 		for _, c := range todo {
 			l.reattachOne(ch, c)
 		}
@@ -412,14 +458,23 @@ func (l *link) homeMoved(q *Queue, from, to string) {
 	}
 	l.chansMu.Unlock()
 	for _, ch := range chans {
+		var drops []*Consumer
+		var incs []uint64
 		ch.mu.Lock()
 		for _, c := range ch.consumers {
 			if rc := c.remote; c.q == q && rc != nil && rc.attached && rc.home == from {
-				rc.attached = false
-				rc.gen++
+				drops, incs = append(drops, c), append(incs, rc.homeInc)
+				rc.detachLocked()
 			}
 		}
+		id := uint64(0)
+		if ch.remote != nil {
+			id = ch.remote.id
+		}
 		ch.mu.Unlock()
+		for i, c := range drops {
+			l.dropAt(from, incs[i], id, c.tag)
+		}
 	}
 	if from != l.node {
 		return

@@ -501,16 +501,13 @@ func (ch *Channel) Cancel(tag string) {
 		return
 	}
 	c := ch.consumers[tag]
-	delete(ch.consumers, tag)
-	var rc *remoteConsumer
-	if c != nil {
-		rc = c.remote
-	}
-	ch.mu.Unlock()
-	if rc != nil {
-		ch.cancelRemote(c, rc)
+	if c != nil && c.remote != nil {
+		ch.mu.Unlock()
+		ch.cancelRemote(c) // waits for the home (linkconsume.go)
 		return
 	}
+	delete(ch.consumers, tag)
+	ch.mu.Unlock()
 	if c != nil && c.q.removeConsumer(c) {
 		ch.vh.deleteQueue(c.q)
 	}

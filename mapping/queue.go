@@ -491,10 +491,11 @@ func (q *Queue) markDirtyLocked() {
 // (rejected without requeue: dead-lettered).
 func (q *Queue) settle(ds []*delivery, requeue, rejected bool) {
 	q.mu.Lock()
+	gone := q.deleted || !q.atHome() // moved away: the new home has them (homeMoved)
 	for _, d := range ds {
 		d.c.unacked--
 		q.unacked--
-		if q.deleted {
+		if gone {
 			continue
 		}
 		switch {
