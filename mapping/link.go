@@ -57,7 +57,7 @@ type link struct {
 	// batched frames waiting for the flusher.
 	shadowMu sync.Mutex // LEAF
 	shadows  map[shadowKey]*shadow
-	outMu    sync.Mutex        // LEAF
+	outMu    sync.Mutex          // LEAF
 	out      map[string][][]byte // destination node -> batches of frames
 	outKick  chan struct{}
 	outWG    sync.WaitGroup

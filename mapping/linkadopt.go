@@ -16,4 +16,3 @@ func (r *Router) AdoptQueueForTest(vhost string, s QueueSpec, home string) error
 	vh.mu.Unlock()
 	return nil
 }
-
