@@ -353,6 +353,9 @@ func (ch *Channel) Close() {
 	cs := make([]*Consumer, 0, len(ch.consumers))
 	for _, c := range ch.consumers {
 		cs = append(cs, c)
+		if c.remote != nil {
+			c.remote.detachLocked() // a Cancel waiting for its home returns
+		}
 	}
 	ch.consumers = map[string]*Consumer{}
 	var ds []*delivery
