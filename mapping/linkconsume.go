@@ -126,29 +126,13 @@ func consumerPriority(args Table) (int64, error) {
 	return p, nil
 }
 
-// consumeRemote is Consume for a queue homed on another node.
-func (ch *Channel) consumeRemote(q *Queue, tag string, noAck, exclusive bool, args Table, ready func(string)) error {
-	prio, err := consumerPriority(args)
-	if err != nil {
-		return err
-	}
-	ch.mu.Lock()
-	if ch.closed {
-		ch.mu.Unlock()
-		return errorf(KindCommandInvalid, "channel is closed")
-	}
-	if _, dup := ch.consumers[tag]; dup || tag == ch.replyTag {
-		ch.mu.Unlock()
-		return errorf(KindNotAllowed, "attempt to reuse consumer tag '%s'", tag)
-	}
-	c := &Consumer{q: q, ch: ch, tag: tag, noAck: noAck, exclusive: exclusive, prefetch: ch.prefetch, priority: prio, remote: &remoteConsumer{}}
-	ch.consumers[tag] = c
-	ch.remoteLocked()
-	ch.mu.Unlock()
+// consumeRemote attaches a new consumer of a queue homed on another node
+// (registered by Consume); it is forgotten when the home refuses it.
+func (ch *Channel) consumeRemote(c *Consumer, ready func(string)) error {
 	if err := ch.attach(c, ready); err != nil {
 		ch.mu.Lock()
-		if ch.consumers[tag] == c {
-			delete(ch.consumers, tag)
+		if ch.consumers[c.tag] == c {
+			delete(ch.consumers, c.tag)
 		}
 		ch.mu.Unlock()
 		return err

@@ -214,17 +214,8 @@ func (l *link) serveChannel(msg jsstore.BusMsg) {
 		noAck, exclusive := rb.bool(), rb.bool()
 		prefetch, global, prio := rb.u(), rb.u(), int64(rb.u())
 		paused := rb.bool()
-		if rb.bad {
-			l.bus.Respond(msg, answerError(errorf(KindInternal, "malformed consume frame")))
-			return
-		}
-		if ans := l.checkHome(vhost, queue); ans != nil {
-			l.bus.Respond(msg, ans)
-			return
-		}
-		sh, err := l.shadowFor(key, vhost, user, true)
-		if err != nil {
-			l.bus.Respond(msg, answerError(err))
+		sh := l.openShadow(msg, rb, key, vhost, user, queue)
+		if sh == nil {
 			return
 		}
 		sh.ch.SetPrefetch(int(prefetch), false)
@@ -251,17 +242,8 @@ func (l *link) serveChannel(msg jsstore.BusMsg) {
 		l.bus.Respond(msg, b)
 	case chanOpGet:
 		vhost, user, queue, noAck := rb.s(), rb.s(), rb.s(), rb.bool()
-		if rb.bad {
-			l.bus.Respond(msg, answerError(errorf(KindInternal, "malformed get frame")))
-			return
-		}
-		if ans := l.checkHome(vhost, queue); ans != nil {
-			l.bus.Respond(msg, ans)
-			return
-		}
-		sh, err := l.shadowFor(key, vhost, user, true)
-		if err != nil {
-			l.bus.Respond(msg, answerError(err))
+		sh := l.openShadow(msg, rb, key, vhost, user, queue)
+		if sh == nil {
 			return
 		}
 		d, remaining, ok, err := sh.ch.Get(queue, noAck)
@@ -287,6 +269,26 @@ func (l *link) serveChannel(msg jsstore.BusMsg) {
 		}
 		l.applyToShadow(sh, op, rb)
 	}
+}
+
+// openShadow returns the shadow for a consume or get request of a queue
+// homed here, opening it; nil when it answered the request already
+// (malformed, no such queue, not homed here, access refused).
+func (l *link) openShadow(msg jsstore.BusMsg, rb *rbuf, key shadowKey, vhost, user, queue string) *shadow {
+	if rb.bad {
+		l.bus.Respond(msg, answerError(errorf(KindInternal, "malformed link request")))
+		return nil
+	}
+	if ans := l.checkHome(vhost, queue); ans != nil {
+		l.bus.Respond(msg, ans)
+		return nil
+	}
+	sh, err := l.shadowFor(key, vhost, user, true)
+	if err != nil {
+		l.bus.Respond(msg, answerError(err))
+		return nil
+	}
+	return sh
 }
 
 // checkHome answers for a queue that is missing, or not homed here.

@@ -410,8 +410,9 @@ func (ch *Channel) Consume(queue, tag string, noAck, exclusive bool, args Table,
 	if err := ch.allowed(Read, ResourceQueue, q.name); err != nil {
 		return err
 	}
-	if !q.atHome() && ch.vh.r.link != nil {
-		return ch.consumeRemote(q, tag, noAck, exclusive, args, ready)
+	prio, err := consumerPriority(args)
+	if err != nil {
+		return err
 	}
 	ch.mu.Lock()
 	if ch.closed {
@@ -422,14 +423,14 @@ func (ch *Channel) Consume(queue, tag string, noAck, exclusive bool, args Table,
 		ch.mu.Unlock()
 		return errorf(KindNotAllowed, "attempt to reuse consumer tag '%s'", tag)
 	}
-	c := &Consumer{q: q, ch: ch, tag: tag, noAck: noAck, exclusive: exclusive, prefetch: ch.prefetch}
-	if v, ok := args["x-priority"]; ok {
-		p, isInt := asInt(v)
-		if !isInt {
-			ch.mu.Unlock()
-			return errorf(KindPreconditionFailed, "invalid arg 'x-priority' for consumer: expected an integer, got %T", v)
-		}
-		c.priority = p
+	c := &Consumer{q: q, ch: ch, tag: tag, noAck: noAck, exclusive: exclusive, prefetch: ch.prefetch, priority: prio}
+	if !q.atHome() && ch.vh.r.link != nil {
+		// Served by the queue's home (linkconsume.go).
+		c.remote = &remoteConsumer{}
+		ch.consumers[tag] = c
+		ch.remoteLocked()
+		ch.mu.Unlock()
+		return ch.consumeRemote(c, ready)
 	}
 	ch.mu.Unlock()
 
