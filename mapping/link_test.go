@@ -15,6 +15,14 @@ import (
 // once: a node alone has no quorum); they close at the end of the test.
 func openClusterRouters(t testing.TB, n int) []*mapping.Router {
 	t.Helper()
+	rs, _ := openClusterConfigs(t, n)
+	return rs
+}
+
+// openClusterConfigs is openClusterRouters that also returns each
+// node's configuration (to open it again).
+func openClusterConfigs(t testing.TB, n int) ([]*mapping.Router, []mapping.Config) {
+	t.Helper()
 	if testing.Short() {
 		t.Skip("forms a cluster")
 	}
@@ -32,14 +40,14 @@ func openClusterRouters(t testing.TB, n int) []*mapping.Router {
 		ln.Close()
 	}
 	rs := make([]*mapping.Router, n)
+	cfgs := make([]mapping.Config, n)
 	errs := make([]error, n)
 	var wg sync.WaitGroup
 	for i := range n {
-		wg.Go(func() {
-			rs[i], errs[i] = mapping.Open(mapping.Config{DataDir: t.TempDir(), Logger: quietLogger(), Cluster: &mapping.ClusterConfig{
-				NodeName: fmt.Sprintf("n%d", i+1), Listen: addrs[i], Peers: addrs, Secret: "s3cret", FormTimeout: 20 * time.Second,
-			}})
-		})
+		cfgs[i] = mapping.Config{DataDir: t.TempDir(), Logger: quietLogger(), Cluster: &mapping.ClusterConfig{
+			NodeName: fmt.Sprintf("n%d", i+1), Listen: addrs[i], Peers: addrs, Secret: "s3cret", FormTimeout: 20 * time.Second,
+		}}
+		wg.Go(func() { rs[i], errs[i] = mapping.Open(cfgs[i]) })
 	}
 	wg.Wait()
 	t.Cleanup(func() {
@@ -66,7 +74,7 @@ func openClusterRouters(t testing.TB, n int) []*mapping.Router {
 			return running == n
 		})
 	}
-	return rs
+	return rs, cfgs
 }
 
 // homedOn declares queue s on home and its copy on every other router.
@@ -484,4 +492,50 @@ func TestLinkCancelLosesNoNoAckMessage(t *testing.T) {
 	got := c.sink.len()
 	eventually(t, 5*time.Second, func() bool { return home.count(t, "link-cancel")+got == total })
 	c.sink.quiet(t, got)
+}
+
+// TestLinkHomeRestarts: the home of a durable queue restarts (a new
+// incarnation); the consumer on n2 stays, is attached to the restarted
+// home, and gets the messages it had not acked again, redelivered; acks
+// for the deliveries of the old incarnation are accepted and ignored.
+func TestLinkHomeRestarts(t *testing.T) {
+	rs, cfgs := openClusterConfigs(t, 3)
+	s := mapping.QueueSpec{Name: "link-restart", Durable: true}
+	homedOn(t, rs, 0, s)
+	c := connect(t, rs[1])
+	c.consume(t, "link-restart", "rc", false)
+	for _, b := range []string{"m0", "m1"} {
+		if !c.publishConfirmed(t, "", "link-restart", b, persistent) {
+			t.Fatalf("publish %s nacked", b)
+		}
+	}
+	c.sink.waitLen(t, 2)
+	rs[0].Close()
+	r, err := mapping.Open(cfgs[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close() })
+	eventually(t, 20*time.Second, func() bool { return c.sink.len() >= 4 })
+	ds := c.sink.all()
+	wantStrings(t, "deliveries", bodies(ds), []string{"m0", "m1", "m0", "m1"})
+	if !ds[2].Redelivered || !ds[3].Redelivered || ds[3].Tag != 4 {
+		t.Fatalf("after the restart: %+v %+v", ds[2], ds[3])
+	}
+	if err := c.ch.Ack(2, true); err != nil {
+		t.Fatalf("acks of the old incarnation's deliveries: %v", err)
+	}
+	if err := c.ch.Ack(4, true); err != nil {
+		t.Fatal(err)
+	}
+	home := connect(t, r)
+	eventually(t, 5*time.Second, func() bool {
+		info, err := home.ch.DeclareQueue(mapping.QueueSpec{Name: "link-restart"}, true)
+		return err == nil && info.Messages == 0 && info.Consumers == 1
+	})
+	vh, _ := r.VHost("/")
+	eventually(t, 5*time.Second, func() bool {
+		st, err := vh.Queue("link-restart")
+		return err == nil && st.Unacked == 0
+	})
 }
