@@ -96,11 +96,12 @@ func (r *Router) startCluster() error {
 		return err
 	}
 	cs.stopListen = stop
+	r.cluster = cs // before the link's handlers may look at it
 	if err := r.startLink(cs); err != nil {
+		r.cluster = nil
 		stop()
 		return err
 	}
-	r.cluster = cs
 	go r.heartbeatLoop(cs)
 	return nil
 }
@@ -131,6 +132,19 @@ func (r *Router) stopCluster() {
 	close(cs.quit)
 	<-cs.done
 	cs.stopListen()
+}
+
+// nodeRunning reports whether node was heard from within hbTimeout
+// (always true for this node).
+func (r *Router) nodeRunning(node string) bool {
+	cs := r.cluster
+	if cs == nil || node == cs.node {
+		return true
+	}
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	h, ok := cs.heard[node]
+	return ok && time.Since(h.at) < hbTimeout
 }
 
 // NodeName is this node's name: the configured one in a cluster, "" on a

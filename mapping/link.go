@@ -106,6 +106,7 @@ func (r *Router) startLink(cs *clusterState) error {
 		quit: make(chan struct{}), done: make(chan struct{}),
 		fwds: map[uint64]*forward{}, chans: map[uint64]*Channel{}, shadows: map[shadowKey]*shadow{},
 		out: map[string][][]byte{}, outKick: make(chan struct{}, 1)}
+	r.link = l // before a handler may enqueue (which looks at r.link)
 	for what, fn := range map[string]func(jsstore.BusMsg){
 		"p": l.servePublish, "c": l.serveChannel, "rq": l.serveQueue, "d": l.serveDeliveries,
 		"r": l.serveReply, "pr.*": l.servePublishResult,
@@ -116,11 +117,11 @@ func (r *Router) startLink(cs *clusterState) error {
 				s()
 			}
 			bus.Close()
+			r.link = nil
 			return err
 		}
 		l.stops = append(l.stops, stop)
 	}
-	r.link = l
 	l.outWG.Add(1)
 	go l.flusher()
 	go l.watch(cs)

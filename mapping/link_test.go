@@ -340,6 +340,8 @@ func TestLinkDirectReplyToAcrossNodes(t *testing.T) {
 	if _, err := worker.ch.DeclareQueue(mapping.QueueSpec{Name: key}, true); err != nil {
 		t.Fatalf("passive declare of the reply key on n1: %v", err)
 	}
+	_, err := worker.ch.DeclareQueue(mapping.QueueSpec{Name: key + "x"}, true)
+	wantErr(t, "passive declare of an unknown key of n2 on n1", err, mapping.ErrNotFound)
 	if !worker.publish(t, "", key, "pong", mapping.Properties{}) {
 		t.Fatal("reply not routed")
 	}

@@ -258,7 +258,6 @@ func (ch *Channel) deliverRemoteLocked(c *Consumer, from string, homeTag uint64,
 		ch.unacked = append(ch.unacked, &delivery{tag: d.Tag, q: c.q, c: c, home: from, homeTag: homeTag, gen: rc.gen})
 		ch.unackedN.Add(1)
 	}
-	c.q.counters.delivered.Add(1)
 	if !ch.sink.Deliver(d) {
 		ch.blocked.Store(true)
 	}

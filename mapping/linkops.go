@@ -16,6 +16,7 @@ const (
 	queueOpStats  byte = 'I' // QueueStats figures
 	queueOpPurge  byte = 'U'
 	queueOpDelete byte = 'L'
+	replyOpCheck  byte = 'Y' // is a direct reply-to key consumed here
 )
 
 // queueRequest asks q's home; local runs when the home is this node.
@@ -40,6 +41,15 @@ func (l *link) serveQueue(msg jsstore.BusMsg) {
 	op, vhost, name, user := rb.byte(), rb.s(), rb.s(), rb.s()
 	if rb.bad {
 		l.bus.Respond(msg, answerError(errorf(KindInternal, "malformed queue request")))
+		return
+	}
+	if op == replyOpCheck {
+		vh, err := l.r.VHost(vhost)
+		if err == nil && vh.replyConsumed(name) {
+			l.bus.Respond(msg, []byte{ansOK})
+		} else {
+			l.bus.Respond(msg, answerError(noQueue(vhost, name)))
+		}
 		return
 	}
 	if ans := l.checkHome(vhost, name); ans != nil {
@@ -137,6 +147,9 @@ func (ch *Channel) deleteRemote(q *Queue, ifUnused, ifEmpty bool) (n int, err er
 // not answer within statsTimeout).
 func (l *link) remoteStats(q *Queue, s *QueueStats) {
 	home := q.homeNode()
+	if !l.r.nodeRunning(home) {
+		return // not heard from: do not wait for it in a listing
+	}
 	var b wbuf
 	b = append(b, queueOpStats)
 	b.s(q.vh.name)
@@ -203,6 +216,24 @@ func (l *link) sendReply(node string, vh *VHost, m *Message) {
 	if err := l.bus.Publish(subjectOf(node, "r"), "", b); err != nil {
 		l.r.log.Debug("link: reply not sent", "node", node, "err", err)
 	}
+}
+
+// replyConsumed asks node whether a direct reply-to key of its is
+// consumed (passive queue.declare of the key, as RabbitMQ answers it).
+func (l *link) replyConsumed(node string, vh *VHost, key string) bool {
+	var b wbuf
+	b = append(b, replyOpCheck)
+	b.s(vh.name)
+	b.s(key)
+	b.s("")
+	data, err := l.bus.Request(subjectOf(node, "rq"), b, statsTimeout)
+	return err == nil && len(data) > 0 && data[0] == ansOK
+}
+
+func (vh *VHost) replyConsumed(key string) bool {
+	vh.replyMu.RLock()
+	defer vh.replyMu.RUnlock()
+	return vh.replies[key] != nil
 }
 
 func (l *link) serveReply(msg jsstore.BusMsg) {

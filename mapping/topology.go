@@ -128,14 +128,10 @@ func (ch *Channel) DeclareQueue(s QueueSpec, passive bool) (QueueInfo, error) {
 	vh := ch.vh
 	if passive {
 		if strings.HasPrefix(s.Name, DirectReplyTo+".") {
-			if vh.r.replyNode(s.Name) != "" {
-				// Another node's key: its channel is there; RabbitMQ
-				// answers a passive declare of a live key with ok.
-				return QueueInfo{Name: s.Name}, nil
+			ok := vh.replyConsumed(s.Name)
+			if node := vh.r.replyNode(s.Name); node != "" {
+				ok = vh.r.link.replyConsumed(node, vh, s.Name) // another node's key
 			}
-			vh.replyMu.RLock()
-			_, ok := vh.replies[s.Name]
-			vh.replyMu.RUnlock()
 			if !ok {
 				return QueueInfo{}, noQueue(vh.name, s.Name)
 			}
