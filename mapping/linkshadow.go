@@ -409,8 +409,8 @@ func (l *link) reattach(alive map[string]uint64) {
 		ch.mu.Lock()
 		for _, c := range ch.consumers {
 			rc := c.remote
-			if rc == nil || rc.attaching || rc.cancelled != nil {
-				continue
+			if rc == nil || rc.attaching || rc.cancelled != nil || !rc.readyDone {
+				continue // (not yet attached once: Consume is attaching it)
 			}
 			if rc.attached {
 				inc, ok := alive[rc.home]
