@@ -116,3 +116,10 @@ func LinkFramesForTest(name string) map[string][][]byte {
 		"pr.1": {{ansOK}, {ansRefused}, answerError(ErrNotFound)},
 	}
 }
+
+// SetHomeForTest records a new home on r's copy without telling the link
+// (a node that learns of a move before or without homeMoved).
+func (r *Router) SetHomeForTest(vhost, name, to string) {
+	vh, _ := r.VHost(vhost)
+	vh.queue(name).setHome(to)
+}

@@ -541,3 +541,31 @@ func TestLinkHomeRestarts(t *testing.T) {
 		return err == nil && st.Unacked == 0
 	})
 }
+
+// TestLinkOldHomeTellsClients: when the old home learns of a move first,
+// it ends its shadow consumers of the queue and tells their nodes, which
+// attach to the new home (n2 here records the move without homeMoved).
+func TestLinkOldHomeTellsClients(t *testing.T) {
+	rs := openClusterRouters(t, 3)
+	s := mapping.QueueSpec{Name: "link-told"}
+	connect(t, rs[0]).declareQueue(t, s)
+	connect(t, rs[2]).declareQueue(t, s)
+	if err := rs[1].AdoptQueueForTest("/", s, "n1"); err != nil {
+		t.Fatal(err)
+	}
+	c := connect(t, rs[1])
+	c.consume(t, "link-told", "t", false)
+	c.publish(t, "", "link-told", "before", mapping.Properties{})
+	c.sink.waitLen(t, 1)
+	rs[1].SetHomeForTest("/", "link-told", "n3")
+	rs[0].MoveHomeForTest("/", "link-told", "n3")
+	if !c.publishConfirmed(t, "", "link-told", "after", mapping.Properties{}) {
+		t.Fatal("publish after the move nacked")
+	}
+	// Attached to n3 by the watcher's next round.
+	eventually(t, 20*time.Second, func() bool { return c.sink.len() >= 2 })
+	ds := c.sink.all()
+	if string(ds[1].Message.Body) != "after" {
+		t.Fatalf("after the move: %+v", ds[1])
+	}
+}

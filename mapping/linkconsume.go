@@ -36,6 +36,7 @@ const (
 	outDeliver  byte = 'D'
 	outCancel   byte = 'X' // the home cancelled a consumer (queue deleted)
 	outCancelOk byte = 'O' // the home ended a consumer the client cancelled
+	outMoved    byte = 'M' // the queue's home moved away: attach elsewhere
 )
 
 const (
@@ -337,6 +338,16 @@ func (l *link) serveDeliveries(msg jsstore.BusMsg) {
 				ch.mu.Unlock()
 				l.requeueOrphan(ch, from, homeTag, flags&2 == 0)
 			}
+		case outMoved:
+			ctag := fr.s()
+			if ch == nil || fr.bad {
+				continue
+			}
+			ch.mu.Lock()
+			if c := ch.consumers[ctag]; c != nil && c.remote != nil && c.remote.home == from && c.remote.attached {
+				c.remote.detachLocked() // the watcher attaches it to the new home
+			}
+			ch.mu.Unlock()
 		case outCancel, outCancelOk:
 			ctag := fr.s()
 			if ch == nil || fr.bad {

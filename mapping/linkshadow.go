@@ -451,7 +451,9 @@ func (l *link) reattachOne(ch *Channel, c *Consumer) {
 // flight learn it from their answers; this node's consumers of q served by
 // the old home are detached (their unacked deliveries drop out of the
 // books, the new home redelivers them) and attached to the new home by the
-// watcher within a second; shadows here serving q stop consuming it.
+// watcher within a second; when this node was the old home, its shadow
+// consumers of q end and their client nodes are told to attach elsewhere
+// (outMoved), in case they learn of the move later.
 func (l *link) homeMoved(q *Queue, from, to string) {
 	l.chansMu.Lock()
 	chans := make([]*Channel, 0, len(l.chans))
@@ -497,7 +499,10 @@ func (l *link) homeMoved(q *Queue, from, to string) {
 		}
 		sh.ch.mu.Unlock()
 		for _, tag := range tags {
-			sh.ch.Cancel(tag)
+			// Its unacked messages are the new home's now (settling
+			// them here is a no-op); the client node attaches there.
+			sh.ch.dropConsumer(tag)
+			sh.sink.cancelFrame(outMoved, tag)
 		}
 	}
 }
