@@ -160,6 +160,34 @@ func TestLinkClientsOnAnyNode(t *testing.T) {
 	if r := nextDelivery(t, replies); string(r.Body) != "re: ping" || r.CorrelationId != "42" {
 		t.Fatalf("reply %q corr %q", r.Body, r.CorrelationId)
 	}
+
+	// RPC with an exclusive server-named callback queue: the caller on
+	// n1 declares it (homed on n1), the worker on n2 replies into it.
+	cb, err := ch1.QueueDeclare("", false, true, true, false, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := insts[1].router.AdoptQueueForTest("/", mapping.QueueSpec{Name: cb.Name, Exclusive: true, AutoDelete: true}, "n1"); err != nil {
+		t.Fatal(err)
+	}
+	cbs, err := ch1.Consume(cb.Name, "cb", true, true, false, false, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ch2.Publish("", cb.Name, false, false, amqp.Publishing{CorrelationId: "7", Body: []byte("callback")}); err != nil {
+		t.Fatal(err)
+	}
+	if c := <-confirms; !c.Ack {
+		t.Fatal("publish into the callback queue nacked")
+	}
+	if r := nextDelivery(t, cbs); string(r.Body) != "callback" || r.CorrelationId != "7" {
+		t.Fatalf("callback %q corr %q", r.Body, r.CorrelationId)
+	}
+	// Another connection cannot consume it, from any node.
+	_, other := dialURL(t, amqpURL(insts[1]))
+	if _, err := other.Consume(cb.Name, "", true, false, false, false, nil); err == nil || !strings.Contains(err.Error(), "405") {
+		t.Fatalf("consume of another connection's exclusive queue on n2: %v", err)
+	}
 }
 
 // BenchmarkLinkPublishConsume: 1 KiB transient messages published with
