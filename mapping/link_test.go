@@ -569,3 +569,44 @@ func TestLinkOldHomeTellsClients(t *testing.T) {
 		t.Fatalf("after the move: %+v", ds[1])
 	}
 }
+
+// TestLinkForwardRetriesWhileNoHomeAnswers: a forward answered "moved"
+// (or by nobody) is retried to the queue's home as it is then; with no
+// home answering for 10 s the publish is nacked.
+func TestLinkForwardRetriesWhileNoHomeAnswers(t *testing.T) {
+	rs := openClusterRouters(t, 3)
+	s := mapping.QueueSpec{Name: "link-retry"}
+	connect(t, rs[2]).declareQueue(t, s)
+	for _, r := range rs[:2] {
+		if err := r.AdoptQueueForTest("/", s, "n1"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rs[0].SetHomeForTest("/", "link-retry", "n3") // n1 answers "moved"
+	c := connect(t, rs[1])
+	out := make(chan mapping.Outcome, 1)
+	c.ch.Publish(&mapping.Message{RoutingKey: "link-retry", Body: []byte("late")}, func(o mapping.Outcome) { out <- o })
+	time.Sleep(300 * time.Millisecond) // a few retries to n1
+	select {
+	case o := <-out:
+		t.Fatalf("answered while no home has it: %+v", o)
+	default:
+	}
+	rs[1].SetHomeForTest("/", "link-retry", "n3")
+	if o := <-out; o.Refused != mapping.NotRefused {
+		t.Fatalf("outcome after the home was found: %+v", o)
+	}
+	wantStrings(t, "queue on n3", connect(t, rs[2]).drain(t, "link-retry"), []string{"late"})
+
+	// A home that never answers (no such node): nacked after 10 s.
+	rs[1].SetHomeForTest("/", "link-retry", "n9")
+	c.ch.Publish(&mapping.Message{RoutingKey: "link-retry", Body: []byte("lost")}, func(o mapping.Outcome) { out <- o })
+	select {
+	case o := <-out:
+		if o.Refused != mapping.RefusedStoreFailure {
+			t.Fatalf("outcome with no home: %+v", o)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("no outcome")
+	}
+}
