@@ -610,3 +610,48 @@ func TestLinkForwardRetriesWhileNoHomeAnswers(t *testing.T) {
 		t.Fatal("no outcome")
 	}
 }
+
+// TestLinkTTLAndDeadLetterAcrossNodes: a message published on n2 into a
+// queue homed on n1 expires there (its TTL counted from the publish) and
+// is dead-lettered into a queue homed on n2, whose consumer gets it with
+// its x-death.
+func TestLinkTTLAndDeadLetterAcrossNodes(t *testing.T) {
+	rs := openClusterRouters(t, 2)
+	src := mapping.QueueSpec{Name: "link-ttl", Args: mapping.Table{"x-message-ttl": int64(50), "x-dead-letter-exchange": "", "x-dead-letter-routing-key": "link-dlq"}}
+	homedOn(t, rs, 0, src)
+	homedOn(t, rs, 1, mapping.QueueSpec{Name: "link-dlq"})
+	c := connect(t, rs[1])
+	c.consume(t, "link-dlq", "dl", true)
+	c.publish(t, "", "link-ttl", "expiring", mapping.Properties{})
+	d := c.sink.waitLen(t, 1)[0]
+	if string(d.Message.Body) != "expiring" {
+		t.Fatalf("dead letter %q", d.Message.Body)
+	}
+	deaths, _ := d.Message.Properties.Headers["x-death"].([]any)
+	if len(deaths) != 1 || deaths[0].(mapping.Table)["reason"] != "expired" || deaths[0].(mapping.Table)["queue"] != "link-ttl" {
+		t.Fatalf("x-death %v", d.Message.Properties.Headers["x-death"])
+	}
+}
+
+// TestLinkFlowPausesRemoteConsumer: channel.flow(false) on n2 pauses the
+// deliveries of its consumer served by n1; flow(true) resumes them.
+func TestLinkFlowPausesRemoteConsumer(t *testing.T) {
+	rs := openClusterRouters(t, 2)
+	homedOn(t, rs, 0, mapping.QueueSpec{Name: "link-flow"})
+	home, c := connect(t, rs[0]), connect(t, rs[1])
+	c.consume(t, "link-flow", "f", true)
+	home.publish(t, "", "link-flow", "one", mapping.Properties{})
+	c.sink.waitLen(t, 1)
+	c.ch.SetFlow(false)
+	eventually(t, 5*time.Second, func() bool {
+		// The flow frame and a publish from the home race: wait until a
+		// message stays ready.
+		home.publish(t, "", "link-flow", "held", mapping.Properties{})
+		return home.count(t, "link-flow") > 0
+	})
+	held := home.count(t, "link-flow")
+	n := c.sink.len()
+	c.sink.quiet(t, n)
+	c.ch.SetFlow(true)
+	c.sink.waitLen(t, n+held)
+}
