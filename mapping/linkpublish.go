@@ -50,10 +50,10 @@ func (l *link) budget(node string) *linkBudget {
 
 // acquire waits, with no core lock held (enqueue's contract), until n
 // bytes fit; a message larger than the whole budget goes alone.
-func (b *linkBudget) acquire(n int, quit <-chan struct{}) bool {
+func (b *linkBudget) acquire(n int, wait bool, quit <-chan struct{}) bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	for b.used > 0 && b.used+n > linkBudgetBytes {
+	for wait && b.used > 0 && b.used+n > linkBudgetBytes {
 		select {
 		case <-quit:
 			return false
@@ -72,9 +72,23 @@ func (b *linkBudget) release(n int) {
 	b.cond.Broadcast()
 }
 
+// enqueueDeadLetter is enqueue for a dead letter: nobody waits for it, and
+// the caller may be one of the link's own goroutines (a forwarded publish
+// overflowing, a shadow's reject), which must not wait for the link's
+// budget: its forwards may be the answers the other node is waiting for.
+func (q *Queue) enqueueDeadLetter(m *Message) {
+	if l := q.vh.r.link; l != nil && !q.atHome() {
+		l.forward(q, m, nil, false)
+		return
+	}
+	q.enqueue(m, nil)
+}
+
 // forward sends m to q's home. It is enqueue for a queue not at home and
 // has enqueue's contract: no core lock is held, t learns the outcome.
-func (l *link) forward(q *Queue, m *Message, t *storeTracker) {
+// With wait it waits for room in the home's budget; without, it takes the
+// room anyway (dead letters).
+func (l *link) forward(q *Queue, m *Message, t *storeTracker, wait bool) {
 	var b wbuf
 	rec := m.logRecord()
 	b = make(wbuf, 0, len(rec)+len(q.vh.name)+len(q.name)+8)
@@ -85,7 +99,7 @@ func (l *link) forward(q *Queue, m *Message, t *storeTracker) {
 	now := time.Now()
 	f := &forward{q: q, m: m, t: t, frame: b, home: q.homeNode(), deadline: now.Add(linkTimeout), until: now.Add(forwardRetryFor), back: 20 * time.Millisecond}
 	f.budget = l.budget(f.home)
-	if !f.budget.acquire(len(b), l.quit) {
+	if !f.budget.acquire(len(b), wait, l.quit) {
 		t.finish(false)
 		return
 	}

@@ -249,7 +249,7 @@ func (q *Queue) kick() {
 // create a non-durable queue's page log) and try again.
 func (q *Queue) enqueue(m *Message, t *storeTracker) (accepted, full bool) {
 	if l := q.vh.r.link; l != nil && !q.atHome() {
-		l.forward(q, m, t) // the home decides (linkpublish.go)
+		l.forward(q, m, t, true) // the home decides (linkpublish.go)
 		return true, false
 	}
 	now := m.publishedAt()
