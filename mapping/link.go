@@ -143,15 +143,8 @@ func (r *Router) stopLink() {
 		s()
 	}
 	l.failForwards(func(*forward) bool { return true })
-	l.shadowMu.Lock()
-	shs := make([]*shadow, 0, len(l.shadows))
-	for _, sh := range l.shadows {
-		shs = append(shs, sh)
-	}
-	l.shadows = map[shadowKey]*shadow{}
-	l.shadowMu.Unlock()
-	for _, sh := range shs {
-		sh.conn.Close()
+	for _, sh := range l.shadowList() {
+		l.closeShadow(sh.key)
 	}
 	l.bus.Close()
 }

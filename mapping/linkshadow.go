@@ -392,12 +392,7 @@ func (l *link) dropDeadShadows(alive map[string]uint64) {
 // home redelivers them) and attaches detached consumers again once their
 // queue has a home.
 func (l *link) reattach(alive map[string]uint64) {
-	l.chansMu.Lock()
-	chans := make([]*Channel, 0, len(l.chans))
-	for _, ch := range l.chans {
-		chans = append(chans, ch)
-	}
-	l.chansMu.Unlock()
+	chans := l.channels()
 	type drop struct {
 		home    string
 		inc, id uint64
@@ -455,12 +450,7 @@ func (l *link) reattachOne(ch *Channel, c *Consumer) {
 // consumers of q end and their client nodes are told to attach elsewhere
 // (outMoved), in case they learn of the move later.
 func (l *link) homeMoved(q *Queue, from, to string) {
-	l.chansMu.Lock()
-	chans := make([]*Channel, 0, len(l.chans))
-	for _, ch := range l.chans {
-		chans = append(chans, ch)
-	}
-	l.chansMu.Unlock()
+	chans := l.channels()
 	for _, ch := range chans {
 		var drops []*Consumer
 		var incs []uint64
@@ -483,12 +473,7 @@ func (l *link) homeMoved(q *Queue, from, to string) {
 	if from != l.node {
 		return
 	}
-	l.shadowMu.Lock()
-	shs := make([]*shadow, 0, len(l.shadows))
-	for _, sh := range l.shadows {
-		shs = append(shs, sh)
-	}
-	l.shadowMu.Unlock()
+	shs := l.shadowList()
 	for _, sh := range shs {
 		sh.ch.mu.Lock()
 		var tags []string
@@ -505,4 +490,26 @@ func (l *link) homeMoved(q *Queue, from, to string) {
 			sh.sink.cancelFrame(outMoved, tag)
 		}
 	}
+}
+
+// channels is a snapshot of this node's channels with remote state.
+func (l *link) channels() []*Channel {
+	l.chansMu.Lock()
+	defer l.chansMu.Unlock()
+	out := make([]*Channel, 0, len(l.chans))
+	for _, ch := range l.chans {
+		out = append(out, ch)
+	}
+	return out
+}
+
+// shadowList is a snapshot of the shadow channels this node keeps.
+func (l *link) shadowList() []*shadow {
+	l.shadowMu.Lock()
+	defer l.shadowMu.Unlock()
+	out := make([]*shadow, 0, len(l.shadows))
+	for _, sh := range l.shadows {
+		out = append(out, sh)
+	}
+	return out
 }
