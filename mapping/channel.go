@@ -93,7 +93,14 @@ type delivery struct {
 	tag uint64
 	q   *Queue
 	c   *Consumer
-	m   *qmsg
+	m   *qmsg // nil for a delivery served by another node (home set)
+	// Served through the queue's home (linkconsume.go): the home node,
+	// the tag its shadow channel gave, and the consumer's attach
+	// generation then (a delivery of an older attachment is dropped
+	// from the books: its home is gone and the new one redelivers).
+	home    string
+	homeTag uint64
+	gen     uint64
 }
 
 // Channel is the per-channel state every front shares: delivery tags,
@@ -123,6 +130,7 @@ type Channel struct {
 	confirm   bool   // shown in listings; the front does the confirming
 	replyKey  string // direct reply-to: this channel's key, once consuming
 	replyTag  string
+	remote    *chanRemote // consumers and gets served by other nodes (linkconsume.go)
 }
 
 // Conn is the channel's connection.
@@ -135,6 +143,7 @@ func (ch *Channel) SetPrefetch(count int, global bool) {
 	if global {
 		ch.globalPrefetch.Store(int64(count))
 		ch.kickAll()
+		ch.tellHomes(chanOpQos, uint64(count))
 		return
 	}
 	ch.mu.Lock()
@@ -147,6 +156,9 @@ func (ch *Channel) SetFlow(active bool) {
 	ch.paused.Store(!active)
 	if active {
 		ch.kickAll()
+		ch.tellHomes(chanOpFlow, 1)
+	} else {
+		ch.tellHomes(chanOpFlow, 0)
 	}
 }
 
@@ -161,6 +173,7 @@ func (ch *Channel) Resume() {
 	ch.mu.Unlock()
 	if was {
 		ch.kickAll()
+		ch.payCredit()
 	}
 }
 
@@ -314,6 +327,7 @@ func (ch *Channel) Recover() {
 // settle hands deliveries back to their queues, one lock per run of the
 // same queue.
 func (ch *Channel) settle(ds []*delivery, requeue, rejected bool) {
+	ds = ch.settleRemote(ds, requeue, rejected)
 	for len(ds) > 0 {
 		q := ds[0].q
 		n := 1
@@ -339,6 +353,9 @@ func (ch *Channel) Close() {
 	cs := make([]*Consumer, 0, len(ch.consumers))
 	for _, c := range ch.consumers {
 		cs = append(cs, c)
+		if c.remote != nil {
+			c.remote.detachLocked() // a Cancel waiting for its home returns
+		}
 	}
 	ch.consumers = map[string]*Consumer{}
 	var ds []*delivery
@@ -363,6 +380,7 @@ func (ch *Channel) Close() {
 		}
 	}
 	ch.settle(ds, true, false)
+	ch.closeRemote()
 	ch.conn.mu.Lock()
 	delete(ch.conn.channels, ch)
 	ch.conn.mu.Unlock()

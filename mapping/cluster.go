@@ -102,7 +102,12 @@ func (r *Router) startCluster() error {
 		return err
 	}
 	cs.stopListen = stop
-	r.cluster = cs
+	r.cluster = cs // before the link's handlers may look at it
+	if err := r.startLink(cs); err != nil {
+		r.cluster = nil
+		stop()
+		return err
+	}
 	go r.heartbeatLoop(cs)
 	return nil
 }
@@ -140,6 +145,19 @@ func (r *Router) stopCluster() {
 	<-cs.done
 	cs.reapers.Wait()
 	cs.stopListen()
+}
+
+// nodeRunning reports whether node was heard from within hbTimeout
+// (always true for this node).
+func (r *Router) nodeRunning(node string) bool {
+	cs := r.cluster
+	if cs == nil || node == cs.node {
+		return true
+	}
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	h, ok := cs.heard[node]
+	return ok && time.Since(h.at) < hbTimeout
 }
 
 // NodeName is this node's name: the configured one in a cluster, "" on a

@@ -110,11 +110,12 @@ func (vh *VHost) publishDeadLetter(q *Queue, d deadLetter) {
 	targets := vh.routeLocked(e, m)
 	vh.mu.RUnlock()
 	prepareRecord(m, targets)
+	prepareForward(m, targets)
 	for _, t := range targets {
 		if t == q && d.reason != "rejected" && !deathsInclude(h, "rejected") {
 			continue // a dead-letter cycle without rejection: RabbitMQ drops it
 		}
-		t.enqueue(m, nil) // dead letters are not flow-controlled
+		t.enqueueDeadLetter(m) // dead letters are not flow-controlled
 	}
 }
 

@@ -94,7 +94,7 @@ func (s *fakeSink) quiet(t *testing.T, n int) {
 	}
 }
 
-func eventually(t *testing.T, timeout time.Duration, cond func() bool) {
+func eventually(t testing.TB, timeout time.Duration, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for !cond() {

@@ -48,6 +48,9 @@ func (q *Queue) stats() QueueStats {
 	if leader, members, online, ok := q.replicas(); ok {
 		s.Leader, s.Members, s.Online = leader, members, online
 	}
+	if l := q.vh.r.link; l != nil && !q.atHome() {
+		l.remoteStats(q, &s) // the home's figures (linkops.go)
+	}
 	return s
 }
 

@@ -20,7 +20,7 @@ func TestMetaLookupMissWaitsForTheWatcher(t *testing.T) {
 	if testing.Short() {
 		t.Skip("forms a three-node cluster")
 	}
-	rs := openClusterRouters(t, 3).routers
+	rs := openClusterRouters(t, 3)
 	for _, r := range rs[1:] {
 		mapping.SetMetaApplyDelay(r, 100*time.Millisecond)
 	}

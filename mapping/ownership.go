@@ -179,16 +179,25 @@ func (r *Router) onLeader(log, leader string) {
 }
 
 // homeMoved is called after q's home changed from one node to another
-// ("" to: no leader for now). The quorum part loads or drops the queue
-// here; the link part (the lead merges it in) re-attaches remote
-// consumers and retries forwards.
+// ("" to: no leader for now). The link goes first: this node's consumers
+// served by the old home are detached (the watcher attaches them to the
+// new one), and when this node was the old home its shadow consumers
+// are told the queue moved (their client nodes re-attach), so that the
+// release below cancels only the consumers of this node's own clients.
+// Then the quorum part loads the queue here or drops it.
 func (r *Router) homeMoved(q *Queue, from, to string) {
+	if r.link != nil {
+		r.link.homeMoved(q, from, to) // linkshadow.go
+	}
 	r.quorumHomeMoved(q, to)
 }
 
 // quorumHomeMoved takes q over when this node is its home now, and
 // releases it when this node held it and is not its home any more.
 func (r *Router) quorumHomeMoved(q *Queue, to string) {
+	if !r.store.Replicated(q.logName) {
+		return // only a replicated log has a leader to follow
+	}
 	self := r.NodeName()
 	r.own.mu.Lock()
 	_, loaded := r.own.loaded[q]

@@ -111,15 +111,23 @@ func RefusalOf(err error) Refusal {
 func refuse(r Refusal, err *Error) Outcome { return Outcome{Refused: r, Reason: err} }
 
 // storeTracker counts the store writes of one publish and reports once all
-// have finished. queueFull is set by Publish before its own finish, which
-// comes after every add, so done reads it safely.
+// have finished. queueFull is set before the finish of the write that
+// learnt of it (by Publish, or by a forward's answer, linkpublish.go), so
+// the last finish reads it.
 type storeTracker struct {
 	pending   atomic.Int32
 	failed    atomic.Bool
 	routed    bool
-	queueFull string // a queue that refused the message (reject-publish)
+	queueFull atomic.Pointer[string] // a queue that refused the message (reject-publish)
 	vhost     string
 	done      func(Outcome)
+}
+
+// setFull records the first queue that refused the message.
+func (t *storeTracker) setFull(queue string) {
+	if t != nil {
+		t.queueFull.CompareAndSwap(nil, &queue)
+	}
 }
 
 func (t *storeTracker) add() {
@@ -139,9 +147,9 @@ func (t *storeTracker) finish(ok bool) {
 		return
 	}
 	out := Outcome{Routed: t.routed}
-	switch {
-	case t.queueFull != "":
-		out.Refused, out.Reason = RefusedQueueFull, errorf(KindResourceError, "queue '%s' in vhost '%s' is full and refuses new messages (x-overflow reject-publish); retry later", t.queueFull, t.vhost)
+	switch full := t.queueFull.Load(); {
+	case full != nil:
+		out.Refused, out.Reason = RefusedQueueFull, errorf(KindResourceError, "queue '%s' in vhost '%s' is full and refuses new messages (x-overflow reject-publish); retry later", *full, t.vhost)
 	case t.failed.Load():
 		out.Refused, out.Reason = RefusedStoreFailure, errorf(KindResourceError, "a target queue could not store the message; it was not published")
 	}
@@ -190,6 +198,14 @@ func (ch *Channel) Publish(m *Message, done func(Outcome)) Outcome {
 	}
 
 	if m.Exchange == "" && strings.HasPrefix(m.RoutingKey, DirectReplyTo+".") {
+		if node := vh.r.replyNode(m.RoutingKey); node != "" {
+			// At most once, as RabbitMQ: the reply is sent, not confirmed.
+			vh.r.link.sendReply(node, vh, m)
+			if done != nil {
+				done(Outcome{Routed: true})
+			}
+			return Outcome{Routed: true}
+		}
 		ok := vh.deliverReply(m)
 		if done != nil {
 			done(Outcome{Routed: ok})
@@ -233,10 +249,11 @@ func (ch *Channel) Publish(m *Message, done func(Outcome)) Outcome {
 		t.pending.Store(1)
 	}
 	prepareRecord(m, qs)
+	prepareForward(m, qs)
 	for _, q := range qs {
 		ok, full := q.enqueue(m, t)
-		if !ok && t != nil && t.queueFull == "" {
-			t.queueFull = q.name
+		if !ok {
+			t.setFull(q.name)
 		}
 		if full && len(qs) == 1 && q.flowCandidate(ch.conn) {
 			ch.flowQueue.Store(q)
@@ -406,6 +423,10 @@ func (ch *Channel) Consume(queue, tag string, noAck, exclusive bool, args Table,
 	if err := ch.allowed(Read, ResourceQueue, q.name); err != nil {
 		return err
 	}
+	prio, err := consumerPriority(args)
+	if err != nil {
+		return err
+	}
 	ch.mu.Lock()
 	if ch.closed {
 		ch.mu.Unlock()
@@ -415,14 +436,14 @@ func (ch *Channel) Consume(queue, tag string, noAck, exclusive bool, args Table,
 		ch.mu.Unlock()
 		return errorf(KindNotAllowed, "attempt to reuse consumer tag '%s'", tag)
 	}
-	c := &Consumer{q: q, ch: ch, tag: tag, noAck: noAck, exclusive: exclusive, prefetch: ch.prefetch}
-	if v, ok := args["x-priority"]; ok {
-		p, isInt := asInt(v)
-		if !isInt {
-			ch.mu.Unlock()
-			return errorf(KindPreconditionFailed, "invalid arg 'x-priority' for consumer: expected an integer, got %T", v)
-		}
-		c.priority = p
+	c := &Consumer{q: q, ch: ch, tag: tag, noAck: noAck, exclusive: exclusive, prefetch: ch.prefetch, priority: prio}
+	if !q.atHome() && ch.vh.r.link != nil {
+		// Served by the queue's home (linkconsume.go).
+		c.remote = &remoteConsumer{}
+		ch.consumers[tag] = c
+		ch.remoteLocked()
+		ch.mu.Unlock()
+		return ch.consumeRemote(c, ready)
 	}
 	ch.mu.Unlock()
 
@@ -469,7 +490,7 @@ func (ch *Channel) consumeReplies(tag string, noAck bool, ready func(string)) er
 		ch.mu.Unlock()
 		return errorf(KindNotAllowed, "attempt to reuse consumer tag '%s'", tag)
 	}
-	ch.replyKey = randomName(DirectReplyTo + ".")
+	ch.replyKey = randomName(ch.vh.r.replyKeyPrefix())
 	ch.replyTag = tag
 	ready(tag)
 	key := ch.replyKey
@@ -494,6 +515,11 @@ func (ch *Channel) Cancel(tag string) {
 		return
 	}
 	c := ch.consumers[tag]
+	if c != nil && c.remote != nil {
+		ch.mu.Unlock()
+		ch.cancelRemote(c) // waits for the home (linkconsume.go)
+		return
+	}
 	delete(ch.consumers, tag)
 	ch.mu.Unlock()
 	if c != nil && c.q.removeConsumer(c) {
@@ -510,6 +536,9 @@ func (ch *Channel) Get(queue string, noAck bool) (d Delivery, remaining int, ok 
 	}
 	if err := ch.allowed(Read, ResourceQueue, q.name); err != nil {
 		return d, 0, false, err
+	}
+	if !q.atHome() && ch.vh.r.link != nil {
+		return ch.getRemote(q, noAck)
 	}
 	q.mu.Lock()
 	defer q.unlockAndDeadLetter()

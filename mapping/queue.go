@@ -79,8 +79,9 @@ type Consumer struct {
 	noAck     bool
 	exclusive bool
 	prefetch  int
-	priority  int64 // x-priority: higher-priority consumers are served first
-	unacked   int   // guarded by q.mu
+	priority  int64           // x-priority: higher-priority consumers are served first
+	unacked   int             // guarded by q.mu
+	remote    *remoteConsumer // served by the queue's home on another node (linkconsume.go); guarded by ch.mu
 }
 
 // Tag is the consumer tag.
@@ -247,6 +248,10 @@ func (q *Queue) kick() {
 // under q.mu to need paging makes enqueue let go of q.mu, reserve (and
 // create a non-durable queue's page log) and try again.
 func (q *Queue) enqueue(m *Message, t *storeTracker) (accepted, full bool) {
+	if l := q.vh.r.link; l != nil && !q.atHome() {
+		l.forward(q, m, t, true) // the home decides (linkpublish.go)
+		return true, false
+	}
 	now := m.publishedAt()
 	persist := q.durableLog() && (m.Properties.Persistent() || q.policy.persistAll)
 	qm := &qmsg{msg: m, persist: persist, prio: m.Properties.Priority, expires: q.policy.expiry(m, now)}
@@ -486,10 +491,11 @@ func (q *Queue) markDirtyLocked() {
 // (rejected without requeue: dead-lettered).
 func (q *Queue) settle(ds []*delivery, requeue, rejected bool) {
 	q.mu.Lock()
+	gone := q.deleted || !q.atHome() // moved away: the new home has them (homeMoved)
 	for _, d := range ds {
 		d.c.unacked--
 		q.unacked--
-		if q.deleted {
+		if gone {
 			continue
 		}
 		switch {

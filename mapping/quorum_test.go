@@ -2,9 +2,7 @@ package mapping_test
 
 import (
 	"fmt"
-	"net"
 	"slices"
-	"sync"
 	"testing"
 	"time"
 
@@ -15,54 +13,15 @@ import (
 // data directory, which a test can crash and reopen.
 type clusterRouters struct {
 	t       *testing.T
-	addrs   []string
-	dirs    []string
-	routers []*mapping.Router
+	cfgs    []mapping.Config
+	routers []*mapping.Router // closed when the test ends (openClusterConfigs)
 }
 
-func (c *clusterRouters) config(i int) mapping.Config {
-	return mapping.Config{DataDir: c.dirs[i], Logger: quietLogger(), Cluster: &mapping.ClusterConfig{
-		NodeName: fmt.Sprintf("n%d", i+1), Listen: c.addrs[i], Peers: c.addrs, Secret: "s3cret", FormTimeout: 30 * time.Second,
-	}}
-}
-
-// openClusterRouters opens n routers as one cluster (at once: a node
-// alone has no quorum).
-func openClusterRouters(t *testing.T, n int) *clusterRouters {
+// openRouterCluster opens n routers as one cluster (openClusterConfigs).
+func openRouterCluster(t *testing.T, n int) *clusterRouters {
 	t.Helper()
-	c := &clusterRouters{t: t, routers: make([]*mapping.Router, n)}
-	var lns []net.Listener
-	for range n {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		lns = append(lns, ln)
-		c.addrs = append(c.addrs, ln.Addr().String())
-		c.dirs = append(c.dirs, t.TempDir())
-	}
-	for _, ln := range lns {
-		ln.Close()
-	}
-	errs := make([]error, n)
-	var wg sync.WaitGroup
-	for i := range n {
-		wg.Go(func() { c.routers[i], errs[i] = mapping.Open(c.config(i)) })
-	}
-	wg.Wait()
-	t.Cleanup(func() {
-		for _, r := range c.routers {
-			if r != nil {
-				r.Close()
-			}
-		}
-	})
-	for i, err := range errs {
-		if err != nil {
-			t.Fatalf("n%d: %v", i+1, err)
-		}
-	}
-	return c
+	rs, cfgs := openClusterConfigs(t, n)
+	return &clusterRouters{t: t, cfgs: cfgs, routers: rs}
 }
 
 // waitQueueKnown waits until r has the queue of vhost "/" that another
@@ -88,7 +47,7 @@ func waitQueueKnown(t *testing.T, r *mapping.Router, name string) {
 func (c *clusterRouters) reopen(i int) {
 	c.t.Helper()
 	c.routers[i].Close()
-	r, err := mapping.Open(c.config(i))
+	r, err := mapping.Open(c.cfgs[i])
 	if err != nil {
 		c.t.Fatalf("reopen n%d: %v", i+1, err)
 	}
@@ -125,7 +84,7 @@ func TestQuorumQueueFailover(t *testing.T) {
 	if testing.Short() {
 		t.Skip("forms a three-node cluster")
 	}
-	c := openClusterRouters(t, 3)
+	c := openRouterCluster(t, 3)
 	spec := mapping.QueueSpec{Name: "qq", Durable: true, Args: mapping.Table{"x-queue-type": "quorum"}}
 	first := connect(t, c.routers[0])
 	first.declareQueue(t, spec)
@@ -250,7 +209,7 @@ func TestQuorumQueueExpiresAtHome(t *testing.T) {
 	if testing.Short() {
 		t.Skip("forms a three-node cluster")
 	}
-	c := openClusterRouters(t, 3)
+	c := openRouterCluster(t, 3)
 	spec := mapping.QueueSpec{Name: "qx", Durable: true, Args: mapping.Table{"x-queue-type": "quorum", "x-expires": int32(200)}}
 	cl := connect(t, c.routers[0])
 	cl.declareQueue(t, spec)

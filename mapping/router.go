@@ -87,6 +87,7 @@ type Router struct {
 	// (WatchParameters).
 	paramWatch atomic.Pointer[func(Parameter, bool)]
 	own        ownership // replicated quorum queues (ownership.go)
+	link       *link     // the node link (link.go); nil on a single node
 	started    time.Time
 }
 
@@ -180,6 +181,7 @@ func (r *Router) Close() error {
 	r.mu.RUnlock()
 	r.janitor.stop()
 	r.stopAlarms()
+	r.stopLink()
 	r.stopCluster()
 	r.stopMetaWatch()
 	if err := r.store.FlushWithin(closeWait); err != nil {

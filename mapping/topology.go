@@ -176,9 +176,10 @@ func (ch *Channel) DeclareQueue(s QueueSpec, passive bool) (QueueInfo, error) {
 	vh := ch.vh
 	if passive {
 		if strings.HasPrefix(s.Name, DirectReplyTo+".") {
-			vh.replyMu.RLock()
-			_, ok := vh.replies[s.Name]
-			vh.replyMu.RUnlock()
+			ok := vh.replyConsumed(s.Name)
+			if node := vh.r.replyNode(s.Name); node != "" {
+				ok = vh.r.link.replyConsumed(node, vh, s.Name) // another node's key
+			}
 			if !ok {
 				return QueueInfo{}, noQueue(vh.name, s.Name)
 			}
@@ -188,7 +189,10 @@ func (ch *Channel) DeclareQueue(s QueueSpec, passive bool) (QueueInfo, error) {
 		if err != nil {
 			return QueueInfo{}, err
 		}
-		m, c := q.counts()
+		m, c, err := ch.countsAnywhere(q)
+		if err != nil {
+			return QueueInfo{}, err
+		}
 		return QueueInfo{Name: q.name, Messages: m, Consumers: c}, nil
 	}
 	serverNamed := s.Name == ""
@@ -265,7 +269,10 @@ func (ch *Channel) redeclare(q *Queue, s QueueSpec) (QueueInfo, error) {
 	q.mu.Lock()
 	q.touchLocked()
 	q.mu.Unlock()
-	m, c := q.counts()
+	m, c, err := ch.countsAnywhere(q)
+	if err != nil {
+		return QueueInfo{}, err
+	}
 	return QueueInfo{Name: q.name, Messages: m, Consumers: c}, nil
 }
 
@@ -380,6 +387,9 @@ func (ch *Channel) DeleteQueue(name string, ifUnused, ifEmpty bool) (int, error)
 	if err := ch.allowed(Configure, ResourceQueue, name); err != nil {
 		return 0, err
 	}
+	if !q.atHome() && ch.vh.r.link != nil {
+		return ch.deleteRemote(q, ifUnused, ifEmpty)
+	}
 	q.mu.Lock()
 	ready, consumers := q.readyLenLocked(), len(q.consumers)
 	q.mu.Unlock()
@@ -462,6 +472,9 @@ func (ch *Channel) PurgeQueue(name string) (int, error) {
 	}
 	if err := ch.allowed(Read, ResourceQueue, q.name); err != nil {
 		return 0, err
+	}
+	if !q.atHome() && ch.vh.r.link != nil {
+		return ch.purgeRemote(q)
 	}
 	q.mu.Lock()
 	n, rg := q.purgeLocked()

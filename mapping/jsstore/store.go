@@ -64,6 +64,7 @@ type Store struct {
 	ncClosed chan struct{} // closed by nats.go's ClosedHandler
 	writers  []*nats.Conn  // extra connections that publish appends
 
+	connOpts  []nats.Option  // the in-process connections' options (bus.go opens one more)
 	cluster   *ClusterConfig // nil on a single node
 	logPrefix string         // see logPrefix in cluster.go
 	refused   *routeRefusals // route connections refused (cluster only)
@@ -173,6 +174,7 @@ func Open(cfg Config) (*Store, error) {
 		return fail(fmt.Errorf("jsstore: connect: %w", err))
 	}
 	s.nc = nc
+	s.connOpts = connOpts
 	if s.js, err = jetstream.New(nc); err != nil {
 		return fail(fmt.Errorf("jsstore: jetstream: %w", err))
 	}

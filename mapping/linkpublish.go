@@ -1,0 +1,298 @@
+package mapping
+
+import (
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/warrenmq/warren/mapping/jsstore"
+)
+
+// Publish forwarding: a message for a queue whose home is another node
+// goes there as its record; the home enqueues it as a local publish would
+// (alarms, max-length and overflow, TTL, priorities, dead-lettering and
+// the store are all decided there) and answers when the message is stored
+// by the rule a local publish follows. The publisher's confirm waits for
+// every answer (storeTracker counts each forward as one pending write).
+
+// forward is one message on its way to a queue's home.
+type forward struct {
+	id       uint64
+	q        *Queue
+	m        *Message
+	t        *storeTracker
+	frame    []byte
+	budget   *linkBudget // charged with len(frame) until the answer
+	home     string
+	sent     time.Time // last sent
+	deadline time.Time // no answer by then: failed, never retried
+	until    time.Time // retries (no home answering) stop then
+	back     time.Duration
+	retrying bool // waiting for its retry timer
+}
+
+// linkBudget bounds the forward bytes in flight to one home node.
+type linkBudget struct {
+	mu   sync.Mutex
+	cond *sync.Cond
+	used int
+}
+
+func (l *link) budget(node string) *linkBudget {
+	if b, ok := l.budgets.Load(node); ok {
+		return b.(*linkBudget)
+	}
+	b := &linkBudget{}
+	b.cond = sync.NewCond(&b.mu)
+	v, _ := l.budgets.LoadOrStore(node, b)
+	return v.(*linkBudget)
+}
+
+// acquire waits, with no core lock held (enqueue's contract), until n
+// bytes fit; a message larger than the whole budget goes alone.
+func (b *linkBudget) acquire(n int, wait bool, quit <-chan struct{}) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for wait && b.used > 0 && b.used+n > linkBudgetBytes {
+		select {
+		case <-quit:
+			return false
+		default:
+		}
+		b.cond.Wait()
+	}
+	b.used += n
+	return true
+}
+
+func (b *linkBudget) release(n int) {
+	b.mu.Lock()
+	b.used -= n
+	b.mu.Unlock()
+	b.cond.Broadcast()
+}
+
+// enqueueDeadLetter is enqueue for a dead letter: nobody waits for it, and
+// the caller may be one of the link's own goroutines (a forwarded publish
+// overflowing, a shadow's reject), which must not wait for the link's
+// budget: its forwards may be the answers the other node is waiting for.
+func (q *Queue) enqueueDeadLetter(m *Message) {
+	if l := q.vh.r.link; l != nil && !q.atHome() {
+		l.forward(q, m, nil, false)
+		return
+	}
+	q.enqueue(m, nil)
+}
+
+// forward sends m to q's home. It is enqueue for a queue not at home and
+// has enqueue's contract: no core lock is held, t learns the outcome.
+// With wait it waits for room in the home's budget; without, it takes the
+// room anyway (dead letters).
+func (l *link) forward(q *Queue, m *Message, t *storeTracker, wait bool) {
+	var b wbuf
+	rec := m.logRecord()
+	b = make(wbuf, 0, len(rec)+len(q.vh.name)+len(q.name)+8)
+	b.s(q.vh.name)
+	b.s(q.name)
+	b.bs(rec)
+	t.add()
+	now := time.Now()
+	f := &forward{q: q, m: m, t: t, frame: b, home: q.homeNode(), deadline: now.Add(linkTimeout), until: now.Add(forwardRetryFor), back: 20 * time.Millisecond}
+	f.budget = l.budget(f.home)
+	if !f.budget.acquire(len(b), wait, l.quit) {
+		t.finish(false)
+		return
+	}
+	l.fwdMu.Lock()
+	l.nextFwd++
+	f.id = l.nextFwd
+	l.fwds[f.id] = f
+	l.fwdMu.Unlock()
+	l.send(f)
+}
+
+func (l *link) send(f *forward) {
+	l.fwdMu.Lock()
+	f.sent = time.Now()
+	l.fwdMu.Unlock()
+	reply := linkPrefix + l.tag + ".pr." + strconv.FormatUint(f.id, 10)
+	if err := l.bus.Publish(subjectOf(f.home, "p"), reply, f.frame); err != nil {
+		l.finishForward(f.id, func(f *forward) { f.t.finish(false) })
+	}
+}
+
+// take removes forward id (nil when it was finished already).
+func (l *link) takeForward(id uint64) *forward {
+	l.fwdMu.Lock()
+	defer l.fwdMu.Unlock()
+	f := l.fwds[id]
+	delete(l.fwds, id)
+	return f
+}
+
+func (l *link) finishForward(id uint64, fn func(*forward)) {
+	if f := l.takeForward(id); f != nil {
+		f.budget.release(len(f.frame))
+		fn(f)
+	}
+}
+
+// failForwards fails (nacks) the forwards that match: those that got no
+// answer in time, or all of them at shutdown.
+func (l *link) failForwards(match func(*forward) bool) {
+	var out []*forward
+	l.fwdMu.Lock()
+	for id, f := range l.fwds {
+		if match(f) {
+			out = append(out, f)
+			delete(l.fwds, id)
+		}
+	}
+	l.fwdMu.Unlock()
+	for _, f := range out {
+		f.budget.release(len(f.frame))
+		f.t.finish(false)
+	}
+}
+
+// servePublishResult handles a home's answer to a forward, or the
+// server's no-responders status when nobody serves the home's subject.
+func (l *link) servePublishResult(msg jsstore.BusMsg) {
+	id, ok := idFromSubject(msg.Subject)
+	if !ok {
+		return
+	}
+	var ans byte = ansMoved
+	if !msg.NoResponders {
+		ans = (&rbuf{b: msg.Data}).byte()
+	}
+	switch ans {
+	case ansOK:
+		l.finishForward(id, func(f *forward) { f.t.finish(true) })
+	case ansRefused:
+		l.finishForward(id, func(f *forward) {
+			f.t.setFull(f.q.name)
+			f.t.finish(true)
+		})
+	case ansMoved:
+		l.retry(id)
+	default:
+		l.finishForward(id, func(f *forward) { f.t.finish(false) })
+	}
+}
+
+// retry sends a forward again after a backoff, to the queue's home as it
+// is then (or enqueues it here when the home moved to this node); after
+// forwardRetryFor it fails.
+func (l *link) retry(id uint64) {
+	l.fwdMu.Lock()
+	f := l.fwds[id]
+	if f == nil {
+		l.fwdMu.Unlock()
+		return
+	}
+	if time.Now().After(f.until) {
+		l.fwdMu.Unlock()
+		l.finishForward(id, func(f *forward) { f.t.finish(false) })
+		return
+	}
+	f.retrying = true
+	back := f.back
+	f.back = min(2*f.back, time.Second)
+	l.fwdMu.Unlock()
+	time.AfterFunc(back, func() {
+		select {
+		case <-l.quit:
+			return // stopLink fails it
+		default:
+		}
+		l.fwdMu.Lock()
+		f := l.fwds[id]
+		if f != nil {
+			f.retrying = false
+			f.home = f.q.homeNode()
+			f.deadline = time.Now().Add(linkTimeout)
+		}
+		l.fwdMu.Unlock()
+		if f == nil {
+			return
+		}
+		if f.q.atHome() {
+			l.finishForward(id, func(f *forward) {
+				if ok, _ := f.q.enqueue(f.m, f.t); !ok {
+					f.t.setFull(f.q.name)
+				}
+				f.t.finish(true)
+			})
+			return
+		}
+		l.send(f)
+	})
+}
+
+// servePublish is the home's side: enqueue the forwarded record and
+// answer when it is stored.
+func (l *link) servePublish(msg jsstore.BusMsg) {
+	rb := &rbuf{b: msg.Data}
+	vhost, name, rec := rb.s(), rb.s(), rb.bs()
+	if rb.bad {
+		l.bus.Respond(msg, answerError(errorf(KindInternal, "malformed publish forward")))
+		return
+	}
+	vh, err := l.r.VHost(vhost)
+	if err != nil {
+		// Gone with its vhost: as a local publish into a queue deleted
+		// meanwhile, the message is dropped.
+		l.bus.Respond(msg, []byte{ansOK})
+		return
+	}
+	q := vh.queue(name)
+	if q == nil {
+		l.bus.Respond(msg, []byte{ansOK})
+		return
+	}
+	if !q.atHome() {
+		l.bus.Respond(msg, movedAnswer())
+		return
+	}
+	if o, refused := l.r.alarmOutcome(); refused {
+		l.bus.Respond(msg, refusedAnswer(o))
+		return
+	}
+	m, err := decodeRecord(rec)
+	if err != nil {
+		l.bus.Respond(msg, answerError(errorf(KindInternal, "forwarded message: %v", err)))
+		return
+	}
+	t := &storeTracker{routed: true, vhost: vhost, done: func(o Outcome) {
+		if o.Refused == NotRefused {
+			l.bus.Respond(msg, []byte{ansOK})
+		} else {
+			l.bus.Respond(msg, refusedAnswer(o))
+		}
+	}}
+	t.pending.Store(1)
+	if ok, _ := q.enqueue(m, t); !ok {
+		t.setFull(q.name)
+	}
+	t.finish(true)
+}
+
+func refusedAnswer(o Outcome) []byte {
+	if o.Refused != RefusedQueueFull {
+		return answerError(o.Reason) // the publisher nacks
+	}
+	return []byte{ansRefused}
+}
+
+// prepareForward builds m's record before m is shared when a target queue
+// is homed elsewhere: the forward carries it, and the record() rewrite of
+// m.Body is only safe now (research §3.5, persist.go).
+func prepareForward(m *Message, qs []*Queue) {
+	for _, q := range qs {
+		if !q.atHome() {
+			m.record()
+			return
+		}
+	}
+}
