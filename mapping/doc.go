@@ -28,4 +28,11 @@
 // x-expires use time.AfterFunc timers that are stopped when their queue
 // is deleted. Dispatch runs on the caller's goroutine: a publish delivers
 // straight into consumers' sinks, an ack hands the next message over.
+//
+// In a cluster, every node holds every queue but only its home
+// dispatches it (home.go); the node link (link*.go, README.md "Cluster:
+// the node link") serves the other nodes' clients through the home over
+// core NATS: publishes forwarded, consumers on shadow channels, get,
+// purge, delete and counts as requests. Its goroutines (a watcher, a
+// flusher) are stopped by Router.Close.
 package mapping

@@ -44,6 +44,7 @@ type link struct {
 	// Publisher side (linkpublish.go).
 	fwdMu   sync.Mutex // LEAF
 	fwds    map[uint64]*forward
+	lines   map[*Queue]*retryLine // forwards waiting to be sent again
 	nextFwd uint64
 	budgets sync.Map // home node -> *linkBudget
 
@@ -104,7 +105,7 @@ func (r *Router) startLink(cs *clusterState) error {
 	}
 	l := &link{r: r, bus: bus, node: cs.node, tag: nodeTag(cs.node), inc: cs.incarnation,
 		quit: make(chan struct{}), done: make(chan struct{}),
-		fwds: map[uint64]*forward{}, chans: map[uint64]*Channel{}, shadows: map[shadowKey]*shadow{},
+		fwds: map[uint64]*forward{}, lines: map[*Queue]*retryLine{}, chans: map[uint64]*Channel{}, shadows: map[shadowKey]*shadow{},
 		out: map[string][][]byte{}, outKick: make(chan struct{}, 1)}
 	r.link = l // before a handler may enqueue (which looks at r.link)
 	for what, fn := range map[string]func(jsstore.BusMsg){

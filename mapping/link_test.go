@@ -589,19 +589,31 @@ func TestLinkForwardRetriesWhileNoHomeAnswers(t *testing.T) {
 	}
 	rs[0].SetHomeForTest("/", "link-retry", "n3") // n1 answers "moved"
 	c := connect(t, rs[1])
-	out := make(chan mapping.Outcome, 1)
-	c.ch.Publish(&mapping.Message{RoutingKey: "link-retry", Body: []byte("late")}, func(o mapping.Outcome) { out <- o })
+	out := make(chan mapping.Outcome, 100)
+	var want []string
+	publish := func(body string) {
+		want = append(want, body)
+		c.ch.Publish(&mapping.Message{RoutingKey: "link-retry", Body: []byte(body)}, func(o mapping.Outcome) { out <- o })
+	}
+	for i := range 20 {
+		publish(fmt.Sprintf("early%d", i))
+	}
 	time.Sleep(300 * time.Millisecond) // a few retries to n1
 	select {
 	case o := <-out:
 		t.Fatalf("answered while no home has it: %+v", o)
 	default:
 	}
-	rs[1].SetHomeForTest("/", "link-retry", "n3")
-	if o := <-out; o.Refused != mapping.NotRefused {
-		t.Fatalf("outcome after the home was found: %+v", o)
+	for i := range 20 {
+		publish(fmt.Sprintf("late%d", i)) // behind the retried ones
 	}
-	wantStrings(t, "queue on n3", connect(t, rs[2]).drain(t, "link-retry"), []string{"late"})
+	rs[1].SetHomeForTest("/", "link-retry", "n3")
+	for range 40 {
+		if o := <-out; o.Refused != mapping.NotRefused {
+			t.Fatalf("outcome after the home was found: %+v", o)
+		}
+	}
+	wantStrings(t, "queue on n3, in publish order", connect(t, rs[2]).drain(t, "link-retry"), want)
 
 	// A home that never answers (no such node): nacked after 10 s.
 	rs[1].SetHomeForTest("/", "link-retry", "n9")

@@ -315,8 +315,8 @@ func (l *link) serveDeliveries(msg jsstore.BusMsg) {
 				continue
 			}
 			credit[ch] += int64(n + 4)
-			if len(rec)*2 < len(msg.Data) {
-				// Do not let an unacked message keep the whole batch.
+			if len(msg.Data) > 64<<10 && len(rec)*2 < len(msg.Data) {
+				// Do not let an unacked message keep a large batch.
 				rec = bytes.Clone(rec)
 			}
 			m, err := decodeRecord(rec)

@@ -1,6 +1,7 @@
 package mapping
 
 import (
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -107,6 +108,13 @@ func (l *link) forward(q *Queue, m *Message, t *storeTracker, wait bool) {
 	l.nextFwd++
 	f.id = l.nextFwd
 	l.fwds[f.id] = f
+	if line := l.lines[q]; line != nil {
+		// Behind the queue's forwards waiting to be sent again.
+		f.retrying = true
+		line.fs = append(line.fs, f)
+		l.fwdMu.Unlock()
+		return
+	}
 	l.fwdMu.Unlock()
 	l.send(f)
 }
@@ -181,9 +189,19 @@ func (l *link) servePublishResult(msg jsstore.BusMsg) {
 	}
 }
 
-// retry sends a forward again after a backoff, to the queue's home as it
-// is then (or enqueues it here when the home moved to this node); after
-// forwardRetryFor it fails.
+// retryLine holds a queue's forwards waiting to be sent again, in the
+// order they were first sent; while it exists, new forwards to the queue
+// join it instead of overtaking them (a publisher channel's messages to a
+// queue keep their order through a change of home).
+type retryLine struct {
+	fs   []*forward
+	back time.Duration
+}
+
+// retry puts a forward answered "moved" (or by nobody) in its queue's
+// retry line; the line is sent again after a backoff, to the queue's home
+// as it is then (or enqueued here when the home moved here). After
+// forwardRetryFor the forward fails.
 func (l *link) retry(id uint64) {
 	l.fwdMu.Lock()
 	f := l.fwds[id]
@@ -197,37 +215,56 @@ func (l *link) retry(id uint64) {
 		return
 	}
 	f.retrying = true
-	back := f.back
-	f.back = min(2*f.back, time.Second)
+	line := l.lines[f.q]
+	if line == nil {
+		line = &retryLine{back: f.back}
+		l.lines[f.q] = line
+		q := f.q
+		time.AfterFunc(line.back, func() { l.resend(q) })
+	}
+	at := len(line.fs)
+	for at > 0 && line.fs[at-1].id > id {
+		at--
+	}
+	line.fs = slices.Insert(line.fs, at, f)
 	l.fwdMu.Unlock()
-	time.AfterFunc(back, func() {
-		select {
-		case <-l.quit:
-			return // stopLink fails it
-		default:
+}
+
+// resend sends a queue's retry line, oldest first, from one goroutine.
+func (l *link) resend(q *Queue) {
+	select {
+	case <-l.quit:
+		return // stopLink fails them
+	default:
+	}
+	l.fwdMu.Lock()
+	line := l.lines[q]
+	delete(l.lines, q)
+	var fs []*forward
+	if line != nil {
+		for _, f := range line.fs {
+			if l.fwds[f.id] == f { // not failed meanwhile
+				f.retrying = false
+				f.home = q.homeNode()
+				f.deadline = time.Now().Add(linkTimeout)
+				f.back = min(2*line.back, time.Second)
+				fs = append(fs, f)
+			}
 		}
-		l.fwdMu.Lock()
-		f := l.fwds[id]
-		if f != nil {
-			f.retrying = false
-			f.home = f.q.homeNode()
-			f.deadline = time.Now().Add(linkTimeout)
-		}
-		l.fwdMu.Unlock()
-		if f == nil {
-			return
-		}
-		if f.q.atHome() {
-			l.finishForward(id, func(f *forward) {
+	}
+	l.fwdMu.Unlock()
+	for _, f := range fs {
+		if q.atHome() {
+			l.finishForward(f.id, func(f *forward) {
 				if ok, _ := f.q.enqueue(f.m, f.t); !ok {
 					f.t.setFull(f.q.name)
 				}
 				f.t.finish(true)
 			})
-			return
+			continue
 		}
 		l.send(f)
-	})
+	}
 }
 
 // servePublish is the home's side: enqueue the forwarded record and

@@ -25,7 +25,9 @@
 // log R1 and placed on the node (placed.go), and Logs lists only the
 // node's own. [Store.ClusterStatus] reports routes and the meta
 // group; [Store.Broadcast] and [Store.Listen] are a small core-NATS bus
-// between the nodes (mapping's heartbeats use it).
+// between the nodes (mapping's heartbeats use it), and [Store.OpenBus] a
+// connection of its own with requests and replies for mapping's node link
+// (bus.go).
 //
 // # Layout on JetStream
 //
