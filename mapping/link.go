@@ -110,7 +110,7 @@ func (r *Router) startLink(cs *clusterState) error {
 	r.link = l // before a handler may enqueue (which looks at r.link)
 	for what, fn := range map[string]func(jsstore.BusMsg){
 		"p": l.servePublish, "c": l.serveChannel, "rq": l.serveQueue, "d": l.serveDeliveries,
-		"r": l.serveReply, "pr.*": l.servePublishResult,
+		"r": l.serveReply, "pr.*": l.servePublishResult, "ms": l.serveMetaSync,
 	} {
 		stop, err := bus.Subscribe(linkPrefix+l.tag+"."+what, fn)
 		if err != nil {

@@ -303,21 +303,22 @@ func (r *Router) bindingKey(vh *VHost, b *binding, args []byte) string {
 }
 
 // putBinding stores b's record (when it has one) and notes its key on b.
-func (r *Router) putBinding(vh *VHost, b *binding) error {
+// putBinding writes b's record and returns the write for spread.
+func (r *Router) putBinding(vh *VHost, b *binding) (spreadRev, error) {
 	bk, ok := r.recordBucket(r.durableBinding(b))
 	if !ok {
-		return nil
+		return spreadRev{}, nil
 	}
 	args, err := encodeArgs(b.args)
 	if err != nil {
-		return errorf(KindPreconditionFailed, "binding arguments: %v", err)
+		return spreadRev{}, errorf(KindPreconditionFailed, "binding arguments: %v", err)
 	}
 	b.metaKey = r.bindingKey(vh, b, args)
-	_, err = r.putRecord(bk, b.metaKey, bindingRecord{
+	rev, err := r.putRecord(bk, b.metaKey, bindingRecord{
 		VHost: vh.name, Source: b.src.spec.Name, Destination: b.destName(),
 		ToExchange: b.dstEx != nil, Key: b.key, Args: args,
 	})
-	return err
+	return spreadRev{bk, rev}, err
 }
 
 func (r *Router) deleteBindingRecord(vh *VHost, b *binding) {

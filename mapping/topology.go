@@ -17,55 +17,64 @@ type QueueInfo struct {
 }
 
 // DeclareExchange creates an exchange, or checks that an existing one is
-// equivalent. passive only checks existence.
+// equivalent. passive only checks existence. A new exchange is routed
+// through on every running node once it returns (spread, linkmeta.go).
 func (ch *Channel) DeclareExchange(s ExchangeSpec, passive bool) error {
+	created, err := ch.declareExchange(s, passive)
+	if created {
+		ch.vh.r.spreadLatest(s.Durable)
+	}
+	return err
+}
+
+func (ch *Channel) declareExchange(s ExchangeSpec, passive bool) (created bool, err error) {
 	vh := ch.vh
 	if passive {
 		if s.Name == "" {
-			return errorf(KindAccessRefused, "operation not permitted on the default exchange")
+			return false, errorf(KindAccessRefused, "operation not permitted on the default exchange")
 		}
 		if vh.exchangeOrSync(s.Name) == nil {
-			return noExchange(vh.name, s.Name)
+			return false, noExchange(vh.name, s.Name)
 		}
-		return nil
+		return false, nil
 	}
 	if err := validName(s.Name); err != nil {
-		return errorf(KindPreconditionFailed, "invalid exchange name: %v", err)
+		return false, errorf(KindPreconditionFailed, "invalid exchange name: %v", err)
 	}
 	if !validExchangeType(s.Type) {
-		return errorf(KindCommandInvalid, "unknown exchange type '%s'", s.Type)
+		return false, errorf(KindCommandInvalid, "unknown exchange type '%s'", s.Type)
 	}
 	if err := ch.allowed(Configure, ResourceExchange, s.Name); err != nil {
-		return err
+		return false, err
 	}
 	if e := vh.exchange(s.Name); e != nil {
-		return e.equivalent(s)
+		return false, e.equivalent(s)
 	}
 	vh.topoMu.Lock()
 	defer vh.topoMu.Unlock()
 	if e := vh.exchange(s.Name); e != nil {
-		return e.equivalent(s)
+		return false, e.equivalent(s)
 	}
 	if reservedName(s.Name) || s.Name == "" {
-		return errorf(KindAccessRefused, "exchange name '%s' contains reserved prefix 'amq.*'", s.Name)
+		return false, errorf(KindAccessRefused, "exchange name '%s' contains reserved prefix 'amq.*'", s.Name)
 	}
 	e := newExchange(vh, s)
 	won, winner, err := vh.r.claimExchange(vh, e)
 	if err != nil {
-		return err
+		return false, err
 	}
 	if !won {
 		// Another node declared it first: its exchange stands.
 		x, err := vh.adoptLocked(winner, exchangeKey(vh.name, s.Name))
 		if err != nil {
-			return err
+			return false, err
 		}
-		return x.(*exchange).equivalent(s)
+		return false, x.(*exchange).equivalent(s)
 	}
 	vh.mu.Lock()
 	vh.exchanges[s.Name] = e
 	vh.mu.Unlock()
-	return nil
+	return true, nil
 }
 
 // adoptLocked applies the record that won a name (claim) and returns
@@ -235,6 +244,9 @@ func (ch *Channel) DeclareQueue(s QueueSpec, passive bool) (QueueInfo, error) {
 	if !won {
 		return ch.redeclare(q, s) // another node declared it first
 	}
+	// Every running node routes to it once declare-ok is sent (an RPC
+	// reply to a fresh callback queue may be published on any node).
+	vh.r.spreadLatest(q.durableLog())
 	if q.owner != nil {
 		c := ch.conn
 		c.mu.Lock()
@@ -488,17 +500,24 @@ func (ch *Channel) PurgeQueue(name string) (int, error) {
 	return n, nil
 }
 
-// BindQueue binds a queue to an exchange.
+// BindQueue binds a queue to an exchange; in a cluster every running
+// node routes through the binding when it returns (spread, linkmeta.go).
 func (ch *Channel) BindQueue(queue, exchangeName, key string, args Table) error {
+	sp, err := ch.bindQueue(queue, exchangeName, key, args)
+	ch.vh.r.spread(sp)
+	return err
+}
+
+func (ch *Channel) bindQueue(queue, exchangeName, key string, args Table) (spreadRev, error) {
 	q, err := ch.lookupQueue(queue)
 	if err != nil {
-		return err
+		return spreadRev{}, err
 	}
 	if exchangeName == "" {
-		return errorf(KindAccessRefused, "operation not permitted on the default exchange")
+		return spreadRev{}, errorf(KindAccessRefused, "operation not permitted on the default exchange")
 	}
 	if err := ch.allowBinding(ResourceQueue, q.name, exchangeName); err != nil {
-		return err
+		return spreadRev{}, err
 	}
 	vh := ch.vh
 	vh.exchangeOrSync(exchangeName)
@@ -509,10 +528,10 @@ func (ch *Channel) BindQueue(queue, exchangeName, key string, args Table) error 
 	gone := vh.queues[q.name] != q
 	vh.mu.RUnlock()
 	if !ok {
-		return noExchange(vh.name, exchangeName)
+		return spreadRev{}, noExchange(vh.name, exchangeName)
 	}
 	if gone {
-		return noQueue(vh.name, q.name)
+		return spreadRev{}, noQueue(vh.name, q.name)
 	}
 	return vh.bind(&binding{src: e, key: key, args: args, queue: q})
 }
@@ -553,16 +572,22 @@ func (ch *Channel) UnbindQueue(queue, exchangeName, key string, args Table) erro
 
 // BindExchange binds destination to source (exchange-to-exchange).
 func (ch *Channel) BindExchange(destination, source, key string, args Table) error {
-	return ch.exchangeBinding(destination, source, key, args, true)
+	var sp spreadRev
+	err := ch.exchangeBinding(destination, source, key, args, &sp)
+	ch.vh.r.spread(sp) // every running node routes through it (linkmeta.go)
+	return err
 }
 
 // UnbindExchange removes an exchange-to-exchange binding; a missing
 // binding, source or destination is not an error (RabbitMQ 3.x).
 func (ch *Channel) UnbindExchange(destination, source, key string, args Table) error {
-	return ch.exchangeBinding(destination, source, key, args, false)
+	return ch.exchangeBinding(destination, source, key, args, nil)
 }
 
-func (ch *Channel) exchangeBinding(destination, source, key string, args Table, bind bool) error {
+// exchangeBinding binds (sp set: the write to spread goes there) or
+// unbinds (sp nil).
+func (ch *Channel) exchangeBinding(destination, source, key string, args Table, sp *spreadRev) error {
+	bind := sp != nil
 	if destination == "" || source == "" {
 		return errorf(KindAccessRefused, "operation not permitted on the default exchange")
 	}
@@ -589,7 +614,9 @@ func (ch *Channel) exchangeBinding(destination, source, key string, args Table, 
 	}
 	b := &binding{src: src, key: key, args: args, dstEx: dst}
 	if bind {
-		return vh.bind(b)
+		var err error
+		*sp, err = vh.bind(b)
+		return err
 	}
 	var w metaWrites
 	defer w.run()
@@ -602,21 +629,23 @@ func (ch *Channel) exchangeBinding(destination, source, key string, args Table, 
 }
 
 // bind adds b; it runs with vh.topoMu held (its ends cannot go away
-// meanwhile) and stores a durable binding before routing can see it.
-func (vh *VHost) bind(b *binding) error {
+// meanwhile) and stores a durable binding before routing can see it. The
+// caller spreads the returned write once it released vh.topoMu.
+func (vh *VHost) bind(b *binding) (spreadRev, error) {
 	vh.mu.RLock()
 	exists := b.src.findBinding(b) != nil
 	vh.mu.RUnlock()
 	if exists {
-		return nil
+		return spreadRev{}, nil
 	}
 	if b.src.spec.Type == TypeHeaders {
 		if err := validXMatch(b.args); err != nil {
-			return errorf(KindPreconditionFailed, "%v", err)
+			return spreadRev{}, errorf(KindPreconditionFailed, "%v", err)
 		}
 	}
-	if err := vh.r.putBinding(vh, b); err != nil {
-		return err
+	sp, err := vh.r.putBinding(vh, b)
+	if err != nil {
+		return spreadRev{}, err
 	}
 	vh.mu.Lock()
 	b.src.addBinding(b)
@@ -624,7 +653,7 @@ func (vh *VHost) bind(b *binding) error {
 		vh.bindIdx[b.metaKey] = b
 	}
 	vh.mu.Unlock()
-	return nil
+	return sp, nil
 }
 
 // unbindLocked runs with vh.topoMu and vh.mu held; the record's deletion

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"os/exec"
 	"slices"
 	"strings"
@@ -349,33 +350,52 @@ func startInProcessCluster(t testing.TB, cfgs []Config, logger *slog.Logger) []*
 // (256 in flight, --sync always) into a classic durable queue of a single
 // node, into one of one node of an in-process three-node cluster, and
 // into a quorum queue (a replicated R3 stream, led by the node the client
-// uses) of that cluster, in the same run. A cluster node's classic queue
-// is an R1 stream on the node itself, so the first two should be close;
-// the quorum queue pays for replication (each confirm waits for a
-// majority of the three nodes' Raft logs).
+// uses) of that cluster, in the same run; and, with
+// WARREN_TEST_RABBITMQ_URL set, into a quorum queue of that RabbitMQ (one
+// node: its Raft log is fsynced, but not replicated). A cluster node's
+// classic queue is an R1 stream on the node itself, so the first two
+// should be close; the quorum queue pays for replication (each confirm
+// waits for a majority of the three nodes' Raft logs).
 func BenchmarkClusterNodePublish(b *testing.B) {
 	body := make([]byte, 1024)
-	run := func(b *testing.B, url string, args amqp.Table) {
+	run := func(b *testing.B, url, queue string, args amqp.Table) {
 		conn, ch := dialURL(b, url)
-		if _, err := ch.QueueDeclare("bench-q", true, false, false, false, args); err != nil {
+		if _, err := ch.QueueDeclare(queue, true, false, false, false, args); err != nil {
 			b.Fatal(err)
 		}
 		conn.Close()
 		b.SetBytes(int64(len(body)))
 		b.ResetTimer()
-		fill := seqFill{url: url, queue: "bench-q", mode: amqp.Persistent, size: len(body), publishers: 1, window: 256}
+		fill := seqFill{url: url, queue: queue, mode: amqp.Persistent, size: len(body), publishers: 1, window: 256}
 		if err := fill.run(b.N); err != nil {
 			b.Fatal(err)
 		}
 		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msg/s")
 	}
-	b.Run("single", func(b *testing.B) { run(b, amqpURL(startWarren(b, "")), nil) })
+	quorum := amqp.Table{"x-queue-type": "quorum"}
+	b.Run("single", func(b *testing.B) { run(b, amqpURL(startWarren(b, "")), "bench-q", nil) })
 	cluster := func(b *testing.B, args amqp.Table) {
 		insts := startInProcessCluster(b, loopbackClusterConfigs(b, 3), slog.New(slog.NewTextHandler(io.Discard, nil)))
-		run(b, amqpURL(insts[0]), args)
+		run(b, amqpURL(insts[0]), "bench-q", args)
 	}
 	b.Run("cluster-node", func(b *testing.B) { cluster(b, nil) })
-	b.Run("cluster-quorum", func(b *testing.B) { cluster(b, amqp.Table{"x-queue-type": "quorum"}) })
+	b.Run("cluster-quorum", func(b *testing.B) { cluster(b, quorum) })
+	b.Run("rabbitmq-quorum", func(b *testing.B) {
+		url := os.Getenv("WARREN_TEST_RABBITMQ_URL")
+		if url == "" {
+			b.Skip("set WARREN_TEST_RABBITMQ_URL (e.g. amqp://guest:guest@127.0.0.1:5673/) to compare with RabbitMQ's quorum queue")
+		}
+		const queue = "warren-bench-quorum"
+		b.Cleanup(func() {
+			if conn, err := amqp.Dial(url); err == nil {
+				if ch, err := conn.Channel(); err == nil {
+					ch.QueueDelete(queue, false, false, false)
+				}
+				conn.Close()
+			}
+		})
+		run(b, url, queue, quorum)
+	})
 }
 
 // TestClusterRoutesOverTLS: with route certificates configured, three
