@@ -37,15 +37,22 @@ func freePorts(t testing.TB, n int) []string {
 // not open, and closes them at the end.
 func openCluster(t *testing.T, addrs []string, secret string) []*Store {
 	t.Helper()
-	stores := make([]*Store, len(addrs))
-	errs := make([]error, len(addrs))
+	return openClusterWith(t, len(addrs), func(i int) Config {
+		return Config{Dir: t.TempDir(), Logger: quietLogger(), Cluster: &ClusterConfig{
+			NodeName: fmt.Sprintf("n%d", i+1), Listen: addrs[i], Peers: addrs, Secret: secret, FormTimeout: 20 * time.Second,
+		}}
+	})
+}
+
+// openClusterWith opens n stores with cfg(i) at once (a node alone has no
+// quorum) and closes them when the test ends.
+func openClusterWith(t *testing.T, n int, cfg func(i int) Config) []*Store {
+	t.Helper()
+	stores := make([]*Store, n)
+	errs := make([]error, n)
 	var wg sync.WaitGroup
-	for i := range addrs {
-		wg.Go(func() {
-			stores[i], errs[i] = Open(Config{Dir: t.TempDir(), Logger: quietLogger(), Cluster: &ClusterConfig{
-				NodeName: fmt.Sprintf("n%d", i+1), Listen: addrs[i], Peers: addrs, Secret: secret, FormTimeout: 20 * time.Second,
-			}})
-		})
+	for i := range n {
+		wg.Go(func() { stores[i], errs[i] = Open(cfg(i)) })
 	}
 	wg.Wait()
 	t.Cleanup(func() {

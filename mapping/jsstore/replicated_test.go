@@ -210,25 +210,7 @@ func TestReplicatedAppendWaitsForALeader(t *testing.T) {
 			NodeName: fmt.Sprintf("n%d", i+1), Listen: addrs[i], Peers: addrs, Secret: "s3cret", FormTimeout: 20 * time.Second,
 		}}
 	}
-	stores := make([]*Store, 3)
-	errs := make([]error, 3)
-	var wg sync.WaitGroup
-	for i := range 3 {
-		wg.Go(func() { stores[i], errs[i] = Open(cfg(i)) })
-	}
-	wg.Wait()
-	t.Cleanup(func() {
-		for _, s := range stores {
-			if s != nil {
-				s.Close()
-			}
-		}
-	})
-	for i, err := range errs {
-		if err != nil {
-			t.Fatalf("n%d: %v", i+1, err)
-		}
-	}
+	stores := openClusterWith(t, 3, cfg)
 	const name = ReplicatedPrefix + "wait_0123456789abcdef"
 	if err := stores[0].CreateReplicatedLog(name, 0); err != nil {
 		t.Fatal(err)
