@@ -19,7 +19,7 @@
 // the JetStream meta leader within ClusterConfig.FormTimeout and refuses
 // a data directory of the other mode or another node (layout.go). The
 // metadata is shared: bucket "warren_meta" (file) and "warren_live"
-// (memory, transient topology), replicas min(3, cluster size), written
+// (file, transient topology), replicas min(3, cluster size), written
 // with compare-and-set and followed with [Store.KVWatch] (kvwatch.go).
 // Logs stay the node's own: names prefixed with [Store.LogPrefix], every
 // log R1 and placed on the node (placed.go), and Logs lists only the

@@ -19,9 +19,14 @@ const (
 	// Durable is the metadata bucket ("warren_meta"): file storage; in a
 	// cluster replicated to min(3, cluster size) nodes.
 	Durable Bucket = iota
-	// Live holds a cluster's transient topology ("warren_live"): memory
-	// storage, so a full-cluster restart forgets it, as RabbitMQ forgets
-	// transient queues and exchanges. It exists only in a cluster.
+	// Live holds a cluster's transient topology ("warren_live"). It is
+	// file storage like Durable: a replicated memory stream cannot elect
+	// a leader once a majority of its nodes restarted (their Raft logs
+	// are empty, and nats-server does not let an empty log vote), which
+	// kept a restarted node from starting. Transient queues go away as
+	// in RabbitMQ all the same: a node deletes its own at start and the
+	// others' once they are silent (mapping/cluster.go reapTransient). It
+	// exists only in a cluster.
 	Live
 )
 
@@ -313,7 +318,7 @@ func openClusterBuckets(js jetstream.JetStream, c *ClusterConfig) (meta, live je
 	if meta, err = open(jetstream.KeyValueConfig{Bucket: metaBucket, History: 1, Storage: jetstream.FileStorage, Replicas: replicas}); err != nil {
 		return nil, nil, err
 	}
-	if live, err = open(jetstream.KeyValueConfig{Bucket: liveBucket, History: 1, Storage: jetstream.MemoryStorage, Replicas: replicas}); err != nil {
+	if live, err = open(jetstream.KeyValueConfig{Bucket: liveBucket, History: 1, Storage: jetstream.FileStorage, Replicas: replicas}); err != nil {
 		return nil, nil, err
 	}
 	return meta, live, nil
