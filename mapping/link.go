@@ -63,6 +63,8 @@ type link struct {
 	outKick  chan struct{}
 	outWG    sync.WaitGroup
 
+	counters linkCounters // for metrics (linkstats.go)
+
 	reattaching atomic.Bool    // a re-attach round runs (watch)
 	bg          sync.WaitGroup // that round's goroutine
 }
