@@ -108,13 +108,13 @@ func TestClusterMetricsPerNode(t *testing.T) {
 		`rabbitmq_queue_messages_published_total{queue="ops-on-n1",vhost="/"}`: 3,
 		`rabbitmq_queues`: 1,
 		`rabbitmq_identity_info{rabbitmq_cluster="warren",rabbitmq_cluster_permanent_id="warren",rabbitmq_node="n1"}`: 1,
-		`warren_cluster_nodes{state="running"}`:  2,
-		`warren_cluster_nodes{state="stopped"}`:  0,
-		`warren_cluster_queues{role="home"}`:     1,
-		`warren_cluster_queues{role="copy"}`:     1,
-		`warren_link_forwards_served_total`:      3,
-		`warren_link_forwards_sent_total`:        0,
-		`warren_link_remote_consumers`:           1,
+		`warren_cluster_nodes{state="running"}`: 2,
+		`warren_cluster_nodes{state="stopped"}`: 0,
+		`warren_cluster_queues{role="home"}`:    1,
+		`warren_cluster_queues{role="copy"}`:    1,
+		`warren_link_forwards_served_total`:     3,
+		`warren_link_forwards_sent_total`:       0,
+		`warren_link_remote_consumers`:          1,
 	}
 	for k, v := range want1 {
 		if got, ok := m1[k]; !ok || got != v {
