@@ -165,6 +165,33 @@ func TestClusterMetricsPerNode(t *testing.T) {
 	if seen["ops-on-n1"] != 1 || seen["ops-on-n2"] != 1 || len(qs) != 2 {
 		t.Errorf("n2 /api/queues lists %v", seen)
 	}
+
+	// warren ctl list_queues with rabbitmqctl's cluster columns, on n2: a
+	// classic queue has node and type, and empty leader, members and
+	// online (as rabbitmqctl prints them); a quorum queue all of them.
+	if _, err := ch2.QueueDeclare("ops-qq", true, false, false, false, amqp.Table{"x-queue-type": "quorum"}); err != nil {
+		t.Fatal(err)
+	}
+	var rows []string
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		code, out, errOut := ctlRun(t, "http://"+insts[1].HTTPAddr(), "list_queues", "name", "type", "node", "leader", "members", "online")
+		if code != 0 {
+			t.Fatalf("ctl list_queues: exit %d: %s", code, errOut)
+		}
+		rows = strings.Split(strings.TrimSpace(out), "\n")
+		if len(rows) == 4 && strings.Count(rows[3], "n1") == 2 && strings.Count(rows[3], "n2") == 2 || time.Now().After(deadline) {
+			break // the quorum queue has a leader and both members online
+		}
+	}
+	if len(rows) != 4 || strings.Join(strings.Fields(rows[0]), " ") != "name type node leader members online" ||
+		strings.Join(strings.Fields(rows[1]), " ") != "ops-on-n1 classic n1" ||
+		strings.Join(strings.Fields(rows[2]), " ") != "ops-on-n2 classic n2" {
+		t.Fatalf("ctl list_queues on n2:\n%s", strings.Join(rows, "\n"))
+	}
+	f := strings.Fields(rows[3]) // ops-qq quorum L L [L, M] [O, O]: members leader first
+	if len(f) != 8 || f[0] != "ops-qq" || f[1] != "quorum" || f[2] != f[3] || f[4] != "["+f[2]+"," {
+		t.Errorf("ctl list_queues on n2, the quorum queue: %q", rows[3])
+	}
 }
 
 // BenchmarkListRemoteQueues lists 200 queues homed on n1: from n1 (the
