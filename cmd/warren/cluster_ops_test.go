@@ -49,6 +49,27 @@ func hasQueueSeries(m map[string]float64, queue string) bool {
 	return false
 }
 
+// waitAllRunning waits until every node sees every node running (a node
+// asks another for figures only once it has heard its heartbeat).
+func waitAllRunning(t testing.TB, insts []*instance) {
+	t.Helper()
+	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		all := true
+		for _, inst := range insts {
+			for _, n := range inst.router.Nodes() {
+				all = all && n.Running
+			}
+			all = all && len(inst.router.Nodes()) == len(insts)
+		}
+		if all {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the nodes do not all see each other running")
+		}
+	}
+}
+
 // TestClusterMetricsPerNode: each node's /metrics is its own view, as
 // RabbitMQ's per-node endpoint. A queue homed on n1 with a publisher and
 // a consumer on n2 shows its real figures in n1's scrape and no series
@@ -61,6 +82,7 @@ func TestClusterMetricsPerNode(t *testing.T) {
 		t.Skip("runs a cluster")
 	}
 	insts := linkCluster(t, 2)
+	waitAllRunning(t, insts)
 	homeQueue(t, insts, 0, "ops-on-n1")
 	homeQueue(t, insts, 1, "ops-on-n2")
 
@@ -200,6 +222,7 @@ func TestClusterMetricsPerNode(t *testing.T) {
 // in turn ("per-queue", what it did before), and over HTTP from both.
 func BenchmarkListRemoteQueues(b *testing.B) {
 	insts := linkCluster(b, 2)
+	waitAllRunning(b, insts)
 	conn, ch := dialURL(b, amqpURL(insts[0]))
 	defer conn.Close()
 	const n = 200
