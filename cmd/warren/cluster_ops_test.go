@@ -49,6 +49,17 @@ func hasQueueSeries(m map[string]float64, queue string) bool {
 	return false
 }
 
+// wantSeries checks that node's scrape has every series of want with its
+// value.
+func wantSeries(t testing.TB, node string, got, want map[string]float64) {
+	t.Helper()
+	for k, v := range want {
+		if g, ok := got[k]; !ok || g != v {
+			t.Errorf("%s /metrics %s = %v (present %v), want %v", node, k, g, ok, v)
+		}
+	}
+}
+
 // waitAllRunning waits until every node sees every node running (a node
 // asks another for figures only once it has heard its heartbeat).
 func waitAllRunning(t testing.TB, insts []*instance) {
@@ -138,11 +149,7 @@ func TestClusterMetricsPerNode(t *testing.T) {
 		`warren_link_forwards_sent_total`:       0,
 		`warren_link_remote_consumers`:          1,
 	}
-	for k, v := range want1 {
-		if got, ok := m1[k]; !ok || got != v {
-			t.Errorf("n1 /metrics %s = %v (present %v), want %v", k, got, ok, v)
-		}
-	}
+	wantSeries(t, "n1", m1, want1)
 	if hasQueueSeries(m1, "ops-on-n2") {
 		t.Errorf("n1 reports per-queue series of ops-on-n2, a queue homed on n2")
 	}
@@ -162,11 +169,7 @@ func TestClusterMetricsPerNode(t *testing.T) {
 		`warren_link_remote_consumers`:          0,
 		`rabbitmq_consumers`:                    1, // the consumer's client is on n2
 	}
-	for k, v := range want2 {
-		if got, ok := m2[k]; !ok || got != v {
-			t.Errorf("n2 /metrics %s = %v (present %v), want %v", k, got, ok, v)
-		}
-	}
+	wantSeries(t, "n2", m2, want2)
 	if hasQueueSeries(m2, "ops-on-n1") {
 		t.Errorf("n2 reports per-queue series of ops-on-n1, a queue homed on n1 (a copy must not report)")
 	}
