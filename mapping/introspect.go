@@ -83,8 +83,15 @@ func (vh *VHost) Queues() []QueueStats {
 // HomedQueues lists the vhost's queues that this node dispatches (all of
 // them on a single node), sorted by name, with no request to another
 // node: what a node's own metrics report.
-func (vh *VHost) HomedQueues() []QueueStats {
-	qs := vh.queueList(true)
+func (vh *VHost) HomedQueues() []QueueStats { return vh.localList(true) }
+
+// QueueDefinitions lists every queue of the vhost as this node holds it,
+// sorted by name, with no request to another node: definitions are
+// right, the figures of queues homed elsewhere are zero (for exports).
+func (vh *VHost) QueueDefinitions() []QueueStats { return vh.localList(false) }
+
+func (vh *VHost) localList(homed bool) []QueueStats {
+	qs := vh.queueList(homed)
 	out := make([]QueueStats, len(qs))
 	for i, q := range qs {
 		out[i] = q.localStats()
