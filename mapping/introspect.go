@@ -32,6 +32,16 @@ type QueueStats struct {
 func (s QueueStats) Messages() int { return s.Ready + s.Unacked }
 
 func (q *Queue) stats() QueueStats {
+	s := q.localStats()
+	if l := q.vh.r.link; l != nil && !q.atHome() {
+		l.remoteStats(q, &s) // the home's figures (linkops.go)
+	}
+	return s
+}
+
+// localStats is stats without asking the home: a copy that is not at
+// home reports its definition and zero figures.
+func (q *Queue) localStats() QueueStats {
 	q.mu.Lock()
 	q.expireLocked()
 	s := QueueStats{
@@ -48,26 +58,83 @@ func (q *Queue) stats() QueueStats {
 	if leader, members, online, ok := q.replicas(); ok {
 		s.Leader, s.Members, s.Online = leader, members, online
 	}
-	if l := q.vh.r.link; l != nil && !q.atHome() {
-		l.remoteStats(q, &s) // the home's figures (linkops.go)
-	}
 	return s
 }
 
-// Queues lists the vhost's queues, sorted by name.
+// Queues lists the vhost's queues, sorted by name. In a cluster the
+// figures of queues homed on other nodes come from their homes, one
+// batched request per home, the homes asked in parallel (linkops.go).
 func (vh *VHost) Queues() []QueueStats {
+	qs := vh.queueList(false)
+	out := make([]QueueStats, len(qs))
+	var away []int
+	for i, q := range qs {
+		out[i] = q.localStats()
+		if !q.atHome() {
+			away = append(away, i)
+		}
+	}
+	if l := vh.r.link; l != nil && len(away) > 0 {
+		l.remoteStatsBatch(qs, out, away)
+	}
+	return out
+}
+
+// HomedQueues lists the vhost's queues that this node dispatches (all of
+// them on a single node), sorted by name, with no request to another
+// node: what a node's own metrics report.
+func (vh *VHost) HomedQueues() []QueueStats { return vh.localList(true) }
+
+// QueueDefinitions lists every queue of the vhost as this node holds it,
+// sorted by name, with no request to another node: definitions are
+// right, the figures of queues homed elsewhere are zero (for exports).
+func (vh *VHost) QueueDefinitions() []QueueStats { return vh.localList(false) }
+
+func (vh *VHost) localList(homed bool) []QueueStats {
+	qs := vh.queueList(homed)
+	out := make([]QueueStats, len(qs))
+	for i, q := range qs {
+		out[i] = q.localStats()
+	}
+	return out
+}
+
+// queueList is the vhost's queues sorted by name, only those at home
+// when homed.
+func (vh *VHost) queueList(homed bool) []*Queue {
 	vh.mu.RLock()
 	qs := make([]*Queue, 0, len(vh.queues))
 	for _, q := range vh.queues {
-		qs = append(qs, q)
+		if !homed || q.atHome() {
+			qs = append(qs, q)
+		}
 	}
 	vh.mu.RUnlock()
-	out := make([]QueueStats, 0, len(qs))
-	for _, q := range qs {
-		out = append(out, q.stats())
+	sort.Slice(qs, func(i, j int) bool { return qs[i].name < qs[j].name })
+	return qs
+}
+
+// QueueCount is how many queues this node holds: those it dispatches
+// (Homed) and the copies of queues other nodes dispatch (Copies).
+func (r *Router) QueueCount() (homed, copies int) {
+	r.mu.RLock()
+	vhs := make([]*VHost, 0, len(r.vhosts))
+	for _, vh := range r.vhosts {
+		vhs = append(vhs, vh)
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
-	return out
+	r.mu.RUnlock()
+	for _, vh := range vhs {
+		vh.mu.RLock()
+		for _, q := range vh.queues {
+			if q.atHome() {
+				homed++
+			} else {
+				copies++
+			}
+		}
+		vh.mu.RUnlock()
+	}
+	return homed, copies
 }
 
 // Queue returns one queue's stats.

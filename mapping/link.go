@@ -22,7 +22,8 @@ import (
 //	warren.n.<node>.p        publish forwards (reply warren.n.<from>.pr.<id>)
 //	warren.n.<node>.c        shadow-channel operations, in order: consume,
 //	                         cancel, get, settle, credit, qos, flow, close
-//	warren.n.<node>.rq       queue requests: counts, purge, delete
+//	warren.n.<node>.rq       queue requests: counts, figures (one queue or
+//	                         a batch), purge, delete
 //	warren.n.<node>.d        deliveries and consumer cancels, batched
 //	warren.n.<node>.r        direct reply-to messages (at most once)
 //	warren.n.<node>.pr.<id>  publish results
@@ -62,6 +63,8 @@ type link struct {
 	out      map[string][][]byte // destination node -> batches of frames
 	outKick  chan struct{}
 	outWG    sync.WaitGroup
+
+	counters linkCounters // for metrics (linkstats.go)
 
 	reattaching atomic.Bool    // a re-attach round runs (watch)
 	bg          sync.WaitGroup // that round's goroutine

@@ -96,6 +96,14 @@ func LinkFramesForTest(name string) map[string][][]byte {
 	rq.s("guest")
 	rq.bool(false)
 	rq.bool(false)
+	var stats wbuf // batched figures (linkops.go statsFrom)
+	stats = append(stats, queueOpStatsN)
+	stats.s("/")
+	stats.s("")
+	stats.s("")
+	stats.u(2)
+	stats.s(name)
+	stats.s("missing")
 	var d wbuf
 	d.s("nx")
 	var fr wbuf
@@ -114,7 +122,7 @@ func LinkFramesForTest(name string) map[string][][]byte {
 	return map[string][][]byte{
 		"c":    {consume, get, settle, credit, cancel, hdr(chanOpClose)},
 		"p":    {pub},
-		"rq":   {rq},
+		"rq":   {rq, stats},
 		"d":    {d},
 		"r":    {reply},
 		"pr.1": {{ansOK}, {ansRefused}, answerError(ErrNotFound)},

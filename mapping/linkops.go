@@ -2,6 +2,7 @@ package mapping
 
 import (
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/warrenmq/warren/mapping/jsstore"
@@ -14,6 +15,7 @@ import (
 const (
 	queueOpCounts byte = 'N' // ready, consumers
 	queueOpStats  byte = 'I' // QueueStats figures
+	queueOpStatsN byte = 'B' // QueueStats figures of many queues of a vhost
 	queueOpPurge  byte = 'U'
 	queueOpDelete byte = 'L'
 	replyOpCheck  byte = 'Y' // is a direct reply-to key consumed here
@@ -43,6 +45,10 @@ func (l *link) serveQueue(msg jsstore.BusMsg) {
 		l.bus.Respond(msg, answerError(errorf(KindInternal, "malformed queue request")))
 		return
 	}
+	if op == queueOpStatsN {
+		l.serveStatsBatch(msg, vhost, rb)
+		return
+	}
 	if op == replyOpCheck {
 		vh, err := l.r.VHost(vhost)
 		if err == nil && vh.replyConsumed(name) {
@@ -66,10 +72,7 @@ func (l *link) serveQueue(msg jsstore.BusMsg) {
 		b.u(uint64(m))
 		b.u(uint64(c))
 	case queueOpStats:
-		s := q.stats()
-		for _, v := range []uint64{uint64(s.Ready), uint64(s.Unacked), uint64(s.Consumers), uint64(s.ReadyBytes), s.Published, s.Delivered, s.Acked} {
-			b.u(v)
-		}
+		putFigures(&b, q.localStats())
 	case queueOpPurge, queueOpDelete:
 		ifUnused, ifEmpty := rb.bool(), rb.bool()
 		if err := l.r.CheckVHostAccess(user, vhost); err != nil {
@@ -163,15 +166,114 @@ func (l *link) remoteStats(q *Queue, s *QueueStats) {
 	if err != nil || rest == nil {
 		return
 	}
+	getFigures(rest, s)
+}
+
+// The figures a home sends for a queue, in this order.
+func putFigures(b *wbuf, s QueueStats) {
+	for _, v := range []uint64{uint64(s.Ready), uint64(s.Unacked), uint64(s.Consumers), uint64(s.ReadyBytes), s.Published, s.Delivered, s.Acked} {
+		b.u(v)
+	}
+}
+
+// getFigures reads putFigures' figures into s (left alone when rb is bad).
+func getFigures(rb *rbuf, s *QueueStats) {
 	var v [7]uint64
 	for i := range v {
-		v[i] = rest.u()
+		v[i] = rb.u()
 	}
-	if rest.bad {
+	if rb.bad {
 		return
 	}
 	s.Ready, s.Unacked, s.Consumers, s.ReadyBytes = int(v[0]), int(v[1]), int(v[2]), int64(v[3])
 	s.Published, s.Delivered, s.Acked = v[4], v[5], v[6]
+}
+
+// statsBatch bounds the queue names of one batched stats request (a few
+// tens of KiB of names, far below the NATS payload limit).
+const statsBatch = 1000
+
+// remoteStatsBatch fills out[i] for each i in away (queues of one vhost
+// homed elsewhere) from their homes: one request per home and batch of
+// statsBatch names, all homes asked at once, so a listing waits for the
+// slowest home once (at most statsTimeout) instead of for every queue in
+// turn. A home not heard from, or not answering, leaves zeros.
+func (l *link) remoteStatsBatch(qs []*Queue, out []QueueStats, away []int) {
+	byHome := map[string][]int{}
+	for _, i := range away {
+		if home := qs[i].homeNode(); l.r.nodeRunning(home) {
+			byHome[home] = append(byHome[home], i)
+		}
+	}
+	var wg sync.WaitGroup
+	for home, idx := range byHome {
+		for len(idx) > 0 {
+			part := idx[:min(len(idx), statsBatch)]
+			idx = idx[len(part):]
+			wg.Go(func() { l.statsFrom(home, qs, out, part) })
+		}
+	}
+	wg.Wait()
+}
+
+// statsFrom asks home for the figures of qs[i], i in idx (one vhost);
+// each goroutine writes its own out[i].
+func (l *link) statsFrom(home string, qs []*Queue, out []QueueStats, idx []int) {
+	var b wbuf
+	b = append(b, queueOpStatsN)
+	b.s(qs[idx[0]].vh.name)
+	b.s("")
+	b.s("")
+	b.u(uint64(len(idx)))
+	for _, i := range idx {
+		b.s(qs[i].name)
+	}
+	data, err := l.bus.Request(subjectOf(home, "rq"), b, statsTimeout)
+	if err != nil {
+		return
+	}
+	rest, _, err := readAnswer(data, qs[idx[0]])
+	if err != nil || rest == nil {
+		return
+	}
+	for _, i := range idx {
+		if rest.bool() { // homed there
+			getFigures(rest, &out[i])
+		}
+		if rest.bad {
+			return
+		}
+	}
+}
+
+// serveStatsBatch answers statsFrom: for each name, whether this node is
+// its home and then its figures.
+func (l *link) serveStatsBatch(msg jsstore.BusMsg, vhost string, rb *rbuf) {
+	n := rb.u()
+	if rb.bad || n > statsBatch {
+		l.bus.Respond(msg, answerError(errorf(KindInternal, "malformed queue stats request")))
+		return
+	}
+	vh, err := l.r.VHost(vhost)
+	if err != nil {
+		l.bus.Respond(msg, answerError(err))
+		return
+	}
+	var b wbuf
+	b = append(b, ansOK)
+	for range n {
+		q := vh.queue(rb.s())
+		if rb.bad {
+			l.bus.Respond(msg, answerError(errorf(KindInternal, "malformed queue stats request")))
+			return
+		}
+		home := q != nil && q.atHome()
+		b.bool(home)
+		if home {
+			putFigures(&b, q.localStats())
+		}
+	}
+	l.bus.Respond(msg, b)
 }
 
 const statsTimeout = 2 * time.Second

@@ -97,6 +97,7 @@ func (l *link) forward(q *Queue, m *Message, t *storeTracker, wait bool) {
 	b.s(q.name)
 	b.bs(rec)
 	t.add()
+	l.counters.fwdSent.Add(1)
 	now := time.Now()
 	f := &forward{q: q, m: m, t: t, frame: b, home: q.homeNode(), deadline: now.Add(linkTimeout), until: now.Add(forwardRetryFor), back: 20 * time.Millisecond}
 	f.budget = l.budget(f.home)
@@ -125,7 +126,7 @@ func (l *link) send(f *forward) {
 	l.fwdMu.Unlock()
 	reply := linkPrefix + l.tag + ".pr." + strconv.FormatUint(f.id, 10)
 	if err := l.bus.Publish(subjectOf(f.home, "p"), reply, f.frame); err != nil {
-		l.finishForward(f.id, func(f *forward) { f.t.finish(false) })
+		l.finishCounted(f.id, false, func(f *forward) { f.t.finish(false) })
 	}
 }
 
@@ -159,6 +160,7 @@ func (l *link) failForwards(match func(*forward) bool) {
 	l.fwdMu.Unlock()
 	for _, f := range out {
 		f.budget.release(len(f.frame))
+		l.counters.fwdFailed.Add(1)
 		f.t.finish(false)
 	}
 }
@@ -176,16 +178,16 @@ func (l *link) servePublishResult(msg jsstore.BusMsg) {
 	}
 	switch ans {
 	case ansOK:
-		l.finishForward(id, func(f *forward) { f.t.finish(true) })
+		l.finishCounted(id, true, func(f *forward) { f.t.finish(true) })
 	case ansRefused:
-		l.finishForward(id, func(f *forward) {
+		l.finishCounted(id, true, func(f *forward) {
 			f.t.setFull(f.q.name)
 			f.t.finish(true)
 		})
 	case ansMoved:
 		l.retry(id)
 	default:
-		l.finishForward(id, func(f *forward) { f.t.finish(false) })
+		l.finishCounted(id, false, func(f *forward) { f.t.finish(false) })
 	}
 }
 
@@ -211,7 +213,7 @@ func (l *link) retry(id uint64) {
 	}
 	if time.Now().After(f.until) {
 		l.fwdMu.Unlock()
-		l.finishForward(id, func(f *forward) { f.t.finish(false) })
+		l.finishCounted(id, false, func(f *forward) { f.t.finish(false) })
 		return
 	}
 	f.retrying = true
@@ -255,7 +257,7 @@ func (l *link) resend(q *Queue) {
 	l.fwdMu.Unlock()
 	for _, f := range fs {
 		if q.atHome() {
-			l.finishForward(f.id, func(f *forward) {
+			l.finishCounted(f.id, true, func(f *forward) {
 				if ok, _ := f.q.enqueue(f.m, f.t); !ok {
 					f.t.setFull(f.q.name)
 				}
@@ -309,6 +311,7 @@ func (l *link) servePublish(msg jsstore.BusMsg) {
 		}
 	}}
 	t.pending.Store(1)
+	l.counters.fwdServed.Add(1)
 	if ok, _ := q.enqueue(m, t); !ok {
 		t.setFull(q.name)
 	}

@@ -441,6 +441,21 @@ func TestClusterRoutesOverTLS(t *testing.T) {
 		if n := p.count("#overview-nodes tbody tr"); n != 3 {
 			t.Errorf("the nodes table has %d rows, want 3", n)
 		}
+		// The queue list shows each queue's node (home) and, for a
+		// quorum queue, its other members.
+		conn, ch := dialURL(t, amqpURL(insts[0]))
+		defer conn.Close()
+		if _, err := ch.QueueDeclare("ui-on-n1", true, false, false, false, nil); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := ch.QueueDeclare("ui-qq", true, false, false, false, amqp.Table{"x-queue-type": "quorum"}); err != nil {
+			t.Fatal(err)
+		}
+		p.do("open the queues", chromedp.Navigate(base+"/#/queues"))
+		p.text(`tr[data-queue="ui-on-n1"] td[data-label="Node"]`, "node n1", func(s string) bool { return s == "n1" })
+		p.text(`tr[data-queue="ui-qq"] td[data-label="Node"]`, "a leader and +2 members", func(s string) bool {
+			return strings.HasSuffix(s, " +2") && slices.Contains([]string{"n1", "n2", "n3"}, strings.TrimSuffix(s, " +2"))
+		})
 	})
 
 	// The route listener speaks TLS only, and only to a certificate of

@@ -55,7 +55,8 @@ Verbs:
   clear_permissions [-p VHOST] USER
   list_permissions [-p VHOST]       list_user_permissions USER
   list_queues [-p VHOST] [COLUMN ...]   (name messages messages_ready messages_unacknowledged
-                                         consumers durable auto_delete exclusive arguments ...)
+                                         consumers durable auto_delete exclusive arguments
+                                         node type leader members online ...)
   list_exchanges [-p VHOST] [COLUMN ...]
   list_bindings [-p VHOST] [COLUMN ...]
   list_connections [COLUMN ...]     close_connection NAME [REASON]
@@ -461,7 +462,10 @@ func ctlListUserPermissions(c *ctl, a []string) error {
 
 func ctlListQueues(c *ctl, a []string) error {
 	c.info("Listing queues for vhost %s ...", c.vhost)
-	return c.listing(ctlPath("queues", c.vhost), []string{"name", "messages"}, a, nil)
+	// node and type are in every queue; leader, members and online only
+	// in quorum queues (empty for the others, as rabbitmqctl prints them).
+	return c.listing(ctlPath("queues", c.vhost), []string{"name", "messages"}, a,
+		map[string]string{"leader": "?leader", "members": "?members", "online": "?online"})
 }
 
 func ctlListExchanges(c *ctl, a []string) error {
@@ -632,7 +636,9 @@ func (c *ctl) vhostSet() bool { return c.vhost != "/" }
 // output
 
 // listing fetches a JSON list and prints columns of it. alias maps a
-// rabbitmqctl column name to a dotted JSON path ("=value" for a constant).
+// rabbitmqctl column name to a dotted JSON path ("=value" for a constant,
+// "?path" for a field only some objects have: an empty cell for the
+// others, never "unknown column").
 func (c *ctl) listing(path string, defaults, cols []string, alias map[string]string) error {
 	var rows []map[string]any
 	if err := c.call("GET", path, nil, &rows); err != nil {
@@ -647,7 +653,7 @@ func (c *ctl) listing(path string, defaults, cols []string, alias map[string]str
 			if v, isConst := strings.CutPrefix(a, "="); isConst {
 				return v, true
 			}
-			p = a
+			p = strings.TrimPrefix(a, "?")
 		}
 		var cur any = r
 		for _, part := range strings.Split(p, ".") {
@@ -663,7 +669,7 @@ func (c *ctl) listing(path string, defaults, cols []string, alias map[string]str
 	}
 	if len(rows) > 0 {
 		for _, col := range cols {
-			found := false
+			found := strings.HasPrefix(alias[col], "?")
 			for _, r := range rows {
 				if _, ok := get(r, col); ok {
 					found = true

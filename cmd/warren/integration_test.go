@@ -29,6 +29,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"log/slog"
 	"net"
 	"os"
 	"os/exec"
@@ -131,6 +132,44 @@ func TestAMQP091IntegrationSuite(t *testing.T) {
 		t.Logf("WARREN_INTEGRATION_AMQP_URL set: running against %s instead of an in-process Warren", url)
 	}
 
+	runAMQP091Suite(t, goBin, srcDir, url, recoveryExpected)
+}
+
+// TestAMQP091IntegrationSuiteOnClusterNode runs the same suite against
+// node 2 of an in-process three-node cluster: every declare, bind and
+// delete goes through the replicated metadata, and declares and binds
+// answer once all three nodes applied them (docs/cluster.md, Metadata).
+// docs/amqp091-integration.md says what of its traffic crosses nodes.
+func TestAMQP091IntegrationSuiteOnClusterNode(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the amqp091-go integration suite on a three-node cluster (a minute or more); skipped with -short")
+	}
+	goBin := goBinary(t)
+	srcDir := amqp091ModuleDir(t, goBin)
+	cfgs := loopbackClusterConfigs(t, 3)
+	recoveryExpected := true
+	if ln, err := net.Listen("tcp", "127.0.0.1:15672"); err == nil {
+		ln.Close()
+		cfgs[1].HTTPAddr = "127.0.0.1:15672" // TestConnectionRecovery* close connections there
+		recoveryExpected = false
+	} else {
+		t.Logf("port 15672 is taken (%v): TestConnectionRecovery* cannot reach Warren's management API and may fail", err)
+	}
+	insts := startInProcessCluster(t, cfgs, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	waitAllRunning(t, insts)
+	runAMQP091Suite(t, goBin, srcDir, amqpURL(insts[1]), recoveryExpected)
+	for _, inst := range insts {
+		st := inst.router.LinkStats()
+		homed, copies := inst.router.QueueCount()
+		t.Logf("%s after the suite: %d queues homed here, %d copies; link: %d forwards sent, %d served, %d remote consumers",
+			inst.router.NodeName(), homed, copies, st.ForwardsSent, st.ForwardsServed, st.RemoteConsumers)
+	}
+}
+
+// runAMQP091Suite copies the suite's module source to a temporary
+// directory, runs it against url and reports its failures.
+func runAMQP091Suite(t *testing.T, goBin, srcDir, url string, recoveryExpected bool) {
+	t.Helper()
 	work := filepath.Join(t.TempDir(), "amqp091-go")
 	if err := copyTreeWritable(srcDir, work); err != nil {
 		t.Fatalf("copy %s: %v", srcDir, err)

@@ -5,7 +5,12 @@ package mgmt
 // the same quantity, and warren_* for the HTTP and WebSocket fronts.
 // Broker values are read from the core at scrape time (a collector, no
 // background goroutine); per-queue series carry the labels vhost and
-// queue, as RabbitMQ's per-object metrics.
+// queue, as RabbitMQ's per-object metrics. In a cluster each node's
+// /metrics is that node's view, as RabbitMQ's per-node endpoint: the
+// per-queue series (and rabbitmq_queues) cover only the queues this node
+// dispatches (their home), so summing over the nodes counts each queue
+// once and a scrape never asks another node; warren_cluster_* say what
+// this node sees of the cluster and its node link.
 
 import (
 	"net/http"
@@ -182,6 +187,14 @@ var (
 	descUptime      = prometheus.NewDesc("rabbitmq_erlang_uptime_seconds", "Seconds since the node started (the Go process for Warren).", nil, nil)
 	descIdentity    = prometheus.NewDesc("rabbitmq_identity_info", "Node and cluster names, for joining in dashboards.", []string{"rabbitmq_node", "rabbitmq_cluster", "rabbitmq_cluster_permanent_id"}, nil)
 	descBuild       = prometheus.NewDesc("rabbitmq_build_info", "Version information.", []string{"rabbitmq_version", "product_name", "product_version", "go_version"}, nil)
+
+	descNodes         = prometheus.NewDesc("warren_cluster_nodes", "Nodes of the cluster as this node sees them, by state (running, stopped); 1 running on a single node.", []string{"state"}, nil)
+	descQueuesHeld    = prometheus.NewDesc("warren_cluster_queues", "Queues this node holds, by role: home (dispatched here; the queues of rabbitmq_queue_*) or copy (dispatched by another node).", []string{"role"}, nil)
+	descLinkSent      = prometheus.NewDesc("warren_link_forwards_sent_total", "Publishes forwarded to the home node of their queue.", nil, nil)
+	descLinkAnswered  = prometheus.NewDesc("warren_link_forwards_answered_total", "Forwards the home node took (stored, or refused by a full queue).", nil, nil)
+	descLinkFailed    = prometheus.NewDesc("warren_link_forwards_failed_total", "Forwards nacked: an error, no answer, or no home node within the retry time.", nil, nil)
+	descLinkServed    = prometheus.NewDesc("warren_link_forwards_served_total", "Forwards of other nodes' publishers received for queues homed here.", nil, nil)
+	descLinkConsumers = prometheus.NewDesc("warren_link_remote_consumers", "Consumers of queues homed here that serve clients of other nodes.", nil, nil)
 )
 
 // mgGlobalCounters maps RabbitMQ's global counter names to the core's.
@@ -213,7 +226,7 @@ var mgGlobalDescs = func() []*prometheus.Desc {
 func (b *mgBrokerCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descConnections, descChannels, descConsumers, descQueues, descVHosts, descQReady, descQUnacked,
 		descQMessages, descQBytes, descQConsumers, descQPublished, descQDelivered, descQAcked, descRSS, descFDs, descMaxFDs, descUptime,
-		descIdentity, descBuild} {
+		descIdentity, descBuild, descNodes, descQueuesHeld, descLinkSent, descLinkAnswered, descLinkFailed, descLinkServed, descLinkConsumers} {
 		ch <- d
 	}
 	for _, d := range mgGlobalDescs {
@@ -240,7 +253,7 @@ func (b *mgBrokerCollector) Collect(ch chan<- prometheus.Metric) {
 		if err != nil {
 			continue
 		}
-		for _, q := range vh.Queues() {
+		for _, q := range vh.HomedQueues() {
 			queues++
 			gauge(descQReady, float64(q.Ready), q.VHost, q.Name)
 			gauge(descQUnacked, float64(q.Unacked), q.VHost, q.Name)
@@ -260,12 +273,32 @@ func (b *mgBrokerCollector) Collect(ch chan<- prometheus.Metric) {
 	gauge(descRSS, float64(st.MemUsed))
 	gauge(descFDs, float64(st.FDUsed))
 	gauge(descMaxFDs, float64(st.FDTotal))
-	node := "warren"
+	node, cluster := "warren", "warren"
 	started := time.Now()
 	if m := b.s.mgmtState.Load(); m != nil {
-		node, started = m.node, m.started
+		node, cluster, started = m.node, m.clusterName(), m.started
 	}
 	gauge(descUptime, time.Since(started).Seconds())
-	gauge(descIdentity, 1, node, node, node)
+	gauge(descIdentity, 1, node, cluster, cluster)
 	gauge(descBuild, 1, mgmtRabbitVersion, mgmtProduct, mgmtProductVersion, runtime.Version())
+
+	running, stopped := 0, 0
+	for _, n := range r.Nodes() {
+		if n.Running {
+			running++
+		} else {
+			stopped++
+		}
+	}
+	gauge(descNodes, float64(running), "running")
+	gauge(descNodes, float64(stopped), "stopped")
+	homed, copies := r.QueueCount()
+	gauge(descQueuesHeld, float64(homed), "home")
+	gauge(descQueuesHeld, float64(copies), "copy")
+	ls := r.LinkStats()
+	counter(descLinkSent, float64(ls.ForwardsSent))
+	counter(descLinkAnswered, float64(ls.ForwardsAnswered))
+	counter(descLinkFailed, float64(ls.ForwardsFailed))
+	counter(descLinkServed, float64(ls.ForwardsServed))
+	gauge(descLinkConsumers, float64(ls.RemoteConsumers))
 }

@@ -130,7 +130,7 @@ func (m *mgmt) exportDefinitions(c echo.Context) error {
 			vhOut = "" // per-vhost exports leave the vhost out, as RabbitMQ
 		}
 		queues := map[string]bool{}
-		for _, q := range vh.Queues() {
+		for _, q := range vh.QueueDefinitions() {
 			if q.Exclusive {
 				continue
 			}

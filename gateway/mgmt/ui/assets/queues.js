@@ -34,6 +34,17 @@ export function features(q) {
   return out.length ? out : h('span', { class: 'muted' }, '–');
 }
 
+// nodeCell: the node that dispatches the queue (its home; a quorum
+// queue's leader) and, as RabbitMQ's list, "+N" for the other members,
+// named (with those not online) in its title.
+function nodeCell(q) {
+  const others = (q.members || []).filter((m) => m !== q.node);
+  if (!others.length) return q.node;
+  const online = new Set(q.online || []);
+  const title = 'members: ' + q.members.map((m) => (online.has(m) ? m : m + ' (offline)')).join(', ');
+  return h('span', null, q.node, ' ', h('abbr', { class: 'badge members', title }, '+' + others.length));
+}
+
 export function featureText(q) {
   return [q.durable ? 'D' : '', q.auto_delete ? 'AD' : '', q.exclusive ? 'Excl' : '', ...Object.keys(q.arguments || {})].join(' ');
 }
@@ -57,6 +68,7 @@ export function queuesView() {
     { key: 'vhost', label: 'Vhost' },
     { key: 'name', label: 'Name', cell: (q) => h('a', { href: `#/queues/${enc(q.vhost)}/${enc(q.name)}`, class: 'qname' }, q.name) },
     { key: 'type', label: 'Type' },
+    { key: 'node', label: 'Node', cell: nodeCell },
     { key: 'features', label: 'Features', value: featureText, cell: features },
     { key: 'state', label: 'State', cell: (q) => h('span', { class: 'state ' + q.state }, q.state) },
     { key: 'messages_ready', label: 'Ready', num: true, cell: (q) => fmtNum(q.messages_ready) },
