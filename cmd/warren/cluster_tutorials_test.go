@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
+	"net/http"
 	"slices"
 	"sort"
 	"strings"
@@ -294,6 +296,43 @@ func TestClusterTutorials(t *testing.T) {
 		}
 		if d := recv(t, "direct reply-to on n1", direct); d.CorrelationId != "c-9" || string(d.Body) != "81" {
 			t.Errorf("direct reply-to on n1: %q %q", d.CorrelationId, d.Body)
+		}
+	})
+
+	t.Run("rest and websocket rpc", func(t *testing.T) {
+		// The worker on n1; a curl-style REST call on n2 and a browser
+		// style WebSocket call on n3.
+		c1, ch1 := dialURL(t, n1.amqp)
+		defer c1.Close()
+		if _, err := ch1.QueueDeclare("rpc_http", false, false, false, false, nil); err != nil {
+			t.Fatal(err)
+		}
+		reqs := consume(t, ch1, "rpc_http", false)
+		go func() {
+			for d := range reqs {
+				ch1.Publish("", d.ReplyTo, false, false, amqp.Publishing{CorrelationId: d.CorrelationId, Body: []byte(strings.ToUpper(string(d.Body)))})
+				d.Ack(false)
+			}
+		}()
+		req, _ := http.NewRequest("POST", n2.http+"/v1/rpc/amq.default/rpc_http?timeout=10s", strings.NewReader("ping"))
+		req.SetBasicAuth("guest", "guest")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK || string(body) != "PING" {
+			t.Errorf("REST RPC on n2: %d %q", resp.StatusCode, body)
+		}
+		ws, _, err := wsDialAddr(t, strings.TrimPrefix(n3.http, "http://"), "/v1/ws", guestHeader())
+		if err != nil {
+			t.Fatal(err)
+		}
+		ws.expect("welcome", nil)
+		id := ws.send(map[string]any{"op": "rpc", "routing_key": "rpc_http", "payload": "pong", "timeout_ms": 10000})
+		if r := ws.expect("reply", id); r["payload"] != "PONG" {
+			t.Errorf("WebSocket RPC on n3: %v", r)
 		}
 	})
 }

@@ -50,8 +50,14 @@ func guestHeader() http.Header {
 // wsDial opens /v1/ws (or path) with header and waits for nothing.
 func wsDial(t testing.TB, inst *instance, pathQuery string, header http.Header) (*wsTestClient, *http.Response, error) {
 	t.Helper()
+	return wsDialAddr(t, inst.HTTPAddr(), pathQuery, header)
+}
+
+// wsDialAddr is wsDial to the HTTP front at addr (host:port).
+func wsDialAddr(t testing.TB, addr, pathQuery string, header http.Header) (*wsTestClient, *http.Response, error) {
+	t.Helper()
 	d := websocket.Dialer{Subprotocols: []string{"warren.v1"}, HandshakeTimeout: wsTimeout}
-	ws, resp, err := d.Dial("ws://"+inst.HTTPAddr()+pathQuery, header)
+	ws, resp, err := d.Dial("ws://"+addr+pathQuery, header)
 	if err != nil {
 		return nil, resp, err
 	}
