@@ -335,4 +335,29 @@ func TestClusterTutorials(t *testing.T) {
 			t.Errorf("WebSocket RPC on n3: %v", r)
 		}
 	})
+
+	t.Run("server-sent events", func(t *testing.T) {
+		// A browser's event stream on n3 of a queue homed on n1, fed by a
+		// publisher on n2.
+		c1, ch1 := dialURL(t, n1.amqp)
+		defer c1.Close()
+		if _, err := ch1.QueueDeclare("sse_feed", true, false, false, false, nil); err != nil {
+			t.Fatal(err)
+		}
+		rc := &restClient{t: t, base: n3.http, user: "guest", pass: "guest", hc: http.DefaultClient}
+		s := openSSE(t, rc, "/v1/events?queue=sse_feed", "")
+		c2, ch2 := dialURL(t, n2.amqp)
+		defer c2.Close()
+		if err := ch2.Confirm(false); err != nil {
+			t.Fatal(err)
+		}
+		for i := range 3 {
+			confirmed(t, ch2, "", "sse_feed", amqp.Publishing{DeliveryMode: amqp.Persistent, Body: []byte(fmt.Sprintf("event %d", i))})
+		}
+		for i := range 3 {
+			if _, m := s.message(t); m.Payload != fmt.Sprintf("event %d", i) {
+				t.Errorf("event %d on n3: %+v", i, m)
+			}
+		}
+	})
 }
