@@ -16,6 +16,7 @@ const (
 	queueOpStats  byte = 'I' // QueueStats figures
 	queueOpPurge  byte = 'U'
 	queueOpDelete byte = 'L'
+	queueOpFlow   byte = 'W' // has the queue drained (flow.go)
 	replyOpCheck  byte = 'Y' // is a direct reply-to key consumed here
 )
 
@@ -70,6 +71,8 @@ func (l *link) serveQueue(msg jsstore.BusMsg) {
 		for _, v := range []uint64{uint64(s.Ready), uint64(s.Unacked), uint64(s.Consumers), uint64(s.ReadyBytes), s.Published, s.Delivered, s.Acked} {
 			b.u(v)
 		}
+	case queueOpFlow:
+		b.bool(q.drainedBelow(flowLowWater))
 	case queueOpPurge, queueOpDelete:
 		ifUnused, ifEmpty := rb.bool(), rb.bool()
 		if err := l.r.CheckVHostAccess(user, vhost); err != nil {
@@ -251,4 +254,25 @@ func (l *link) serveReply(msg jsstore.BusMsg) {
 		return
 	}
 	vh.deliverReply(m)
+}
+
+// flowDrained asks q's home whether q drained below its low water mark
+// (WaitFlow of a publisher held for it). One try, bounded by
+// flowMaxWait: a home that does not answer, or moved, holds nobody.
+func (l *link) flowDrained(q *Queue) bool {
+	var b wbuf
+	b = append(b, queueOpFlow)
+	b.s(q.vh.name)
+	b.s(q.name)
+	b.s("")
+	data, err := l.bus.Request(subjectOf(q.homeNode(), "rq"), b, flowMaxWait)
+	if err != nil {
+		return true
+	}
+	rest, moved, err := readAnswer(data, q)
+	if err != nil || moved {
+		return true
+	}
+	drained := rest.bool()
+	return drained || rest.bad
 }
