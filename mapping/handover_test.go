@@ -27,7 +27,8 @@ func (c *clusterRouters) waitMembersCurrent(r *mapping.Router, queue string) {
 // the messages published after the move. Acks of the deliveries made
 // before the move are accepted and do nothing (the new home redelivered
 // them). The leadership then comes back: the consumer becomes local
-// again, still without basic.cancel.
+// again, still without basic.cancel. Last, the leading node closes
+// gracefully: a consumer on another node keeps receiving.
 func TestQuorumConsumerSurvivesStepdown(t *testing.T) {
 	if testing.Short() {
 		t.Skip("forms a three-node cluster")
@@ -146,4 +147,24 @@ func TestQuorumConsumerSurvivesStepdown(t *testing.T) {
 		got, err := mapping.LogCountForTest(c.routers[0], "/", "qs")
 		return err == nil && got == 0
 	})
+
+	// A graceful close of the leading node (it steps its leaderships
+	// down first): a consumer on another node stays subscribed and is
+	// served by the next home, which may be its own node.
+	cl.conn.Close()
+	other := connect(t, c.routers[next])
+	other.consume(t, "qs", "o", false)
+	c.waitMembersCurrent(c.routers[0], "qs")
+	c.routers[0].Close()
+	c.home("qs", 0)
+	if !other.publishConfirmed(t, "", "qs", "closed", persistent) {
+		t.Fatal("publish after the leader's graceful close not confirmed")
+	}
+	d = other.sink.waitLen(t, 1)[0]
+	if string(d.Message.Body) != "closed" || d.ConsumerTag != "o" {
+		t.Fatalf("after the leader's graceful close got %q on %s", d.Message.Body, d.ConsumerTag)
+	}
+	if cs := other.sink.cancels(); len(cs) != 0 {
+		t.Fatalf("basic.cancel for %v after the leader's graceful close", cs)
+	}
 }
