@@ -372,6 +372,12 @@ func (r *Router) release(q *Queue) {
 // channels (other nodes' clients) are returned: the caller drops them
 // and tells their nodes the queue moved, with q.mu released.
 func (q *Queue) handOverConsumersLocked() (shadows []*Consumer) {
+	if q.vh.r.link == nil {
+		// No link to serve them through (it starts before ownership,
+		// so only a router that failed to start gets here).
+		q.cancelConsumersLocked()
+		return nil
+	}
 	self := q.vh.r.NodeName()
 	cs := q.consumers
 	q.consumers = nil
