@@ -78,3 +78,91 @@ func TestLinkFlowHoldsRemotePublishers(t *testing.T) {
 		})
 	}
 }
+
+// BenchmarkLinkFlowBacklog: a publisher that waits as the AMQP front does
+// (WaitFlow whenever FlowHeld) publishes 60,000 messages into a queue
+// homed on n1 whose consumer drains slower than it publishes (5
+// messages a millisecond at most); once from n1 (local), once from n2
+// (every message forwarded to n1). It reports the largest backlog seen at
+// the home for each, sampled every 500 messages, and other/home: close to
+// 1 when the home's flow control holds the remote publisher as it holds
+// a local one.
+func BenchmarkLinkFlowBacklog(b *testing.B) {
+	rs := openClusterRouters(b, 2)
+	open := func(r *mapping.Router, sink mapping.Sink) *mapping.Channel {
+		conn, err := r.Connect("guest", "/", mapping.ConnInfo{Name: b.Name()})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(conn.Close)
+		return conn.OpenChannel(1, sink)
+	}
+	const n = 60000
+	spec := mapping.QueueSpec{Name: "link-flow-bench"}
+	home := open(rs[0], newFakeSink())
+	if _, err := home.DeclareQueue(spec, false); err != nil {
+		b.Fatal(err)
+	}
+	if err := rs[1].AdoptQueueForTest("/", spec, "n1"); err != nil {
+		b.Fatal(err)
+	}
+	backlog := func() int {
+		info, err := home.DeclareQueue(spec, true)
+		if err != nil {
+			b.Fatal(err)
+		}
+		return info.Messages
+	}
+	round := func(from *mapping.Router) int {
+		sink := newFakeSink()
+		sink.fullAfter = 5
+		cons := open(rs[0], sink)
+		if err := cons.Consume(spec.Name, "drain", true, false, nil, func(string) {}); err != nil {
+			b.Fatal(err)
+		}
+		stop := make(chan struct{})
+		drained := make(chan struct{})
+		go func() {
+			defer close(drained)
+			for {
+				select {
+				case <-stop:
+					return
+				case <-time.After(time.Millisecond):
+				}
+				sink.take()
+				cons.Resume()
+			}
+		}()
+		pub := open(from, newFakeSink())
+		peak := 0
+		for i := range n {
+			o := pub.Publish(&mapping.Message{RoutingKey: spec.Name, Body: []byte("m")}, nil)
+			if err := o.Err(); err != nil {
+				b.Fatal(err)
+			}
+			if pub.FlowHeld() {
+				pub.WaitFlow(nil)
+			}
+			if i%500 == 0 {
+				peak = max(peak, backlog())
+			}
+		}
+		close(stop)
+		<-drained
+		cons.Close()
+		pub.Close()
+		if _, err := home.PurgeQueue(spec.Name); err != nil {
+			b.Fatal(err)
+		}
+		return peak
+	}
+	var local, remote int
+	for b.Loop() {
+		local = max(local, round(rs[0]))
+		remote = max(remote, round(rs[1]))
+	}
+	b.ReportMetric(float64(local), "home-peak")
+	b.ReportMetric(float64(remote), "other-peak")
+	b.ReportMetric(float64(remote)/float64(local), "other/home")
+}
