@@ -89,13 +89,7 @@ func (q *Queue) flowCandidate(conn *Conn) bool {
 // consumes reports whether one of c's channels consumes q (through its
 // home: such consumers are not in q.consumers on this node).
 func (c *Conn) consumes(q *Queue) bool {
-	c.mu.Lock()
-	chans := make([]*Channel, 0, len(c.channels))
-	for ch := range c.channels {
-		chans = append(chans, ch)
-	}
-	c.mu.Unlock()
-	for _, ch := range chans {
+	for _, ch := range c.channelList() {
 		ch.mu.Lock()
 		for _, k := range ch.consumers {
 			if k.q == q {

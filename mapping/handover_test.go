@@ -19,6 +19,22 @@ func (c *clusterRouters) waitMembersCurrent(r *mapping.Router, queue string) {
 	})
 }
 
+// declareQuorumOnFirst declares quorum queue name from a client of n1,
+// checks that n1 leads it (its log's leader moved to the declaring node)
+// and waits until every node knows it; it returns the client.
+func (c *clusterRouters) declareQuorumOnFirst(name string) *client {
+	c.t.Helper()
+	cl := connect(c.t, c.routers[0])
+	cl.declareQueue(c.t, mapping.QueueSpec{Name: name, Durable: true, Args: mapping.Table{"x-queue-type": "quorum"}})
+	if !mapping.TookOverForTest(c.routers[0], "/", name) {
+		c.t.Fatal("the declaring node does not hold the new quorum queue (its log's leader was not moved to it)")
+	}
+	for _, r := range c.routers[1:] {
+		waitQueueKnown(c.t, r, name)
+	}
+	return cl
+}
+
 // TestQuorumConsumerSurvivesStepdown: a client on the node leading a
 // quorum queue consumes it; the leadership moves to another node without
 // a crash (a stepdown, as the balancer or a rolling restart makes). The
@@ -34,15 +50,7 @@ func TestQuorumConsumerSurvivesStepdown(t *testing.T) {
 		t.Skip("forms a three-node cluster")
 	}
 	c := openRouterCluster(t, 3)
-	spec := mapping.QueueSpec{Name: "qs", Durable: true, Args: mapping.Table{"x-queue-type": "quorum"}}
-	cl := connect(t, c.routers[0])
-	cl.declareQueue(t, spec)
-	if !mapping.TookOverForTest(c.routers[0], "/", "qs") {
-		t.Fatal("n1 does not hold the quorum queue it declared")
-	}
-	for _, i := range []int{1, 2} {
-		waitQueueKnown(t, c.routers[i], "qs")
-	}
+	cl := c.declareQuorumOnFirst("qs")
 	const n, acks = 10, 4
 	for i := range n {
 		if !cl.publishConfirmed(t, "", "qs", fmt.Sprintf("m%d", i), persistent) {

@@ -85,16 +85,7 @@ func TestQuorumQueueFailover(t *testing.T) {
 		t.Skip("forms a three-node cluster")
 	}
 	c := openRouterCluster(t, 3)
-	spec := mapping.QueueSpec{Name: "qq", Durable: true, Args: mapping.Table{"x-queue-type": "quorum"}}
-	first := connect(t, c.routers[0])
-	first.declareQueue(t, spec)
-	if !mapping.TookOverForTest(c.routers[0], "/", "qq") {
-		t.Fatal("the declaring node does not hold the new quorum queue (its log's leader was not moved to it)")
-	}
-	first.conn.Close()
-	for _, i := range []int{1, 2} {
-		waitQueueKnown(t, c.routers[i], "qq")
-	}
+	c.declareQuorumOnFirst("qq").conn.Close()
 
 	const n, acks = 40, 15
 	leader := 0
