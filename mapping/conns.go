@@ -2,6 +2,8 @@ package mapping
 
 import (
 	"crypto/tls"
+	"maps"
+	"slices"
 	"sort"
 	"time"
 )
@@ -145,17 +147,19 @@ func (r *Router) CloseConnection(name, reason string) error {
 	return errorf(KindNotFound, "no connection '%s'", name)
 }
 
+// channelList is a snapshot of c's open channels (Conn.mu is released
+// before a caller takes a Channel.mu).
+func (c *Conn) channelList() []*Channel {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return slices.Collect(maps.Keys(c.channels))
+}
+
 // Channels lists the open channels of every listed connection.
 func (r *Router) Channels() []ChannelStats {
 	var out []ChannelStats
 	for _, c := range r.connections() {
-		c.mu.Lock()
-		chans := make([]*Channel, 0, len(c.channels))
-		for ch := range c.channels {
-			chans = append(chans, ch)
-		}
-		c.mu.Unlock()
-		for _, ch := range chans {
+		for _, ch := range c.channelList() {
 			ch.mu.Lock()
 			out = append(out, ChannelStats{
 				Connection: c.info.Name, Number: ch.number, User: c.user, VHost: c.vh.name,
@@ -178,13 +182,7 @@ func (r *Router) Channels() []ChannelStats {
 func (r *Router) Consumers() []ConsumerStats {
 	var out []ConsumerStats
 	for _, c := range r.connections() {
-		c.mu.Lock()
-		chans := make([]*Channel, 0, len(c.channels))
-		for ch := range c.channels {
-			chans = append(chans, ch)
-		}
-		c.mu.Unlock()
-		for _, ch := range chans {
+		for _, ch := range c.channelList() {
 			ch.mu.Lock()
 			for _, k := range ch.consumers {
 				out = append(out, ConsumerStats{

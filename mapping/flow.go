@@ -17,7 +17,19 @@ const (
 	flowLowWater  = 10000
 	flowPoll      = 500 * time.Microsecond
 	flowMaxWait   = 2 * time.Second // never hold a publisher longer per message
+	// flowRemotePoll: how often a publisher held for a queue homed on
+	// another node asks that home whether the queue drained (a request
+	// over the link, not a look at memory).
+	flowRemotePoll = 5 * time.Millisecond
 )
+
+// Across the node link the rule is the same and is decided by the
+// queue's home: its answer to each forwarded publish says whether the
+// queue holds its publishers (holdsPublishers, carried as one bit by
+// linkpublish.go); the publishing node keeps the last answer on its copy
+// of the queue (heldAtHome) and arms the hold on the publishing channel
+// as a local queue would (flowCandidate). While held, WaitFlow asks the
+// home for drainedBelow every flowRemotePoll.
 
 // overHighWaterLocked reports whether q should hold its publishers: only
 // while some consumer is draining it. Consumers that are all at their
@@ -42,9 +54,25 @@ func (q *Queue) drainingLocked() bool {
 	return false
 }
 
+// holdsPublishers is the home's answer to a forwarded publish: q is over
+// its high water mark while draining. Which connection consumes is the
+// publishing node's to check (flowCandidate).
+func (q *Queue) holdsPublishers() bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.overHighWaterLocked()
+}
+
+// forwardedFull is enqueue's full for a message forwarded to q's home:
+// the home's last answer said q holds its publishers.
+func (q *Queue) forwardedFull() bool { return q.heldAtHome.Load() }
+
 // flowCandidate is checked after a publish that left q over its high
 // water mark: it still is, and none of its consumers is on conn.
 func (q *Queue) flowCandidate(conn *Conn) bool {
+	if !q.atHome() {
+		return q.heldAtHome.Load() && !conn.consumes(q)
+	}
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	if !q.overHighWaterLocked() {
@@ -56,6 +84,37 @@ func (q *Queue) flowCandidate(conn *Conn) bool {
 		}
 	}
 	return true
+}
+
+// consumes reports whether one of c's channels consumes q (through its
+// home: such consumers are not in q.consumers on this node).
+func (c *Conn) consumes(q *Queue) bool {
+	for _, ch := range c.channelList() {
+		ch.mu.Lock()
+		for _, k := range ch.consumers {
+			if k.q == q {
+				ch.mu.Unlock()
+				return true
+			}
+		}
+		ch.mu.Unlock()
+	}
+	return false
+}
+
+// drainedAnywhere is drainedBelow(flowLowWater) decided where q is
+// dispatched: here, or at its home across the link (which answers true
+// when it cannot tell: a publisher is never held on a guess).
+func (q *Queue) drainedAnywhere() bool {
+	l := q.vh.r.link
+	if l == nil || q.atHome() {
+		return q.drainedBelow(flowLowWater)
+	}
+	if l.flowDrained(q) {
+		q.heldAtHome.Store(false) // until a later answer says otherwise
+		return true
+	}
+	return false
 }
 
 func (q *Queue) drainedBelow(n int) bool {
@@ -78,14 +137,18 @@ func (ch *Channel) WaitFlow(quit <-chan struct{}) {
 		return
 	}
 	deadline := time.Now().Add(flowMaxWait)
-	t := time.NewTimer(flowPoll)
+	poll := flowPoll
+	if !q.atHome() {
+		poll = flowRemotePoll
+	}
+	t := time.NewTimer(poll)
 	defer t.Stop()
-	for !q.drainedBelow(flowLowWater) && time.Now().Before(deadline) {
+	for !q.drainedAnywhere() && time.Now().Before(deadline) {
 		select {
 		case <-quit:
 			return
 		case <-t.C:
-			t.Reset(flowPoll)
+			t.Reset(poll)
 		}
 	}
 }

@@ -217,6 +217,12 @@ func (ch *Channel) attach(c *Consumer, ready func(string)) error {
 // attachLocal makes c an ordinary consumer of its queue, now homed here.
 func (ch *Channel) attachLocal(c *Consumer, ready func(string)) error {
 	q := c.q
+	if !ch.vh.r.servesHere(q) {
+		// A quorum queue whose leadership is here but not loaded yet
+		// (takeover), or released while no node leads it: try again on
+		// the watcher's next round.
+		return errorf(KindResourceError, "queue '%s' in vhost '%s' is not dispatched by any node yet; retry later", q.name, ch.vh.name)
+	}
 	q.mu.Lock()
 	defer q.unlockAndDeadLetter()
 	if q.deleted {

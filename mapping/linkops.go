@@ -18,6 +18,7 @@ const (
 	queueOpStatsN byte = 'B' // QueueStats figures of many queues of a vhost
 	queueOpPurge  byte = 'U'
 	queueOpDelete byte = 'L'
+	queueOpFlow   byte = 'W' // has the queue drained (flow.go)
 	replyOpCheck  byte = 'Y' // is a direct reply-to key consumed here
 )
 
@@ -73,6 +74,8 @@ func (l *link) serveQueue(msg jsstore.BusMsg) {
 		b.u(uint64(c))
 	case queueOpStats:
 		putFigures(&b, q.localStats())
+	case queueOpFlow:
+		b.bool(q.drainedBelow(flowLowWater))
 	case queueOpPurge, queueOpDelete:
 		ifUnused, ifEmpty := rb.bool(), rb.bool()
 		if err := l.r.CheckVHostAccess(user, vhost); err != nil {
@@ -353,4 +356,25 @@ func (l *link) serveReply(msg jsstore.BusMsg) {
 		return
 	}
 	vh.deliverReply(m)
+}
+
+// flowDrained asks q's home whether q drained below its low water mark
+// (WaitFlow of a publisher held for it). One try, bounded by
+// flowMaxWait: a home that does not answer, or moved, holds nobody.
+func (l *link) flowDrained(q *Queue) bool {
+	var b wbuf
+	b = append(b, queueOpFlow)
+	b.s(q.vh.name)
+	b.s(q.name)
+	b.s("")
+	data, err := l.bus.Request(subjectOf(q.homeNode(), "rq"), b, flowMaxWait)
+	if err != nil {
+		return true
+	}
+	rest, moved, err := readAnswer(data, q)
+	if err != nil || moved {
+		return true
+	}
+	drained := rest.bool()
+	return drained || rest.bad
 }

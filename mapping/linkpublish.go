@@ -178,7 +178,11 @@ func (l *link) servePublishResult(msg jsstore.BusMsg) {
 	}
 	switch ans {
 	case ansOK:
-		l.finishCounted(id, true, func(f *forward) { f.t.finish(true) })
+		hold := len(msg.Data) > 1 && msg.Data[1]&fwdHold != 0
+		l.finishCounted(id, true, func(f *forward) {
+			f.q.heldAtHome.Store(hold) // before the confirm: the next publish sees it
+			f.t.finish(true)
+		})
 	case ansRefused:
 		l.finishCounted(id, true, func(f *forward) {
 			f.t.setFull(f.q.name)
@@ -303,20 +307,30 @@ func (l *link) servePublish(msg jsstore.BusMsg) {
 		l.bus.Respond(msg, answerError(errorf(KindInternal, "forwarded message: %v", err)))
 		return
 	}
+	// hold is written before t.finish and read by done after it.
+	var hold byte
 	t := &storeTracker{routed: true, vhost: vhost, done: func(o Outcome) {
 		if o.Refused == NotRefused {
-			l.bus.Respond(msg, []byte{ansOK})
+			l.bus.Respond(msg, []byte{ansOK, hold})
 		} else {
 			l.bus.Respond(msg, refusedAnswer(o))
 		}
 	}}
 	t.pending.Store(1)
 	l.counters.fwdServed.Add(1)
-	if ok, _ := q.enqueue(m, t); !ok {
+	ok, full := q.enqueue(m, t)
+	if !ok {
 		t.setFull(q.name)
+	}
+	if full && q.holdsPublishers() {
+		hold = fwdHold // flow.go: the publishing node holds its channel
 	}
 	t.finish(true)
 }
+
+// fwdHold, in the byte after ansOK of a forward's answer: the queue holds
+// its publishers (flow.go). An answer without that byte holds nobody.
+const fwdHold byte = 1
 
 func refusedAnswer(o Outcome) []byte {
 	if o.Refused != RefusedQueueFull {

@@ -21,10 +21,13 @@ import (
 //     every message marked redelivered (the old home may have delivered
 //     it), its clocks start and it dispatches to local consumers;
 //   - release (another node leads, or none does): the queue stops here:
-//     its local consumers are cancelled (basic.cancel), their unacked
-//     deliveries stay with their channels (an ack still removes the
-//     record from the log; the new home has loaded them and delivers
-//     them again, redelivered), and the in-memory window is dropped.
+//     its local consumers stay subscribed, as RabbitMQ's quorum queue
+//     consumers do across a leader change: each becomes a consumer
+//     served through the link by the new home (handOverConsumersLocked),
+//     their unacked deliveries stay in their channels' books but
+//     settling one does nothing (the new home has loaded them and
+//     delivers them again, redelivered), and the in-memory window is
+//     dropped.
 //
 // JetStream fences a deposed leader: it cannot commit, so an append it
 // still makes gets no PubAck and its publisher no confirm (the appender
@@ -330,13 +333,13 @@ func (r *Router) purgedForTakeover(q *Queue, first uint64) ([]purgedRange, uint6
 	return keep, n
 }
 
-// release stops q on this node: its consumers here are cancelled, the
-// window and the paged state are dropped (the messages are in the log,
-// which the new home reads), and its clocks stop. Unacked deliveries
-// stay with their channels; acking one still deletes its record.
+// release stops q on this node: its consumers here are handed over to
+// the new home (handOverConsumersLocked), the window and the paged state
+// are dropped (the messages are in the log, which the new home reads),
+// and its clocks stop.
 func (r *Router) release(q *Queue) {
 	q.mu.Lock()
-	q.cancelConsumersLocked()
+	shadows := q.handOverConsumersLocked()
 	q.ready.clear()
 	waiters := q.page.waiters
 	q.page = pageState{waiters: waiters}
@@ -347,11 +350,70 @@ func (r *Router) release(q *Queue) {
 	q.stopTimersLocked()
 	q.updateHintLocked()
 	q.mu.Unlock()
+	for _, c := range shadows {
+		// As link.homeMoved does: the client node attaches elsewhere.
+		c.ch.dropConsumer(c.tag)
+		c.ch.sink.(*shadowSink).cancelFrame(outMoved, c.tag)
+	}
+}
+
+// handOverConsumersLocked ends q's dispatch to its consumers on this
+// node without cancelling them. Each consumer of this node's clients
+// becomes a consumer served through the link (linkconsume.go), detached
+// for now: the link's watcher attaches it to the new home within a
+// second (link.reattach), or makes it local again if the leadership
+// comes back here (attachLocal). Its unacked deliveries stay in its
+// channel's books as deliveries of an attachment that ended, as for a
+// consumer whose home moved: the client may still ack, nack or reject
+// them (no unknown-tag error), and that does nothing, because the new
+// home loaded every record of the log and redelivers them, marked
+// redelivered; settling them here would let a requeue put a message
+// into a queue this node no longer dispatches. The consumers of shadow
+// channels (other nodes' clients) are returned: the caller drops them
+// and tells their nodes the queue moved, with q.mu released.
+func (q *Queue) handOverConsumersLocked() (shadows []*Consumer) {
+	if q.vh.r.link == nil {
+		// No link to serve them through (it starts before ownership,
+		// so only a router that failed to start gets here).
+		q.cancelConsumersLocked()
+		return nil
+	}
+	self := q.vh.r.NodeName()
+	cs := q.consumers
+	q.consumers = nil
+	q.exclusiveUse = false
+	for _, c := range cs {
+		ch := c.ch
+		ch.mu.Lock()
+		switch {
+		case ch.closed || ch.consumers[c.tag] != c:
+		case isShadowSink(ch.sink):
+			shadows = append(shadows, c)
+		default:
+			ch.remoteLocked()
+			rc := &remoteConsumer{readyDone: true}
+			for _, d := range ch.unacked[ch.unackHead:] {
+				if d != nil && d.c == c && d.home == "" {
+					d.home, d.gen, d.m = self, rc.gen, nil
+					q.unacked--
+				}
+			}
+			rc.gen++ // the deliveries above belong to the attachment that ended
+			c.unacked = 0
+			c.remote = rc
+		}
+		ch.mu.Unlock()
+	}
+	return shadows
+}
+
+func isShadowSink(s Sink) bool {
+	_, ok := s.(*shadowSink)
+	return ok
 }
 
 // cancelConsumersLocked removes every consumer of q and tells each
-// one's channel (basic.cancel to the client): the queue is deleted, or
-// is not dispatched here any more.
+// one's channel (basic.cancel to the client): the queue is deleted.
 func (q *Queue) cancelConsumersLocked() {
 	cs := q.consumers
 	q.consumers = nil

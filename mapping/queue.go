@@ -28,6 +28,9 @@ type Queue struct {
 	owner   *Conn     // set for exclusive queues
 	logName string    // store log for persistent messages; "" when not durable
 	home    queueHome // the node that dispatches it (home.go)
+	// heldAtHome: the home's last answer to a forward said q holds its
+	// publishers (flow.go); only used while q is homed elsewhere.
+	heldAtHome atomic.Bool
 
 	pageMu     sync.Mutex    // orders pageLog's creation and purged's writers; never held with mu
 	pagingHint atomic.Bool   // new messages are likely paged (pager.go)
@@ -250,7 +253,7 @@ func (q *Queue) kick() {
 func (q *Queue) enqueue(m *Message, t *storeTracker) (accepted, full bool) {
 	if l := q.vh.r.link; l != nil && !q.atHome() {
 		l.forward(q, m, t, true) // the home decides (linkpublish.go)
-		return true, false
+		return true, q.forwardedFull()
 	}
 	now := m.publishedAt()
 	persist := q.durableLog() && (m.Properties.Persistent() || q.policy.persistAll)
