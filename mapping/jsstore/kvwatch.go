@@ -195,13 +195,38 @@ func (s *Store) KVList(b Bucket, prefix string) ([]KVEntry, error) {
 	if i := strings.LastIndexByte(prefix, '.'); i >= 0 {
 		filter = prefix[:i+1] + ">"
 	}
-	ctx, cancel := s.ctx()
+	// A listing right after the bucket's stream got a leader (a node
+	// starting with the cluster) can stall before its first entry: its
+	// watch is made again when nothing arrived for kvListStall, for up to
+	// apiTimeout. A long listing that makes progress is never cut.
+	deadline := time.Now().Add(apiTimeout)
+	for {
+		entries, err := s.kvListOnce(kv, filter, prefix)
+		if !errors.Is(err, errListStalled) {
+			return entries, err
+		}
+		if time.Now().After(deadline) {
+			return nil, fmt.Errorf("jsstore: listing %s stalled for %v", prefix, apiTimeout)
+		}
+		s.log.Warn("metadata listing stalled; listing again", "prefix", prefix)
+	}
+}
+
+// kvListStall is how long one attempt of KVList waits for its next entry.
+const kvListStall = 5 * time.Second
+
+var errListStalled = errors.New("jsstore: listing stalled")
+
+func (s *Store) kvListOnce(kv jetstream.KeyValue, filter, prefix string) ([]KVEntry, error) {
+	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	w, err := kv.Watch(ctx, filter, jetstream.IgnoreDeletes())
 	if err != nil {
 		return nil, s.wrap(err)
 	}
 	defer w.Stop()
+	stall := time.NewTimer(kvListStall)
+	defer stall.Stop()
 	var entries []KVEntry
 	for {
 		select {
@@ -215,8 +240,9 @@ func (s *Store) KVList(b Bucket, prefix string) ([]KVEntry, error) {
 			if strings.HasPrefix(e.Key(), prefix) {
 				entries = append(entries, KVEntry{Key: e.Key(), Value: e.Value(), Rev: e.Revision()})
 			}
-		case <-ctx.Done():
-			return nil, s.wrap(ctx.Err())
+			stall.Reset(kvListStall)
+		case <-stall.C:
+			return nil, errListStalled
 		}
 	}
 }
