@@ -655,3 +655,125 @@ func TestClusterPartitionedNodeRefusesWrites(t *testing.T) {
 	}
 	t.Logf("%d confirmed, %d read back (distinct), %d duplicates, %d unconfirmed from the minority read back", len(confirmed), len(got), dups, got["minority"])
 }
+
+// TestClusterClassicQueueHomeKilled: a classic durable queue lives on
+// n1. While n1 is down (kill -9), a client on n2 that publishes to it
+// gets a nack once the forward has been retried for 10 s; a consumer on
+// n3 stays subscribed and gets nothing; a passive declare on n3 still
+// answers, from n3's copy, once n1 is known to be down. Once n1 is back, the consumer on n3
+// gets every message, the ones it held unacked at the kill redelivered
+// with the flag.
+func TestClusterClassicQueueHomeKilled(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds Warren and runs a three-node cluster")
+	}
+	nodes, addrs := startThree(t)
+	n1, n2, n3 := nodes[0], nodes[1], nodes[2]
+	declareDurable(t, n1.amqp, "home-classic")
+	bodies := numbered("m", 20)
+	if got := publishConfirmed(t, n2.amqp, "home-classic", bodies); len(got) != len(bodies) {
+		t.Fatalf("%d of %d confirmed", len(got), len(bodies))
+	}
+
+	// The consumer on n3 holds 5 unacked deliveries and has acked 2.
+	cc, cch := dialURL(t, n3.amqp)
+	defer cc.Close()
+	if err := cch.Qos(5, 0, false); err != nil {
+		t.Fatal(err)
+	}
+	msgs := consume(t, cch, "home-classic", false)
+	acked := map[string]bool{}
+	unacked := map[string]bool{}
+	for i := range 7 {
+		d := recv(t, "consumer on n3", msgs)
+		if i < 2 {
+			d.Ack(false) // the next two deliveries arrive once these are applied
+			acked[string(d.Body)] = true
+		} else {
+			unacked[string(d.Body)] = true
+		}
+	}
+
+	n1.cmd.Process.Kill()
+	n1.cmd.Wait()
+	killed := time.Now()
+
+	// A publish through n2 is nacked after the forward's retries.
+	pc, pch := dialURL(t, n2.amqp)
+	defer pc.Close()
+	if err := pch.Confirm(false); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	dc, err := pch.PublishWithDeferredConfirmWithContext(ctx, "", "home-classic", false, false, amqp.Publishing{DeliveryMode: amqp.Persistent, Body: []byte("while-down")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	published := time.Now()
+	answered := make(chan bool, 1)
+	go func() {
+		ok, err := dc.WaitContext(ctx)
+		if err != nil {
+			t.Errorf("the publish while n1 is down got no answer: %v", err)
+		}
+		answered <- ok
+	}()
+	// Meanwhile the consumer on n3 stays open and gets nothing.
+	select {
+	case d, open := <-msgs:
+		if !open {
+			t.Fatal("the consumer on n3 was closed while the queue's home is down")
+		}
+		t.Errorf("the consumer on n3 got %q while the queue's home is down", d.Body)
+	case ok := <-answered:
+		if ok {
+			t.Errorf("a publish to the queue of a dead home was confirmed")
+		}
+		t.Logf("publish through n2 while n1 is down: nacked after %v", time.Since(published).Round(time.Millisecond))
+	}
+	// n2 and n3 see n1 stopped; a passive declare on n3 answers from
+	// its copy (the counts live on the home: 0 while it is down).
+	for _, n := range nodes[1:] {
+		waitNodes(t, n, "n1 stopped", func(m map[string]string) bool { return m["n1"] == "stopped" && m["n2"] == "running" && m["n3"] == "running" })
+	}
+	passive, pchan := dialURL(t, n3.amqp)
+	defer passive.Close()
+	if q, err := pchan.QueueDeclarePassive("home-classic", true, false, false, false, nil); err != nil || q.Messages != 0 || q.Consumers != 0 {
+		t.Errorf("passive declare on n3 while n1 is down: %+v, %v", q, err)
+	}
+	none(t, "consumer on n3 while n1 is down", msgs)
+
+	// n1 comes back: the consumer on n3 gets the rest, its unacked
+	// deliveries again with the redelivered flag.
+	var ready <-chan [2]string
+	n1.cmd, ready = spawnProcess(t, n1.dir, n1.logs, clusterArgs("n1", addrs[0], strings.Join(addrs, ","), "s3cret")...)
+	waitReady(t, n1, ready)
+	t.Logf("n1 ready again %v after the kill", time.Since(killed).Round(time.Millisecond))
+	got := map[string]bool{}
+	back := 0
+	for len(got) < len(bodies)-len(acked) {
+		d := recv(t, "consumer on n3 after n1's restart", msgs)
+		b := string(d.Body)
+		if unacked[b] && !d.Redelivered {
+			t.Errorf("%s, unacked at the kill, came back without the redelivered flag", b)
+		}
+		if acked[b] {
+			back++ // acked less than a removal batch before the kill
+		} else {
+			got[b] = true
+		}
+		d.Ack(false)
+	}
+	for _, b := range bodies {
+		if !acked[b] && !got[b] {
+			t.Errorf("%s never delivered after n1's restart", b)
+		}
+	}
+	// The queue serves publishes from n2 again.
+	publishConfirmed(t, n2.amqp, "home-classic", []string{"after"})
+	if d := recv(t, "consumer on n3", msgs); string(d.Body) != "after" && string(d.Body) != "while-down" {
+		t.Errorf("after the restart the consumer on n3 got %q", d.Body)
+	}
+	t.Logf("after the restart: %d messages delivered to n3, %d of them redelivered unacked ones, %d acked ones back", len(got), len(unacked), back)
+}
