@@ -57,9 +57,11 @@ func (l *confirmLog) publishVia(ctx context.Context, u *nodeURLs, i int, queue s
 }
 
 // longestGap samples how many messages l has confirmed every 20 ms
-// until ctx ends and returns the longest time the count did not grow.
-func (l *confirmLog) longestGap(ctx context.Context) time.Duration {
+// until ctx ends and returns the longest time the count did not grow,
+// and when that gap began.
+func (l *confirmLog) longestGap(ctx context.Context) (time.Duration, time.Time) {
 	var longest time.Duration
+	var from time.Time
 	last, lastAt := -1, time.Now()
 	for {
 		l.mu.Lock()
@@ -69,11 +71,11 @@ func (l *confirmLog) longestGap(ctx context.Context) time.Duration {
 		if n != last {
 			last, lastAt = n, now
 		} else if gap := now.Sub(lastAt); gap > longest {
-			longest = gap
+			longest, from = gap, lastAt
 		}
 		select {
 		case <-ctx.Done():
-			return longest
+			return longest, from
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
@@ -193,6 +195,8 @@ func TestClusterRollingRestartUnderLoad(t *testing.T) {
 	pubs := map[string]*confirmLog{}
 	subs := map[string]*consumeLog{}
 	gaps := map[string]time.Duration{}
+	gapFrom := map[string]time.Time{}
+	start := time.Now()
 	var wg, gapWG sync.WaitGroup
 	var gapMu sync.Mutex
 	for _, q := range queues {
@@ -200,9 +204,9 @@ func TestClusterRollingRestartUnderLoad(t *testing.T) {
 		wg.Go(func() { pubs[q].publishVia(ctx, urls, 1, q) })
 		wg.Go(func() { subs[q].run(cctx, urls, 2, q) })
 		gapWG.Go(func() {
-			g := pubs[q].longestGap(ctx)
+			g, from := pubs[q].longestGap(ctx)
 			gapMu.Lock()
-			gaps[q] = g
+			gaps[q], gapFrom[q] = g, from
 			gapMu.Unlock()
 		})
 	}
@@ -226,6 +230,8 @@ func TestClusterRollingRestartUnderLoad(t *testing.T) {
 	progress("before the restarts")
 	names := []string{"n1", "n2", "n3"}
 	for i, n := range nodes {
+		leader := queueLeader(nodes[(i+1)%3], "roll-qq")
+		stopAt := time.Since(start)
 		urls.set(i, "")
 		restartNode(t, n, syscall.SIGTERM, clusterArgs(n.name, addrs[i], peers, "s3cret"))
 		urls.set(i, n.amqp)
@@ -235,7 +241,7 @@ func TestClusterRollingRestartUnderLoad(t *testing.T) {
 		progress("after " + n.name + "'s restart")
 		qc, qn := pubs["roll-qq"].count()
 		cc, cn := pubs["roll-classic"].count()
-		t.Logf("restarted %s: quorum queue %d confirmed %d nacked, classic queue %d confirmed %d nacked", n.name, qc, qn, cc, cn)
+		t.Logf("restarted %s at %v (roll-qq was led by %s): quorum queue %d confirmed %d nacked, classic queue %d confirmed %d nacked", n.name, stopAt.Round(time.Millisecond), leader, qc, qn, cc, cn)
 	}
 	stopPublishing()
 	gapWG.Wait()
@@ -262,11 +268,18 @@ func TestClusterRollingRestartUnderLoad(t *testing.T) {
 	}
 	stopConsuming()
 	wg.Wait()
+	// An append taken by a leader that then stepped down is never
+	// committed: its publisher gets a nack at the ack timeout (30 s).
+	for _, n := range nodes {
+		if c := strings.Count(n.logs.String(), "append timed out"); c > 0 {
+			t.Logf("%s: %d appends timed out", n.name, c)
+		}
+	}
 	for _, q := range queues {
 		pubs[q].mu.Lock()
 		_, dups := subs[q].missing(pubs[q].confirmed)
-		t.Logf("%s: %d confirmed, %d nacked, %d consumed (distinct), %d duplicate deliveries, longest gap without a confirm %v",
-			q, len(pubs[q].confirmed), pubs[q].nacked, len(subs[q].got), dups, gaps[q].Round(time.Millisecond))
+		t.Logf("%s: %d confirmed, %d nacked, %d consumed (distinct), %d duplicate deliveries, longest gap without a confirm %v (from %v)",
+			q, len(pubs[q].confirmed), pubs[q].nacked, len(subs[q].got), dups, gaps[q].Round(time.Millisecond), gapFrom[q].Sub(start).Round(time.Millisecond))
 		pubs[q].mu.Unlock()
 	}
 }
