@@ -173,11 +173,16 @@ func (s *Store) reconcileLeaders(quit <-chan struct{}) {
 		default:
 		}
 		ci, ok := local[name]
-		if !ok {
-			// No replica here (a cluster larger than the log): ask.
-			var err error
-			if ci, err = s.logCluster(name); err != nil {
+		if !ok || ci.leader == "" {
+			// No replica here (a cluster larger than the log), or this
+			// replica knows no leader (it may lag long after a partition
+			// heals while the others elected one): ask.
+			asked, err := s.logCluster(name)
+			if err != nil && !ok {
 				continue
+			}
+			if err == nil {
+				ci = asked
 			}
 		}
 		w.mu.Lock()
