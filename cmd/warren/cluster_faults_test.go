@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"regexp"
 	"slices"
 	"strings"
@@ -665,6 +666,11 @@ func TestClusterPartitionedNodeRefusesWrites(t *testing.T) {
 	}
 	if len(lost) > 0 {
 		t.Errorf("%d of %d confirmed messages lost, e.g. %v", len(lost), len(confirmed), lost[:min(10, len(lost))])
+		for _, n := range nodes {
+			var q map[string]any
+			(&mgmtClient{t: t, base: n.http, user: "guest", pass: "guest"}).want(http.StatusOK, "GET", "/api/queues/%2F/part-qq", nil, &q)
+			t.Logf("%s: part-qq node %v leader %v messages %v ready %v unacked %v consumers %v", n.name, q["node"], q["leader"], q["messages"], q["messages_ready"], q["messages_unacknowledged"], q["consumers"])
+		}
 	}
 	t.Logf("%d confirmed, %d read back (distinct), %d duplicates, %d unconfirmed from the minority read back", len(confirmed), len(got), dups, got["minority"])
 }
