@@ -754,7 +754,9 @@ func TestClusterClassicQueueHomeKilled(t *testing.T) {
 	// n2 and n3 see n1 stopped; a passive declare on n3 answers from
 	// its copy (the counts live on the home: 0 while it is down).
 	for _, n := range nodes[1:] {
-		waitNodes(t, n, "n1 stopped", func(m map[string]string) bool { return m["n1"] == "stopped" && m["n2"] == "running" && m["n3"] == "running" })
+		waitNodes(t, n, "n1 stopped", func(m map[string]string) bool {
+			return m["n1"] == "stopped" && m["n2"] == "running" && m["n3"] == "running"
+		})
 	}
 	passive, pchan := dialURL(t, n3.amqp)
 	defer passive.Close()
