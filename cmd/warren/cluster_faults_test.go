@@ -43,12 +43,12 @@ func (u *nodeURLs) pick(i int) string {
 	return ""
 }
 
-// publishVia runs l's sessions through node i (or the next node up
-// while i is down) until ctx ends.
-func (l *confirmLog) publishVia(ctx context.Context, u *nodeURLs, i int, queue string) {
+// reconnecting runs session on node i's URL (or the next node up while
+// i is down) again and again until ctx ends.
+func reconnecting(ctx context.Context, u *nodeURLs, i int, session func(url string)) {
 	for ctx.Err() == nil {
 		if url := u.pick(i); url != "" {
-			l.session(ctx, url, queue)
+			session(url)
 		}
 		select {
 		case <-ctx.Done():
@@ -88,24 +88,12 @@ func (l *confirmLog) count() (confirmed, nacked int) {
 	return len(l.confirmed), l.nacked
 }
 
-// consumeLog is a manual-ack consumer that reconnects (to node i, or
-// the next node up) whenever its connection or its consumer goes, and
-// counts every delivery by body.
+// consumeLog counts a manual-ack consumer's deliveries by body; a
+// session lasts until its connection or its consumer goes, and
+// reconnecting starts the next.
 type consumeLog struct {
 	mu  sync.Mutex
 	got map[string]int
-}
-
-func (c *consumeLog) run(ctx context.Context, u *nodeURLs, i int, queue string) {
-	for ctx.Err() == nil {
-		if url := u.pick(i); url != "" {
-			c.session(ctx, url, queue)
-		}
-		select {
-		case <-ctx.Done():
-		case <-time.After(200 * time.Millisecond):
-		}
-	}
 }
 
 func (c *consumeLog) session(ctx context.Context, url, queue string) {
@@ -202,8 +190,8 @@ func TestClusterRollingRestartUnderLoad(t *testing.T) {
 	var gapMu sync.Mutex
 	for _, q := range queues {
 		pubs[q], subs[q] = &confirmLog{confirmed: map[string]bool{}}, &consumeLog{got: map[string]int{}}
-		wg.Go(func() { pubs[q].publishVia(ctx, urls, 1, q) })
-		wg.Go(func() { subs[q].run(cctx, urls, 2, q) })
+		wg.Go(func() { reconnecting(ctx, urls, 1, func(url string) { pubs[q].session(ctx, url, q) }) })
+		wg.Go(func() { reconnecting(cctx, urls, 2, func(url string) { subs[q].session(cctx, url, q) }) })
 		gapWG.Go(func() {
 			g, from := pubs[q].longestGap(ctx)
 			gapMu.Lock()
