@@ -160,6 +160,18 @@ func (r *Router) nodeRunning(node string) bool {
 	return ok && time.Since(h.at) < hbTimeout
 }
 
+// nodeIncarnation is the incarnation of node's last heartbeat, 0 when
+// none was heard (or node is this one).
+func (r *Router) nodeIncarnation(node string) uint64 {
+	cs := r.cluster
+	if cs == nil {
+		return 0
+	}
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	return cs.heard[node].hb.Incarnation
+}
+
 // NodeName is this node's name: the configured one in a cluster, "" on a
 // single node (the fronts name it themselves, as they always did).
 func (r *Router) NodeName() string {

@@ -31,6 +31,15 @@ func (q *Queue) atHome() bool {
 	return p == nil || *p == q.vh.r.NodeName()
 }
 
+// noHome is the home of a quorum queue whose leader stepped down here
+// with no successor known yet: not this node (which released it), so
+// publishes are retried and consumers wait instead of this node serving
+// the queue it no longer holds.
+var noHome = ""
+
+// setNoHome records that q has no known home for now (see noHome).
+func (q *Queue) setNoHome() { q.home.node.Store(&noHome) }
+
 // setHome records the node that now dispatches q.
 func (q *Queue) setHome(node string) {
 	if node == "" || node == q.vh.r.NodeName() {

@@ -178,14 +178,16 @@ func (l *link) watch(cs *clusterState) {
 		}
 		cs.mu.Unlock()
 		// A forward with no answer in time, or sent to a home that has
-		// stopped since, is failed (nacked), never retried: the home may
-		// have stored it.
+		// stopped since (or restarted: the new process never answers
+		// the old one's requests), is failed (nacked), never retried:
+		// the home may have stored it.
 		l.failForwards(func(f *forward) bool {
 			if f.retrying {
 				return false
 			}
-			_, up := alive[f.home]
-			return now.After(f.deadline) || !up && now.Sub(f.sent) > hbTimeout
+			inc, up := alive[f.home]
+			restarted := up && f.homeInc != 0 && inc != f.homeInc
+			return now.After(f.deadline) || (!up || restarted) && now.Sub(f.sent) > hbTimeout
 		})
 		l.dropDeadShadows(alive)
 		// Re-attaching waits for homes (up to forwardRetryFor each):

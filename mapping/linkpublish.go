@@ -25,6 +25,7 @@ type forward struct {
 	frame    []byte
 	budget   *linkBudget // charged with len(frame) until the answer
 	home     string
+	homeInc  uint64    // the home's incarnation when last sent (0: not heard yet)
 	sent     time.Time // last sent
 	deadline time.Time // no answer by then: failed, never retried
 	until    time.Time // retries (no home answering) stop then
@@ -121,8 +122,10 @@ func (l *link) forward(q *Queue, m *Message, t *storeTracker, wait bool) {
 }
 
 func (l *link) send(f *forward) {
+	inc := l.r.nodeIncarnation(f.home)
 	l.fwdMu.Lock()
 	f.sent = time.Now()
+	f.homeInc = inc
 	l.fwdMu.Unlock()
 	reply := linkPrefix + l.tag + ".pr." + strconv.FormatUint(f.id, 10)
 	if err := l.bus.Publish(subjectOf(f.home, "p"), reply, f.frame); err != nil {

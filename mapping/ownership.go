@@ -177,6 +177,11 @@ func (r *Router) onLeader(log, leader string) {
 	from := q.homeNode()
 	if leader != "" {
 		q.setHome(leader)
+	} else if q.atHome() && r.NodeName() != "" {
+		// This node led the queue and lost its quorum (a partition): it
+		// must stop serving it as home, or, when it hears of the new
+		// leader late, it takes publishes into a queue it released.
+		q.setNoHome()
 	}
 	r.homeMoved(q, from, leader)
 }

@@ -198,8 +198,19 @@ func (ch *Channel) DeclareQueue(s QueueSpec, passive bool) (QueueInfo, error) {
 		if err != nil {
 			return QueueInfo{}, err
 		}
+		// The counts live on the queue's home. While that node is down
+		// (no heartbeat) the queue still exists: this node's copy
+		// answers, with counts 0, rather than failing the check after
+		// the link's retries.
+		homeDown := func() bool { h := q.homeNode(); return h != "" && !q.atHome() && !vh.r.nodeRunning(h) }
+		if homeDown() {
+			return QueueInfo{Name: q.name}, nil
+		}
 		m, c, err := ch.countsAnywhere(q)
 		if err != nil {
+			if homeDown() {
+				return QueueInfo{Name: q.name}, nil
+			}
 			return QueueInfo{}, err
 		}
 		return QueueInfo{Name: q.name, Messages: m, Consumers: c}, nil

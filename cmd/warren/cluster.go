@@ -15,8 +15,8 @@ func (c *Config) clustered() bool {
 // checkCluster checks the cluster settings together (finishConfig).
 func checkCluster(cfg *Config) error {
 	if !cfg.clustered() {
-		if cfg.ClusterSecret != "" || cfg.ClusterTLSCert != "" || cfg.ClusterTLSKey != "" || cfg.ClusterTLSCA != "" {
-			return fmt.Errorf("--cluster-secret and --cluster-tls-* need --node-name, --cluster-addr and --cluster-peers")
+		if cfg.ClusterSecret != "" || cfg.ClusterAdvertise != "" || cfg.ClusterTLSCert != "" || cfg.ClusterTLSKey != "" || cfg.ClusterTLSCA != "" {
+			return fmt.Errorf("--cluster-secret, --cluster-advertise and --cluster-tls-* need --node-name, --cluster-addr and --cluster-peers")
 		}
 		return nil
 	}
@@ -49,6 +49,7 @@ func clusterConfig(cfg Config) (*mapping.ClusterConfig, error) {
 	c := &mapping.ClusterConfig{
 		NodeName:    cfg.NodeName,
 		Listen:      cfg.ClusterAddr,
+		Advertise:   cfg.ClusterAdvertise,
 		Peers:       splitList(cfg.ClusterPeers),
 		Secret:      cfg.ClusterSecret,
 		FormTimeout: cfg.ClusterFormTimeout,

@@ -496,6 +496,7 @@ func TestClusterConfig(t *testing.T) {
 	cert := pki.issueFor("n1", "n1", x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth)
 	file := writeConf(t, `warren.cluster.node_name = n1
 warren.cluster.addr = 10.0.0.1:25690
+warren.cluster.advertise = 203.0.113.1:35690
 warren.cluster.peers.1 = 10.0.0.2:25690
 warren.cluster.peers.2 = 10.0.0.3:25690
 warren.cluster.secret = from-file
@@ -509,25 +510,25 @@ warren.cluster.ssl.cacertfile = `+pki.CAFile+`
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(cfg.Warnings) != 0 || cfg.NodeName != "n1-flag" || cfg.ClusterAddr != "10.0.0.1:25690" || cfg.ClusterPeers != "10.0.0.2:25690,10.0.0.3:25690" ||
+	if len(cfg.Warnings) != 0 || cfg.NodeName != "n1-flag" || cfg.ClusterAddr != "10.0.0.1:25690" || cfg.ClusterAdvertise != "203.0.113.1:35690" || cfg.ClusterPeers != "10.0.0.2:25690,10.0.0.3:25690" ||
 		cfg.ClusterSecret != "from-env" || cfg.ClusterFormTimeout != 90*time.Second || cfg.ClusterTLSCA != pki.CAFile {
 		t.Fatalf("config %+v", cfg)
 	}
 	cc, err := clusterConfig(cfg)
-	if err != nil || cc.NodeName != "n1-flag" || len(cc.Peers) != 2 || cc.TLS == nil || cc.TLS.ClientAuth != tls.RequireAndVerifyClientCert {
+	if err != nil || cc.NodeName != "n1-flag" || cc.Advertise != "203.0.113.1:35690" || len(cc.Peers) != 2 || cc.TLS == nil || cc.TLS.ClientAuth != tls.RequireAndVerifyClientCert {
 		t.Fatalf("clusterConfig: %+v %v", cc, err)
 	}
 	// Every setting from the environment alone.
-	for k, v := range map[string]string{"WARREN_NODE_NAME": "n2", "WARREN_CLUSTER_ADDR": "10.0.0.2:25690", "WARREN_CLUSTER_PEERS": "10.0.0.1:25690,10.0.0.3:25690",
+	for k, v := range map[string]string{"WARREN_NODE_NAME": "n2", "WARREN_CLUSTER_ADDR": "10.0.0.2:25690", "WARREN_CLUSTER_ADVERTISE": "203.0.113.2:35690", "WARREN_CLUSTER_PEERS": "10.0.0.1:25690,10.0.0.3:25690",
 		"WARREN_CLUSTER_FORM_TIMEOUT": "2m", "WARREN_CLUSTER_TLS_CERT": cert.CertFile, "WARREN_CLUSTER_TLS_KEY": cert.KeyFile, "WARREN_CLUSTER_TLS_CA": pki.CAFile} {
 		t.Setenv(k, v)
 	}
 	cfg, err = parseServeFlags(nil, io.Discard)
-	if err != nil || cfg.NodeName != "n2" || cfg.ClusterAddr != "10.0.0.2:25690" || cfg.ClusterPeers != "10.0.0.1:25690,10.0.0.3:25690" ||
+	if err != nil || cfg.NodeName != "n2" || cfg.ClusterAddr != "10.0.0.2:25690" || cfg.ClusterAdvertise != "203.0.113.2:35690" || cfg.ClusterPeers != "10.0.0.1:25690,10.0.0.3:25690" ||
 		cfg.ClusterSecret != "from-env" || cfg.ClusterFormTimeout != 2*time.Minute || cfg.ClusterTLSCert != cert.CertFile || cfg.ClusterTLSKey != cert.KeyFile {
 		t.Fatalf("from the environment: %+v %v", cfg, err)
 	}
-	for _, k := range []string{"WARREN_NODE_NAME", "WARREN_CLUSTER_ADDR", "WARREN_CLUSTER_PEERS", "WARREN_CLUSTER_SECRET", "WARREN_CLUSTER_FORM_TIMEOUT", "WARREN_CLUSTER_TLS_CERT", "WARREN_CLUSTER_TLS_KEY", "WARREN_CLUSTER_TLS_CA"} {
+	for _, k := range []string{"WARREN_NODE_NAME", "WARREN_CLUSTER_ADDR", "WARREN_CLUSTER_ADVERTISE", "WARREN_CLUSTER_PEERS", "WARREN_CLUSTER_SECRET", "WARREN_CLUSTER_FORM_TIMEOUT", "WARREN_CLUSTER_TLS_CERT", "WARREN_CLUSTER_TLS_KEY", "WARREN_CLUSTER_TLS_CA"} {
 		t.Setenv(k, "")
 	}
 	if cfg, err := parseServeFlags(nil, io.Discard); err != nil || cfg.clustered() {
@@ -547,6 +548,8 @@ warren.cluster.ssl.cacertfile = `+pki.CAFile+`
 		{append(slices.Clone(base), "--cluster-tls-cert", cert.CertFile), "go together"},
 		{append(slices.Clone(base), "--cluster-tls-cert", cert.CertFile, "--cluster-tls-key", cert.KeyFile, "--cluster-tls-ca", cert.KeyFile), "holds no PEM certificate"},
 		{append(slices.Clone(base), "--cluster-form-timeout", "-1s"), "want a positive duration"},
+		{append(slices.Clone(base), "--cluster-advertise", "proxy"), `cluster advertise address "proxy"`},
+		{[]string{"--cluster-advertise", "127.0.0.1:1"}, "need --node-name"},
 	} {
 		if _, err := parseServeFlags(c.args, io.Discard); err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%v: %v, want an error with %q", c.args, err, c.want)

@@ -147,6 +147,7 @@ var confKeys = map[string]confKey{
 
 	"warren.cluster.node_name":      {"a node name (letters, digits, _ and -)", setString(func(c *Config) *string { return &c.NodeName })},
 	"warren.cluster.addr":           {"host:port", setHostPort(func(c *Config) *string { return &c.ClusterAddr })},
+	"warren.cluster.advertise":      {"host:port", setHostPort(func(c *Config) *string { return &c.ClusterAdvertise })},
 	"warren.cluster.peers":          {"comma-separated host:port", setPeers},
 	"warren.cluster.secret":         {"a secret string", setString(func(c *Config) *string { return &c.ClusterSecret })},
 	"warren.cluster.form_timeout":   {"a number of seconds > 0", setFormTimeout},

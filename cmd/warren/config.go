@@ -65,6 +65,7 @@ type Config struct {
 	NodeName           string
 	ClusterAddr        string // host:port of the route listener
 	ClusterPeers       string // comma-separated host:port of the other nodes' route listeners
+	ClusterAdvertise   string // host:port the other nodes reach this node's routes at, when not ClusterAddr (NAT, proxy)
 	ClusterSecret      string
 	ClusterFormTimeout time.Duration // 0 = 60s
 	// Route TLS: all three, or none.
@@ -127,6 +128,7 @@ func serveFlags(cfg *Config, out io.Writer) *flag.FlagSet {
 	fs.StringVar(&cfg.NodeName, "node-name", cfg.NodeName, "this node's name in a cluster: unique, stable across restarts; letters, digits, _ and - (env WARREN_NODE_NAME)")
 	fs.StringVar(&cfg.ClusterAddr, "cluster-addr", cfg.ClusterAddr, "host:port the cluster routes of this node listen on (env WARREN_CLUSTER_ADDR)")
 	fs.StringVar(&cfg.ClusterPeers, "cluster-peers", cfg.ClusterPeers, "comma-separated host:port of the other nodes' --cluster-addr (env WARREN_CLUSTER_PEERS)")
+	fs.StringVar(&cfg.ClusterAdvertise, "cluster-advertise", cfg.ClusterAdvertise, "host:port the other nodes reach this node's cluster routes at, when not --cluster-addr (behind NAT or a proxy; env WARREN_CLUSTER_ADVERTISE)")
 	fs.StringVar(&cfg.ClusterSecret, "cluster-secret", cfg.ClusterSecret, "shared secret every cluster route must present; prefer the env var, a flag shows in process lists (env WARREN_CLUSTER_SECRET)")
 	fs.DurationVar(&cfg.ClusterFormTimeout, "cluster-form-timeout", cfg.ClusterFormTimeout, "how long to wait at start for a quorum of the cluster (default 60s; env WARREN_CLUSTER_FORM_TIMEOUT)")
 	fs.StringVar(&cfg.ClusterTLSCert, "cluster-tls-cert", cfg.ClusterTLSCert, "PEM certificate for cluster routes, both directions; needs --cluster-tls-key and --cluster-tls-ca (env WARREN_CLUSTER_TLS_CERT)")
@@ -210,6 +212,7 @@ func applyEnv(cfg *Config) error {
 	env("WARREN_NODE_NAME", &cfg.NodeName)
 	env("WARREN_CLUSTER_ADDR", &cfg.ClusterAddr)
 	env("WARREN_CLUSTER_PEERS", &cfg.ClusterPeers)
+	env("WARREN_CLUSTER_ADVERTISE", &cfg.ClusterAdvertise)
 	env("WARREN_CLUSTER_SECRET", &cfg.ClusterSecret)
 	env("WARREN_CLUSTER_TLS_CERT", &cfg.ClusterTLSCert)
 	env("WARREN_CLUSTER_TLS_KEY", &cfg.ClusterTLSKey)

@@ -24,11 +24,16 @@ import (
 // with clustered JetStream. A nil *ClusterConfig (the default) is a single
 // node exactly as before: no listener at all, server name "warren".
 type ClusterConfig struct {
-	Name     string   // cluster name, the same on every node; "" → DefaultClusterName
-	NodeName string   // this node's name: unique in the cluster, stable across restarts
-	Listen   string   // host:port of this node's route listener
-	Peers    []string // host:port of the route listeners of the other nodes (may name this one too)
-	Secret   string   // shared secret every route must present
+	Name     string // cluster name, the same on every node; "" → DefaultClusterName
+	NodeName string // this node's name: unique in the cluster, stable across restarts
+	Listen   string // host:port of this node's route listener
+	// Advertise, when set, is the host:port the other nodes are told to
+	// reach this node's routes at (gossiped to the nodes that learn about
+	// it from a third one) instead of Listen: the address a NAT or a
+	// proxy in front of the node exposes.
+	Advertise string
+	Peers     []string // host:port of the route listeners of the other nodes (may name this one too)
+	Secret    string   // shared secret every route must present
 	// TLS, when set, is used for routes in both directions: the listener
 	// asks for and verifies a client certificate, and a solicited route
 	// verifies the peer's certificate against RootCAs.
@@ -74,6 +79,11 @@ func (c *ClusterConfig) Check() error {
 	}
 	if _, _, err := splitHostPort(c.Listen); err != nil {
 		return fmt.Errorf("cluster address %q: %v", c.Listen, err)
+	}
+	if c.Advertise != "" {
+		if _, _, err := splitHostPort(c.Advertise); err != nil {
+			return fmt.Errorf("cluster advertise address %q: %v", c.Advertise, err)
+		}
 	}
 	if len(c.Peers) == 0 {
 		return errors.New("a cluster needs at least one peer address")
@@ -129,6 +139,9 @@ func clusterOptions(opts *server.Options, c *ClusterConfig) (token string, err e
 		Port:     port,
 		Username: routeUser,
 		Password: c.Secret,
+		// The route address in this node's INFO, which the other nodes
+		// dial when they learn about it through a third node.
+		Advertise: c.Advertise,
 	}
 	if c.TLS != nil {
 		opts.Cluster.TLSConfig = c.TLS

@@ -173,15 +173,25 @@ func (s *Store) reconcileLeaders(quit <-chan struct{}) {
 		default:
 		}
 		ci, ok := local[name]
-		if !ok {
-			// No replica here (a cluster larger than the log): ask.
-			var err error
-			if ci, err = s.logCluster(name); err != nil {
+		w.mu.Lock()
+		tl := w.logs[name]
+		leaderless := tl != nil && tl.reported && tl.leader == ""
+		w.mu.Unlock()
+		if !ok || ci.leader == "" && leaderless {
+			// No replica here (a cluster larger than the log), or this
+			// replica still knows no leader since it reported none (it
+			// may lag long after a partition heals while the others
+			// elected one): ask.
+			asked, err := s.logCluster(name)
+			if err != nil && !ok {
 				continue
+			}
+			if err == nil {
+				ci = asked
 			}
 		}
 		w.mu.Lock()
-		tl := w.logs[name]
+		tl = w.logs[name]
 		changed := tl != nil && (!tl.reported || tl.leader != ci.leader)
 		if changed {
 			tl.leader, tl.reported = ci.leader, true
