@@ -172,6 +172,24 @@ func (r *Router) nodeIncarnation(node string) uint64 {
 	return cs.heard[node].hb.Incarnation
 }
 
+// nodeSilent reports whether node is known to be down: heard from and
+// silent for hbTimeout since, or never heard from although this node
+// has run for hbTimeout. A node not heard from yet right after this one
+// started is not (its first heartbeat may be on its way).
+func (r *Router) nodeSilent(node string) bool {
+	cs := r.cluster
+	if cs == nil || node == cs.node {
+		return false
+	}
+	cs.mu.Lock()
+	h, ok := cs.heard[node]
+	cs.mu.Unlock()
+	if !ok {
+		return time.Since(r.started) >= hbTimeout
+	}
+	return time.Since(h.at) >= hbTimeout
+}
+
 // NodeName is this node's name: the configured one in a cluster, "" on a
 // single node (the fronts name it themselves, as they always did).
 func (r *Router) NodeName() string {

@@ -201,9 +201,11 @@ func (ch *Channel) DeclareQueue(s QueueSpec, passive bool) (QueueInfo, error) {
 		// The counts live on the queue's home. While that node is down
 		// (no heartbeat) the queue still exists: this node's copy
 		// answers, with counts 0, rather than failing the check after
-		// the link's retries.
+		// the link's retries. Without waiting when the home is known to
+		// be down; a home merely not heard from yet (this node just
+		// started) is asked.
 		homeDown := func() bool { h := q.homeNode(); return h != "" && !q.atHome() && !vh.r.nodeRunning(h) }
-		if homeDown() {
+		if h := q.homeNode(); h != "" && !q.atHome() && vh.r.nodeSilent(h) {
 			return QueueInfo{Name: q.name}, nil
 		}
 		m, c, err := ch.countsAnywhere(q)
