@@ -3,6 +3,8 @@ package mapping
 import (
 	"encoding/binary"
 	"errors"
+	"maps"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -496,20 +498,12 @@ func (l *link) homeMoved(q *Queue, from, to string) {
 func (l *link) channels() []*Channel {
 	l.chansMu.Lock()
 	defer l.chansMu.Unlock()
-	out := make([]*Channel, 0, len(l.chans))
-	for _, ch := range l.chans {
-		out = append(out, ch)
-	}
-	return out
+	return slices.Collect(maps.Values(l.chans))
 }
 
 // shadowList is a snapshot of the shadow channels this node keeps.
 func (l *link) shadowList() []*shadow {
 	l.shadowMu.Lock()
 	defer l.shadowMu.Unlock()
-	out := make([]*shadow, 0, len(l.shadows))
-	for _, sh := range l.shadows {
-		out = append(out, sh)
-	}
-	return out
+	return slices.Collect(maps.Values(l.shadows))
 }
