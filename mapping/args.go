@@ -30,5 +30,5 @@ func validateQueueArgs(args Table) error {
 			}
 		}
 	}
-	return nil
+	return checkLocatorArgs(args)
 }

@@ -26,6 +26,8 @@ import (
 //	                         a batch), purge, delete
 //	warren.n.<node>.d        deliveries and consumer cancels, batched
 //	warren.n.<node>.r        direct reply-to messages (at most once)
+//	warren.n.<node>.qd       declares of queues placed on this node
+//	warren.n.<node>.ms       metadata sync: answered once a revision is applied
 //	warren.n.<node>.pr.<id>  publish results
 //
 // <node> is nodeTag(name). Frames are a kind byte and uvarint-prefixed
@@ -68,6 +70,12 @@ type link struct {
 
 	reattaching atomic.Bool    // a re-attach round runs (watch)
 	bg          sync.WaitGroup // that round's goroutine
+
+	// Home side of declares placed here by other nodes (linkdeclare.go):
+	// one goroutine each, waited for by stopLink.
+	declMu      sync.Mutex // LEAF
+	declStopped bool
+	declWG      sync.WaitGroup
 }
 
 const (
@@ -113,7 +121,7 @@ func (r *Router) startLink(cs *clusterState) error {
 	r.link = l // before a handler may enqueue (which looks at r.link)
 	for what, fn := range map[string]func(jsstore.BusMsg){
 		"p": l.servePublish, "c": l.serveChannel, "rq": l.serveQueue, "d": l.serveDeliveries,
-		"r": l.serveReply, "pr.*": l.servePublishResult, "ms": l.serveMetaSync,
+		"r": l.serveReply, "pr.*": l.servePublishResult, "ms": l.serveMetaSync, "qd": l.serveDeclare,
 	} {
 		stop, err := bus.Subscribe(linkPrefix+l.tag+"."+what, fn)
 		if err != nil {
@@ -142,6 +150,10 @@ func (r *Router) stopLink() {
 	close(l.quit)
 	<-l.done
 	l.bg.Wait()
+	l.declMu.Lock()
+	l.declStopped = true
+	l.declMu.Unlock()
+	l.declWG.Wait()
 	l.outWG.Wait()
 	for _, s := range l.stops {
 		s()

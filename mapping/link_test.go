@@ -23,6 +23,13 @@ func openClusterRouters(t testing.TB, n int) []*mapping.Router {
 // node's configuration (to open it again).
 func openClusterConfigs(t testing.TB, n int) ([]*mapping.Router, []mapping.Config) {
 	t.Helper()
+	return openClusterWith(t, n, nil)
+}
+
+// openClusterWith is openClusterConfigs with each node's configuration
+// changed by edit (when not nil) before it opens.
+func openClusterWith(t testing.TB, n int, edit func(*mapping.Config)) ([]*mapping.Router, []mapping.Config) {
+	t.Helper()
 	if testing.Short() {
 		t.Skip("forms a cluster")
 	}
@@ -47,6 +54,9 @@ func openClusterConfigs(t testing.TB, n int) ([]*mapping.Router, []mapping.Confi
 		cfgs[i] = mapping.Config{DataDir: t.TempDir(), Logger: quietLogger(), Cluster: &mapping.ClusterConfig{
 			NodeName: fmt.Sprintf("n%d", i+1), Listen: addrs[i], Peers: addrs, Secret: "s3cret", FormTimeout: 20 * time.Second,
 		}}
+		if edit != nil {
+			edit(&cfgs[i])
+		}
 		wg.Go(func() { rs[i], errs[i] = mapping.Open(cfgs[i]) })
 	}
 	wg.Wait()

@@ -38,6 +38,9 @@ type Config struct {
 	Alarms        AlarmConfig
 	Limits        Limits
 	Paging        PagingConfig // how many ready messages stay in memory
+	// Placement says which node homes a new queue in a cluster
+	// (placement.go); the zero value homes it on the declaring node.
+	Placement PlacementConfig
 }
 
 // Limits bound what clients can create; zero means no limit.
@@ -104,6 +107,9 @@ func Open(cfg Config) (*Router, error) {
 		return nil, fmt.Errorf("mapping: Config.DataDir is required")
 	}
 	cfg.Paging = cfg.Paging.withDefaults()
+	if err := cfg.Placement.Check(); err != nil {
+		return nil, fmt.Errorf("mapping: %w", err)
+	}
 	st, err := jsstore.Open(jsstore.Config{Dir: cfg.DataDir, SyncAlways: cfg.SyncAlways, Logger: cfg.Logger, Cluster: cfg.Cluster})
 	if err != nil {
 		return nil, fmt.Errorf("open store in %s: %w", cfg.DataDir, err)

@@ -244,6 +244,16 @@ func (ch *Channel) DeclareQueue(s QueueSpec, passive bool) (QueueInfo, error) {
 	if q := vh.queue(s.Name); q != nil {
 		return ch.redeclare(q, s)
 	}
+	if nodes := vh.r.placement(s); nodes != nil {
+		return ch.declareElsewhere(nodes, s)
+	}
+	return ch.declareHere(s)
+}
+
+// declareHere declares a queue homed on this node (s checked, and not
+// known here a moment ago).
+func (ch *Channel) declareHere(s QueueSpec) (QueueInfo, error) {
+	vh := ch.vh
 	vh.topoMu.Lock()
 	if q := vh.queue(s.Name); q != nil {
 		vh.topoMu.Unlock()

@@ -15,8 +15,8 @@ func (c *Config) clustered() bool {
 // checkCluster checks the cluster settings together (finishConfig).
 func checkCluster(cfg *Config) error {
 	if !cfg.clustered() {
-		if cfg.ClusterSecret != "" || cfg.ClusterAdvertise != "" || cfg.ClusterTLSCert != "" || cfg.ClusterTLSKey != "" || cfg.ClusterTLSCA != "" {
-			return fmt.Errorf("--cluster-secret, --cluster-advertise and --cluster-tls-* need --node-name, --cluster-addr and --cluster-peers")
+		if cfg.ClusterSecret != "" || cfg.ClusterAdvertise != "" || cfg.ClusterQueueNodes != "" || cfg.ClusterTLSCert != "" || cfg.ClusterTLSKey != "" || cfg.ClusterTLSCA != "" {
+			return fmt.Errorf("--cluster-secret, --cluster-advertise, --cluster-queue-nodes and --cluster-tls-* need --node-name, --cluster-addr and --cluster-peers")
 		}
 		return nil
 	}
@@ -37,6 +37,12 @@ func checkCluster(cfg *Config) error {
 	}
 	_, err := clusterConfig(*cfg)
 	return err
+}
+
+// placementConfig is where new queues are homed in a cluster (the core
+// checks it; a single node homes every queue itself).
+func placementConfig(cfg Config) mapping.PlacementConfig {
+	return mapping.PlacementConfig{Locator: cfg.QueueLeaderLocator, Nodes: splitList(cfg.ClusterQueueNodes)}
 }
 
 // clusterConfig is the core's cluster configuration; nil when the node

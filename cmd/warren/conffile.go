@@ -126,6 +126,7 @@ var confKeys = map[string]confKey{
 	"default_pass":                      {"a password", setString(func(c *Config) *string { return &c.DefaultPass })},
 	"default_vhost":                     {"a vhost name", setString(func(c *Config) *string { return &c.DefaultVHost })},
 	"default_queue_type":                {"classic or quorum", setDefaultQueueType},
+	"queue_leader_locator":              {"client-local or balanced", setQueueLeaderLocator},
 	"loopback_users":                    {"none", setLoopbackNone},
 	"heartbeat":                         {"a number of seconds (0 disables heartbeats)", setHeartbeat},
 	"frame_max":                         {"a number of bytes from 4096 to 2147483647 (0 = no limit)", setFrameMax},
@@ -149,6 +150,7 @@ var confKeys = map[string]confKey{
 	"warren.cluster.addr":           {"host:port", setHostPort(func(c *Config) *string { return &c.ClusterAddr })},
 	"warren.cluster.advertise":      {"host:port", setHostPort(func(c *Config) *string { return &c.ClusterAdvertise })},
 	"warren.cluster.peers":          {"comma-separated host:port", setPeers},
+	"warren.cluster.queue_nodes":    {"comma-separated node names", setQueueNodes},
 	"warren.cluster.secret":         {"a secret string", setString(func(c *Config) *string { return &c.ClusterSecret })},
 	"warren.cluster.form_timeout":   {"a number of seconds > 0", setFormTimeout},
 	"warren.cluster.ssl.certfile":   {"a file path", setString(func(c *Config) *string { return &c.ClusterTLSCert })},
@@ -532,6 +534,23 @@ func setDefaultQueueType(c *Config, _ *confState, _, v string) error {
 		return errWant
 	}
 	c.DefaultQueueType = v
+	return nil
+}
+
+func setQueueLeaderLocator(c *Config, _ *confState, _, v string) error {
+	if v == "" || (mapping.PlacementConfig{Locator: v}).Check() != nil {
+		return errWant
+	}
+	c.QueueLeaderLocator = v
+	return nil
+}
+
+func setQueueNodes(c *Config, _ *confState, _, v string) error {
+	nodes := splitList(v)
+	if len(nodes) == 0 || (mapping.PlacementConfig{Nodes: nodes}).Check() != nil {
+		return errWant
+	}
+	c.ClusterQueueNodes = strings.Join(nodes, ",")
 	return nil
 }
 

@@ -74,6 +74,12 @@ type Config struct {
 	// DefaultQueueType is the x-queue-type of a declaration without one
 	// (classic or quorum; "" = classic; docs/queue-types.md).
 	DefaultQueueType string
+	// QueueLeaderLocator is the locator of a declaration that names none
+	// (client-local or balanced; "" = client-local), and
+	// ClusterQueueNodes the comma-separated nodes new queues may be homed
+	// on ("" = every node): docs/cluster.md "Where a queue lives".
+	QueueLeaderLocator string
+	ClusterQueueNodes  string
 
 	// Warnings are the config file's unknown keys, logged at start.
 	Warnings []string
@@ -128,6 +134,8 @@ func serveFlags(cfg *Config, out io.Writer) *flag.FlagSet {
 	fs.StringVar(&cfg.NodeName, "node-name", cfg.NodeName, "this node's name in a cluster: unique, stable across restarts; letters, digits, _ and - (env WARREN_NODE_NAME)")
 	fs.StringVar(&cfg.ClusterAddr, "cluster-addr", cfg.ClusterAddr, "host:port the cluster routes of this node listen on (env WARREN_CLUSTER_ADDR)")
 	fs.StringVar(&cfg.ClusterPeers, "cluster-peers", cfg.ClusterPeers, "comma-separated host:port of the other nodes' --cluster-addr (env WARREN_CLUSTER_PEERS)")
+	fs.StringVar(&cfg.QueueLeaderLocator, "queue-leader-locator", cfg.QueueLeaderLocator, "in a cluster, the node a new queue is homed on when its declaration names no locator: client-local (the declaring node, default) or balanced (the node with the fewest queues) (env WARREN_QUEUE_LEADER_LOCATOR)")
+	fs.StringVar(&cfg.ClusterQueueNodes, "cluster-queue-nodes", cfg.ClusterQueueNodes, "comma-separated nodes that may hold queues; a queue declared on another node is created on one of them (exclusive queues aside). Default: every node; give every node the same list (env WARREN_CLUSTER_QUEUE_NODES)")
 	fs.StringVar(&cfg.ClusterAdvertise, "cluster-advertise", cfg.ClusterAdvertise, "host:port the other nodes reach this node's cluster routes at, when not --cluster-addr (behind NAT or a proxy; env WARREN_CLUSTER_ADVERTISE)")
 	fs.StringVar(&cfg.ClusterSecret, "cluster-secret", cfg.ClusterSecret, "shared secret every cluster route must present; prefer the env var, a flag shows in process lists (env WARREN_CLUSTER_SECRET)")
 	fs.DurationVar(&cfg.ClusterFormTimeout, "cluster-form-timeout", cfg.ClusterFormTimeout, "how long to wait at start for a quorum of the cluster (default 60s; env WARREN_CLUSTER_FORM_TIMEOUT)")
@@ -213,6 +221,8 @@ func applyEnv(cfg *Config) error {
 	env("WARREN_CLUSTER_ADDR", &cfg.ClusterAddr)
 	env("WARREN_CLUSTER_PEERS", &cfg.ClusterPeers)
 	env("WARREN_CLUSTER_ADVERTISE", &cfg.ClusterAdvertise)
+	env("WARREN_QUEUE_LEADER_LOCATOR", &cfg.QueueLeaderLocator)
+	env("WARREN_CLUSTER_QUEUE_NODES", &cfg.ClusterQueueNodes)
 	env("WARREN_CLUSTER_SECRET", &cfg.ClusterSecret)
 	env("WARREN_CLUSTER_TLS_CERT", &cfg.ClusterTLSCert)
 	env("WARREN_CLUSTER_TLS_KEY", &cfg.ClusterTLSKey)
@@ -273,6 +283,9 @@ func finishConfig(cfg *Config) error {
 	}
 	if _, err := mapping.ParseDefaultQueueType(cfg.DefaultQueueType); err != nil {
 		return fmt.Errorf("--default-queue-type (default_queue_type): %v", err)
+	}
+	if err := placementConfig(*cfg).Check(); err != nil {
+		return fmt.Errorf("--queue-leader-locator / --cluster-queue-nodes: %v", err)
 	}
 	if (cfg.DefaultUser == "") != (cfg.DefaultPass == "") {
 		return fmt.Errorf("--default-user and --default-pass go together")

@@ -155,6 +155,7 @@ func startInstance(cfg Config, logger *slog.Logger) (*instance, error) {
 	}
 	router, err := mapping.Open(mapping.Config{
 		DefaultQueueType: cfg.DefaultQueueType, // qtype.go
+		Placement:        placementConfig(cfg),
 
 		DataDir:        cfg.DataDir,
 		SyncAlways:     cfg.Sync == "always",
