@@ -682,3 +682,40 @@ func TestLinkFlowPausesRemoteConsumer(t *testing.T) {
 	c.ch.SetFlow(true)
 	c.sink.waitLen(t, n+held)
 }
+
+// TestLinkGetSeesOwnPublish: a publish on n2 (no confirm awaited) to a
+// queue homed on n1 is seen by the next basic.get, passive declare and
+// purge on n2, as on one node (the amqp091-go suite's GetOk publishes
+// and gets at once); deleting a queue its home already deleted answers
+// delete-ok.
+func TestLinkGetSeesOwnPublish(t *testing.T) {
+	rs := openClusterRouters(t, 2)
+	homedOn(t, rs, 0, mapping.QueueSpec{Name: "link-order"})
+	c := connect(t, rs[1])
+	for i := range 50 {
+		body := fmt.Sprintf("m%d", i)
+		c.publish(t, "", "link-order", body, mapping.Properties{})
+		d, _, ok := c.get(t, "link-order", true)
+		if !ok || string(d.Message.Body) != body {
+			t.Fatalf("round %d: get right after the publish = %q, %v; want %q", i, d.Message.Body, ok, body)
+		}
+	}
+	for i := range 10 {
+		c.publish(t, "", "link-order", fmt.Sprint(i), mapping.Properties{})
+	}
+	if n := c.count(t, "link-order"); n != 10 {
+		t.Fatalf("passive declare right after 10 publishes counts %d", n)
+	}
+	c.publish(t, "", "link-order", "x", mapping.Properties{})
+	if n, err := c.ch.PurgeQueue("link-order"); err != nil || n != 11 {
+		t.Fatalf("purge right after the publishes = %d, %v; want 11", n, err)
+	}
+	// Gone at the home, still a copy here for a moment: delete-ok.
+	mapping.SetMetaApplyDelay(rs[1], 2*time.Second)
+	if _, err := connect(t, rs[0]).ch.DeleteQueue("link-order", false, false); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := c.ch.DeleteQueue("link-order", false, false); err != nil || n != 0 {
+		t.Fatalf("delete of a queue its home deleted = %d, %v; want 0, nil", n, err)
+	}
+}

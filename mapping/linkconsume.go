@@ -601,6 +601,7 @@ func (ch *Channel) getRemote(q *Queue, noAck bool) (d Delivery, remaining int, o
 	}
 	id := ch.remoteLocked().id
 	ch.mu.Unlock()
+	l.waitForwards(q)
 	localRan := false
 	rest, home, err := l.request(q, "c", func(b *wbuf) {
 		l.header(b, chanOpGet, id, 0)

@@ -49,6 +49,7 @@ func (ch *Channel) declareElsewhere(nodes []string, s QueueSpec) (QueueInfo, err
 		if vh.queueOrSync(name) == nil {
 			return QueueInfo{}, errorf(KindInternal, "queue '%s' in vhost '%s' was declared on node %s but is not known on this node yet; declare it again", name, vh.name, node)
 		}
+		l.counters.declSent.Add(1)
 		ch.setLastQueue(name)
 		return QueueInfo{Name: name, Messages: m, Consumers: c}, nil
 	}
@@ -127,6 +128,7 @@ func (l *link) declare(frame []byte) []byte {
 	if err != nil {
 		return answerError(err)
 	}
+	l.counters.declServed.Add(1)
 	var b wbuf
 	b = append(b, ansOK)
 	b.s(info.Name)

@@ -1,6 +1,7 @@
 package mapping
 
 import (
+	"errors"
 	"strings"
 	"sync"
 	"time"
@@ -24,6 +25,7 @@ const (
 
 // queueRequest asks q's home; local runs when the home is this node.
 func (l *link) queueRequest(q *Queue, user string, op byte, extra func(*wbuf), local func() error) (*rbuf, error) {
+	l.waitForwards(q)
 	rest, _, err := l.request(q, "rq", func(b *wbuf) {
 		*b = append(*b, op)
 		b.s(q.vh.name)
@@ -142,6 +144,11 @@ func (ch *Channel) purgeRemote(q *Queue) (n int, err error) {
 func (ch *Channel) deleteRemote(q *Queue, ifUnused, ifEmpty bool) (n int, err error) {
 	rest, err := ch.vh.r.link.queueRequest(q, ch.conn.user, queueOpDelete, func(b *wbuf) { b.bool(ifUnused); b.bool(ifEmpty) },
 		func() error { n, err = ch.DeleteQueue(q.name, ifUnused, ifEmpty); return err })
+	if errors.Is(err, ErrNotFound) {
+		// Deleted at its home meanwhile (auto-delete, expiry, another
+		// client) and not yet here: delete-ok, as for a missing queue.
+		return 0, nil
+	}
 	if err != nil || rest == nil {
 		return n, err
 	}

@@ -133,6 +133,42 @@ func (l *link) send(f *forward) {
 	}
 }
 
+// waitForwards waits until every forward to q sent from this node so far
+// has been answered (or failed), so that a basic.get, a count, a purge or
+// a delete that a client asks for after publishing sees its publishes:
+// forwards and queue requests travel on different subjects, and the home
+// serves them on different goroutines. On one node, and in RabbitMQ, a
+// channel's publish is in its queue before the channel's next command
+// runs. Later forwards are not waited for (a busy publisher cannot hold
+// the request off), and nothing waits past linkTimeout.
+func (l *link) waitForwards(q *Queue) {
+	l.fwdMu.Lock()
+	upto := l.nextFwd
+	l.fwdMu.Unlock()
+	deadline := time.Now().Add(linkTimeout)
+	poll := 200 * time.Microsecond
+	for {
+		pending := false
+		l.fwdMu.Lock()
+		for id, f := range l.fwds {
+			if id <= upto && f.q == q {
+				pending = true
+				break
+			}
+		}
+		l.fwdMu.Unlock()
+		if !pending || time.Now().After(deadline) {
+			return
+		}
+		select {
+		case <-l.quit:
+			return
+		case <-time.After(poll):
+		}
+		poll = min(2*poll, 10*time.Millisecond)
+	}
+}
+
 // take removes forward id (nil when it was finished already).
 func (l *link) takeForward(id uint64) *forward {
 	l.fwdMu.Lock()

@@ -8,6 +8,8 @@ type linkCounters struct {
 	fwdAnswered atomic.Uint64 // of those, taken by the home (stored, or refused as full)
 	fwdFailed   atomic.Uint64 // of those, nacked: error, no answer, no home in time
 	fwdServed   atomic.Uint64 // forwards from other nodes enqueued here
+	declSent    atomic.Uint64 // queue declares placed on another node (placement.go) it answered ok
+	declServed  atomic.Uint64 // declares of other nodes' clients run here ok
 }
 
 // LinkStats are the node link's figures on this node (zero on a single
@@ -18,6 +20,8 @@ type LinkStats struct {
 	ForwardsFailed   uint64 // forwards nacked (error, no answer, no home within the retry time)
 	ForwardsServed   uint64 // forwards of other nodes' publishers received for queues homed here
 	RemoteConsumers  int    // consumers of this node's queues serving other nodes' clients
+	DeclaresSent     uint64 // queue declares of this node's clients placed on another node, answered ok
+	DeclaresServed   uint64 // queue declares of other nodes' clients placed on this node, answered ok
 }
 
 // LinkStats reads the node link's counters.
@@ -29,6 +33,7 @@ func (r *Router) LinkStats() LinkStats {
 	st := LinkStats{
 		ForwardsSent: l.counters.fwdSent.Load(), ForwardsAnswered: l.counters.fwdAnswered.Load(),
 		ForwardsFailed: l.counters.fwdFailed.Load(), ForwardsServed: l.counters.fwdServed.Load(),
+		DeclaresSent: l.counters.declSent.Load(), DeclaresServed: l.counters.declServed.Load(),
 	}
 	for _, sh := range l.shadowList() {
 		sh.ch.mu.Lock()

@@ -40,6 +40,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/warrenmq/warren/mapping"
 )
 
 const (
@@ -136,10 +138,13 @@ func TestAMQP091IntegrationSuite(t *testing.T) {
 }
 
 // TestAMQP091IntegrationSuiteOnClusterNode runs the same suite against
-// node 2 of an in-process three-node cluster: every declare, bind and
-// delete goes through the replicated metadata, and declares and binds
-// answer once all three nodes applied them (docs/cluster.md, Metadata).
-// docs/amqp091-integration.md says what of its traffic crosses nodes.
+// node 2 of an in-process three-node cluster whose queues are all held
+// by node 1 (--cluster-queue-nodes n1 on every node): every queue the
+// suite declares, exclusive ones aside (they stay with their connection,
+// as in RabbitMQ), is declared on node 1 over the node link and
+// dispatched there, so its publishes, deliveries, acks, gets, purges and
+// counts cross nodes. Every declare, bind and delete goes through the
+// replicated metadata. docs/amqp091-integration.md has the details.
 func TestAMQP091IntegrationSuiteOnClusterNode(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs the amqp091-go integration suite on a three-node cluster (a minute or more); skipped with -short")
@@ -147,6 +152,9 @@ func TestAMQP091IntegrationSuiteOnClusterNode(t *testing.T) {
 	goBin := goBinary(t)
 	srcDir := amqp091ModuleDir(t, goBin)
 	cfgs := loopbackClusterConfigs(t, 3)
+	for i := range cfgs {
+		cfgs[i].ClusterQueueNodes = "n1"
+	}
 	recoveryExpected := true
 	if ln, err := net.Listen("tcp", "127.0.0.1:15672"); err == nil {
 		ln.Close()
@@ -158,11 +166,21 @@ func TestAMQP091IntegrationSuiteOnClusterNode(t *testing.T) {
 	insts := startInProcessCluster(t, cfgs, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	waitAllRunning(t, insts)
 	runAMQP091Suite(t, goBin, srcDir, amqpURL(insts[1]), recoveryExpected)
-	for _, inst := range insts {
-		st := inst.router.LinkStats()
+	var st [3]mapping.LinkStats
+	for i, inst := range insts {
+		st[i] = inst.router.LinkStats()
 		homed, copies := inst.router.QueueCount()
-		t.Logf("%s after the suite: %d queues homed here, %d copies; link: %d forwards sent, %d served, %d remote consumers",
-			inst.router.NodeName(), homed, copies, st.ForwardsSent, st.ForwardsServed, st.RemoteConsumers)
+		t.Logf("%s after the suite: %d queues homed here, %d copies; link: %d declares placed elsewhere, %d served; %d forwards sent, %d served, %d remote consumers",
+			inst.router.NodeName(), homed, copies, st[i].DeclaresSent, st[i].DeclaresServed, st[i].ForwardsSent, st[i].ForwardsServed, st[i].RemoteConsumers)
+	}
+	// The suite's queues were declared on n1 for n2, and its publishes
+	// crossed: n2 placed every non-exclusive declare on n1, n1 ran them.
+	if st[1].DeclaresSent < 30 || st[0].DeclaresServed != st[1].DeclaresSent || st[1].DeclaresServed != 0 || st[2].DeclaresSent != 0 {
+		t.Errorf("declares placed: n1 served %d, n2 sent %d (want at least 30, all served by n1), n2 served %d, n3 sent %d",
+			st[0].DeclaresServed, st[1].DeclaresSent, st[1].DeclaresServed, st[2].DeclaresSent)
+	}
+	if st[1].ForwardsSent == 0 || st[0].ForwardsServed == 0 {
+		t.Errorf("no publish crossed from n2 to n1: n2 sent %d forwards, n1 served %d", st[1].ForwardsSent, st[0].ForwardsServed)
 	}
 }
 

@@ -195,6 +195,8 @@ var (
 	descLinkFailed    = prometheus.NewDesc("warren_link_forwards_failed_total", "Forwards nacked: an error, no answer, or no home node within the retry time.", nil, nil)
 	descLinkServed    = prometheus.NewDesc("warren_link_forwards_served_total", "Forwards of other nodes' publishers received for queues homed here.", nil, nil)
 	descLinkConsumers = prometheus.NewDesc("warren_link_remote_consumers", "Consumers of queues homed here that serve clients of other nodes.", nil, nil)
+	descDeclSent      = prometheus.NewDesc("warren_link_declares_sent_total", "Queue declares of this node's clients placed on another node (queue placement).", nil, nil)
+	descDeclServed    = prometheus.NewDesc("warren_link_declares_served_total", "Queue declares of other nodes' clients placed on this node.", nil, nil)
 )
 
 // mgGlobalCounters maps RabbitMQ's global counter names to the core's.
@@ -226,7 +228,7 @@ var mgGlobalDescs = func() []*prometheus.Desc {
 func (b *mgBrokerCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descConnections, descChannels, descConsumers, descQueues, descVHosts, descQReady, descQUnacked,
 		descQMessages, descQBytes, descQConsumers, descQPublished, descQDelivered, descQAcked, descRSS, descFDs, descMaxFDs, descUptime,
-		descIdentity, descBuild, descNodes, descQueuesHeld, descLinkSent, descLinkAnswered, descLinkFailed, descLinkServed, descLinkConsumers} {
+		descIdentity, descBuild, descNodes, descQueuesHeld, descLinkSent, descLinkAnswered, descLinkFailed, descLinkServed, descLinkConsumers, descDeclSent, descDeclServed} {
 		ch <- d
 	}
 	for _, d := range mgGlobalDescs {
@@ -301,4 +303,6 @@ func (b *mgBrokerCollector) Collect(ch chan<- prometheus.Metric) {
 	counter(descLinkFailed, float64(ls.ForwardsFailed))
 	counter(descLinkServed, float64(ls.ForwardsServed))
 	gauge(descLinkConsumers, float64(ls.RemoteConsumers))
+	counter(descDeclSent, float64(ls.DeclaresSent))
+	counter(descDeclServed, float64(ls.DeclaresServed))
 }
