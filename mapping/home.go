@@ -48,3 +48,22 @@ func (q *Queue) setHome(node string) {
 	}
 	q.home.node.Store(&node)
 }
+
+// homeDown is RabbitMQ's answer for a queue whose home node is down
+// (404 NOT_FOUND, "home node ... is down or inaccessible") to a declare
+// or a basic.get on another node; nil while the home is running, or not
+// known to be down yet (this node just started), and for a quorum queue,
+// whose home moves to another member instead. Publishes are still
+// retried and then nacked, and consumers on other nodes wait for the
+// home to come back (docs/cluster.md).
+func (q *Queue) homeDown() error {
+	h := q.homeNode()
+	if h == "" || q.atHome() || queueTypeOf(q.spec.Args) == QueueTypeQuorum || !q.vh.r.nodeSilent(h) {
+		return nil
+	}
+	kind := "queue"
+	if q.spec.Durable {
+		kind = "durable queue"
+	}
+	return errorf(KindNotFound, "home node '%s' of %s '%s' in vhost '%s' is down or inaccessible", h, kind, q.name, q.vh.name)
+}

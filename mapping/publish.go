@@ -538,6 +538,9 @@ func (ch *Channel) Get(queue string, noAck bool) (d Delivery, remaining int, ok 
 		return d, 0, false, err
 	}
 	if !q.atHome() && ch.vh.r.link != nil {
+		if err := q.homeDown(); err != nil {
+			return d, 0, false, err
+		}
 		return ch.getRemote(q, noAck)
 	}
 	q.mu.Lock()

@@ -198,20 +198,15 @@ func (ch *Channel) DeclareQueue(s QueueSpec, passive bool) (QueueInfo, error) {
 		if err != nil {
 			return QueueInfo{}, err
 		}
-		// The counts live on the queue's home. While that node is down
-		// (no heartbeat) the queue still exists: this node's copy
-		// answers, with counts 0, rather than failing the check after
-		// the link's retries. Without waiting when the home is known to
-		// be down; a home merely not heard from yet (this node just
-		// started) is asked.
-		homeDown := func() bool { h := q.homeNode(); return h != "" && !q.atHome() && !vh.r.nodeRunning(h) }
-		if h := q.homeNode(); h != "" && !q.atHome() && vh.r.nodeSilent(h) {
-			return QueueInfo{Name: q.name}, nil
+		// The counts live on the queue's home: while that node is down
+		// the answer is RabbitMQ's 404 for a queue whose home is down.
+		if err := q.homeDown(); err != nil {
+			return QueueInfo{}, err
 		}
 		m, c, err := ch.countsAnywhere(q)
 		if err != nil {
-			if homeDown() {
-				return QueueInfo{Name: q.name}, nil
+			if derr := q.homeDown(); derr != nil { // went down meanwhile
+				return QueueInfo{}, derr
 			}
 			return QueueInfo{}, err
 		}
@@ -298,6 +293,9 @@ func (ch *Channel) redeclare(q *Queue, s QueueSpec) (QueueInfo, error) {
 		return QueueInfo{}, lockedQueue(ch.vh.name, q.name)
 	}
 	if err := q.equivalent(s); err != nil {
+		return QueueInfo{}, err
+	}
+	if err := q.homeDown(); err != nil {
 		return QueueInfo{}, err
 	}
 	ch.setLastQueue(q.name)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -739,17 +740,39 @@ func TestClusterClassicQueueHomeKilled(t *testing.T) {
 		}
 		t.Logf("publish through n2 while n1 is down: nacked after %v", time.Since(published).Round(time.Millisecond))
 	}
-	// n2 and n3 see n1 stopped; a passive declare on n3 answers from
-	// its copy (the counts live on the home: 0 while it is down).
+	// n2 and n3 see n1 stopped; a passive declare, a redeclare and a
+	// basic.get on n3 get RabbitMQ's answer for a queue whose home node
+	// is down: 404, naming the node.
 	for _, n := range nodes[1:] {
 		waitNodes(t, n, "n1 stopped", func(m map[string]string) bool {
 			return m["n1"] == "stopped" && m["n2"] == "running" && m["n3"] == "running"
 		})
 	}
-	passive, pchan := dialURL(t, n3.amqp)
+	passive, _ := dialURL(t, n3.amqp)
 	defer passive.Close()
-	if q, err := pchan.QueueDeclarePassive("home-classic", true, false, false, false, nil); err != nil || q.Messages != 0 || q.Consumers != 0 {
-		t.Errorf("passive declare on n3 while n1 is down: %+v, %v", q, err)
+	for what, op := range map[string]func(*amqp.Channel) error{
+		"passive declare": func(ch *amqp.Channel) error {
+			_, err := ch.QueueDeclarePassive("home-classic", true, false, false, false, nil)
+			return err
+		},
+		"declare": func(ch *amqp.Channel) error {
+			_, err := ch.QueueDeclare("home-classic", true, false, false, false, nil)
+			return err
+		},
+		"basic.get": func(ch *amqp.Channel) error {
+			_, _, err := ch.Get("home-classic", false)
+			return err
+		},
+	} {
+		ch, err := passive.Channel()
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = op(ch)
+		var ae *amqp.Error
+		if !errors.As(err, &ae) || ae.Code != amqp.NotFound || !strings.Contains(ae.Reason, "home node 'n1' of durable queue 'home-classic' in vhost '/' is down or inaccessible") {
+			t.Errorf("%s on n3 while n1 is down: %v, want 404 naming n1", what, err)
+		}
 	}
 	none(t, "consumer on n3 while n1 is down", msgs)
 
