@@ -96,6 +96,12 @@ func (r *Router) placement(s QueueSpec) []string {
 	if r.link == nil || s.Exclusive {
 		return nil
 	}
+	if s.Node != "" {
+		if s.Node == r.NodeName() {
+			return nil
+		}
+		return []string{s.Node}
+	}
 	loc := locatorArg(s)
 	if loc == "" {
 		loc = r.cfg.Placement.Locator
@@ -169,4 +175,15 @@ func (r *Router) homeCounts() (map[string]int, bool) {
 		}
 	}
 	return counts, true
+}
+
+// isNode reports whether node is a node of the cluster this one knows of
+// (running or not).
+func (r *Router) isNode(node string) bool {
+	for _, n := range r.Nodes() {
+		if n.Name == node {
+			return true
+		}
+	}
+	return false
 }

@@ -16,6 +16,11 @@ type QueueSpec struct {
 	Exclusive  bool
 	AutoDelete bool
 	Args       Table
+	// Node, in a cluster, is the node to home a new queue on (the
+	// management API's "node"), whatever the locator says; "" lets the
+	// placement rules choose (placement.go). Not part of the queue's
+	// definition: a redeclare ignores it, as does a single node.
+	Node string
 }
 
 // Queue holds messages in order and hands them to its consumers in

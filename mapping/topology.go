@@ -239,6 +239,9 @@ func (ch *Channel) DeclareQueue(s QueueSpec, passive bool) (QueueInfo, error) {
 	if q := vh.queue(s.Name); q != nil {
 		return ch.redeclare(q, s)
 	}
+	if s.Node != "" && vh.r.link != nil && !vh.r.isNode(s.Node) {
+		return QueueInfo{}, errorf(KindPreconditionFailed, "cannot declare queue '%s' on node '%s': no such node in the cluster", s.Name, s.Node)
+	}
 	if nodes := vh.r.placement(s); nodes != nil {
 		return ch.declareElsewhere(nodes, s)
 	}

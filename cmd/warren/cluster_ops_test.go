@@ -290,3 +290,41 @@ func BenchmarkListRemoteQueues(b *testing.B) {
 		})
 	}
 }
+
+// TestClusterMgmtQueueNode: PUT /api/queues with "node" (as RabbitMQ's
+// API takes it) creates the queue on that node whichever node serves the
+// request; a node that is not in the cluster is refused with 409, and an
+// existing queue is not moved.
+func TestClusterMgmtQueueNode(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs a cluster")
+	}
+	insts := linkCluster(t, 2)
+	waitAllRunning(t, insts)
+	api := newMgmtClient(t, insts[0])
+	api.want(http.StatusCreated, "PUT", "/api/queues/%2F/placed-on-n2", map[string]any{"durable": true, "node": "n2"}, nil)
+	var q map[string]any
+	for _, inst := range insts {
+		newMgmtClient(t, inst).want(http.StatusOK, "GET", "/api/queues/%2F/placed-on-n2", nil, &q)
+		if q["node"] != "n2" || q["durable"] != true {
+			t.Errorf("%s shows placed-on-n2 as %v, want node n2", inst.router.NodeName(), q)
+		}
+	}
+	reason := api.wantError(http.StatusConflict, "precondition_failed", "PUT", "/api/queues/%2F/placed-nowhere", map[string]any{"durable": true, "node": "n9"})
+	if !strings.Contains(reason, "n9") {
+		t.Errorf("refusal %q does not name the node", reason)
+	}
+	api.want(http.StatusNotFound, "GET", "/api/queues/%2F/placed-nowhere", nil, nil)
+	// Redeclared with another node: answered, not moved.
+	api.want(http.StatusNoContent, "PUT", "/api/queues/%2F/placed-on-n2", map[string]any{"durable": true, "node": "n1"}, nil)
+	newMgmtClient(t, insts[1]).want(http.StatusOK, "GET", "/api/queues/%2F/placed-on-n2", nil, &q)
+	if q["node"] != "n2" {
+		t.Errorf("after a redeclare naming n1: node %v, want n2", q["node"])
+	}
+	// Used through n1 by an AMQP client: published on n1, stored on n2.
+	publishConfirmed(t, amqpURL(insts[0]), "placed-on-n2", []string{"a", "b"})
+	newMgmtClient(t, insts[1]).want(http.StatusOK, "GET", "/api/queues/%2F/placed-on-n2", nil, &q)
+	if q["messages"] != 2.0 {
+		t.Errorf("placed-on-n2 holds %v messages on n2, want 2", q["messages"])
+	}
+}

@@ -137,6 +137,9 @@ type mgQueueBody struct {
 	AutoDelete mgFlexBool     `json:"auto_delete"`
 	Exclusive  mgFlexBool     `json:"exclusive"`
 	Arguments  map[string]any `json:"arguments"`
+	// Node, in a cluster, is the node to create the queue on (as in
+	// RabbitMQ's API); ignored by a single node and for an existing queue.
+	Node string `json:"node"`
 }
 
 func (m *mgmt) putQueue(c echo.Context) error {
@@ -158,7 +161,7 @@ func (m *mgmt) putQueue(c echo.Context) error {
 	}
 	spec := mapping.QueueSpec{
 		Name: name, Durable: body.Durable.or(false), AutoDelete: body.AutoDelete.or(false),
-		Exclusive: body.Exclusive.or(false), Args: args,
+		Exclusive: body.Exclusive.or(false), Args: args, Node: body.Node,
 	}
 	if spec.Exclusive {
 		return apiError(http.StatusBadRequest, "an exclusive queue would be deleted at the end of this request: declare it over AMQP or WebSocket")
