@@ -228,3 +228,97 @@ func BenchmarkLinkPublishConsume(b *testing.B) {
 	b.ReportMetric(other, "other-msg/s")
 	b.ReportMetric(other/home, "other/home")
 }
+
+// TestLinkSTOMPAndPrioritiesAcrossNodes: a STOMP client on n2 subscribes
+// to and sends into a queue a STOMP client created on n1 (receipt after
+// the home stored it, client acks settled at the home), and a priority
+// queue homed on n1 hands a consumer on n2 the messages published on n2
+// highest priority first.
+func TestLinkSTOMPAndPrioritiesAcrossNodes(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs a cluster")
+	}
+	insts := linkCluster(t, 2)
+	waitAllRunning(t, insts)
+
+	s1 := stompDial(t, insts[0], "")
+	s1.connect()
+	s1.send("SUBSCRIBE", "", "id", "a", "destination", "/queue/stomp-x", "receipt", "r0")
+	s1.expect("RECEIPT")
+	s1.send("DISCONNECT", "", "receipt", "bye")
+	s1.expect("RECEIPT")
+	vh, err := insts[1].router.VHost("/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st, err := vh.Queue("stomp-x"); err != nil || st.Node != "n1" {
+		t.Fatalf("stomp-x on n2: %+v %v, want homed on n1", st, err)
+	}
+	s2 := stompDial(t, insts[1], "")
+	s2.connect()
+	s2.send("SUBSCRIBE", "", "id", "b", "destination", "/queue/stomp-x", "ack", "client-individual", "receipt", "r1")
+	s2.expect("RECEIPT")
+	s2.send("SEND", "via-n2", "destination", "/queue/stomp-x", "persistent", "true", "receipt", "s1")
+	var msg *stompTestFrame
+	receipted := false
+	for msg == nil || !receipted {
+		f, err := s2.next()
+		if err != nil {
+			t.Fatal(err)
+		}
+		switch {
+		case f.cmd == "RECEIPT" && f.headers["receipt-id"] == "s1":
+			receipted = true
+		case f.cmd == "MESSAGE":
+			msg = f
+		default:
+			t.Fatalf("unexpected %s %v %q", f.cmd, f.headers, f.body)
+		}
+	}
+	if msg.body != "via-n2" {
+		t.Fatalf("MESSAGE on n2 %q", msg.body)
+	}
+	home, err := insts[0].router.VHost("/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := home.Queue("stomp-x"); st.Unacked != 1 {
+		t.Fatalf("n1 books %d unacked, want 1", st.Unacked)
+	}
+	s2.send("ACK", "", "id", msg.headers["ack"], "receipt", "a1")
+	s2.expect("RECEIPT")
+	deadline := time.Now().Add(5 * time.Second)
+	for st, _ := home.Queue("stomp-x"); st.Unacked != 0 || st.Ready != 0; st, _ = home.Queue("stomp-x") {
+		if time.Now().After(deadline) {
+			t.Fatalf("after the ACK on n2, n1 holds %d ready, %d unacked", st.Ready, st.Unacked)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+
+	// Priorities are the home's: published on n2, consumed on n2.
+	conn1, ch1 := dialURL(t, amqpURL(insts[0]))
+	defer conn1.Close()
+	if _, err := ch1.QueueDeclare("prio-x", true, false, false, false, amqp.Table{"x-max-priority": int32(9)}); err != nil {
+		t.Fatal(err)
+	}
+	conn2, ch2 := dialURL(t, amqpURL(insts[1]))
+	defer conn2.Close()
+	if err := ch2.Confirm(false); err != nil {
+		t.Fatal(err)
+	}
+	confirms := ch2.NotifyPublish(make(chan amqp.Confirmation, 8))
+	for _, p := range []uint8{1, 5, 9, 0} {
+		if err := ch2.Publish("", "prio-x", false, false, amqp.Publishing{Priority: p, Body: fmt.Appendf(nil, "p%d", p)}); err != nil {
+			t.Fatal(err)
+		}
+		if c := <-confirms; !c.Ack {
+			t.Fatalf("priority %d publish nacked", p)
+		}
+	}
+	ds := consume(t, ch2, "prio-x", true)
+	for _, want := range []string{"p9", "p5", "p1", "p0"} {
+		if d := recv(t, "priority consumer on n2", ds); string(d.Body) != want {
+			t.Fatalf("got %q, want %q (highest priority first)", d.Body, want)
+		}
+	}
+}
