@@ -498,6 +498,25 @@ func (r *Router) listRecords(prefix string) ([]loaded, error) {
 	return out, nil
 }
 
+// startRevWait bounds how long a starting node asks for a bucket's last
+// revision: right after the cluster formed, the bucket's stream may not
+// have a leader yet, and one request (lastRevTimeout) then times out.
+const startRevWait = 30 * time.Second
+
+// startLastRev is KVLastRev for a starting node: asked again until the
+// bucket answers or startRevWait has passed.
+func (r *Router) startLastRev(b jsstore.Bucket) (uint64, error) {
+	deadline := time.Now().Add(startRevWait)
+	for {
+		last, err := r.store.KVLastRev(b)
+		if err == nil || time.Now().After(deadline) {
+			return last, err
+		}
+		r.log.Info("metadata bucket not answering yet; asking again", "bucket", b, "err", err)
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
 // recover rebuilds every vhost from the metadata buckets and replays the
 // logs of durable queues at home. In a cluster it also makes the copies
 // of other nodes' queues, deletes this node's transient records of its
@@ -506,7 +525,7 @@ func (r *Router) listRecords(prefix string) ([]loaded, error) {
 func (r *Router) recover() error {
 	if m := r.meta; m != nil {
 		for _, b := range []jsstore.Bucket{jsstore.Durable, jsstore.Live} {
-			last, err := r.store.KVLastRev(b)
+			last, err := r.startLastRev(b)
 			if err != nil {
 				return err
 			}
