@@ -40,7 +40,7 @@ type link struct {
 	tag  string
 	inc  uint64
 
-	stops []func()
+	stops map[string]func() // by subject suffix ("p", "c", ...)
 	quit  chan struct{}
 	done  chan struct{}
 
@@ -115,7 +115,7 @@ func (r *Router) startLink(cs *clusterState) error {
 		return err
 	}
 	l := &link{r: r, bus: bus, node: cs.node, tag: nodeTag(cs.node), inc: cs.incarnation,
-		quit: make(chan struct{}), done: make(chan struct{}),
+		stops: map[string]func(){}, quit: make(chan struct{}), done: make(chan struct{}),
 		fwds: map[uint64]*forward{}, lines: map[*Queue]*retryLine{}, chans: map[uint64]*Channel{}, shadows: map[shadowKey]*shadow{},
 		out: map[string][][]byte{}, outKick: make(chan struct{}, 1)}
 	r.link = l // before a handler may enqueue (which looks at r.link)
@@ -132,7 +132,7 @@ func (r *Router) startLink(cs *clusterState) error {
 			r.link = nil
 			return err
 		}
-		l.stops = append(l.stops, stop)
+		l.stops[what] = stop
 	}
 	l.outWG.Add(1)
 	go l.flusher()
