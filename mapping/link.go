@@ -158,7 +158,7 @@ func (r *Router) stopLink() {
 	for _, s := range l.stops {
 		s()
 	}
-	l.failForwards(func(*forward) bool { return true })
+	l.failForwards(func(*forward) string { return "shutdown" })
 	for _, sh := range l.shadowList() {
 		l.closeShadow(sh.key)
 	}
@@ -193,14 +193,27 @@ func (l *link) watch(cs *clusterState) {
 		// stopped since (or restarted: the new process never answers
 		// the old one's requests), is failed (nacked), never retried:
 		// the home may have stored it.
-		l.failForwards(func(f *forward) bool {
+		failed := l.failForwards(func(f *forward) string {
 			if f.retrying {
-				return false
+				return ""
 			}
 			inc, up := alive[f.home]
 			restarted := up && f.homeInc != 0 && inc != f.homeInc
-			return now.After(f.deadline) || (!up || restarted) && now.Sub(f.sent) > hbTimeout
+			switch {
+			case now.After(f.deadline) && f.homeInc == 0:
+				return "no answer in time (sent before the node was heard from)"
+			case now.After(f.deadline):
+				return "no answer in time"
+			case !up && now.Sub(f.sent) > hbTimeout:
+				return "the node stopped"
+			case restarted && now.Sub(f.sent) > hbTimeout:
+				return "the node restarted"
+			}
+			return ""
 		})
+		for k, n := range failed {
+			l.r.log.Warn("publish forwards nacked: no answer from their queue's home", "node", k[0], "why", k[1], "count", n)
+		}
 		l.dropDeadShadows(alive)
 		// Re-attaching waits for homes (up to forwardRetryFor each):
 		// on its own goroutine, one round at a time, so expiries and

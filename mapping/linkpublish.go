@@ -185,15 +185,18 @@ func (l *link) finishForward(id uint64, fn func(*forward)) {
 	}
 }
 
-// failForwards fails (nacks) the forwards that match: those that got no
-// answer in time, or all of them at shutdown.
-func (l *link) failForwards(match func(*forward) bool) {
+// failForwards fails (nacks) the forwards for which why gives a reason:
+// those that got no answer in time, or all of them at shutdown. It
+// returns how many failed, by home node and reason.
+func (l *link) failForwards(why func(*forward) string) map[[2]string]int {
 	var out []*forward
+	failed := map[[2]string]int{}
 	l.fwdMu.Lock()
 	for id, f := range l.fwds {
-		if match(f) {
+		if w := why(f); w != "" {
 			out = append(out, f)
 			delete(l.fwds, id)
+			failed[[2]string{f.home, w}]++
 		}
 	}
 	l.fwdMu.Unlock()
@@ -202,6 +205,7 @@ func (l *link) failForwards(match func(*forward) bool) {
 		l.counters.fwdFailed.Add(1)
 		f.t.finish(false)
 	}
+	return failed
 }
 
 // servePublishResult handles a home's answer to a forward, or the
