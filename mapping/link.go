@@ -40,7 +40,7 @@ type link struct {
 	tag  string
 	inc  uint64
 
-	stops []func()
+	stops map[string]func() // by subject suffix ("p", "c", ...)
 	quit  chan struct{}
 	done  chan struct{}
 
@@ -115,7 +115,7 @@ func (r *Router) startLink(cs *clusterState) error {
 		return err
 	}
 	l := &link{r: r, bus: bus, node: cs.node, tag: nodeTag(cs.node), inc: cs.incarnation,
-		quit: make(chan struct{}), done: make(chan struct{}),
+		stops: map[string]func(){}, quit: make(chan struct{}), done: make(chan struct{}),
 		fwds: map[uint64]*forward{}, lines: map[*Queue]*retryLine{}, chans: map[uint64]*Channel{}, shadows: map[shadowKey]*shadow{},
 		out: map[string][][]byte{}, outKick: make(chan struct{}, 1)}
 	r.link = l // before a handler may enqueue (which looks at r.link)
@@ -132,7 +132,7 @@ func (r *Router) startLink(cs *clusterState) error {
 			r.link = nil
 			return err
 		}
-		l.stops = append(l.stops, stop)
+		l.stops[what] = stop
 	}
 	l.outWG.Add(1)
 	go l.flusher()
@@ -158,7 +158,7 @@ func (r *Router) stopLink() {
 	for _, s := range l.stops {
 		s()
 	}
-	l.failForwards(func(*forward) bool { return true })
+	l.failForwards(func(*forward) string { return "shutdown" })
 	for _, sh := range l.shadowList() {
 		l.closeShadow(sh.key)
 	}
@@ -181,26 +181,18 @@ func (l *link) watch(cs *clusterState) {
 		case <-t.C:
 		}
 		now := time.Now()
-		alive := map[string]uint64{}
+		alive := map[string]liveNode{}
 		cs.mu.Lock()
 		for name, h := range cs.heard {
 			if now.Sub(h.at) < hbTimeout {
-				alive[name] = h.hb.Incarnation
+				alive[name] = liveNode{inc: h.hb.Incarnation, started: h.at.Add(-h.hb.Stats.Uptime)}
 			}
 		}
 		cs.mu.Unlock()
-		// A forward with no answer in time, or sent to a home that has
-		// stopped since (or restarted: the new process never answers
-		// the old one's requests), is failed (nacked), never retried:
-		// the home may have stored it.
-		l.failForwards(func(f *forward) bool {
-			if f.retrying {
-				return false
-			}
-			inc, up := alive[f.home]
-			restarted := up && f.homeInc != 0 && inc != f.homeInc
-			return now.After(f.deadline) || (!up || restarted) && now.Sub(f.sent) > hbTimeout
-		})
+		failed := l.failForwards(func(f *forward) string { return forwardLost(f, now, alive) })
+		for k, n := range failed {
+			l.r.log.Warn("publish forwards nacked: no answer from their queue's home", "node", k[0], "why", k[1], "count", n)
+		}
 		l.dropDeadShadows(alive)
 		// Re-attaching waits for homes (up to forwardRetryFor each):
 		// on its own goroutine, one round at a time, so expiries and
@@ -214,6 +206,48 @@ func (l *link) watch(cs *clusterState) {
 			}()
 		}
 	}
+}
+
+// liveNode is a node heard from within hbTimeout: the incarnation of its
+// last heartbeat, and when that process started, by its own uptime (no
+// clock is compared across machines; the heartbeat's transit only makes
+// the start look later, by milliseconds).
+type liveNode struct {
+	inc     uint64
+	started time.Time
+}
+
+// forwardLost is the one rule for a forward still waiting for its answer
+// (the watcher applies it every hbInterval): it says why the forward is
+// failed now (nacked, never retried: the home may have stored it), or
+// "" to wait on. A forward fails after linkTimeout, and hbTimeout after
+// it was sent when its home has stopped since (not heard from for
+// hbTimeout) or restarted: the process heard now is not the one the
+// forward went to, and the new one never answers the old one's
+// requests. That process is known by the incarnation heard when the
+// forward was sent; when the home had not been heard from yet (the
+// first second after either node started), by its start: a process
+// that started after the send did not get it.
+func forwardLost(f *forward, now time.Time, alive map[string]liveNode) string {
+	if f.retrying {
+		return "" // not sent: waiting for its retry
+	}
+	if now.After(f.deadline) {
+		return "no answer in time"
+	}
+	if now.Sub(f.sent) <= hbTimeout {
+		return ""
+	}
+	home, up := alive[f.home]
+	switch {
+	case !up:
+		return "the node stopped"
+	case f.homeInc != 0 && home.inc != f.homeInc:
+		return "the node restarted"
+	case f.homeInc == 0 && home.started.After(f.sent):
+		return "the node restarted (it was not heard from when they were sent)"
+	}
+	return ""
 }
 
 // ---- frames ----

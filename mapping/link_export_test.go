@@ -154,3 +154,42 @@ func (r *Router) AdoptQueueForTest(vhost string, s QueueSpec, home string) error
 		}
 	}
 }
+
+// SwallowForwardsForTest makes r's link take the publishes forwarded to
+// it and never answer them, as a home that received them and stopped
+// before it stored them (a graceful close drops the answers of the
+// writes still pending when its link stops).
+func (r *Router) SwallowForwardsForTest() error {
+	l := r.link
+	l.stops["p"]()
+	stop, err := l.bus.Subscribe(linkPrefix+l.tag+".p", func(jsstore.BusMsg) {})
+	if err != nil {
+		return err
+	}
+	l.stops["p"] = stop
+	return l.bus.Flush()
+}
+
+// ForgetNodeForTest drops the heartbeat r heard last from node, as if r
+// had not heard it yet (its next one, within a second, is heard again).
+func (r *Router) ForgetNodeForTest(node string) {
+	cs := r.cluster
+	cs.mu.Lock()
+	delete(cs.heard, node)
+	cs.mu.Unlock()
+}
+
+// ForwardsForTest counts r's publish forwards waiting for an answer, and
+// how many of them were sent before their home had been heard from.
+func (r *Router) ForwardsForTest() (n, unheard int) {
+	l := r.link
+	l.fwdMu.Lock()
+	defer l.fwdMu.Unlock()
+	for _, f := range l.fwds {
+		n++
+		if f.homeInc == 0 {
+			unheard++
+		}
+	}
+	return n, unheard
+}

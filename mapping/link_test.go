@@ -719,3 +719,50 @@ func TestLinkGetSeesOwnPublish(t *testing.T) {
 		t.Fatalf("delete of a queue its home deleted = %d, %v; want 0, nil", n, err)
 	}
 }
+
+// TestLinkForwardToARestartedHome: a publish forwarded to its queue's
+// home, which took it and restarted before answering (a graceful close
+// drops the answers of the writes still pending when its link stops), is
+// nacked once the sender hears the home's new process, 5 s after it was
+// sent, not when the link's 30 s run out. Twice: with the home heard from
+// before the send, and with the home not heard from yet when the publish
+// was forwarded (the first second after either node started), in which
+// the publisher of TestClusterRollingRestartUnderLoad once waited 30 s.
+func TestLinkForwardToARestartedHome(t *testing.T) {
+	c := openRouterCluster(t, 3)
+	homedOn(t, c.routers, 0, mapping.QueueSpec{Name: "link-lost", Durable: true})
+	pub := connect(t, c.routers[1])
+	for _, heard := range []bool{true, false} {
+		if err := c.routers[0].SwallowForwardsForTest(); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(200 * time.Millisecond) // n2's server knows n1's new subscription
+		out := make(chan mapping.Outcome, 1)
+		if !heard {
+			c.routers[1].ForgetNodeForTest("n1")
+		}
+		sent := time.Now()
+		if err := pub.ch.Publish(&mapping.Message{RoutingKey: "link-lost", Body: []byte("lost")}, func(o mapping.Outcome) { out <- o }).Err(); err != nil {
+			t.Fatal(err)
+		}
+		n, unheard := c.routers[1].ForwardsForTest()
+		if n != 1 || heard != (unheard == 0) {
+			t.Fatalf("heard %v: %d forwards in flight, %d sent before n1 was heard", heard, n, unheard)
+		}
+		c.reopen(0)
+		restarted := time.Since(sent)
+		select {
+		case o := <-out:
+			took := time.Since(sent)
+			t.Logf("heard %v: n1 back after %v, publish answered after %v: %+v", heard, restarted.Round(time.Millisecond), took.Round(time.Millisecond), o)
+			if o.Refused != mapping.RefusedStoreFailure {
+				t.Fatalf("heard %v: outcome %+v, want a nack", heard, o)
+			}
+			if took > 15*time.Second {
+				t.Fatalf("heard %v: answered after %v", heard, took)
+			}
+		case <-time.After(15*time.Second - time.Since(sent)):
+			t.Fatalf("heard %v: no answer %v after the publish (n1 was back after %v)", heard, time.Since(sent).Round(time.Millisecond), restarted.Round(time.Millisecond))
+		}
+	}
+}

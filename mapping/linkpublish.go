@@ -25,7 +25,7 @@ type forward struct {
 	frame    []byte
 	budget   *linkBudget // charged with len(frame) until the answer
 	home     string
-	homeInc  uint64    // the home's incarnation when last sent (0: not heard yet)
+	homeInc  uint64    // the home's incarnation heard when last sent (0: none heard yet)
 	sent     time.Time // last sent
 	deadline time.Time // no answer by then: failed, never retried
 	until    time.Time // retries (no home answering) stop then
@@ -99,13 +99,17 @@ func (l *link) forward(q *Queue, m *Message, t *storeTracker, wait bool) {
 	b.bs(rec)
 	t.add()
 	l.counters.fwdSent.Add(1)
-	now := time.Now()
-	f := &forward{q: q, m: m, t: t, frame: b, home: q.homeNode(), deadline: now.Add(linkTimeout), until: now.Add(forwardRetryFor), back: 20 * time.Millisecond}
-	f.budget = l.budget(f.home)
+	home := q.homeNode()
+	f := &forward{q: q, m: m, t: t, frame: b, back: 20 * time.Millisecond}
+	f.budget = l.budget(home)
 	if !f.budget.acquire(len(b), wait, l.quit) {
 		t.finish(false)
 		return
 	}
+	inc := l.r.nodeIncarnation(home)
+	now := time.Now()
+	f.aim(home, inc, now)
+	f.until = now.Add(forwardRetryFor)
 	l.fwdMu.Lock()
 	l.nextFwd++
 	f.id = l.nextFwd
@@ -121,12 +125,15 @@ func (l *link) forward(q *Queue, m *Message, t *storeTracker, wait bool) {
 	l.send(f)
 }
 
+// aim points f at home, whose incarnation heard now is inc, as it is
+// sent at now: what the watcher's rule (forwardLost) judges it by. It is
+// set before f is in l.fwds, or under l.fwdMu.
+func (f *forward) aim(home string, inc uint64, now time.Time) {
+	f.home, f.homeInc, f.sent, f.deadline = home, inc, now, now.Add(linkTimeout)
+}
+
+// send publishes f to the home it is aimed at.
 func (l *link) send(f *forward) {
-	inc := l.r.nodeIncarnation(f.home)
-	l.fwdMu.Lock()
-	f.sent = time.Now()
-	f.homeInc = inc
-	l.fwdMu.Unlock()
 	reply := linkPrefix + l.tag + ".pr." + strconv.FormatUint(f.id, 10)
 	if err := l.bus.Publish(subjectOf(f.home, "p"), reply, f.frame); err != nil {
 		l.finishCounted(f.id, false, func(f *forward) { f.t.finish(false) })
@@ -185,15 +192,18 @@ func (l *link) finishForward(id uint64, fn func(*forward)) {
 	}
 }
 
-// failForwards fails (nacks) the forwards that match: those that got no
-// answer in time, or all of them at shutdown.
-func (l *link) failForwards(match func(*forward) bool) {
+// failForwards fails (nacks) the forwards for which why gives a reason:
+// those that got no answer in time, or all of them at shutdown. It
+// returns how many failed, by home node and reason.
+func (l *link) failForwards(why func(*forward) string) map[[2]string]int {
 	var out []*forward
+	failed := map[[2]string]int{}
 	l.fwdMu.Lock()
 	for id, f := range l.fwds {
-		if match(f) {
+		if w := why(f); w != "" {
 			out = append(out, f)
 			delete(l.fwds, id)
+			failed[[2]string{f.home, w}]++
 		}
 	}
 	l.fwdMu.Unlock()
@@ -202,6 +212,7 @@ func (l *link) failForwards(match func(*forward) bool) {
 		l.counters.fwdFailed.Add(1)
 		f.t.finish(false)
 	}
+	return failed
 }
 
 // servePublishResult handles a home's answer to a forward, or the
@@ -282,6 +293,9 @@ func (l *link) resend(q *Queue) {
 		return // stopLink fails them
 	default:
 	}
+	home := q.homeNode()
+	inc := l.r.nodeIncarnation(home) // before l.fwdMu: both are leaves
+	now := time.Now()
 	l.fwdMu.Lock()
 	line := l.lines[q]
 	delete(l.lines, q)
@@ -290,8 +304,7 @@ func (l *link) resend(q *Queue) {
 		for _, f := range line.fs {
 			if l.fwds[f.id] == f { // not failed meanwhile
 				f.retrying = false
-				f.home = q.homeNode()
-				f.deadline = time.Now().Add(linkTimeout)
+				f.aim(home, inc, now)
 				f.back = min(2*line.back, time.Second)
 				fs = append(fs, f)
 			}

@@ -373,12 +373,12 @@ func (ch *Channel) takeTags(tags []uint64) []*delivery {
 // dropDeadShadows closes the shadows of client nodes that stopped (no
 // heartbeat for hbTimeout) or restarted (another incarnation): their
 // unacked messages are requeued and redelivered.
-func (l *link) dropDeadShadows(alive map[string]uint64) {
+func (l *link) dropDeadShadows(alive map[string]liveNode) {
 	var dead []shadowKey
 	l.shadowMu.Lock()
 	for k, sh := range l.shadows {
-		inc, ok := alive[k.node]
-		if ok && inc != k.inc || !ok && time.Since(sh.created) > hbTimeout {
+		n, ok := alive[k.node]
+		if ok && n.inc != k.inc || !ok && time.Since(sh.created) > hbTimeout {
 			dead = append(dead, k)
 		}
 	}
@@ -393,7 +393,7 @@ func (l *link) dropDeadShadows(alive map[string]uint64) {
 // restarted (their unacked deliveries drop out of the books: the next
 // home redelivers them) and attaches detached consumers again once their
 // queue has a home.
-func (l *link) reattach(alive map[string]uint64) {
+func (l *link) reattach(alive map[string]liveNode) {
 	chans := l.channels()
 	type drop struct {
 		home    string
@@ -410,8 +410,8 @@ func (l *link) reattach(alive map[string]uint64) {
 				continue // (not yet attached once: Consume is attaching it)
 			}
 			if rc.attached {
-				inc, ok := alive[rc.home]
-				if rc.home == l.node || ok && inc == rc.homeInc || !ok && time.Since(rc.attachedAt) < hbTimeout {
+				n, ok := alive[rc.home]
+				if rc.home == l.node || ok && n.inc == rc.homeInc || !ok && time.Since(rc.attachedAt) < hbTimeout {
 					continue
 				}
 				drops = append(drops, drop{rc.home, rc.homeInc, ch.remote.id, c.tag})

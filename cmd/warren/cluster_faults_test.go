@@ -264,6 +264,12 @@ func TestClusterRollingRestartUnderLoad(t *testing.T) {
 		if c := strings.Count(n.logs.String(), "append timed out"); c > 0 {
 			t.Logf("%s: %d appends timed out", n.name, c)
 		}
+		// Forwards nacked for want of an answer (mapping/link.go watch).
+		for line := range strings.Lines(n.logs.String()) {
+			if strings.Contains(line, "publish forwards nacked") {
+				t.Logf("%s: %s", n.name, strings.TrimSpace(line))
+			}
+		}
 	}
 	for _, q := range queues {
 		pubs[q].mu.Lock()

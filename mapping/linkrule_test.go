@@ -1,0 +1,44 @@
+package mapping
+
+import (
+	"testing"
+	"time"
+)
+
+// TestForwardLost: the watcher's rule for a forward without an answer,
+// case by case, at a fixed time (no cluster).
+func TestForwardLost(t *testing.T) {
+	now := time.Now()
+	sent := now.Add(-6 * time.Second) // past hbTimeout
+	fresh := now.Add(-2 * time.Second)
+	const oldInc, newInc = 11, 22
+	before := sent.Add(-time.Minute) // a process running when the forward was sent
+	after := sent.Add(time.Second)   // one started after it
+	for _, c := range []struct {
+		name  string
+		f     forward
+		alive map[string]liveNode
+		lost  bool
+	}{
+		{"home answers slowly, same process", forward{home: "n1", homeInc: oldInc, sent: sent}, map[string]liveNode{"n1": {oldInc, before}}, false},
+		{"home restarted", forward{home: "n1", homeInc: oldInc, sent: sent}, map[string]liveNode{"n1": {newInc, after}}, true},
+		{"home restarted, too soon to tell", forward{home: "n1", homeInc: oldInc, sent: fresh}, map[string]liveNode{"n1": {newInc, after}}, false},
+		{"home silent", forward{home: "n1", homeInc: oldInc, sent: sent}, map[string]liveNode{}, true},
+		{"not heard at the send, same process", forward{home: "n1", sent: sent}, map[string]liveNode{"n1": {oldInc, before}}, false},
+		{"not heard at the send, restarted since", forward{home: "n1", sent: sent}, map[string]liveNode{"n1": {newInc, after}}, true},
+		{"not heard at the send, silent", forward{home: "n1", sent: sent}, map[string]liveNode{}, true},
+		{"no home known (a quorum queue between leaders)", forward{home: "", sent: sent}, map[string]liveNode{"n1": {oldInc, before}}, true},
+		{"waiting for its retry", forward{home: "n1", sent: sent, retrying: true}, map[string]liveNode{}, false},
+	} {
+		c.f.deadline = c.f.sent.Add(linkTimeout)
+		if why := forwardLost(&c.f, now, c.alive); (why != "") != c.lost {
+			t.Errorf("%s: forwardLost = %q, want lost %v", c.name, why, c.lost)
+		}
+	}
+	// Past linkTimeout a forward fails whatever its home.
+	f := forward{home: "n1", homeInc: oldInc, sent: now.Add(-linkTimeout - time.Second)}
+	f.deadline = f.sent.Add(linkTimeout)
+	if why := forwardLost(&f, now, map[string]liveNode{"n1": {oldInc, before}}); why == "" {
+		t.Error("a forward past linkTimeout is not failed")
+	}
+}
