@@ -122,12 +122,18 @@ func Open(cfg Config) (*Router, error) {
 	}
 	r.startAlarms()
 	err = r.recover()
-	if err == nil {
+	if err != nil {
+		err = fmt.Errorf("recover the definitions and queues: %w", err)
+	} else {
 		r.startMetaWatch()
-		err = r.startCluster()
+		if err = r.startCluster(); err != nil {
+			err = fmt.Errorf("join the cluster's heartbeats and node link: %w", err)
+		}
 	}
 	if err == nil {
-		err = r.startOwnership()
+		if err = r.startOwnership(); err != nil {
+			err = fmt.Errorf("watch the quorum queues' leaders: %w", err)
+		}
 	}
 	if err != nil {
 		r.stopMetaWatch()

@@ -301,16 +301,20 @@ func TestClusterMetadataReplicated(t *testing.T) {
 // In a cluster each declare and delete is a replicated KV write (plus,
 // for the durable queue, its stream's creation on the node).
 func BenchmarkDeclareQueue(b *testing.B) {
-	run := func(b *testing.B, url string, durable bool) {
+	// kind: exclusive (server-named), transient (named, not exclusive) or
+	// durable. In the cluster, queues live on n1 (--cluster-queue-nodes):
+	// declared on n1 they are local, declared on n2 they are declared on
+	// n1 over the node link ("placed").
+	run := func(b *testing.B, url, kind string) {
 		conn, ch := dialURL(b, url)
 		defer conn.Close()
 		b.ResetTimer()
 		for i := range b.N {
 			name := ""
-			if durable {
-				name = fmt.Sprintf("bench-dq-%d", i)
+			if kind != "exclusive" {
+				name = fmt.Sprintf("bench-%s-%d", kind, i)
 			}
-			q, err := ch.QueueDeclare(name, durable, false, !durable, false, nil)
+			q, err := ch.QueueDeclare(name, kind == "durable", false, kind == "exclusive", false, nil)
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -321,9 +325,16 @@ func BenchmarkDeclareQueue(b *testing.B) {
 		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "declares/s")
 	}
 	single := startWarren(b, "")
-	insts := startInProcessCluster(b, loopbackClusterConfigs(b, 3), slog.New(slog.NewTextHandler(io.Discard, nil)))
-	for _, kind := range []string{"exclusive", "durable"} {
-		b.Run("single/"+kind, func(b *testing.B) { run(b, amqpURL(single), kind == "durable") })
-		b.Run("cluster-node/"+kind, func(b *testing.B) { run(b, amqpURL(insts[0]), kind == "durable") })
+	cfgs := loopbackClusterConfigs(b, 3)
+	for i := range cfgs {
+		cfgs[i].ClusterQueueNodes = "n1"
+	}
+	insts := startInProcessCluster(b, cfgs, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	for _, kind := range []string{"exclusive", "transient", "durable"} {
+		b.Run("single/"+kind, func(b *testing.B) { run(b, amqpURL(single), kind) })
+		b.Run("cluster-node/"+kind, func(b *testing.B) { run(b, amqpURL(insts[0]), kind) })
+		if kind != "exclusive" {
+			b.Run("placed/"+kind, func(b *testing.B) { run(b, amqpURL(insts[1]), kind) })
+		}
 	}
 }

@@ -222,6 +222,13 @@ func (s *Store) kvListOnce(kv jetstream.KeyValue, filter, prefix string) ([]KVEn
 	defer cancel()
 	w, err := kv.Watch(ctx, filter, jetstream.IgnoreDeletes())
 	if err != nil {
+		if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout) {
+			// The watch's consumer could not be made in time: the
+			// bucket's stream has no leader yet (just formed, or
+			// electing). Like a stall, asked again.
+			s.log.Info("metadata listing: watch not made yet", "prefix", prefix, "err", err)
+			return nil, errListStalled
+		}
 		return nil, s.wrap(err)
 	}
 	defer w.Stop()
