@@ -123,15 +123,7 @@ func (r *Router) startLink(cs *clusterState) error {
 		"p": l.servePublish, "c": l.serveChannel, "rq": l.serveQueue, "d": l.serveDeliveries,
 		"r": l.serveReply, "pr.*": l.servePublishResult, "ms": l.serveMetaSync, "qd": l.serveDeclare,
 	} {
-		subscribe := bus.Subscribe
-		if what == "p" {
-			// Its stop (stopLink) lets the forwards already received be
-			// taken and answered rather than dropped.
-			subscribe = func(subj string, fn func(jsstore.BusMsg)) (func(), error) {
-				return bus.SubscribeDrained(subj, fn, closeWait/2)
-			}
-		}
-		stop, err := subscribe(linkPrefix+l.tag+"."+what, fn)
+		stop, err := bus.Subscribe(linkPrefix+l.tag+"."+what, fn)
 		if err != nil {
 			for _, s := range l.stops {
 				s()
@@ -154,22 +146,6 @@ func (r *Router) stopLink() {
 	l := r.link
 	if l == nil {
 		return
-	}
-	// The forwards this node took are answered from the store's
-	// completion callbacks over the bus: take no new ones (their
-	// publishers retry, and find this node again once it is back), let
-	// the writes of those taken finish, bounded, and their answers leave
-	// before the bus closes. Their publishers then get their confirms at
-	// once, not a nack 5 s later (forwardLost).
-	if stop := l.stops["p"]; stop != nil {
-		stop()
-		delete(l.stops, "p")
-	}
-	if err := r.store.FlushWithin(closeWait / 2); err != nil {
-		r.log.Warn("link: forwarded writes still pending at shutdown", "err", err)
-	}
-	if err := l.bus.Flush(); err != nil {
-		r.log.Debug("link: answers not flushed at shutdown", "err", err)
 	}
 	close(l.quit)
 	<-l.done

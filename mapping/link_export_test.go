@@ -156,9 +156,9 @@ func (r *Router) AdoptQueueForTest(vhost string, s QueueSpec, home string) error
 }
 
 // SwallowForwardsForTest makes r's link take the publishes forwarded to
-// it and never answer them, as a home that received them and died
-// before it stored them (a graceful close takes and answers those it
-// received: stopLink).
+// it and never answer them, as a home that received them and stopped
+// before it stored them (a graceful close drops the answers of the
+// writes still pending when its link stops).
 func (r *Router) SwallowForwardsForTest() error {
 	l := r.link
 	l.stops["p"]()

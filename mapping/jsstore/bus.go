@@ -75,14 +75,6 @@ func (b *Bus) Flush() error { return b.wrap(b.nc.FlushTimeout(5 * time.Second)) 
 // without limit while fn runs: the link bounds what its senders have in
 // flight instead, and a dropped frame would be a lost ack or delivery.
 func (b *Bus) Subscribe(subject string, fn func(BusMsg)) (stop func(), err error) {
-	sub, err := b.subscribe(subject, fn)
-	if err != nil {
-		return nil, err
-	}
-	return func() { sub.Unsubscribe() }, nil
-}
-
-func (b *Bus) subscribe(subject string, fn func(BusMsg)) (*nats.Subscription, error) {
 	sub, err := b.nc.Subscribe(subject, func(m *nats.Msg) {
 		bm := BusMsg{Subject: m.Subject, Reply: m.Reply, Data: m.Data}
 		if len(m.Data) == 0 && m.Header != nil && m.Header.Get("Status") == "503" {
@@ -94,25 +86,7 @@ func (b *Bus) subscribe(subject string, fn func(BusMsg)) (*nats.Subscription, er
 		return nil, b.wrap(err)
 	}
 	sub.SetPendingLimits(-1, -1)
-	return sub, nil
-}
-
-// SubscribeDrained is Subscribe whose stop drains: it removes the
-// interest, lets fn take the messages already received (they would be
-// dropped by a plain stop) and waits for that, at most within.
-func (b *Bus) SubscribeDrained(subject string, fn func(BusMsg), within time.Duration) (stop func(), err error) {
-	sub, err := b.subscribe(subject, fn)
-	if err != nil {
-		return nil, err
-	}
-	return func() {
-		if err := sub.Drain(); err == nil {
-			for deadline := time.Now().Add(within); sub.IsValid() && time.Now().Before(deadline); {
-				time.Sleep(5 * time.Millisecond)
-			}
-		}
-		sub.Unsubscribe()
-	}, nil
+	return func() { sub.Unsubscribe() }, nil
 }
 
 // Request sends data on subject and waits up to timeout for one answer.
