@@ -766,3 +766,37 @@ func TestLinkForwardToARestartedHome(t *testing.T) {
 		}
 	}
 }
+
+// TestLinkRedeclareAfterHomeDeleted: an auto-delete queue homed on n1
+// loses its last consumer (a client of n2) and n1 deletes it; a declare
+// on n2 before n2 has applied the deletion creates the queue anew, as on
+// one node, instead of answering 404 from the stale copy (the amqp091-go
+// suite's ExampleConnection_reconnect with its queue on n1).
+func TestLinkRedeclareAfterHomeDeleted(t *testing.T) {
+	rs := openClusterRouters(t, 2)
+	s := mapping.QueueSpec{Name: "link-ad", AutoDelete: true}
+	homedOn(t, rs, 0, s)
+	c := connect(t, rs[1])
+	c.consume(t, "link-ad", "ad", false)
+	home, err := rs[0].VHost("/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 5*time.Second, func() bool { st, err := home.Queue("link-ad"); return err == nil && st.Consumers == 1 })
+	mapping.SetMetaApplyDelay(rs[1], 300*time.Millisecond)
+	c.conn.Close() // the last consumer goes: n1 deletes the queue
+	// before the close returns (closeRemote waits for the home).
+	if st, err := home.Queue("link-ad"); err == nil {
+		t.Fatalf("the close on n2 returned before n1 deleted the auto-delete queue: %+v", st)
+	}
+	c2 := connect(t, rs[1])
+	info := c2.declareQueue(t, s)
+	if info.Name != "link-ad" || info.Messages != 0 {
+		t.Fatalf("declare after the home deleted the queue: %+v", info)
+	}
+	mapping.SetMetaApplyDelay(rs[1], 0)
+	if !c2.publishConfirmed(t, "", "link-ad", "again", mapping.Properties{}) {
+		t.Fatal("publish into the queue declared again nacked")
+	}
+	wantStrings(t, "the queue declared again", c2.drain(t, "link-ad"), []string{"again"})
+}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/warrenmq/warren/mapping/jsstore"
@@ -583,12 +584,29 @@ func (ch *Channel) closeRemote() {
 		homes = append(homes, h)
 	}
 	ch.mu.Unlock()
+	// Each running home answers once it closed the shadow (its consumers
+	// cancelled, an auto-delete queue deleted), so what the client does
+	// after its channel.close-ok finds the queues as on one node.
+	var wg sync.WaitGroup
 	for _, h := range homes {
 		var b wbuf
 		l.header(&b, chanOpClose, cr.id, 0)
-		l.sendChan(h, b)
+		if !l.r.nodeRunning(h) {
+			l.sendChan(h, b)
+			continue
+		}
+		wg.Go(func() {
+			if _, err := l.bus.Request(subjectOf(h, "c"), b, closeAckWait); err != nil {
+				l.r.log.Debug("link: shadow close not answered", "node", h, "err", err)
+			}
+		})
 	}
+	wg.Wait()
 }
+
+// closeAckWait bounds how long a channel's close waits for a home to
+// answer that it closed the channel's shadow there.
+const closeAckWait = 2 * time.Second
 
 // getRemote is basic.get for a queue homed on another node: the home
 // takes the message through the channel's shadow there.

@@ -265,11 +265,12 @@ func (l *link) serveChannel(msg jsstore.BusMsg) {
 		}
 		l.bus.Respond(msg, b)
 	default:
-		sh, _ := l.shadowFor(key, "", "", false)
-		if sh == nil {
-			return
+		if sh, _ := l.shadowFor(key, "", "", false); sh != nil {
+			l.applyToShadow(sh, op, rb)
 		}
-		l.applyToShadow(sh, op, rb)
+		if op == chanOpClose && msg.Reply != "" {
+			l.bus.Respond(msg, []byte{ansOK}) // closeRemote waits for it
+		}
 	}
 }
 

@@ -1,9 +1,11 @@
 package mapping
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 )
 
 // serverNamePrefix starts the names of server-named queues.
@@ -237,7 +239,18 @@ func (ch *Channel) DeclareQueue(s QueueSpec, passive bool) (QueueInfo, error) {
 		return QueueInfo{}, err
 	}
 	if q := vh.queue(s.Name); q != nil {
-		return ch.redeclare(q, s)
+		info, err := ch.redeclare(q, s)
+		if !errors.Is(err, ErrNotFound) || q.atHome() || vh.r.link == nil {
+			return info, err
+		}
+		// The home deleted it a moment ago (auto-delete, expiry, a
+		// delete on another node) and this node has not applied that
+		// yet: once it has, the declare creates the queue anew, as on
+		// one node. A copy still there after the wait (its home is down)
+		// keeps the 404.
+		if q = vh.waitGone(q); q != nil {
+			return ch.redeclare(q, s)
+		}
 	}
 	if s.Node != "" && vh.r.link != nil && !vh.r.isNode(s.Node) {
 		return QueueInfo{}, errorf(KindPreconditionFailed, "cannot declare queue '%s' on node '%s': no such node in the cluster", s.Name, s.Node)
@@ -282,6 +295,25 @@ func (ch *Channel) declareHere(s QueueSpec) (QueueInfo, error) {
 	ch.setLastQueue(q.name)
 	return QueueInfo{Name: q.name}, nil
 }
+
+// waitGone waits (at most goneWait) until this node has applied the
+// deletion of q, and returns the queue of that name then: nil once q is
+// gone, q itself when it is still there, or a queue declared since.
+func (vh *VHost) waitGone(q *Queue) *Queue {
+	deadline := time.Now().Add(goneWait)
+	for {
+		vh.r.barrier()
+		cur := vh.queue(q.name)
+		if cur != q || time.Now().After(deadline) {
+			return cur
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// goneWait bounds waitGone: the home writes a deletion's record right
+// after it deleted the queue.
+const goneWait = 2 * time.Second
 
 // queue looks a queue up under a read lock.
 func (vh *VHost) queue(name string) *Queue {
