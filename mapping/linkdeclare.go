@@ -120,7 +120,9 @@ func (l *link) declare(frame []byte) []byte {
 	}
 	s := QueueSpec{Name: name, Durable: durable, AutoDelete: autoDelete, Args: args}
 	var info QueueInfo
-	if q := vh.queueOrSync(name); q != nil {
+	// No barrier on a miss: a queue of that name declared elsewhere a
+	// moment ago makes createQueue's claim lose, and it is adopted.
+	if q := vh.queue(name); q != nil {
 		info, err = ch.redeclare(q, s)
 	} else {
 		info, err = ch.declareHere(s)

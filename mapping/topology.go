@@ -240,14 +240,13 @@ func (ch *Channel) DeclareQueue(s QueueSpec, passive bool) (QueueInfo, error) {
 	}
 	if q := vh.queue(s.Name); q != nil {
 		info, err := ch.redeclare(q, s)
-		if !errors.Is(err, ErrNotFound) || q.atHome() || vh.r.link == nil {
+		if !errors.Is(err, ErrNotFound) || q.atHome() || vh.r.link == nil || q.homeDown() != nil {
 			return info, err
 		}
 		// The home deleted it a moment ago (auto-delete, expiry, a
 		// delete on another node) and this node has not applied that
 		// yet: once it has, the declare creates the queue anew, as on
-		// one node. A copy still there after the wait (its home is down)
-		// keeps the 404.
+		// one node. A copy still there after the wait keeps the 404.
 		if q = vh.waitGone(q); q != nil {
 			return ch.redeclare(q, s)
 		}
