@@ -11,6 +11,9 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // freePorts reserves n loopback ports and releases them for the nodes.
@@ -312,5 +315,66 @@ func TestClusterWithoutQuorum(t *testing.T) {
 	}
 	if first, lastSeq, n, err := last.LogState(name); err != nil || first != 1 || lastSeq != 1 || n != 1 {
 		t.Errorf("LogState: %d %d %d %v, want the one record", first, lastSeq, n, err)
+	}
+}
+
+// TestCreateStreamRetriesNoPeers: "no suitable peers for placement" (the
+// meta leader has not counted this node yet) is asked again until it
+// passes; another error is returned at once.
+func TestCreateStreamRetriesNoPeers(t *testing.T) {
+	s := &Store{log: quietLogger()}
+	noPeers := &jetstream.APIError{Code: 400, ErrorCode: jetstream.ErrorCode(server.JSClusterNoPeersErrF), Description: "no suitable peers for placement, peer offline"}
+	calls := 0
+	create := func(ctx context.Context, cfg jetstream.StreamConfig) (jetstream.Stream, error) {
+		calls++
+		if calls < 3 {
+			return nil, noPeers
+		}
+		return nil, nil
+	}
+	if err := s.createStream(logConfig("x"), create, noPeersYet); err != nil || calls != 3 {
+		t.Fatalf("createStream: err %v after %d calls, want nil after 3", err, calls)
+	}
+	other := errors.New("disk full")
+	calls = 0
+	failing := func(ctx context.Context, cfg jetstream.StreamConfig) (jetstream.Stream, error) {
+		calls++
+		return nil, other
+	}
+	if err := s.createStream(logConfig("x"), failing, noPeersYet); !errors.Is(err, other) || calls != 1 {
+		t.Fatalf("createStream: err %v after %d calls, want %v after 1", err, calls, other)
+	}
+}
+
+// TestClusterLogsRightAfterOpen: each node creates and writes a log of
+// its own the moment its store is open, all three at once: the moment a
+// CI run's first durable declare met "no suitable peers" (rare on a
+// loaded machine; TestCreateStreamRetriesNoPeers is the one that fails
+// without the retry).
+func TestClusterLogsRightAfterOpen(t *testing.T) {
+	if testing.Short() {
+		t.Skip("forms a three-node cluster")
+	}
+	for round := range 2 {
+		stores := openCluster(t, freePorts(t, 3), "s3cret")
+		var wg sync.WaitGroup
+		for i, s := range stores {
+			wg.Go(func() {
+				name := s.LogPrefix() + fmt.Sprintf("early_%d", round)
+				if err := s.CreateLog(name); err != nil {
+					t.Errorf("round %d node %d CreateLog: %v", round, i+1, err)
+					return
+				}
+				done := make(chan error, 1)
+				s.Append(name, []byte("first"), func(_ uint64, err error) { done <- err })
+				if err := <-done; err != nil {
+					t.Errorf("round %d node %d Append: %v", round, i+1, err)
+				}
+			})
+		}
+		wg.Wait()
+		for _, s := range stores {
+			s.Close()
+		}
 	}
 }

@@ -87,20 +87,13 @@ func (s *Store) CreateReplicatedLog(name string, replicas int) error {
 	cfg.Replicas = replicas
 	// Right after a node joins, the meta leader may not count it yet
 	// ("insufficient resources", "no suitable peers"): retry for a while.
-	deadline := time.Now().Add(leaderWait)
-	for {
-		ctx, cancel := s.ctx()
-		_, err := s.js.CreateStream(ctx, cfg)
-		cancel()
-		switch {
-		case err == nil, errors.Is(err, jetstream.ErrStreamNameAlreadyInUse):
-			return nil
-		case errors.Is(err, ErrNoQuorum), time.Now().After(deadline), s.isClosed():
-			return s.wrap(err)
-		}
-		s.log.Debug("replicated log not created yet; retrying", "log", name, "err", err)
-		time.Sleep(leaderRetry)
+	err := s.createStream(cfg, s.js.CreateStream, func(err error) bool {
+		return !errors.Is(err, ErrNoQuorum) && !errors.Is(err, jetstream.ErrStreamNameAlreadyInUse)
+	})
+	if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+		return nil
 	}
+	return err
 }
 
 // StepDownLog asks the log's Raft group for a new leader, preferring the

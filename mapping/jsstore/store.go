@@ -383,10 +383,33 @@ func (s *Store) CreateLog(name string) error {
 	if s.Replicated(name) {
 		return s.CreateReplicatedLog(name, 0)
 	}
-	ctx, cancel := s.ctx()
-	defer cancel()
-	_, err := s.js.CreateOrUpdateStream(ctx, logConfig(name))
-	return s.wrap(err)
+	// A cluster node's own log is placed on it by its server tag. Right
+	// after this node joined, or after the meta leader moved, the meta
+	// leader may not have this node's statistics yet and answers "no
+	// suitable peers" although the node is up (its own process asks).
+	return s.createStream(logConfig(name), s.js.CreateOrUpdateStream, noPeersYet)
+}
+
+// createStream calls create with cfg, again every leaderRetry for up to
+// leaderWait while the error is one that again reports as passing.
+func (s *Store) createStream(cfg jetstream.StreamConfig, create func(context.Context, jetstream.StreamConfig) (jetstream.Stream, error), again func(error) bool) error {
+	deadline := time.Now().Add(leaderWait)
+	for {
+		ctx, cancel := s.ctx()
+		_, err := create(ctx, cfg)
+		cancel()
+		if err == nil || !again(err) || time.Now().After(deadline) || s.isClosed() {
+			return s.wrap(err)
+		}
+		s.log.Debug("stream not created yet; retrying", "stream", cfg.Name, "err", err)
+		time.Sleep(leaderRetry)
+	}
+}
+
+// noPeersYet reports JetStream's "no suitable peers for placement".
+func noPeersYet(err error) bool {
+	var apiErr *jetstream.APIError
+	return errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.ErrorCode(server.JSClusterNoPeersErrF)
 }
 
 // DeleteLog deletes the log; a missing log is not an error.
