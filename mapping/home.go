@@ -49,16 +49,22 @@ func (q *Queue) setHome(node string) {
 	q.home.node.Store(&node)
 }
 
+// moves reports whether q's home can move to another node: a quorum
+// queue's follows its stream's leader; any other queue lives and dies
+// with the node that declared it.
+func (q *Queue) moves() bool { return queueTypeOf(q.spec.Args) == QueueTypeQuorum }
+
 // homeDown is RabbitMQ's answer for a queue whose home node is down
 // (404 NOT_FOUND, "home node ... is down or inaccessible") to a declare
 // or a basic.get on another node; nil while the home is running, or not
 // known to be down yet (this node just started), and for a quorum queue,
 // whose home moves to another member instead. Publishes are still
-// retried and then nacked, and consumers on other nodes wait for the
-// home to come back (docs/cluster.md).
+// retried and then nacked; consumers on other nodes are cancelled
+// (link.reattach) and a new one is refused with this error
+// (docs/cluster.md).
 func (q *Queue) homeDown() error {
 	h := q.homeNode()
-	if h == "" || q.atHome() || queueTypeOf(q.spec.Args) == QueueTypeQuorum || !q.vh.r.nodeSilent(h) {
+	if h == "" || q.atHome() || q.moves() || !q.vh.r.nodeSilent(h) {
 		return nil
 	}
 	kind := "queue"

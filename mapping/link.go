@@ -147,6 +147,7 @@ func (r *Router) stopLink() {
 	if l == nil {
 		return
 	}
+	l.cancelStaying()
 	close(l.quit)
 	<-l.done
 	l.bg.Wait()
@@ -365,14 +366,18 @@ func readAnswer(data []byte, q *Queue) (rest *rbuf, moved bool, err error) {
 
 // request sends a request about q to its home and waits for the answer,
 // retrying while nobody answers or the node asked is no longer the home
-// (a home in transition), for up to forwardRetryFor. local runs instead
-// when the home is (or becomes) this node.
+// (a home in transition), for up to forwardRetryFor, and not once a
+// classic queue's home is known to be down (homeDown's 404). local runs
+// instead when the home is (or becomes) this node.
 func (l *link) request(q *Queue, what string, frame func(*wbuf), local func() error) (*rbuf, string, error) {
 	back := 20 * time.Millisecond
 	until := time.Now().Add(forwardRetryFor)
 	for {
 		if q.atHome() {
 			return nil, "", local()
+		}
+		if err := q.homeDown(); err != nil {
+			return nil, "", err // a classic queue's home is known to be down: not worth waiting
 		}
 		home := q.homeNode()
 		var b wbuf

@@ -1,6 +1,7 @@
 package mapping_test
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"strings"
@@ -509,10 +510,12 @@ func TestLinkCancelLosesNoNoAckMessage(t *testing.T) {
 	c.sink.quiet(t, got)
 }
 
-// TestLinkHomeRestarts: the home of a durable queue restarts (a new
-// incarnation); the consumer on n2 stays, is attached to the restarted
-// home, and gets the messages it had not acked again, redelivered; acks
-// for the deliveries of the old incarnation are accepted and ignored.
+// TestLinkHomeRestarts: the home of a durable classic queue restarts.
+// As RabbitMQ does when a queue's node stops, the consumer on n2 is
+// cancelled (at once: the stopping home says so), and a consume on n2
+// while the home is down is refused with 404; acks for the cancelled
+// consumer's deliveries are accepted and ignored. Once the home is back,
+// a new consumer on n2 gets the two messages again, redelivered.
 func TestLinkHomeRestarts(t *testing.T) {
 	rs, cfgs := openClusterConfigs(t, 3)
 	s := mapping.QueueSpec{Name: "link-restart", Durable: true}
@@ -525,20 +528,35 @@ func TestLinkHomeRestarts(t *testing.T) {
 		}
 	}
 	c.sink.waitLen(t, 2)
+	stopped := time.Now()
 	rs[0].Close()
+	// Told by the stopping home, well before its heartbeats are missed.
+	eventually(t, 3*time.Second, func() bool { return len(c.sink.cancels()) == 1 })
+	wantStrings(t, "cancelled", c.sink.cancels(), []string{"rc"})
+	t.Logf("cancelled %v after the home's stop began", time.Since(stopped).Round(time.Millisecond))
+	if err := c.ch.Ack(2, true); err != nil {
+		t.Fatalf("acks of the cancelled consumer's deliveries: %v", err)
+	}
+	// Once n1 is known to be down (5 s without a heartbeat).
+	eventually(t, 20*time.Second, func() bool {
+		err := c.ch.Consume("link-restart", "again", false, false, nil, func(string) {})
+		if err == nil {
+			t.Fatal("consume accepted while the home is down")
+		}
+		return errors.Is(err, mapping.ErrNotFound) && strings.Contains(err.Error(), "home node 'n1' of durable queue 'link-restart'")
+	})
 	r, err := mapping.Open(cfgs[0])
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { r.Close() })
-	eventually(t, 20*time.Second, func() bool { return c.sink.len() >= 4 })
-	ds := c.sink.all()
+	eventually(t, 20*time.Second, func() bool {
+		return c.ch.Consume("link-restart", "back", false, false, nil, func(string) {}) == nil
+	})
+	ds := c.sink.waitLen(t, 4)
 	wantStrings(t, "deliveries", bodies(ds), []string{"m0", "m1", "m0", "m1"})
-	if !ds[2].Redelivered || !ds[3].Redelivered || ds[3].Tag != 4 {
+	if !ds[2].Redelivered || !ds[3].Redelivered || ds[2].ConsumerTag != "back" || ds[3].Tag != 4 {
 		t.Fatalf("after the restart: %+v %+v", ds[2], ds[3])
-	}
-	if err := c.ch.Ack(2, true); err != nil {
-		t.Fatalf("acks of the old incarnation's deliveries: %v", err)
 	}
 	if err := c.ch.Ack(4, true); err != nil {
 		t.Fatal(err)

@@ -392,8 +392,11 @@ func (l *link) dropDeadShadows(alive map[string]liveNode) {
 
 // reattach detaches this node's consumers from homes that stopped or
 // restarted (their unacked deliveries drop out of the books: the next
-// home redelivers them) and attaches detached consumers again once their
-// queue has a home.
+// home redelivers them). A quorum queue's consumer is attached again
+// once its queue has a home; any other queue's is cancelled towards its
+// client, as RabbitMQ cancels the consumers of a queue whose node fails
+// (the queue does not move, and the client decides whether to wait for
+// it: consume again once the node is back).
 func (l *link) reattach(alive map[string]liveNode) {
 	chans := l.channels()
 	type drop struct {
@@ -405,7 +408,7 @@ func (l *link) reattach(alive map[string]liveNode) {
 		var todo []*Consumer
 		var drops []drop
 		ch.mu.Lock()
-		for _, c := range ch.consumers {
+		for tag, c := range ch.consumers {
 			rc := c.remote
 			if rc == nil || rc.attaching || rc.cancelled != nil || !rc.readyDone {
 				continue // (not yet attached once: Consume is attaching it)
@@ -417,6 +420,11 @@ func (l *link) reattach(alive map[string]liveNode) {
 				}
 				drops = append(drops, drop{rc.home, rc.homeInc, ch.remote.id, c.tag})
 				rc.detachLocked()
+				if !c.q.moves() {
+					delete(ch.consumers, tag)
+					ch.sink.Cancelled(tag)
+					continue
+				}
 			}
 			todo = append(todo, c)
 		}
@@ -491,6 +499,29 @@ func (l *link) homeMoved(q *Queue, from, to string) {
 			// them here is a no-op); the client node attaches there.
 			sh.ch.dropConsumer(tag)
 			sh.sink.cancelFrame(outMoved, tag)
+		}
+	}
+}
+
+// cancelStaying is a stopping node's word to the client nodes of its
+// shadow consumers of queues that do not move: their consumers are
+// cancelled now (basic.cancel, as RabbitMQ's are when a queue's node
+// stops) instead of once this node's heartbeats are missed. Their
+// unacked messages are requeued here; the flusher's last round sends the
+// frames. Consumers of quorum queues are left to follow the new leader.
+func (l *link) cancelStaying() {
+	for _, sh := range l.shadowList() {
+		sh.ch.mu.Lock()
+		var tags []string
+		for tag, c := range sh.ch.consumers {
+			if !c.q.moves() {
+				tags = append(tags, tag)
+			}
+		}
+		sh.ch.mu.Unlock()
+		for _, tag := range tags {
+			sh.ch.dropConsumer(tag)
+			sh.sink.cancelFrame(outCancel, tag)
 		}
 	}
 }

@@ -427,6 +427,9 @@ func (ch *Channel) Consume(queue, tag string, noAck, exclusive bool, args Table,
 	if err != nil {
 		return err
 	}
+	if err := q.homeDown(); err != nil {
+		return err
+	}
 	ch.mu.Lock()
 	if ch.closed {
 		ch.mu.Unlock()

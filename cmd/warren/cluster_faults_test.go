@@ -671,12 +671,13 @@ func TestClusterPartitionedNodeRefusesWrites(t *testing.T) {
 }
 
 // TestClusterClassicQueueHomeKilled: a classic durable queue lives on
-// n1. While n1 is down (kill -9), a client on n2 that publishes to it
-// gets a nack once the forward has been retried for 10 s; a consumer on
-// n3 stays subscribed and gets nothing; a passive declare on n3 still
-// answers, from n3's copy, once n1 is known to be down. Once n1 is back, the consumer on n3
-// gets every message, the ones it held unacked at the kill redelivered
-// with the flag.
+// n1, which is killed (kill -9). As with RabbitMQ: the consumer on n3 is
+// cancelled (basic.cancel) once n1 is known to be down and gets nothing
+// more; a client on n2 that publishes to the queue gets a nack once the
+// forward has been retried for 10 s; a passive declare, a declare, a
+// basic.get and a basic.consume on n3 get 404 naming the home node. Once
+// n1 is back, a new consumer on n3 gets every message it had not acked,
+// the ones it held unacked at the kill redelivered with the flag.
 func TestClusterClassicQueueHomeKilled(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds Warren and runs a three-node cluster")
@@ -708,6 +709,7 @@ func TestClusterClassicQueueHomeKilled(t *testing.T) {
 		}
 	}
 
+	cancels := cch.NotifyCancel(make(chan string, 1))
 	n1.cmd.Process.Kill()
 	n1.cmd.Wait()
 	killed := time.Now()
@@ -733,22 +735,28 @@ func TestClusterClassicQueueHomeKilled(t *testing.T) {
 		}
 		answered <- ok
 	}()
-	// Meanwhile the consumer on n3 stays open and gets nothing.
+	// Meanwhile the consumer on n3 is cancelled, and gets nothing.
 	select {
-	case d, open := <-msgs:
-		if !open {
-			t.Fatal("the consumer on n3 was closed while the queue's home is down")
-		}
+	case tag := <-cancels:
+		t.Logf("consumer %s on n3 cancelled %v after the kill", tag, time.Since(killed).Round(time.Millisecond))
+	case <-time.After(30 * time.Second):
+		t.Fatal("the consumer on n3 was not cancelled within 30 s of its queue's home being killed")
+	}
+	for d := range msgs { // closed by the cancel
 		t.Errorf("the consumer on n3 got %q while the queue's home is down", d.Body)
+	}
+	select {
 	case ok := <-answered:
 		if ok {
 			t.Errorf("a publish to the queue of a dead home was confirmed")
 		}
 		t.Logf("publish through n2 while n1 is down: nacked after %v", time.Since(published).Round(time.Millisecond))
+	case <-time.After(60 * time.Second):
+		t.Fatal("the publish through n2 got no answer within 60 s")
 	}
-	// n2 and n3 see n1 stopped; a passive declare, a redeclare and a
-	// basic.get on n3 get RabbitMQ's answer for a queue whose home node
-	// is down: 404, naming the node.
+	// n2 and n3 see n1 stopped; a passive declare, a redeclare, a
+	// basic.get and a basic.consume on n3 get RabbitMQ's answer for a
+	// queue whose home node is down: 404, naming the node.
 	for _, n := range nodes[1:] {
 		waitNodes(t, n, "n1 stopped", func(m map[string]string) bool {
 			return m["n1"] == "stopped" && m["n2"] == "running" && m["n3"] == "running"
@@ -769,6 +777,10 @@ func TestClusterClassicQueueHomeKilled(t *testing.T) {
 			_, _, err := ch.Get("home-classic", false)
 			return err
 		},
+		"basic.consume": func(ch *amqp.Channel) error {
+			_, err := ch.Consume("home-classic", "", false, false, false, false, nil)
+			return err
+		},
 	} {
 		ch, err := passive.Channel()
 		if err != nil {
@@ -780,14 +792,30 @@ func TestClusterClassicQueueHomeKilled(t *testing.T) {
 			t.Errorf("%s on n3 while n1 is down: %v, want 404 naming n1", what, err)
 		}
 	}
-	none(t, "consumer on n3 while n1 is down", msgs)
 
-	// n1 comes back: the consumer on n3 gets the rest, its unacked
-	// deliveries again with the redelivered flag.
+	// n1 comes back: a new consumer on n3 (on the channel that held the
+	// cancelled one) gets the rest, its unacked deliveries again with the
+	// redelivered flag. n3 may not have heard n1 yet: 404 until it has.
 	var ready <-chan [2]string
 	n1.cmd, ready = spawnProcess(t, n1.dir, n1.logs, clusterArgs("n1", addrs[0], strings.Join(addrs, ","), "s3cret")...)
 	waitReady(t, n1, ready)
 	t.Logf("n1 ready again %v after the kill", time.Since(killed).Round(time.Millisecond))
+	for deadline := time.Now().Add(20 * time.Second); ; {
+		msgs, err = cch.Consume("home-classic", "", false, false, false, false, nil)
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("consume on n3 after n1's restart: %v", err)
+		}
+		time.Sleep(200 * time.Millisecond)
+		if cch, err = cc.Channel(); err != nil {
+			t.Fatal(err)
+		}
+		if err := cch.Qos(5, 0, false); err != nil {
+			t.Fatal(err)
+		}
+	}
 	got := map[string]bool{}
 	back := 0
 	for len(got) < len(bodies)-len(acked) {
