@@ -56,6 +56,10 @@ type heartbeat struct {
 	Node        string    `json:"node"`
 	Incarnation uint64    `json:"incarnation"` // random per process start
 	Stats       NodeStats `json:"stats"`
+	// Stopping is a node's last heartbeat at a graceful stop, sent once
+	// its link is closed: nothing that incarnation was asked will be
+	// answered, so the others need not wait hbTimeout to know it.
+	Stopping bool `json:"stopping,omitempty"`
 }
 
 // clusterState collects the other nodes' heartbeats. Its goroutine (the
@@ -73,11 +77,22 @@ type clusterState struct {
 
 	mu    sync.Mutex
 	heard map[string]heardNode
+	// said is, by node, the last incarnation that said it stops (its
+	// Stopping heartbeat): kept when the node's next process is heard,
+	// so that the link still knows what that incarnation left
+	// unanswered.
+	said map[string]stoppedNode
 }
 
 type heardNode struct {
 	at time.Time
 	hb heartbeat
+}
+
+// running reports whether the node was heard from within hbTimeout
+// before now, and has not said it stops.
+func (h heardNode) running(now time.Time) bool {
+	return !h.hb.Stopping && now.Sub(h.at) < hbTimeout
 }
 
 // startCluster starts the heartbeats when the router runs in a cluster.
@@ -88,14 +103,18 @@ func (r *Router) startCluster() error {
 	var b [8]byte
 	rand.Read(b[:])
 	cs := &clusterState{node: r.cfg.Cluster.NodeName, incarnation: binary.BigEndian.Uint64(b[:]),
-		quit: make(chan struct{}), done: make(chan struct{}), heard: map[string]heardNode{}}
+		quit: make(chan struct{}), done: make(chan struct{}), heard: map[string]heardNode{}, said: map[string]stoppedNode{}}
 	stop, err := r.store.Listen(hbSubject, func(data []byte) {
 		var hb heartbeat
 		if json.Unmarshal(data, &hb) != nil || hb.Node == "" || hb.Node == cs.node {
 			return
 		}
+		now := time.Now()
 		cs.mu.Lock()
-		cs.heard[hb.Node] = heardNode{at: time.Now(), hb: hb}
+		cs.heard[hb.Node] = heardNode{at: now, hb: hb}
+		if hb.Stopping {
+			cs.said[hb.Node] = stoppedNode{inc: hb.Incarnation, at: now}
+		}
 		cs.mu.Unlock()
 	})
 	if err != nil {
@@ -143,6 +162,12 @@ func (r *Router) stopCluster() {
 	}
 	close(cs.quit)
 	<-cs.done
+	// The link is closed (stopLink runs first) and no heartbeat follows
+	// this one.
+	data, _ := json.Marshal(heartbeat{Node: cs.node, Incarnation: cs.incarnation, Stats: r.LocalStats(), Stopping: true})
+	if err := r.store.Broadcast(hbSubject, data); err != nil {
+		r.log.Debug("last heartbeat not sent", "err", err)
+	}
 	cs.reapers.Wait()
 	cs.stopListen()
 }
@@ -157,7 +182,7 @@ func (r *Router) nodeRunning(node string) bool {
 	cs.mu.Lock()
 	defer cs.mu.Unlock()
 	h, ok := cs.heard[node]
-	return ok && time.Since(h.at) < hbTimeout
+	return ok && h.running(time.Now())
 }
 
 // nodeIncarnation is the incarnation of node's last heartbeat, 0 when
@@ -187,7 +212,7 @@ func (r *Router) nodeSilent(node string) bool {
 	if !ok {
 		return time.Since(r.started) >= hbTimeout
 	}
-	return time.Since(h.at) >= hbTimeout
+	return !h.running(time.Now())
 }
 
 // NodeName is this node's name: the configured one in a cluster, "" on a
@@ -234,7 +259,7 @@ func (r *Router) Nodes() []NodeInfo {
 		}
 		stats := h.hb.Stats
 		n.Stats, n.LastSeen = &stats, now.Sub(h.at)
-		n.Running = n.RouteConnected && n.LastSeen < hbTimeout
+		n.Running = n.RouteConnected && h.running(now)
 	}
 	cs.mu.Unlock()
 	out := make([]NodeInfo, 0, len(nodes))
@@ -260,7 +285,7 @@ func (r *Router) reapTransient(cs *clusterState) {
 	lowest := cs.node
 	cs.mu.Lock()
 	for name, h := range cs.heard {
-		if now.Sub(h.at) < hbTimeout {
+		if h.running(now) {
 			alive[name] = true
 			lowest = min(lowest, name)
 		}

@@ -3,6 +3,7 @@ package mapping
 import (
 	"encoding/base64"
 	"encoding/binary"
+	"maps"
 	"strconv"
 	"strings"
 	"sync"
@@ -147,7 +148,6 @@ func (r *Router) stopLink() {
 	if l == nil {
 		return
 	}
-	l.cancelStaying()
 	close(l.quit)
 	<-l.done
 	l.bg.Wait()
@@ -185,16 +185,17 @@ func (l *link) watch(cs *clusterState) {
 		alive := map[string]liveNode{}
 		cs.mu.Lock()
 		for name, h := range cs.heard {
-			if now.Sub(h.at) < hbTimeout {
+			if h.running(now) {
 				alive[name] = liveNode{inc: h.hb.Incarnation, started: h.at.Add(-h.hb.Stats.Uptime)}
 			}
 		}
+		stopped := maps.Clone(cs.said)
 		cs.mu.Unlock()
-		failed := l.failForwards(func(f *forward) string { return forwardLost(f, now, alive) })
+		failed := l.failForwards(func(f *forward) string { return forwardLost(f, now, alive, stopped) })
 		for k, n := range failed {
 			l.r.log.Warn("publish forwards nacked: no answer from their queue's home", "node", k[0], "why", k[1], "count", n)
 		}
-		l.dropDeadShadows(alive)
+		l.dropDeadShadows(alive, stopped)
 		// Re-attaching waits for homes (up to forwardRetryFor each):
 		// on its own goroutine, one round at a time, so expiries and
 		// dead shadows are not held up.
@@ -203,7 +204,7 @@ func (l *link) watch(cs *clusterState) {
 			go func() {
 				defer l.bg.Done()
 				defer l.reattaching.Store(false)
-				l.reattach(alive)
+				l.reattach(alive, stopped)
 			}()
 		}
 	}
@@ -218,6 +219,21 @@ type liveNode struct {
 	started time.Time
 }
 
+// stoppedNode is a node whose last heartbeat said it stops (a graceful
+// stop): that incarnation, and when it said so.
+type stoppedNode struct {
+	inc uint64
+	at  time.Time
+}
+
+// saidStop reports whether stopped holds node's incarnation inc, which
+// then answers nothing more (inc 0: not heard when the request was
+// made, so any incarnation of it).
+func saidStop(stopped map[string]stoppedNode, node string, inc uint64) bool {
+	n, ok := stopped[node]
+	return ok && (inc == 0 || inc == n.inc)
+}
+
 // forwardLost is the one rule for a forward still waiting for its answer
 // (the watcher applies it every hbInterval): it says why the forward is
 // failed now (nacked, never retried: the home may have stored it), or
@@ -228,13 +244,18 @@ type liveNode struct {
 // requests. That process is known by the incarnation heard when the
 // forward was sent; when the home had not been heard from yet (the
 // first second after either node started), by its start: a process
-// that started after the send did not get it.
-func forwardLost(f *forward, now time.Time, alive map[string]liveNode) string {
+// that started after the send did not get it. A home that said it stops
+// (its last heartbeat, sent once its link was closed) answers none of
+// the forwards sent to it before: they fail at once.
+func forwardLost(f *forward, now time.Time, alive map[string]liveNode, stopped map[string]stoppedNode) string {
 	if f.retrying {
 		return "" // not sent: waiting for its retry
 	}
 	if now.After(f.deadline) {
 		return "no answer in time"
+	}
+	if f.sent.Before(stopped[f.home].at) && saidStop(stopped, f.home, f.homeInc) {
+		return "the node stopped (it said so)"
 	}
 	if now.Sub(f.sent) <= hbTimeout {
 		return ""

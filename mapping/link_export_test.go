@@ -1,6 +1,7 @@
 package mapping
 
 import (
+	"sync/atomic"
 	"time"
 
 	"github.com/warrenmq/warren/mapping/jsstore"
@@ -158,16 +159,17 @@ func (r *Router) AdoptQueueForTest(vhost string, s QueueSpec, home string) error
 // SwallowForwardsForTest makes r's link take the publishes forwarded to
 // it and never answer them, as a home that received them and stopped
 // before it stored them (a graceful close drops the answers of the
-// writes still pending when its link stops).
-func (r *Router) SwallowForwardsForTest() error {
+// writes still pending when its link stops). taken counts them.
+func (r *Router) SwallowForwardsForTest() (taken func() int64, err error) {
 	l := r.link
 	l.stops["p"]()
-	stop, err := l.bus.Subscribe(linkPrefix+l.tag+".p", func(jsstore.BusMsg) {})
+	var n atomic.Int64
+	stop, err := l.bus.Subscribe(linkPrefix+l.tag+".p", func(jsstore.BusMsg) { n.Add(1) })
 	if err != nil {
-		return err
+		return nil, err
 	}
 	l.stops["p"] = stop
-	return l.bus.Flush()
+	return n.Load, l.bus.Flush()
 }
 
 // ForgetNodeForTest drops the heartbeat r heard last from node, as if r

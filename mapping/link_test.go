@@ -512,7 +512,8 @@ func TestLinkCancelLosesNoNoAckMessage(t *testing.T) {
 
 // TestLinkHomeRestarts: the home of a durable classic queue restarts.
 // As RabbitMQ does when a queue's node stops, the consumer on n2 is
-// cancelled (at once: the stopping home says so), and a consume on n2
+// cancelled (at once: the stopping home's last heartbeat says it
+// stops), and a consume on n2
 // while the home is down is refused with 404; acks for the cancelled
 // consumer's deliveries are accepted and ignored. Once the home is back,
 // a new consumer on n2 gets the two messages again, redelivered.
@@ -530,14 +531,15 @@ func TestLinkHomeRestarts(t *testing.T) {
 	c.sink.waitLen(t, 2)
 	stopped := time.Now()
 	rs[0].Close()
-	// Told by the stopping home, well before its heartbeats are missed.
-	eventually(t, 3*time.Second, func() bool { return len(c.sink.cancels()) == 1 })
+	// Told by the stopping home's last heartbeat (TestLinkForwardToAStoppedHome
+	// shows it is not the 5 s heartbeat rule that acts).
+	eventually(t, 20*time.Second, func() bool { return len(c.sink.cancels()) == 1 })
 	wantStrings(t, "cancelled", c.sink.cancels(), []string{"rc"})
 	t.Logf("cancelled %v after the home's stop began", time.Since(stopped).Round(time.Millisecond))
 	if err := c.ch.Ack(2, true); err != nil {
 		t.Fatalf("acks of the cancelled consumer's deliveries: %v", err)
 	}
-	// Once n1 is known to be down (5 s without a heartbeat).
+	// Once n2 knows n1 is down (from the same last heartbeat).
 	eventually(t, 20*time.Second, func() bool {
 		err := c.ch.Consume("link-restart", "again", false, false, nil, func(string) {})
 		if err == nil {
@@ -739,10 +741,11 @@ func TestLinkGetSeesOwnPublish(t *testing.T) {
 }
 
 // TestLinkForwardToARestartedHome: a publish forwarded to its queue's
-// home, which took it and restarted before answering (a graceful close
-// drops the answers of the writes still pending when its link stops), is
-// nacked once the sender hears the home's new process, 5 s after it was
-// sent, not when the link's 30 s run out. Twice: with the home heard from
+// home, which took it and was killed before answering, then came back
+// at once (so the sender never found it silent, and no last heartbeat
+// said it stopped: TestLinkForwardToAStoppedHome), is nacked once the
+// sender hears the home's new process, 5 s after it was sent, not when
+// the link's 30 s run out. Twice: with the home heard from
 // before the send, and with the home not heard from yet when the publish
 // was forwarded (the first second after either node started), in which
 // the publisher of TestClusterRollingRestartUnderLoad once waited 30 s.
@@ -751,7 +754,8 @@ func TestLinkForwardToARestartedHome(t *testing.T) {
 	homedOn(t, c.routers, 0, mapping.QueueSpec{Name: "link-lost", Durable: true})
 	pub := connect(t, c.routers[1])
 	for _, heard := range []bool{true, false} {
-		if err := c.routers[0].SwallowForwardsForTest(); err != nil {
+		taken, err := c.routers[0].SwallowForwardsForTest()
+		if err != nil {
 			t.Fatal(err)
 		}
 		time.Sleep(200 * time.Millisecond) // n2's server knows n1's new subscription
@@ -767,6 +771,9 @@ func TestLinkForwardToARestartedHome(t *testing.T) {
 		if n != 1 || heard != (unheard == 0) {
 			t.Fatalf("heard %v: %d forwards in flight, %d sent before n1 was heard", heard, n, unheard)
 		}
+		// n1 took it (else it is retried and stored by n1's next process).
+		eventually(t, 5*time.Second, func() bool { return taken() == 1 })
+		mapping.CrashForTest(c.routers[0])
 		c.reopen(0)
 		restarted := time.Since(sent)
 		select {
@@ -781,6 +788,52 @@ func TestLinkForwardToARestartedHome(t *testing.T) {
 			}
 		case <-time.After(15*time.Second - time.Since(sent)):
 			t.Fatalf("heard %v: no answer %v after the publish (n1 was back after %v)", heard, time.Since(sent).Round(time.Millisecond), restarted.Round(time.Millisecond))
+		}
+	}
+}
+
+// TestLinkForwardToAStoppedHome: n1 takes a publish forwarded from n2
+// without answering it, then stops gracefully. Its last heartbeat says
+// so: n2 nacks the forward then, instead of once n1 has been silent for
+// 5 s, and reports n1 stopped.
+func TestLinkForwardToAStoppedHome(t *testing.T) {
+	rs := openClusterRouters(t, 3)
+	homedOn(t, rs, 0, mapping.QueueSpec{Name: "link-bye", Durable: true})
+	pub := connect(t, rs[1])
+	taken, err := rs[0].SwallowForwardsForTest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(200 * time.Millisecond) // n2's server knows n1's new subscription
+	out := make(chan mapping.Outcome, 1)
+	sent := time.Now()
+	if err := pub.ch.Publish(&mapping.Message{RoutingKey: "link-bye", Body: []byte("bye")}, func(o mapping.Outcome) { out <- o }).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := rs[1].ForwardsForTest(); n != 1 {
+		t.Fatalf("%d forwards in flight, want 1", n)
+	}
+	eventually(t, 5*time.Second, func() bool { return taken() == 1 })
+	rs[0].Close()
+	closed := time.Since(sent)
+	select {
+	case o := <-out:
+		took := time.Since(sent)
+		t.Logf("n1 closed %v after the publish, which was answered after %v: %+v", closed.Round(time.Millisecond), took.Round(time.Millisecond), o)
+		if o.Refused != mapping.RefusedStoreFailure {
+			t.Fatalf("outcome %+v, want a nack", o)
+		}
+		// The heartbeat rule cannot fail a forward before 5 s after its
+		// send; a stop that took less than 3 s leaves it 2 s to act.
+		if took >= 5*time.Second && closed < 3*time.Second {
+			t.Fatalf("nacked %v after the send although n1 closed after %v: n1's last word was not used", took, closed)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("no answer 15 s after the publish")
+	}
+	for _, n := range rs[1].Nodes() {
+		if n.Name == "n1" && n.Running {
+			t.Fatalf("n2 reports n1 running after its stop: %+v", n)
 		}
 	}
 }

@@ -36,8 +36,9 @@ func (r *Router) spread(sp spreadRev) {
 	}
 	cs.mu.Lock()
 	var nodes []string
+	now := time.Now()
 	for name, h := range cs.heard {
-		if time.Since(h.at) < hbTimeout {
+		if h.running(now) {
 			nodes = append(nodes, name)
 		}
 	}

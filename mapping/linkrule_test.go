@@ -31,14 +31,36 @@ func TestForwardLost(t *testing.T) {
 		{"waiting for its retry", forward{home: "n1", sent: sent, retrying: true}, map[string]liveNode{}, false},
 	} {
 		c.f.deadline = c.f.sent.Add(linkTimeout)
-		if why := forwardLost(&c.f, now, c.alive); (why != "") != c.lost {
+		if why := forwardLost(&c.f, now, c.alive, nil); (why != "") != c.lost {
 			t.Errorf("%s: forwardLost = %q, want lost %v", c.name, why, c.lost)
 		}
 	}
 	// Past linkTimeout a forward fails whatever its home.
 	f := forward{home: "n1", homeInc: oldInc, sent: now.Add(-linkTimeout - time.Second)}
 	f.deadline = f.sent.Add(linkTimeout)
-	if why := forwardLost(&f, now, map[string]liveNode{"n1": {oldInc, before}}); why == "" {
+	if why := forwardLost(&f, now, map[string]liveNode{"n1": {oldInc, before}}, nil); why == "" {
 		t.Error("a forward past linkTimeout is not failed")
+	}
+
+	// A home that said it stops (a graceful stop) answers none of the
+	// forwards sent to that process before it said so, however fresh.
+	said := now.Add(-time.Second)
+	for _, c := range []struct {
+		name    string
+		f       forward
+		stopped map[string]stoppedNode
+		lost    bool
+	}{
+		{"sent to the stopping process", forward{home: "n1", homeInc: oldInc, sent: fresh}, map[string]stoppedNode{"n1": {oldInc, said}}, true},
+		{"sent before the home was heard", forward{home: "n1", sent: fresh}, map[string]stoppedNode{"n1": {oldInc, said}}, true},
+		{"sent after it said so (to whoever serves it next)", forward{home: "n1", homeInc: oldInc, sent: said.Add(time.Millisecond)}, map[string]stoppedNode{"n1": {oldInc, said}}, false},
+		{"another process stopped", forward{home: "n1", homeInc: newInc, sent: fresh}, map[string]stoppedNode{"n1": {oldInc, said}}, false},
+		{"another node stopped", forward{home: "n1", homeInc: oldInc, sent: fresh}, map[string]stoppedNode{"n2": {oldInc, said}}, false},
+		{"waiting for its retry", forward{home: "n1", homeInc: oldInc, sent: fresh, retrying: true}, map[string]stoppedNode{"n1": {oldInc, said}}, false},
+	} {
+		c.f.deadline = c.f.sent.Add(linkTimeout)
+		if why := forwardLost(&c.f, now, map[string]liveNode{}, c.stopped); (why != "") != c.lost {
+			t.Errorf("%s: forwardLost = %q, want lost %v", c.name, why, c.lost)
+		}
 	}
 }

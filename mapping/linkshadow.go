@@ -372,14 +372,14 @@ func (ch *Channel) takeTags(tags []uint64) []*delivery {
 }
 
 // dropDeadShadows closes the shadows of client nodes that stopped (no
-// heartbeat for hbTimeout) or restarted (another incarnation): their
-// unacked messages are requeued and redelivered.
-func (l *link) dropDeadShadows(alive map[string]liveNode) {
+// heartbeat for hbTimeout, or said so) or restarted (another
+// incarnation): their unacked messages are requeued and redelivered.
+func (l *link) dropDeadShadows(alive map[string]liveNode, stopped map[string]stoppedNode) {
 	var dead []shadowKey
 	l.shadowMu.Lock()
 	for k, sh := range l.shadows {
 		n, ok := alive[k.node]
-		if ok && n.inc != k.inc || !ok && time.Since(sh.created) > hbTimeout {
+		if ok && n.inc != k.inc || !ok && (time.Since(sh.created) > hbTimeout || saidStop(stopped, k.node, k.inc)) {
 			dead = append(dead, k)
 		}
 	}
@@ -397,7 +397,7 @@ func (l *link) dropDeadShadows(alive map[string]liveNode) {
 // client, as RabbitMQ cancels the consumers of a queue whose node fails
 // (the queue does not move, and the client decides whether to wait for
 // it: consume again once the node is back).
-func (l *link) reattach(alive map[string]liveNode) {
+func (l *link) reattach(alive map[string]liveNode, stopped map[string]stoppedNode) {
 	chans := l.channels()
 	type drop struct {
 		home    string
@@ -415,7 +415,7 @@ func (l *link) reattach(alive map[string]liveNode) {
 			}
 			if rc.attached {
 				n, ok := alive[rc.home]
-				if rc.home == l.node || ok && n.inc == rc.homeInc || !ok && time.Since(rc.attachedAt) < hbTimeout {
+				if rc.home == l.node || ok && n.inc == rc.homeInc || !ok && time.Since(rc.attachedAt) < hbTimeout && !saidStop(stopped, rc.home, rc.homeInc) {
 					continue
 				}
 				drops = append(drops, drop{rc.home, rc.homeInc, ch.remote.id, c.tag})
@@ -499,29 +499,6 @@ func (l *link) homeMoved(q *Queue, from, to string) {
 			// them here is a no-op); the client node attaches there.
 			sh.ch.dropConsumer(tag)
 			sh.sink.cancelFrame(outMoved, tag)
-		}
-	}
-}
-
-// cancelStaying is a stopping node's word to the client nodes of its
-// shadow consumers of queues that do not move: their consumers are
-// cancelled now (basic.cancel, as RabbitMQ's are when a queue's node
-// stops) instead of once this node's heartbeats are missed. Their
-// unacked messages are requeued here; the flusher's last round sends the
-// frames. Consumers of quorum queues are left to follow the new leader.
-func (l *link) cancelStaying() {
-	for _, sh := range l.shadowList() {
-		sh.ch.mu.Lock()
-		var tags []string
-		for tag, c := range sh.ch.consumers {
-			if !c.q.moves() {
-				tags = append(tags, tag)
-			}
-		}
-		sh.ch.mu.Unlock()
-		for _, tag := range tags {
-			sh.ch.dropConsumer(tag)
-			sh.sink.cancelFrame(outCancel, tag)
 		}
 	}
 }
