@@ -843,3 +843,75 @@ func TestClusterClassicQueueHomeKilled(t *testing.T) {
 	}
 	t.Logf("after the restart: %d messages delivered to n3, %d of them redelivered unacked ones, %d acked ones back", len(got), len(unacked), back)
 }
+
+// pikaCancelledConsumer consumes a queue with pika until the broker
+// cancels it, then consumes it again (a new channel each time the broker
+// refuses) until one message arrives, printing what happens.
+const pikaCancelledConsumer = `import sys, time, pika
+from pika.exceptions import ChannelClosedByBroker
+conn = pika.BlockingConnection(pika.URLParameters(sys.argv[1]))
+queue = sys.argv[2]
+ch = conn.channel()
+ch.add_on_cancel_callback(lambda frame: print("cancelled", frame.method.consumer_tag, flush=True))
+ch.basic_consume(queue, lambda c, m, p, b: print("unexpected", b.decode(), flush=True))
+print("consuming", flush=True)
+ch.start_consuming()  # returns once the broker has cancelled the consumer
+print("no consumer left", flush=True)
+while True:
+    try:
+        got = []
+        def on_message(c, m, p, b):
+            got.append(b.decode())
+            c.basic_ack(m.delivery_tag)
+        ch.basic_consume(queue, on_message)
+        break
+    except ChannelClosedByBroker as e:
+        print("refused", e.reply_code, e.reply_text, flush=True)
+        time.sleep(0.3)
+        ch = conn.channel()
+print("consuming again", flush=True)
+while not got:
+    conn.process_data_events(time_limit=1)
+print("got", got[0], flush=True)
+conn.close()
+`
+
+// TestClusterPikaConsumerCancelledWhenHomeStops: pika, as RabbitMQ
+// users run it, against a classic durable queue homed on n1 from n3.
+// n1 stops (SIGTERM): pika's on_cancel callback runs (basic.cancel) and
+// start_consuming returns; a basic_consume while n1 is down is refused
+// with 404 naming the home node; once n1 is back a new consumer gets the
+// message published meanwhile on n2.
+func TestClusterPikaConsumerCancelledWhenHomeStops(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds Warren and runs a three-node cluster")
+	}
+	needPika(t)
+	nodes, addrs := startThree(t)
+	n1, n2, n3 := nodes[0], nodes[1], nodes[2]
+	declareDurable(t, n1.amqp, "pika-home")
+	p := startPython(t, "pika consumer on n3", []string{"-c", pikaCancelledConsumer, n3.amqp, "pika-home"})
+	waitLine(t, p, "consuming", lineTimeout)
+
+	n1.cmd.Process.Signal(syscall.SIGTERM)
+	n1.cmd.Wait()
+	stopped := time.Now()
+	waitLine(t, p, "cancelled", 30*time.Second)
+	t.Logf("pika's on_cancel ran %v after n1 stopped", time.Since(stopped).Round(time.Millisecond))
+	waitLine(t, p, "no consumer left", lineTimeout)
+	refused := waitLine(t, p, "refused", 30*time.Second)
+	if !strings.Contains(refused, "404 NOT_FOUND - home node 'n1' of durable queue 'pika-home' in vhost '/' is down or inaccessible") {
+		t.Fatalf("basic_consume while n1 is down: %q, want 404 naming n1", refused)
+	}
+
+	var ready <-chan [2]string
+	n1.cmd, ready = spawnProcess(t, n1.dir, n1.logs, clusterArgs("n1", addrs[0], strings.Join(addrs, ","), "s3cret")...)
+	waitReady(t, n1, ready)
+	waitLine(t, p, "consuming again", 30*time.Second)
+	publishConfirmed(t, n2.amqp, "pika-home", []string{"after-restart"})
+	waitLine(t, p, "got after-restart", lineTimeout)
+	p.wait(t, lineTimeout)
+	if n := p.count("unexpected"); n != 0 {
+		t.Fatalf("pika got %d deliveries before the stop, from an empty queue", n)
+	}
+}

@@ -212,9 +212,16 @@ type pyProc struct {
 // timeout. It is killed when the test ends.
 func startScript(t testing.TB, script string, args ...string) *pyProc {
 	t.Helper()
+	return startPython(t, script+" "+strings.Join(args, " "), append([]string{filepath.Join(scriptDir(t), script)}, args...))
+}
+
+// startPython runs python3 with argv (a script and its arguments, or
+// -c and a program), named name in the test's messages.
+func startPython(t testing.TB, name string, argv []string) *pyProc {
+	t.Helper()
 	needPika(t)
 	ctx, cancel := context.WithTimeout(context.Background(), scriptTimeout)
-	cmd := exec.CommandContext(ctx, pythonBin, append([]string{filepath.Join(scriptDir(t), script)}, args...)...)
+	cmd := exec.CommandContext(ctx, pythonBin, argv...)
 	cmd.Env = append(os.Environ(), "PYTHONUNBUFFERED=1", "PYTHONDONTWRITEBYTECODE=1")
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
@@ -222,7 +229,7 @@ func startScript(t testing.TB, script string, args ...string) *pyProc {
 		t.Fatal(err)
 	}
 	p := &pyProc{
-		name:   script + " " + strings.Join(args, " "),
+		name:   name,
 		cmd:    cmd,
 		cancel: cancel,
 		lines:  make(chan string, 4096),
