@@ -161,14 +161,24 @@ func (r *Router) AdoptQueueForTest(vhost string, s QueueSpec, home string) error
 // before it stored them (a graceful close drops the answers of the
 // writes still pending when its link stops). taken counts them.
 func (r *Router) SwallowForwardsForTest() (taken func() int64, err error) {
+	return r.swallowLink("p")
+}
+
+// SwallowDeclaresForTest does the same with the queue declares other
+// nodes place on r, as a node that took one and died before answering.
+func (r *Router) SwallowDeclaresForTest() (taken func() int64, err error) {
+	return r.swallowLink("qd")
+}
+
+func (r *Router) swallowLink(what string) (taken func() int64, err error) {
 	l := r.link
-	l.stops["p"]()
+	l.stops[what]()
 	var n atomic.Int64
-	stop, err := l.bus.Subscribe(linkPrefix+l.tag+".p", func(jsstore.BusMsg) { n.Add(1) })
+	stop, err := l.bus.Subscribe(linkPrefix+l.tag+"."+what, func(jsstore.BusMsg) { n.Add(1) })
 	if err != nil {
 		return nil, err
 	}
-	l.stops["p"] = stop
+	l.stops[what] = stop
 	return n.Load, l.bus.Flush()
 }
 

@@ -513,8 +513,8 @@ func TestLinkCancelLosesNoNoAckMessage(t *testing.T) {
 // TestLinkHomeRestarts: the home of a durable classic queue restarts.
 // As RabbitMQ does when a queue's node stops, the consumer on n2 is
 // cancelled (at once: the stopping home's last heartbeat says it
-// stops), and a consume on n2
-// while the home is down is refused with 404; acks for the cancelled
+// stops), and a consume or a delete on n2 while the home is down is
+// refused with 404; acks for the cancelled
 // consumer's deliveries are accepted and ignored. Once the home is back,
 // a new consumer on n2 gets the two messages again, redelivered.
 func TestLinkHomeRestarts(t *testing.T) {
@@ -547,6 +547,11 @@ func TestLinkHomeRestarts(t *testing.T) {
 		}
 		return errors.Is(err, mapping.ErrNotFound) && strings.Contains(err.Error(), "home node 'n1' of durable queue 'link-restart'")
 	})
+	// A delete is refused the same way (RabbitMQ's 404): the queue and
+	// its messages are still there once n1 is back.
+	if _, err := c.ch.DeleteQueue("link-restart", false, false); !errors.Is(err, mapping.ErrNotFound) || !strings.Contains(err.Error(), "is down or inaccessible") {
+		t.Fatalf("delete while the home is down: %v, want the home-down 404", err)
+	}
 	r, err := mapping.Open(cfgs[0])
 	if err != nil {
 		t.Fatal(err)

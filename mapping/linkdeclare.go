@@ -1,6 +1,9 @@
 package mapping
 
 import (
+	"errors"
+	"time"
+
 	"github.com/warrenmq/warren/mapping/jsstore"
 )
 
@@ -33,12 +36,14 @@ func (ch *Channel) declareElsewhere(nodes []string, s QueueSpec) (QueueInfo, err
 		if node == vh.r.NodeName() {
 			return ch.declareHere(s)
 		}
-		data, err := l.bus.Request(subjectOf(node, "qd"), b, linkTimeout)
+		data, err := l.requestRunning(node, "qd", b)
 		switch {
 		case err == jsstore.ErrNoResponders:
 			continue // not running: the next one
 		case err == jsstore.ErrNoAnswer:
 			return QueueInfo{}, errorf(KindResourceError, "cannot declare queue '%s' in vhost '%s': node %s, which was to hold it, did not answer in %v", s.Name, vh.name, node, linkTimeout)
+		case err == errStoppedAsked:
+			return QueueInfo{}, errorf(KindResourceError, "cannot declare queue '%s' in vhost '%s': node %s, which was to hold it, stopped before it answered (the queue may exist there)", s.Name, vh.name, node)
 		case err != nil:
 			return QueueInfo{}, asError(err)
 		}
@@ -54,6 +59,37 @@ func (ch *Channel) declareElsewhere(nodes []string, s QueueSpec) (QueueInfo, err
 		return QueueInfo{Name: name, Messages: m, Consumers: c}, nil
 	}
 	return QueueInfo{}, errorf(KindResourceError, "cannot declare queue '%s' in vhost '%s': none of the nodes that may hold it (%v) is running", s.Name, vh.name, nodes)
+}
+
+// errStoppedAsked: the node asked stopped before it answered.
+var errStoppedAsked = errors.New("mapping: the node asked stopped before it answered")
+
+// requestRunning is a request to node that gives up once node is known
+// to be down (its heartbeats missed, or its last one said it stops)
+// rather than waiting out linkTimeout. The request's goroutine ends with
+// the request (linkTimeout at most, or the bus's close).
+func (l *link) requestRunning(node, what string, b wbuf) ([]byte, error) {
+	type answer struct {
+		data []byte
+		err  error
+	}
+	got := make(chan answer, 1)
+	go func() {
+		data, err := l.bus.Request(subjectOf(node, what), b, linkTimeout)
+		got <- answer{data, err}
+	}()
+	t := time.NewTicker(hbInterval)
+	defer t.Stop()
+	for {
+		select {
+		case a := <-got:
+			return a.data, a.err
+		case <-t.C:
+			if l.r.nodeSilent(node) {
+				return nil, errStoppedAsked
+			}
+		}
+	}
 }
 
 func readDeclareAnswer(data []byte) (name string, m, c int, err error) {

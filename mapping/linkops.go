@@ -144,9 +144,11 @@ func (ch *Channel) purgeRemote(q *Queue) (n int, err error) {
 func (ch *Channel) deleteRemote(q *Queue, ifUnused, ifEmpty bool) (n int, err error) {
 	rest, err := ch.vh.r.link.queueRequest(q, ch.conn.user, queueOpDelete, func(b *wbuf) { b.bool(ifUnused); b.bool(ifEmpty) },
 		func() error { n, err = ch.DeleteQueue(q.name, ifUnused, ifEmpty); return err })
-	if errors.Is(err, ErrNotFound) {
+	if errors.Is(err, ErrNotFound) && q.homeDown() == nil {
 		// Deleted at its home meanwhile (auto-delete, expiry, another
 		// client) and not yet here: delete-ok, as for a missing queue.
+		// (A home known to be down is RabbitMQ's 404, which stands: the
+		// queue is still there.)
 		return 0, nil
 	}
 	if err != nil || rest == nil {

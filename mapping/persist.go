@@ -470,8 +470,8 @@ type loaded struct {
 
 // listRecords reads every record whose key starts with prefix: from the
 // metadata bucket, and in a cluster from the transient bucket too, noting
-// each revision as applied (the watcher starts from revisions read
-// before these listings and skips what they held).
+// each revision as applied (the watcher replays the buckets from their
+// first revision and skips what these listings held).
 func (r *Router) listRecords(prefix string) ([]loaded, error) {
 	if r.meta == nil {
 		m, err := r.store.MetaList(prefix)
@@ -524,12 +524,18 @@ func (r *Router) startLastRev(b jsstore.Bucket) (uint64, error) {
 // watcher starts.
 func (r *Router) recover() error {
 	if m := r.meta; m != nil {
+		// The buckets answer (their streams have leaders) before they
+		// are listed. The watcher then starts from their first revision,
+		// not from the last one now: a listing reads whichever replica
+		// its consumer was placed on, and a replica that is still
+		// catching up (this node's own, right after a restart) lists
+		// less than the leader holds. Replaying the buckets (one record
+		// per key) fills what a listing missed; what it held is skipped
+		// (note, seen), and a lookup's barrier waits for the replay.
 		for _, b := range []jsstore.Bucket{jsstore.Durable, jsstore.Live} {
-			last, err := r.startLastRev(b)
-			if err != nil {
+			if _, err := r.startLastRev(b); err != nil {
 				return err
 			}
-			m.applied[b] = last
 		}
 	}
 	if err := r.loadIdentity(); err != nil {

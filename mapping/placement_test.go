@@ -142,6 +142,38 @@ func TestPlacementNodeDown(t *testing.T) {
 	}
 }
 
+// TestPlacementNodeDiesMidDeclare: the node chosen to hold a queue
+// takes the declare and is killed before it answers. The declaring node
+// answers 506 once it knows that node is down (5 s without its
+// heartbeat), not when the link's 30 s run out.
+func TestPlacementNodeDiesMidDeclare(t *testing.T) {
+	rs, _ := openClusterWith(t, 3, func(c *mapping.Config) { c.Placement.Nodes = []string{"n1"} })
+	taken, err := rs[0].SwallowDeclaresForTest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(200 * time.Millisecond) // n2's server knows n1's new subscription
+	c2 := connect(t, rs[1])
+	done := make(chan error, 1)
+	go func() {
+		_, err := c2.ch.DeclareQueue(mapping.QueueSpec{Name: "pl-orphan", Durable: true}, false)
+		done <- err
+	}()
+	eventually(t, 5*time.Second, func() bool { return taken() == 1 })
+	killed := time.Now()
+	mapping.CrashForTest(rs[0])
+	select {
+	case err := <-done:
+		t.Logf("declare answered %v after n1 was killed: %v", time.Since(killed).Round(time.Millisecond), err)
+		wantErr(t, "declare placed on a node killed before it answered", err, mapping.ErrResourceError)
+		if !strings.Contains(err.Error(), "node n1, which was to hold it, stopped before it answered") {
+			t.Fatalf("error %q does not say that n1 stopped", err)
+		}
+	case <-time.After(40 * time.Second):
+		t.Fatal("no answer to the declare 40 s after n1 was killed")
+	}
+}
+
 // TestLocatorArguments: the locator arguments take RabbitMQ's values only.
 func TestLocatorArguments(t *testing.T) {
 	r := openRouter(t)

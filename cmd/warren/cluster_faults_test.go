@@ -675,7 +675,8 @@ func TestClusterPartitionedNodeRefusesWrites(t *testing.T) {
 // cancelled (basic.cancel) once n1 is known to be down and gets nothing
 // more; a client on n2 that publishes to the queue gets a nack once the
 // forward has been retried for 10 s; a passive declare, a declare, a
-// basic.get and a basic.consume on n3 get 404 naming the home node. Once
+// basic.get, a basic.consume, a queue.delete and a queue.purge on n3 get
+// 404 naming the home node (and delete nothing). Once
 // n1 is back, a new consumer on n3 gets every message it had not acked,
 // the ones it held unacked at the kill redelivered with the flag.
 func TestClusterClassicQueueHomeKilled(t *testing.T) {
@@ -755,8 +756,9 @@ func TestClusterClassicQueueHomeKilled(t *testing.T) {
 		t.Fatal("the publish through n2 got no answer within 60 s")
 	}
 	// n2 and n3 see n1 stopped; a passive declare, a redeclare, a
-	// basic.get and a basic.consume on n3 get RabbitMQ's answer for a
-	// queue whose home node is down: 404, naming the node.
+	// basic.get, a basic.consume, a delete and a purge on n3 get
+	// RabbitMQ's answer for a queue whose home node is down: 404, naming
+	// the node.
 	for _, n := range nodes[1:] {
 		waitNodes(t, n, "n1 stopped", func(m map[string]string) bool {
 			return m["n1"] == "stopped" && m["n2"] == "running" && m["n3"] == "running"
@@ -779,6 +781,14 @@ func TestClusterClassicQueueHomeKilled(t *testing.T) {
 		},
 		"basic.consume": func(ch *amqp.Channel) error {
 			_, err := ch.Consume("home-classic", "", false, false, false, false, nil)
+			return err
+		},
+		"queue.delete": func(ch *amqp.Channel) error {
+			_, err := ch.QueueDelete("home-classic", false, false, false)
+			return err
+		},
+		"queue.purge": func(ch *amqp.Channel) error {
+			_, err := ch.QueuePurge("home-classic", false)
 			return err
 		},
 	} {
