@@ -33,6 +33,9 @@ type metaState struct {
 	mu      sync.Mutex
 	revs    map[string]uint64 // bucket letter + key → newest revision applied here
 	applied [2]uint64         // per bucket: the last revision the watcher has processed
+	// startRevs are the buckets' last revisions when recover began:
+	// Open returns once the watcher has applied them (waitStart).
+	startRevs [2]uint64
 	advance chan struct{}     // closed (and replaced) when applied moves
 
 	// ws are the watches; only the watcher goroutine touches them.
@@ -285,12 +288,33 @@ func parseMetaKey(key string) (metaKey, error) {
 	return k, nil
 }
 
-// startMetaWatch starts the watcher from the revisions recover read.
+// startMetaWatch starts the watcher (from the buckets' first revision)
+// and waits for it to catch up with what recover began from.
 func (r *Router) startMetaWatch() {
 	if r.meta != nil {
 		r.meta.started = true
 		go r.meta.loop()
+		r.meta.waitStart()
 	}
+}
+
+// waitStart waits (at most startRevWait) until the watcher has applied
+// every change committed before this node began to recover, so that a
+// node that says it is ready knows everything declared while it was
+// down, whatever its listings read.
+func (m *metaState) waitStart() {
+	deadline := time.Now().Add(startRevWait)
+	for b, want := range m.startRevs {
+		if !m.caughtUp(jsstore.Bucket(b), want, deadline) {
+			m.r.log.Warn("metadata watcher not caught up at start; serving anyway", "bucket", b, "want", want, "applied", m.appliedRev(jsstore.Bucket(b)))
+		}
+	}
+}
+
+func (m *metaState) appliedRev(b jsstore.Bucket) uint64 {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.applied[b]
 }
 
 func (r *Router) stopMetaWatch() {

@@ -531,11 +531,14 @@ func (r *Router) recover() error {
 		// catching up (this node's own, right after a restart) lists
 		// less than the leader holds. Replaying the buckets (one record
 		// per key) fills what a listing missed; what it held is skipped
-		// (note, seen), and a lookup's barrier waits for the replay.
+		// (note, seen), and Open waits for the replay to reach the last
+		// revisions read here (waitStart).
 		for _, b := range []jsstore.Bucket{jsstore.Durable, jsstore.Live} {
-			if _, err := r.startLastRev(b); err != nil {
+			last, err := r.startLastRev(b)
+			if err != nil {
 				return err
 			}
+			m.startRevs[b] = last
 		}
 	}
 	if err := r.loadIdentity(); err != nil {
