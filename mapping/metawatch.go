@@ -36,7 +36,7 @@ type metaState struct {
 	// startRevs are the buckets' last revisions when recover began:
 	// Open returns once the watcher has applied them (waitStart).
 	startRevs [2]uint64
-	advance chan struct{}     // closed (and replaced) when applied moves
+	advance   chan struct{} // closed (and replaced) when applied moves
 
 	// ws are the watches; only the watcher goroutine touches them.
 	ws [2]*jsstore.KVWatcher
