@@ -203,8 +203,9 @@ func appendContent(b []byte, id uint16, m *mapping.Message, frameMax uint32) ([]
 	return wire.AppendBodyFrames(b, id, m.Body, frameMax), nil
 }
 
-// Cancelled implements mapping.Sink: the queue of a consumer went away.
-func (ch *channel) Cancelled(tag string) {
+// Cancelled implements mapping.Sink: the queue of a consumer went away
+// (basic.cancel carries no reason).
+func (ch *channel) Cancelled(tag string, _ error) {
 	if ch.c.cancelNotify {
 		ch.c.send(ch.id, &wire.BasicCancel{ConsumerTag: tag, NoWait: true})
 	}

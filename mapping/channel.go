@@ -27,8 +27,10 @@ type Sink interface {
 	// buffer is full; the core then stops delivering to this channel
 	// until the front calls Channel.Resume.
 	Deliver(d Delivery) bool
-	// Cancelled says the server cancelled a consumer (its queue went away).
-	Cancelled(consumerTag string)
+	// Cancelled says the server cancelled a consumer, and why (its queue
+	// was deleted, or its queue's home node is down): an *Error whose
+	// text a front may show as it is.
+	Cancelled(consumerTag string, reason error)
 }
 
 // Conn is one client connection of any front. Exclusive queues belong to

@@ -62,6 +62,11 @@ func noQueue(vh, name string) *Error {
 	return errorf(KindNotFound, "no queue '%s' in vhost '%s'", name, vh)
 }
 
+// queueDeleted is why a consumer of a deleted queue was cancelled.
+func queueDeleted(q *Queue) *Error {
+	return errorf(KindNotFound, "queue '%s' in vhost '%s' was deleted", q.name, q.vh.name)
+}
+
 func noExchange(vh, name string) *Error {
 	return errorf(KindNotFound, "no exchange '%s' in vhost '%s'", name, vh)
 }

@@ -20,6 +20,7 @@ type fakeSink struct {
 	mu         sync.Mutex
 	deliveries []mapping.Delivery
 	cancelled  []string
+	reasons    []string // why, by cancellation
 	full       bool
 	fullAfter  int // >0: report full once this many deliveries are held
 	refused    int // how many times Deliver returned false
@@ -38,9 +39,10 @@ func (s *fakeSink) Deliver(d mapping.Delivery) bool {
 	return true
 }
 
-func (s *fakeSink) Cancelled(tag string) {
+func (s *fakeSink) Cancelled(tag string, reason error) {
 	s.mu.Lock()
 	s.cancelled = append(s.cancelled, tag)
+	s.reasons = append(s.reasons, reason.Error())
 	s.mu.Unlock()
 }
 
@@ -76,6 +78,13 @@ func (s *fakeSink) cancels() []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return slices.Clone(s.cancelled)
+}
+
+// cancelReasons are the reasons given with cancels(), in order.
+func (s *fakeSink) cancelReasons() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.reasons)
 }
 
 // waitLen waits until the sink holds at least n deliveries.

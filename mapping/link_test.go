@@ -444,6 +444,7 @@ func TestLinkQueueDeletedCancelsRemoteConsumer(t *testing.T) {
 	}
 	eventually(t, 5*time.Second, func() bool { return len(c.sink.cancels()) == 1 })
 	wantStrings(t, "cancelled", c.sink.cancels(), []string{"gone"})
+	wantStrings(t, "why", c.sink.cancelReasons(), []string{"queue 'link-del' in vhost '/' was deleted"})
 }
 
 // TestLinkHomeMoves: the queue's home moves from n1 to n3 (as a quorum
@@ -535,6 +536,7 @@ func TestLinkHomeRestarts(t *testing.T) {
 	// shows it is not the 5 s heartbeat rule that acts).
 	eventually(t, 20*time.Second, func() bool { return len(c.sink.cancels()) == 1 })
 	wantStrings(t, "cancelled", c.sink.cancels(), []string{"rc"})
+	wantStrings(t, "why", c.sink.cancelReasons(), []string{"home node 'n1' of queue 'link-restart' in vhost '/' stopped"})
 	t.Logf("cancelled %v after the home's stop began", time.Since(stopped).Round(time.Millisecond))
 	if err := c.ch.Ack(2, true); err != nil {
 		t.Fatalf("acks of the cancelled consumer's deliveries: %v", err)

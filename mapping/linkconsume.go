@@ -35,7 +35,7 @@ const (
 // Frames a home sends a client node (batched on ".d").
 const (
 	outDeliver  byte = 'D'
-	outCancel   byte = 'X' // the home cancelled a consumer (queue deleted)
+	outCancel   byte = 'X' // the home cancelled a consumer (queue deleted), and why
 	outCancelOk byte = 'O' // the home ended a consumer the client cancelled
 	outMoved    byte = 'M' // the queue's home moved away: attach elsewhere
 )
@@ -370,7 +370,11 @@ func (l *link) serveDeliveries(msg jsstore.BusMsg) {
 				} else if rc.cancelled == nil {
 					delete(ch.consumers, ctag)
 					rc.detachLocked()
-					ch.sink.Cancelled(ctag)
+					reason := queueDeleted(c.q)
+					if why := fr.s(); !fr.bad && why != "" {
+						reason = &Error{Kind: KindNotFound, Text: why}
+					}
+					ch.sink.Cancelled(ctag, reason)
 				}
 			}
 			ch.mu.Unlock()

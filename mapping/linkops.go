@@ -108,8 +108,8 @@ func (l *link) serveQueue(msg jsstore.BusMsg) {
 
 type nopSink struct{}
 
-func (nopSink) Deliver(Delivery) bool { return true }
-func (nopSink) Cancelled(string)      {}
+func (nopSink) Deliver(Delivery) bool   { return true }
+func (nopSink) Cancelled(string, error) {}
 
 // countsAnywhere is counts() for declare-ok: from the home when that is
 // another node.

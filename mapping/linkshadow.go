@@ -59,7 +59,16 @@ func (s *shadowSink) Deliver(d Delivery) bool {
 	return s.uncredited.Add(int64(n)) < shadowWindow
 }
 
-func (s *shadowSink) Cancelled(tag string) { s.cancelFrame(outCancel, tag) }
+// Cancelled tells the client node, with the reason's text (a frame of
+// an older node, without it, reads as a deleted queue).
+func (s *shadowSink) Cancelled(tag string, reason error) {
+	s.l.queueOut(s.key.node, func(b *wbuf) {
+		*b = append(*b, outCancel)
+		b.u(s.key.id)
+		b.s(tag)
+		b.s(reason.Error())
+	})
+}
 
 func (s *shadowSink) cancelOk(tag string) { s.cancelFrame(outCancelOk, tag) }
 
@@ -422,7 +431,7 @@ func (l *link) reattach(alive map[string]liveNode, stopped map[string]stoppedNod
 				rc.detachLocked()
 				if !c.q.moves() {
 					delete(ch.consumers, tag)
-					ch.sink.Cancelled(tag)
+					ch.sink.Cancelled(tag, errorf(KindNotFound, "home node '%s' of queue '%s' in vhost '%s' stopped", rc.home, c.q.name, c.q.vh.name))
 					continue
 				}
 			}
@@ -448,7 +457,7 @@ func (l *link) reattachOne(ch *Channel, c *Consumer) {
 	ch.mu.Lock()
 	if ch.consumers[c.tag] == c {
 		delete(ch.consumers, c.tag)
-		ch.sink.Cancelled(c.tag)
+		ch.sink.Cancelled(c.tag, err)
 	}
 	ch.mu.Unlock()
 }

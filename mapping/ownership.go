@@ -426,7 +426,7 @@ func (q *Queue) cancelConsumersLocked() {
 		c.ch.mu.Lock()
 		if c.ch.consumers[c.tag] == c {
 			delete(c.ch.consumers, c.tag)
-			c.ch.sink.Cancelled(c.tag)
+			c.ch.sink.Cancelled(c.tag, queueDeleted(q))
 		}
 		c.ch.mu.Unlock()
 	}

@@ -296,7 +296,7 @@ func mgExchangeName(name string) string {
 type mgSink struct{}
 
 func (mgSink) Deliver(mapping.Delivery) bool { return true }
-func (mgSink) Cancelled(string)              {}
+func (mgSink) Cancelled(string, error)       {}
 
 // withChannel runs fn on a channel of a hidden connection of the request's
 // user to vhost, and closes the connection afterwards (unacked messages of

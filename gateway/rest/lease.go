@@ -94,8 +94,9 @@ func (l *leaseChan) Deliver(d mapping.Delivery) bool {
 	return true
 }
 
-// Cancelled implements mapping.Sink: the polled queue was deleted.
-func (l *leaseChan) Cancelled(tag string) {
+// Cancelled implements mapping.Sink: the polled queue was deleted, or
+// its home node is down; the waiter wakes up and gets what it has.
+func (l *leaseChan) Cancelled(tag string, _ error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if w := l.waiters[tag]; w != nil {

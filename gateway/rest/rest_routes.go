@@ -259,7 +259,7 @@ func longRequest(c echo.Context) {
 type nopSink struct{}
 
 func (nopSink) Deliver(mapping.Delivery) bool { return true }
-func (nopSink) Cancelled(string)              {}
+func (nopSink) Cancelled(string, error)       {}
 
 // pathParam is an echo path parameter, percent-decoded (echo matches on
 // the raw path when the URL has escapes, so "a%2Fb" stays escaped there).

@@ -81,7 +81,7 @@ func (rc *rpcChan) Deliver(d mapping.Delivery) bool {
 
 // Cancelled implements mapping.Sink; the reply consumer is never cancelled
 // by the server.
-func (rc *rpcChan) Cancelled(string) {}
+func (rc *rpcChan) Cancelled(string, error) {}
 
 func (rc *rpcChan) forget(call *rpcCall) {
 	rc.mu.Lock()

@@ -59,7 +59,7 @@ type sseSession struct {
 	buf       []mapping.Delivery
 	sent      []mapping.Delivery // written, not yet confirmed, by tag
 	blocked   bool
-	cancelled bool
+	cancelled error // why the server cancelled the consumer
 	closed    bool
 	attached  bool
 	detached  chan struct{} // closed when the current handler detaches
@@ -82,10 +82,11 @@ func (s *sseSession) Deliver(d mapping.Delivery) bool {
 	return true
 }
 
-// Cancelled implements mapping.Sink: the queue was deleted.
-func (s *sseSession) Cancelled(string) {
+// Cancelled implements mapping.Sink: the queue was deleted, or its home
+// node is down.
+func (s *sseSession) Cancelled(_ string, reason error) {
 	s.mu.Lock()
-	s.cancelled = true
+	s.cancelled = reason
 	s.signal()
 	s.mu.Unlock()
 }
@@ -317,9 +318,10 @@ func (s *sseSession) stream(c echo.Context) error {
 		if wasBlocked {
 			s.ch.Resume()
 		}
-		if cancelled {
+		if cancelled != nil {
 			endSession = true
-			fmt.Fprintf(bw, "event: cancelled\ndata: {\"reason\":\"the queue was deleted\"}\n\n")
+			data, _ := json.Marshal(map[string]string{"reason": cancelled.Error()})
+			fmt.Fprintf(bw, "event: cancelled\ndata: %s\n\n", data)
 			bw.Flush()
 			w.Flush()
 			return nil

@@ -101,9 +101,9 @@ func (sub *stompSub) Deliver(d mapping.Delivery) bool {
 	return sub.sess.wc.Deliver(sub.ch, sub, d)
 }
 
-func (sub *stompSub) Cancelled(string) {
+func (sub *stompSub) Cancelled(_ string, reason error) {
 	// RabbitMQ sends an ERROR when a subscribed queue is deleted.
-	sub.sess.fatal("Subscription cancelled", "queue '"+sub.queue+"' of subscription '"+sub.id+"' was deleted", "")
+	sub.sess.fatal("Subscription cancelled", "subscription '"+sub.id+"' to queue '"+sub.queue+"' was cancelled: "+reason.Error(), "")
 }
 
 // ackID is the ack header of a delivery: subscription and delivery tag.
@@ -358,7 +358,7 @@ func (sess *stompSession) vhostOf(host string) string {
 type stompNullSink struct{}
 
 func (stompNullSink) Deliver(mapping.Delivery) bool { return true }
-func (stompNullSink) Cancelled(string)              {}
+func (stompNullSink) Cancelled(string, error)       {}
 
 // handle runs one frame; false ends the session.
 func (sess *stompSession) handle(f *stompFrame) bool {

@@ -87,9 +87,10 @@ func (sub *jsonSub) Deliver(d mapping.Delivery) bool {
 	return sub.sess.wc.Deliver(sub.ch, sub, d)
 }
 
-// Cancelled implements mapping.Sink: the queue went away.
-func (sub *jsonSub) Cancelled(string) {
-	sub.sess.wc.Send(wsFrame("cancelled", nil, "subscription", sub.id, "reason", "queue '"+sub.queue+"' was deleted"))
+// Cancelled implements mapping.Sink: the queue went away, or its home
+// node is down.
+func (sub *jsonSub) Cancelled(_ string, reason error) {
+	sub.sess.wc.Send(wsFrame("cancelled", nil, "subscription", sub.id, "reason", reason.Error()))
 }
 
 func (sub *jsonSub) EncodeDelivery(b []byte, d mapping.Delivery) []byte {
@@ -119,7 +120,7 @@ func (cs *wsCtlSink) Deliver(d mapping.Delivery) bool {
 	return sess.wc.Deliver(sess.ctl, wsReplyEncoder{call.id}, d)
 }
 
-func (cs *wsCtlSink) Cancelled(string) {}
+func (cs *wsCtlSink) Cancelled(string, error) {}
 
 type wsReplyEncoder struct{ id json.RawMessage }
 

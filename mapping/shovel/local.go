@@ -89,8 +89,8 @@ func (s *localSource) pump() {
 	}
 }
 
-func (s *localSource) Cancelled(string) {
-	s.fail(fmt.Errorf("the source queue was deleted"))
+func (s *localSource) Cancelled(_ string, reason error) {
+	s.fail(fmt.Errorf("the source queue's consumer was cancelled: %w", reason))
 }
 
 func (s *localSource) fail(err error) {
@@ -188,7 +188,7 @@ type localDest struct {
 type nopSink struct{}
 
 func (nopSink) Deliver(mapping.Delivery) bool { return true }
-func (nopSink) Cancelled(string)              {}
+func (nopSink) Cancelled(string, error)       {}
 
 func newLocalDest(r *mapping.Router, vhost, user, name string, d *Def) (*localDest, error) {
 	conn, err := openLocal(r, vhost, user, name)

@@ -54,7 +54,7 @@ func (b *broker) close() {
 type nopSink struct{}
 
 func (nopSink) Deliver(mapping.Delivery) bool { return true }
-func (nopSink) Cancelled(string)              {}
+func (nopSink) Cancelled(string, error)       {}
 
 // channel opens a core channel as guest on "/".
 func (b *broker) channel() *mapping.Channel {
