@@ -56,12 +56,12 @@ func (q *Queue) moves() bool { return queueTypeOf(q.spec.Args) == QueueTypeQuoru
 
 // homeDown is RabbitMQ's answer for a queue whose home node is down
 // (404 NOT_FOUND, "home node ... is down or inaccessible") to a declare
-// or a basic.get on another node; nil while the home is running, or not
+// on another node and to every request through it (link.request: counts,
+// basic.get, basic.consume, purge, delete); nil while the home is running, or not
 // known to be down yet (this node just started), and for a quorum queue,
 // whose home moves to another member instead. Publishes are still
 // retried and then nacked; consumers on other nodes are cancelled
-// (link.reattach) and a new one is refused with this error
-// (docs/cluster.md).
+// (link.reattach) (docs/cluster.md).
 func (q *Queue) homeDown() error {
 	h := q.homeNode()
 	if h == "" || q.atHome() || q.moves() || !q.vh.r.nodeSilent(h) {

@@ -147,8 +147,12 @@ func (l *link) send(f *forward) {
 // serves them on different goroutines. On one node, and in RabbitMQ, a
 // channel's publish is in its queue before the channel's next command
 // runs. Later forwards are not waited for (a busy publisher cannot hold
-// the request off), and nothing waits past linkTimeout.
+// the request off), and nothing waits past linkTimeout, nor for a home
+// known to be down (the request answers its 404 at once).
 func (l *link) waitForwards(q *Queue) {
+	if q.homeDown() != nil {
+		return
+	}
 	l.fwdMu.Lock()
 	upto := l.nextFwd
 	l.fwdMu.Unlock()

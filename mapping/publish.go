@@ -427,9 +427,6 @@ func (ch *Channel) Consume(queue, tag string, noAck, exclusive bool, args Table,
 	if err != nil {
 		return err
 	}
-	if err := q.homeDown(); err != nil {
-		return err
-	}
 	ch.mu.Lock()
 	if ch.closed {
 		ch.mu.Unlock()
@@ -541,10 +538,7 @@ func (ch *Channel) Get(queue string, noAck bool) (d Delivery, remaining int, ok 
 		return d, 0, false, err
 	}
 	if !q.atHome() && ch.vh.r.link != nil {
-		if err := q.homeDown(); err != nil {
-			return d, 0, false, err
-		}
-		return ch.getRemote(q, noAck)
+		return ch.getRemote(q, noAck) // a home known to be down: 404 (link.request)
 	}
 	q.mu.Lock()
 	defer q.unlockAndDeadLetter()

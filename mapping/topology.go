@@ -201,10 +201,8 @@ func (ch *Channel) DeclareQueue(s QueueSpec, passive bool) (QueueInfo, error) {
 			return QueueInfo{}, err
 		}
 		// The counts live on the queue's home: while that node is down
-		// the answer is RabbitMQ's 404 for a queue whose home is down.
-		if err := q.homeDown(); err != nil {
-			return QueueInfo{}, err
-		}
+		// the answer is RabbitMQ's 404 for a queue whose home is down
+		// (link.request, or here when it went down during the request).
 		m, c, err := ch.countsAnywhere(q)
 		if err != nil {
 			if derr := q.homeDown(); derr != nil { // went down meanwhile
