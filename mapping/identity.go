@@ -135,6 +135,7 @@ func (r *Router) loadIdentity() error {
 			continue
 		}
 		id.users[u.Name] = &u
+		r.applied(it)
 	}
 	for _, it := range vs {
 		var rec vhostRecord
@@ -143,6 +144,7 @@ func (r *Router) loadIdentity() error {
 			continue
 		}
 		r.setVHost(rec)
+		r.applied(it)
 	}
 	for _, it := range ps {
 		var p Permission
@@ -152,7 +154,9 @@ func (r *Router) loadIdentity() error {
 		}
 		if err := r.setPerm(p); err != nil {
 			r.log.Error("skipping permission with a bad regexp", "user", p.User, "vhost", p.VHost, "err", err)
+			continue
 		}
+		r.applied(it)
 	}
 	if len(us) == 0 && len(vs) == 0 {
 		// First start: RabbitMQ's defaults, or the configured ones.

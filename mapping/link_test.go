@@ -3,13 +3,13 @@ package mapping_test
 import (
 	"errors"
 	"fmt"
-	"net"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/warrenmq/warren/mapping"
+	"github.com/warrenmq/warren/mapping/jsstore/clustertest"
 )
 
 // openClusterRouters opens n routers forming one NATS cluster (all at
@@ -34,19 +34,7 @@ func openClusterWith(t testing.TB, n int, edit func(*mapping.Config)) ([]*mappin
 	if testing.Short() {
 		t.Skip("forms a cluster")
 	}
-	var addrs []string
-	var lns []net.Listener
-	for range n {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		lns = append(lns, ln)
-		addrs = append(addrs, ln.Addr().String())
-	}
-	for _, ln := range lns {
-		ln.Close()
-	}
+	addrs := clustertest.Ports(t, n)
 	rs := make([]*mapping.Router, n)
 	cfgs := make([]mapping.Config, n)
 	errs := make([]error, n)

@@ -37,6 +37,10 @@ type metaState struct {
 	// Open returns once the watcher has applied them (waitStart).
 	startRevs [2]uint64
 	advance   chan struct{} // closed (and replaced) when applied moves
+	// purged (while the node starts) are the queues' purged ranges by
+	// key, for loadHomeQueues; starting is true until Open has them.
+	purged   map[string][]byte
+	starting atomic.Bool
 
 	// ws are the watches; only the watcher goroutine touches them.
 	ws [2]*jsstore.KVWatcher
@@ -289,25 +293,60 @@ func parseMetaKey(key string) (metaKey, error) {
 }
 
 // startMetaWatch starts the watcher (from the buckets' first revision)
-// and waits for it to catch up with what recover began from.
-func (r *Router) startMetaWatch() {
-	if r.meta != nil {
-		r.meta.started = true
-		go r.meta.loop()
-		r.meta.waitStart()
+// and waits for it to catch up with what recover began from. It returns
+// the queues' purged ranges (recover's, with what the replay brought)
+// and whether the model is complete. On a single node it returns purged
+// as it is: the local store's listings are complete.
+func (r *Router) startMetaWatch(purged map[string][]byte) (map[string][]byte, bool) {
+	m := r.meta
+	if m == nil {
+		return purged, true
 	}
+	m.mu.Lock()
+	m.purged = purged
+	m.mu.Unlock()
+	m.starting.Store(true)
+	m.started = true
+	go m.loop()
+	complete := m.waitStart()
+	m.starting.Store(false)
+	m.mu.Lock()
+	purged, m.purged = m.purged, nil
+	m.mu.Unlock()
+	return purged, complete
 }
 
 // waitStart waits (at most startRevWait) until the watcher has applied
 // every change committed before this node began to recover, so that a
 // node that says it is ready knows everything declared while it was
-// down, whatever its listings read.
-func (m *metaState) waitStart() {
+// down, whatever its listings read. It reports whether it got there.
+func (m *metaState) waitStart() bool {
 	deadline := time.Now().Add(startRevWait)
+	complete := true
 	for b, want := range m.startRevs {
 		if !m.caughtUp(jsstore.Bucket(b), want, deadline) {
 			m.r.log.Warn("metadata watcher not caught up at start; serving anyway", "bucket", b, "want", want, "applied", m.appliedRev(jsstore.Bucket(b)))
+			complete = false
 		}
+	}
+	return complete
+}
+
+// takePurged keeps a queue's purged ranges that the replay brings while
+// the node starts (loadHomeQueues reads them); later ones are the
+// queue's home's own.
+func (m *metaState) takePurged(b jsstore.Bucket, e jsstore.KVEntry) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	k := revKey(b, e.Key)
+	if m.purged == nil || m.revs[k] >= e.Rev {
+		return
+	}
+	m.revs[k] = e.Rev
+	if e.Deleted {
+		delete(m.purged, e.Key)
+	} else {
+		m.purged[e.Key] = e.Value
 	}
 }
 
@@ -454,8 +493,10 @@ func (r *Router) applyEntry(b jsstore.Bucket, e jsstore.KVEntry) {
 		r.applyTopology(b, k, e)
 	case 'r':
 		r.applyParameter(b, k, e)
+	case 'd':
+		// Purged runs are read by the queue's home at its start.
+		r.meta.takePurged(b, e)
 	}
-	// 'd' (purged runs) is read by the queue's home at its start.
 }
 
 // WatchParameters registers fn, called (from the metadata watcher, with
@@ -570,6 +611,14 @@ func (vh *VHost) applyTopologyLocked(b jsstore.Bucket, k metaKey, e jsstore.KVEn
 		}
 		if q := vh.queue(rec.Name); q != nil {
 			return q, nil
+		}
+		if b == jsstore.Live && rec.Home == vh.r.NodeName() && m.starting.Load() {
+			// Only this node writes its queues' records, so one that the
+			// start-up replay brings and recover's listing missed is a
+			// transient queue of its previous run, as in recover.
+			vh.r.log.Info("removing a transient queue of this node's previous run", "vhost", vh.name, "queue", rec.Name)
+			vh.r.deleteRecord(b, e.Key)
+			return nil, nil
 		}
 		q, err := vh.queueFromRecord(b, rec)
 		if err != nil {

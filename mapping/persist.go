@@ -469,9 +469,12 @@ type loaded struct {
 }
 
 // listRecords reads every record whose key starts with prefix: from the
-// metadata bucket, and in a cluster from the transient bucket too, noting
-// each revision as applied (the watcher replays the buckets from their
-// first revision and skips what these listings held).
+// metadata bucket, and in a cluster from the transient bucket too. What
+// recovery applies of them it notes (applied); the watcher replays the
+// buckets from their first revision and skips only that. A record the
+// listing held but recovery could not apply (a binding whose queue the
+// listing of queues, read a moment before from a lagging replica, did
+// not hold yet) is applied by the replay.
 func (r *Router) listRecords(prefix string) ([]loaded, error) {
 	if r.meta == nil {
 		m, err := r.store.MetaList(prefix)
@@ -491,12 +494,22 @@ func (r *Router) listRecords(prefix string) ([]loaded, error) {
 			return nil, err
 		}
 		for _, e := range es {
-			r.meta.note(b, e.Key, e.Rev)
 			out = append(out, loaded{b, e})
 		}
 	}
+	if f := listFilterForTest; f != nil {
+		out = f(r.NodeName(), prefix, out)
+	}
 	return out, nil
 }
+
+// applied notes that recovery applied it, so that the watcher's replay
+// skips it (no-op on a single node).
+func (r *Router) applied(it loaded) { r.meta.note(it.b, it.e.Key, it.e.Rev) }
+
+// listFilterForTest, when set (tests only, before a node opens), edits
+// what that node's start-up listings return: it plays a lagging replica.
+var listFilterForTest func(node, prefix string, l []loaded) []loaded
 
 // startRevWait bounds how long a starting node asks for a bucket's last
 // revision: right after the cluster formed, the bucket's stream may not
@@ -517,12 +530,13 @@ func (r *Router) startLastRev(b jsstore.Bucket) (uint64, error) {
 	}
 }
 
-// recover rebuilds every vhost from the metadata buckets and replays the
-// logs of durable queues at home. In a cluster it also makes the copies
-// of other nodes' queues, deletes this node's transient records of its
+// recover rebuilds every vhost from the metadata buckets (loadHomeQueues
+// then loads the logs of this node's durable queues) and returns the
+// queues' purged ranges by key. In a cluster it also makes the copies of
+// other nodes' queues, deletes this node's transient records of its
 // previous run (their connections are gone), and records where the
 // watcher starts.
-func (r *Router) recover() error {
+func (r *Router) recover() (purged map[string][]byte, err error) {
 	if m := r.meta; m != nil {
 		// The buckets answer (their streams have leaders) before they
 		// are listed. The watcher then starts from their first revision,
@@ -536,33 +550,29 @@ func (r *Router) recover() error {
 		for _, b := range []jsstore.Bucket{jsstore.Durable, jsstore.Live} {
 			last, err := r.startLastRev(b)
 			if err != nil {
-				return err
+				return nil, err
 			}
 			m.startRevs[b] = last
 		}
 	}
 	if err := r.loadIdentity(); err != nil {
-		return err
+		return nil, err
 	}
 	xs, err := r.listRecords("x.")
 	if err != nil {
-		return err
+		return nil, err
 	}
 	qs, err := r.listRecords("q.")
 	if err != nil {
-		return err
+		return nil, err
 	}
 	bs, err := r.listRecords("b.")
 	if err != nil {
-		return err
+		return nil, err
 	}
 	dl, err := r.listRecords("d.")
 	if err != nil {
-		return err
-	}
-	ds := map[string][]byte{}
-	for _, it := range dl {
-		ds[it.e.Key] = it.e.Value
+		return nil, err
 	}
 	vhost := func(name string) *VHost {
 		vh := r.vhosts[name]
@@ -585,20 +595,19 @@ func (r *Router) recover() error {
 			continue
 		}
 		vh.exchanges[rec.Name] = e
+		r.applied(it)
 	}
-	used := map[string]bool{}
 	leftover := map[[2]string]bool{} // this node's transient queues of its previous run
 	me := r.NodeName()
-	total := 0
 	for _, it := range qs {
 		var rec queueRecord
 		if err := json.Unmarshal(it.e.Value, &rec); err != nil {
 			r.log.Error("skipping unreadable queue record", "key", it.e.Key, "err", err)
 			continue
 		}
-		used[rec.Log] = true
 		if it.b == jsstore.Live && rec.Home == me {
 			leftover[[2]string{rec.VHost, rec.Name}] = true
+			r.applied(it) // its record is deleted below
 			continue
 		}
 		vh := vhost(rec.VHost)
@@ -612,24 +621,11 @@ func (r *Router) recover() error {
 			// declared it: the leadership watcher loads it here if that
 			// is this node (ownership.go).
 			r.trackQuorum(q)
-			vh.queues[q.name] = q
-			continue
 		}
-		if !q.atHome() || !q.durableLog() {
-			vh.queues[q.name] = q // another node's: a copy
-			continue
-		}
-		if err := r.store.CreateLog(q.logName); err != nil {
-			return fmt.Errorf("queue %q: %w", rec.Name, err)
-		}
-		pk := purgedKey(rec.VHost, rec.Name)
-		n, err := r.replay(q, ds[pk])
-		delete(ds, pk)
-		if err != nil {
-			r.log.Error("queue log damaged; serving what could be read", "queue", rec.Name, "err", err)
-		}
-		total += n
+		// Another node's queue is a copy; this node's own durable queues
+		// are loaded from their logs by loadHomeQueues.
 		vh.queues[q.name] = q
+		r.applied(it)
 	}
 	for _, it := range bs {
 		var rec bindingRecord
@@ -641,11 +637,13 @@ func (r *Router) recover() error {
 		b, err := vh.bindingFromRecordLocked(rec)
 		if err != nil {
 			// In a cluster a binding whose end is missing may be another
-			// node's change in progress: only this node's own leftovers'
-			// bindings are deleted.
+			// node's change in progress, or an end that this listing
+			// missed and the watcher's replay brings: only this node's
+			// own leftovers' bindings are deleted.
 			if r.meta == nil || leftover[[2]string{rec.VHost, rec.Destination}] && !rec.ToExchange {
 				r.log.Warn("dropping binding", "reason", err)
 				r.deleteRecord(it.b, it.e.Key)
+				r.applied(it)
 			}
 			continue
 		}
@@ -654,40 +652,89 @@ func (r *Router) recover() error {
 			vh.bindIdx[it.e.Key] = b
 		}
 		b.src.addBinding(b)
+		r.applied(it)
 	}
 	for key := range leftover {
 		r.log.Info("removing a transient queue of this node's previous run", "vhost", key[0], "queue", key[1])
 		r.deleteRecord(jsstore.Live, queueKey(key[0], key[1]))
 	}
+	ds := map[string][]byte{}
+	for _, it := range dl {
+		ds[it.e.Key] = it.e.Value
+		r.applied(it)
+	}
+	r.log.Info("recovered definitions", "queues", len(qs), "exchanges", len(xs), "bindings", len(bs))
+	return ds, nil
+}
+
+// loadHomeQueues loads this node's own durable queues from their logs,
+// once the model is complete: on a single node right after recover, in
+// a cluster once the watcher's replay has reached the revisions recover
+// began from (complete false: it did not in startRevWait). purged holds
+// the queues' purged ranges by key. Logs that no queue of the model
+// names are deleted, but only from a complete model: a listing that
+// missed a queue (a lagging replica) must not cost its messages.
+func (r *Router) loadHomeQueues(purged map[string][]byte, complete bool) error {
+	var home, all []*Queue
+	used := map[string]bool{}
+	r.mu.RLock()
+	for _, vh := range r.vhosts {
+		vh.mu.RLock()
+		for _, q := range vh.queues {
+			all = append(all, q)
+			if q.logName == "" {
+				continue
+			}
+			used[q.logName] = true
+			if q.atHome() && !r.store.Replicated(q.logName) {
+				home = append(home, q)
+			}
+		}
+		vh.mu.RUnlock()
+	}
+	r.mu.RUnlock()
+	total := 0
+	for _, q := range home {
+		if err := r.store.CreateLog(q.logName); err != nil {
+			return fmt.Errorf("queue %q: %w", q.name, err)
+		}
+		pk := purgedKey(q.vh.name, q.name)
+		n, err := r.replay(q, purged[pk])
+		delete(purged, pk)
+		if err != nil {
+			r.log.Error("queue log damaged; serving what could be read", "queue", q.name, "err", err)
+		}
+		total += n
+	}
 	if r.meta == nil {
-		for key := range ds {
+		for key := range purged {
 			r.store.MetaDelete(key) // purged ranges of a queue that is gone
 		}
 	}
-	// Logs no record names are left by deleted queues (in a cluster the
+	// Logs no queue names are left by deleted queues (in a cluster the
 	// store lists only this node's own logs, which only it creates).
-	if logs, err := r.store.Logs(); err == nil {
+	if logs, err := r.store.Logs(); err == nil && complete {
 		for _, l := range logs {
 			if !used[l] {
 				r.log.Info("removing log of a deleted queue", "log", l)
 				r.store.DeleteLog(l)
 			}
 		}
+	} else if !complete {
+		r.log.Warn("metadata not complete at start: logs of deleted queues are kept until the next start")
 	}
 	// Start the clocks of the recovered queues: x-expires, and TTLs that
 	// ran out while Warren was down (those are dead-lettered now).
-	for _, vh := range r.vhosts {
-		for _, q := range vh.queues {
-			if !q.atHome() {
-				continue
-			}
-			q.mu.Lock()
-			q.armIdleLocked()
-			q.mu.Unlock()
-			q.kick()
+	for _, q := range all {
+		if !q.atHome() {
+			continue
 		}
+		q.mu.Lock()
+		q.armIdleLocked()
+		q.mu.Unlock()
+		q.kick()
 	}
-	r.log.Info("recovered", "queues", len(qs), "exchanges", len(xs), "bindings", len(bs), "messages", total)
+	r.log.Info("recovered", "home_queues", len(home), "messages", total)
 	return nil
 }
 

@@ -121,12 +121,14 @@ func Open(cfg Config) (*Router, error) {
 		r.meta = newMetaState(r)
 	}
 	r.startAlarms()
-	err = r.recover()
+	purged, err := r.recover()
 	if err != nil {
 		err = fmt.Errorf("recover the definitions and queues: %w", err)
 	} else {
-		r.startMetaWatch()
-		if err = r.startCluster(); err != nil {
+		purged, complete := r.startMetaWatch(purged)
+		if err = r.loadHomeQueues(purged, complete); err != nil {
+			err = fmt.Errorf("recover the queues: %w", err)
+		} else if err = r.startCluster(); err != nil {
 			err = fmt.Errorf("join the cluster's heartbeats and node link: %w", err)
 		}
 	}

@@ -21,6 +21,8 @@ import (
 
 	"github.com/chromedp/chromedp"
 	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/warrenmq/warren/mapping/jsstore/clustertest"
 )
 
 // clusterNode is one Warren process of a test cluster.
@@ -33,19 +35,7 @@ type clusterNode struct {
 
 // loopbackAddrs reserves n loopback ports for cluster routes (the
 // nodes must know each other's addresses before they start).
-func loopbackAddrs(t testing.TB, n int) []string {
-	t.Helper()
-	var out []string
-	for range n {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer ln.Close()
-		out = append(out, ln.Addr().String())
-	}
-	return out
-}
+func loopbackAddrs(t testing.TB, n int) []string { return clustertest.Ports(t, n) }
 
 func clusterArgs(name, addr, peers, secret string, extra ...string) []string {
 	return append([]string{"--node-name", name, "--cluster-addr", addr, "--cluster-peers", peers, "--cluster-secret", secret}, extra...)
