@@ -41,6 +41,10 @@ type metaState struct {
 	// key, for loadHomeQueues; starting is true until Open has them.
 	purged   map[string][]byte
 	starting atomic.Bool
+	// leftover (while the node starts; the watcher's) are this node's
+	// transient queues of its previous run, whose bindings the replay
+	// deletes.
+	leftover map[[2]string]bool
 
 	// ws are the watches; only the watcher goroutine touches them.
 	ws [2]*jsstore.KVWatcher
@@ -618,6 +622,10 @@ func (vh *VHost) applyTopologyLocked(b jsstore.Bucket, k metaKey, e jsstore.KVEn
 			// transient queue of its previous run, as in recover.
 			vh.r.log.Info("removing a transient queue of this node's previous run", "vhost", vh.name, "queue", rec.Name)
 			vh.r.deleteRecord(b, e.Key)
+			if m.leftover == nil {
+				m.leftover = map[[2]string]bool{}
+			}
+			m.leftover[[2]string{vh.name, rec.Name}] = true
 			return nil, nil
 		}
 		q, err := vh.queueFromRecord(b, rec)
@@ -633,6 +641,11 @@ func (vh *VHost) applyTopologyLocked(b jsstore.Bucket, k metaKey, e jsstore.KVEn
 		var rec bindingRecord
 		if err := json.Unmarshal(e.Value, &rec); err != nil {
 			return nil, err
+		}
+		if !rec.ToExchange && m.starting.Load() && m.leftover[[2]string{vh.name, rec.Destination}] {
+			vh.r.log.Warn("dropping binding", "reason", fmt.Sprintf("its queue %q was a transient queue of this node's previous run", rec.Destination))
+			vh.r.deleteRecord(b, e.Key)
+			return nil, nil
 		}
 		vh.mu.Lock()
 		defer vh.mu.Unlock()

@@ -28,3 +28,17 @@ func DropAtStartForTest(node string, drop func(key string) bool) {
 		return out
 	}
 }
+
+// MetaRecordsForTest lists the cluster buckets' records whose key starts
+// with prefix, as key → JSON value.
+func MetaRecordsForTest(r *Router, prefix string) (map[string]string, error) {
+	l, err := r.listRecords(prefix)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]string{}
+	for _, it := range l {
+		out[it.e.Key] = string(it.e.Value)
+	}
+	return out, nil
+}

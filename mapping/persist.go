@@ -658,6 +658,9 @@ func (r *Router) recover() (purged map[string][]byte, err error) {
 		r.log.Info("removing a transient queue of this node's previous run", "vhost", key[0], "queue", key[1])
 		r.deleteRecord(jsstore.Live, queueKey(key[0], key[1]))
 	}
+	if r.meta != nil {
+		r.meta.leftover = leftover // for the replay's bindings to them
+	}
 	ds := map[string][]byte{}
 	for _, it := range dl {
 		ds[it.e.Key] = it.e.Value
