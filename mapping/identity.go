@@ -158,7 +158,17 @@ func (r *Router) loadIdentity() error {
 		}
 		r.applied(it)
 	}
-	if len(us) == 0 && len(vs) == 0 {
+	first := len(us) == 0 && len(vs) == 0
+	if r.meta != nil {
+		// A listing may read a replica that lags (a node that joins
+		// with an empty data directory reads its own, still empty), and
+		// the defaults written then would overwrite the administrator's
+		// changes to them. The bucket's last revision, which its
+		// stream's leader answers, says whether the cluster was ever set
+		// up; the replay brings this node what it was set up with.
+		first = r.meta.startRevs[jsstore.Durable] == 0
+	}
+	if first {
 		// First start: RabbitMQ's defaults, or the configured ones.
 		user, pass := r.cfg.DefaultUser, r.cfg.DefaultPass
 		if user == "" {
