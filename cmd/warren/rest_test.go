@@ -493,6 +493,23 @@ func TestRESTLongPoll(t *testing.T) {
 	}
 	rc.expect(http.StatusOK, nil, "POST", "/v1/ack/"+r.ms[0].AckToken, nil)
 
+	// A queue deleted while a poll waits on it: the poll answers at once
+	// what a get would now, 404 with the reason.
+	declare(t, ch, "poll-del", false)
+	go func() {
+		time.Sleep(300 * time.Millisecond)
+		if _, err := ch.QueueDelete("poll-del", false, false, false); err != nil {
+			t.Errorf("delete: %v", err)
+		}
+	}()
+	start = time.Now()
+	if r := rc.expectError(http.StatusNotFound, "POST", "/v1/queues/poll-del/get?wait=20s", nil); !strings.Contains(r, "queue 'poll-del' in vhost '/' was deleted") {
+		t.Errorf("poll of a queue deleted meanwhile: %s", r)
+	}
+	if el := time.Since(start); el > 10*time.Second {
+		t.Errorf("poll of a deleted queue answered after %v, not when it was deleted", el)
+	}
+
 	// Polling an auto-delete queue does not delete it (as basic.get).
 	if _, err := ch.QueueDeclare("ad", false, true, false, false, nil); err != nil {
 		t.Fatal(err)

@@ -60,7 +60,7 @@ type lease struct {
 // pollWaiter collects the deliveries of one long-poll consumer.
 type pollWaiter struct {
 	got       []mapping.Delivery
-	cancelled bool
+	cancelled error         // why the core cancelled the consumer
 	wake      chan struct{} // cap 1
 }
 
@@ -95,12 +95,13 @@ func (l *leaseChan) Deliver(d mapping.Delivery) bool {
 }
 
 // Cancelled implements mapping.Sink: the polled queue was deleted, or
-// its home node is down; the waiter wakes up and gets what it has.
-func (l *leaseChan) Cancelled(tag string, _ error) {
+// its home node is down; the waiter wakes up and answers what it has,
+// or the reason when it has nothing.
+func (l *leaseChan) Cancelled(tag string, reason error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if w := l.waiters[tag]; w != nil {
-		w.cancelled = true
+		w.cancelled = reason
 		select {
 		case w.wake <- struct{}{}:
 		default:

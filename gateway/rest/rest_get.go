@@ -192,11 +192,14 @@ func (l *leaseChan) poll(ctx, stop context.Context, queue string, count int, wai
 	l.mu.Lock()
 	l.waiters[tag] = w
 	l.mu.Unlock()
-	forget := func() []mapping.Delivery {
+	forget := func() ([]mapping.Delivery, error) {
 		l.mu.Lock()
 		defer l.mu.Unlock()
 		delete(l.waiters, tag)
-		return w.got
+		if len(w.got) == 0 && w.cancelled != nil {
+			return nil, w.cancelled // as a get of the queue now answers
+		}
+		return w.got, nil
 	}
 	l.consumeMu.Lock()
 	l.ch.SetPrefetch(count, false)
@@ -215,7 +218,7 @@ func (l *leaseChan) poll(ctx, stop context.Context, queue string, count int, wai
 	}
 	timer.Stop()
 	l.ch.Cancel(tag)
-	return forget(), nil
+	return forget()
 }
 
 // pollByGet retries gets with a growing pause (10 ms to 200 ms) until a
