@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"encoding/binary"
 	"encoding/json"
+	"fmt"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -73,6 +74,7 @@ type clusterState struct {
 	// is waited for by stopCluster.
 	reaping    atomic.Bool
 	reapers    sync.WaitGroup
+	cutOff     atomic.Bool // what checkCutOff last told the store
 	quit, done chan struct{}
 
 	mu    sync.Mutex
@@ -116,6 +118,9 @@ func (r *Router) startCluster() error {
 			cs.said[hb.Node] = stoppedNode{inc: hb.Incarnation, at: now}
 		}
 		cs.mu.Unlock()
+		if !hb.Stopping && cs.cutOff.Load() {
+			r.checkCutOff(cs) // heard again: writes go to the cluster at once
+		}
 	})
 	if err != nil {
 		return err
@@ -141,6 +146,7 @@ func (r *Router) heartbeatLoop(cs *clusterState) {
 		if err := r.store.Broadcast(hbSubject, data); err != nil {
 			r.log.Debug("heartbeat not sent", "err", err)
 		}
+		r.checkCutOff(cs)
 		if cs.reaping.CompareAndSwap(false, true) {
 			cs.reapers.Go(func() {
 				defer cs.reaping.Store(false)
@@ -170,6 +176,43 @@ func (r *Router) stopCluster() {
 	}
 	cs.reapers.Wait()
 	cs.stopListen()
+}
+
+// checkCutOff tells the store whether this node hears no other node of
+// its cluster. The metadata buckets have at least two replicas in a
+// cluster of two or more nodes, so such a node cannot get a write
+// committed; told so, the store fails a metadata write at once with the
+// reason, instead of waiting out its timeout for "context deadline
+// exceeded" (a declare on the cut-off side of a partition, or on the
+// last node left running). Right after start nobody is heard yet, which
+// means nothing.
+func (r *Router) checkCutOff(cs *clusterState) {
+	size := r.store.ClusterSize()
+	if size < 2 || time.Since(r.started) < hbTimeout {
+		return
+	}
+	now := time.Now()
+	alone := true
+	cs.mu.Lock()
+	for _, h := range cs.heard {
+		if h.running(now) {
+			alone = false
+			break
+		}
+	}
+	cs.mu.Unlock()
+	if alone == cs.cutOff.Load() {
+		return
+	}
+	cs.cutOff.Store(alone)
+	if !alone {
+		r.store.SetCutOff(nil)
+		r.log.Info("hearing other nodes again: definitions can be changed from this node")
+		return
+	}
+	reason := fmt.Errorf("%w: node %s hears none of the other nodes (heartbeats missed for %v, or they stopped), so definitions cannot be changed from it until it hears one again", jsstore.ErrCutOff, cs.node, hbTimeout)
+	r.store.SetCutOff(reason)
+	r.log.Warn("cut off from the cluster: metadata writes fail at once", "node", cs.node, "cluster_size", size)
 }
 
 // nodeRunning reports whether node was heard from within hbTimeout

@@ -233,7 +233,7 @@ func (r *Router) claim(b jsstore.Bucket, key string, rec any) (won bool, winner 
 			continue // deleted meanwhile: claim again
 		}
 		if err != nil {
-			return false, claimed{}, errorf(KindInternal, "store metadata %s: %v", key, err)
+			return false, claimed{}, metaWriteFailed(key, err)
 		}
 		if e, err := r.store.KVGet(other, key); err == nil {
 			if err := r.store.KVDelete(b, key); err != nil {

@@ -42,3 +42,6 @@ func MetaRecordsForTest(r *Router, prefix string) (map[string]string, error) {
 	}
 	return out, nil
 }
+
+// CutOffForTest is what the router last told its store (SetCutOff).
+func CutOffForTest(r *Router) error { return r.store.CutOff() }

@@ -80,13 +80,13 @@ func (r *Router) putRecord(b jsstore.Bucket, key string, v any) (uint64, error) 
 	}
 	if r.meta == nil {
 		if err := r.store.MetaPut(key, data); err != nil {
-			return 0, errorf(KindInternal, "store metadata %s: %v", key, err)
+			return 0, metaWriteFailed(key, err)
 		}
 		return 0, nil
 	}
 	rev, err := r.store.KVPut(b, key, data)
 	if err != nil {
-		return 0, errorf(KindInternal, "store metadata %s: %v", key, err)
+		return 0, metaWriteFailed(key, err)
 	}
 	r.meta.note(b, key, rev)
 	return rev, nil
@@ -125,10 +125,19 @@ func (r *Router) casRecord(b jsstore.Bucket, key string, v any, exists bool) (ne
 		return &e, nil
 	}
 	if err != nil {
-		return nil, errorf(KindInternal, "store metadata %s: %v", key, err)
+		return nil, metaWriteFailed(key, err)
 	}
 	r.meta.note(b, key, rev)
 	return nil, nil
+}
+
+// metaWriteFailed is the error of a metadata write that failed. A node cut
+// off from its cluster says so in its own words (cluster.go checkCutOff).
+func metaWriteFailed(key string, err error) *Error {
+	if errors.Is(err, jsstore.ErrCutOff) {
+		return errorf(KindInternal, "%v", err)
+	}
+	return errorf(KindInternal, "store metadata %s: %v", key, err)
 }
 
 // deleteRecord removes key from bucket b; a missing key is not an error.

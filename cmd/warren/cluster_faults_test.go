@@ -528,7 +528,8 @@ func TestClusterPartitionedNodeRefusesWrites(t *testing.T) {
 
 	// The minority side: a publish to the quorum queue through n3 is not
 	// confirmed (nacked, or no answer), a durable declare is refused
-	// (541, which closes its connection: each has its own).
+	// (541 with the reason, which closes its connection: each has its
+	// own).
 	type outcome struct {
 		ok    bool
 		err   error
@@ -599,6 +600,10 @@ func TestClusterPartitionedNodeRefusesWrites(t *testing.T) {
 	case o := <-declared:
 		if o.err == nil {
 			t.Errorf("a durable declare on the cut-off n3 succeeded")
+		} else if !strings.Contains(o.err.Error(), "node n3 hears none of the other nodes") {
+			// Refused with the reason once n3 hears nobody, not after
+			// the store's timeout with "context deadline exceeded".
+			t.Errorf("durable declare on the cut-off n3: %v, want the cut-off reason", o.err)
 		}
 		t.Logf("durable declare on the cut-off n3: %v (%v after the cut)", o.err, o.after.Round(time.Millisecond))
 	case <-time.After(60 * time.Second):

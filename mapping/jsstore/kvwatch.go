@@ -77,10 +77,13 @@ func (s *Store) kvWrite(b Bucket, write func(ctx context.Context, kv jetstream.K
 	if err != nil {
 		return 0, err
 	}
-	ctx, cancel := s.ctx()
+	ctx, cancel := s.writeCtx()
 	defer cancel()
 	var rev uint64
 	err = retryNoStream(ctx, func() (err error) { rev, err = write(ctx, kv); return err })
+	if c := cutOffCause(ctx); c != nil && err != nil {
+		return 0, c
+	}
 	switch {
 	case errors.Is(err, jetstream.ErrKeyExists):
 		return 0, ErrExists
@@ -140,11 +143,14 @@ func (s *Store) KVDelete(b Bucket, key string) error {
 	if err != nil {
 		return err
 	}
-	ctx, cancel := s.ctx()
+	ctx, cancel := s.writeCtx()
 	defer cancel()
 	err = retryNoStream(ctx, func() error { return kv.Delete(ctx, key) })
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
 		return nil
+	}
+	if c := cutOffCause(ctx); c != nil && err != nil {
+		return c
 	}
 	return s.wrap(err)
 }

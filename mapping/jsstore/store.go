@@ -71,6 +71,7 @@ type Store struct {
 
 	appender
 	leaders leaderWatch // replicated logs' leaders (leaders.go)
+	cut     cutOff      // SetCutOff (cutoff.go)
 
 	closeOnce sync.Once
 	closeErr  error
@@ -307,11 +308,14 @@ func (s *Store) MetaValue(key string) ([]byte, error) {
 
 // MetaDelete removes key; a missing key is not an error.
 func (s *Store) MetaDelete(key string) error {
-	ctx, cancel := s.ctx()
+	ctx, cancel := s.writeCtx()
 	defer cancel()
 	err := retryNoStream(ctx, func() error { return s.kv.Delete(ctx, key) })
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
 		return nil
+	}
+	if c := cutOffCause(ctx); c != nil && err != nil {
+		return c
 	}
 	if err == nil && s.appender.group != nil && s.cluster == nil {
 		var seq uint64
