@@ -187,8 +187,7 @@ func (r *Router) stopCluster() {
 // last node left running). Right after start nobody is heard yet, which
 // means nothing.
 func (r *Router) checkCutOff(cs *clusterState) {
-	size := r.store.ClusterSize()
-	if size < 2 || time.Since(r.started) < hbTimeout {
+	if r.cfg.Cluster.ConfiguredSize() < 2 || time.Since(r.started) < hbTimeout {
 		return
 	}
 	now := time.Now()
@@ -212,7 +211,7 @@ func (r *Router) checkCutOff(cs *clusterState) {
 	}
 	reason := fmt.Errorf("%w: node %s hears none of the other nodes (heartbeats missed for %v, or they stopped), so definitions cannot be changed from it until it hears one again", jsstore.ErrCutOff, cs.node, hbTimeout)
 	r.store.SetCutOff(reason)
-	r.log.Warn("cut off from the cluster: metadata writes fail at once", "node", cs.node, "cluster_size", size)
+	r.log.Warn("cut off from the cluster: metadata writes fail at once", "node", cs.node)
 }
 
 // nodeRunning reports whether node was heard from within hbTimeout

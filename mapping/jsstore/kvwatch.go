@@ -365,7 +365,12 @@ func openClusterBuckets(js jetstream.JetStream, c *ClusterConfig) (meta, live je
 
 // clusterSize is the number of nodes the cluster is formed with: the
 // distinct peer addresses, this node's own included.
-func clusterSize(c *ClusterConfig) int {
+func clusterSize(c *ClusterConfig) int { return c.ConfiguredSize() }
+
+// ConfiguredSize is the number of distinct route addresses the node is
+// configured with, its own included: the cluster's size at its first
+// start (more when the peers are proxies in front of the nodes).
+func (c *ClusterConfig) ConfiguredSize() int {
 	seen := map[string]bool{c.Listen: true}
 	for _, p := range c.Peers {
 		seen[p] = true
