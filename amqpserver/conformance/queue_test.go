@@ -132,6 +132,13 @@ func TestExclusiveQueueOtherConnection(t *testing.T) {
 	q := f.name("excl")
 	f.declareQueue(owner, q, false, false, true, nil)
 	publish(t, owner, "", q, "mine")
+	// Publishes of two connections have no order between them: a
+	// declare on the owner's channel, answered after its publish, puts
+	// "mine" in the queue before the other connection publishes (CI
+	// under -race once got "from-other" first).
+	if st, err := owner.QueueDeclarePassive(q, false, false, true, false, nil); err != nil || st.Messages != 1 {
+		t.Fatalf("owner's passive declare after its publish: %+v %v, want 1 message", st, err)
+	}
 
 	other := f.dial()
 	locked := []string{"RESOURCE_LOCKED - cannot obtain exclusive access to locked queue '" + q + "' in vhost '/'"}
