@@ -50,6 +50,9 @@ type NodeInfo struct {
 	// start, and the last one as logged.
 	RoutesRefused int
 	LastRefused   string
+	// For Self: why definitions cannot be changed from this node now
+	// (it hears no other node: checkCutOff), "" when they can.
+	CutOff string
 }
 
 // heartbeat is what a node publishes on hbSubject.
@@ -291,6 +294,9 @@ func (r *Router) Nodes() []NodeInfo {
 	}
 	me.Running, me.Stats = true, &self
 	me.RoutesRefused, me.LastRefused = st.RoutesRefused, st.LastRefused
+	if err := r.store.CutOff(); err != nil {
+		me.CutOff = err.Error()
+	}
 	now := time.Now()
 	cs.mu.Lock()
 	for name, h := range cs.heard {

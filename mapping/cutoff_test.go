@@ -30,6 +30,11 @@ func TestClusterCutOffNodeFailsDefinitionsAtOnce(t *testing.T) {
 		t.Errorf("kind %v, want KindInternal (541)", mapping.KindOf(err))
 	}
 	t.Logf("durable declare on the cut-off n1 failed after %v: %v", took.Round(time.Millisecond), err)
+	for _, n := range rs[0].Nodes() {
+		if n.Self && !strings.Contains(n.CutOff, "hears none of the other nodes") {
+			t.Errorf("n1's Nodes() entry for itself: CutOff %q", n.CutOff)
+		}
+	}
 	// What is declared already still answers (the local model).
 	c1 = connect(t, rs[0])
 	if _, err := c1.ch.DeclareQueue(mapping.QueueSpec{Name: "cut-before"}, true); err != nil {
@@ -42,6 +47,11 @@ func TestClusterCutOffNodeFailsDefinitionsAtOnce(t *testing.T) {
 	}
 	rs[1] = r2 // closed by openClusterConfigs' cleanup
 	eventually(t, 20*time.Second, func() bool { return mapping.CutOffForTest(rs[0]) == nil })
+	for _, n := range rs[0].Nodes() {
+		if n.Self && n.CutOff != "" {
+			t.Errorf("n1 hears n2 again but Nodes() says %q", n.CutOff)
+		}
+	}
 	eventually(t, 30*time.Second, func() bool {
 		_, err := connect(t, rs[0]).ch.DeclareQueue(mapping.QueueSpec{Name: "cut-after", Durable: true}, false)
 		return err == nil

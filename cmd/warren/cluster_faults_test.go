@@ -606,6 +606,19 @@ func TestClusterPartitionedNodeRefusesWrites(t *testing.T) {
 			t.Errorf("durable declare on the cut-off n3: %v, want the cut-off reason", o.err)
 		}
 		t.Logf("durable declare on the cut-off n3: %v (%v after the cut)", o.err, o.after.Round(time.Millisecond))
+		// n3 says so in /api/nodes and cluster_status.
+		ns, err := apiNodes(n3.http)
+		for _, nd := range ns {
+			if nd["name"] == "n3" && (nd["cut_off"] != true || !strings.Contains(fmt.Sprint(nd["cut_off_reason"]), "hears none of the other nodes")) {
+				t.Errorf("n3's own /api/nodes entry while cut off: %v", nd)
+			}
+		}
+		if err != nil || len(ns) == 0 {
+			t.Errorf("/api/nodes on n3: %v %v", ns, err)
+		}
+		if code, out, _ := ctlRun(t, n3.http, "cluster_status"); code != 0 || !strings.Contains(out, "Cut off: jsstore: cut off from the cluster") {
+			t.Errorf("cluster_status on the cut-off n3:\n%s", out)
+		}
 	case <-time.After(60 * time.Second):
 		t.Errorf("the durable declare on n3 never answered")
 	}

@@ -244,6 +244,9 @@ func TestClusterFormsAndReportsNodes(t *testing.T) {
 		if nd["name"] == "n1" && !(nd["routes_refused"].(float64) > 0) {
 			t.Errorf("n1 reports no refused route: %v", nd)
 		}
+		if nd["name"] == "n1" && nd["cut_off"] != false {
+			t.Errorf("n1, which hears n2 and n3, reports cut_off %v", nd["cut_off"])
+		}
 	}
 	code, out, _ = ctlRun(t, nodes[0].http, "cluster_status")
 	if code != 0 || !strings.Contains(out, "Refused routes: ") {

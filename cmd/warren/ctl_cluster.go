@@ -42,6 +42,10 @@ func ctlClusterStatus(c *ctl, _ []string) error {
 		if self != nil {
 			out["routes_refused"] = self["routes_refused"]
 			out["last_route_refused"] = self["last_route_refused"]
+			out["cut_off"] = self["cut_off"]
+			if r, ok := self["cut_off_reason"]; ok {
+				out["cut_off_reason"] = r
+			}
 		}
 		return ctlWriteJSON(c.stdout, out)
 	}
@@ -90,6 +94,9 @@ func ctlClusterStatus(c *ctl, _ []string) error {
 	}
 	if self != nil && ctlNum(self["routes_refused"]) > 0 {
 		fmt.Fprintf(w, "\nRefused routes: %v (last: %v)\n", self["routes_refused"], self["last_route_refused"])
+	}
+	if self != nil && self["cut_off"] == true {
+		fmt.Fprintf(w, "\nCut off: %v\n", self["cut_off_reason"])
 	}
 	fmt.Fprint(w, "\nAlarms\n\n")
 	if len(alarms) == 0 {

@@ -123,6 +123,10 @@ func (m *mgmt) nodeInfo(n mapping.NodeInfo) map[string]any {
 		if n.Self {
 			out["routes_refused"] = n.RoutesRefused
 			out["last_route_refused"] = n.LastRefused
+			out["cut_off"] = n.CutOff != ""
+			if n.CutOff != "" {
+				out["cut_off_reason"] = n.CutOff
+			}
 		}
 	}
 	if !n.Running || n.Stats == nil {
