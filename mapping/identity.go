@@ -135,7 +135,7 @@ func (r *Router) loadIdentity() error {
 			continue
 		}
 		id.users[u.Name] = &u
-		r.applied(it)
+		r.noteLoaded(it)
 	}
 	for _, it := range vs {
 		var rec vhostRecord
@@ -144,7 +144,7 @@ func (r *Router) loadIdentity() error {
 			continue
 		}
 		r.setVHost(rec)
-		r.applied(it)
+		r.noteLoaded(it)
 	}
 	for _, it := range ps {
 		var p Permission
@@ -156,7 +156,7 @@ func (r *Router) loadIdentity() error {
 			r.log.Error("skipping permission with a bad regexp", "user", p.User, "vhost", p.VHost, "err", err)
 			continue
 		}
-		r.applied(it)
+		r.noteLoaded(it)
 	}
 	first := len(us) == 0 && len(vs) == 0
 	if r.meta != nil {

@@ -479,7 +479,7 @@ type loaded struct {
 
 // listRecords reads every record whose key starts with prefix: from the
 // metadata bucket, and in a cluster from the transient bucket too. What
-// recovery applies of them it notes (applied); the watcher replays the
+// recovery applies of them it notes (noteLoaded); the watcher replays the
 // buckets from their first revision and skips only that. A record the
 // listing held but recovery could not apply (a binding whose queue the
 // listing of queues, read a moment before from a lagging replica, did
@@ -512,9 +512,9 @@ func (r *Router) listRecords(prefix string) ([]loaded, error) {
 	return out, nil
 }
 
-// applied notes that recovery applied it, so that the watcher's replay
+// noteLoaded notes that recovery applied it, so that the watcher's replay
 // skips it (no-op on a single node).
-func (r *Router) applied(it loaded) { r.meta.note(it.b, it.e.Key, it.e.Rev) }
+func (r *Router) noteLoaded(it loaded) { r.meta.note(it.b, it.e.Key, it.e.Rev) }
 
 // listFilterForTest, when set (tests only, before a node opens), edits
 // what that node's start-up listings return: it plays a lagging replica.
@@ -604,7 +604,7 @@ func (r *Router) recover() (purged map[string][]byte, err error) {
 			continue
 		}
 		vh.exchanges[rec.Name] = e
-		r.applied(it)
+		r.noteLoaded(it)
 	}
 	leftover := map[[2]string]bool{} // this node's transient queues of its previous run
 	me := r.NodeName()
@@ -616,7 +616,7 @@ func (r *Router) recover() (purged map[string][]byte, err error) {
 		}
 		if it.b == jsstore.Live && rec.Home == me {
 			leftover[[2]string{rec.VHost, rec.Name}] = true
-			r.applied(it) // its record is deleted below
+			r.noteLoaded(it) // its record is deleted below
 			continue
 		}
 		vh := vhost(rec.VHost)
@@ -634,7 +634,7 @@ func (r *Router) recover() (purged map[string][]byte, err error) {
 		// Another node's queue is a copy; this node's own durable queues
 		// are loaded from their logs by loadHomeQueues.
 		vh.queues[q.name] = q
-		r.applied(it)
+		r.noteLoaded(it)
 	}
 	for _, it := range bs {
 		var rec bindingRecord
@@ -652,7 +652,7 @@ func (r *Router) recover() (purged map[string][]byte, err error) {
 			if r.meta == nil || leftover[[2]string{rec.VHost, rec.Destination}] && !rec.ToExchange {
 				r.log.Warn("dropping binding", "reason", err)
 				r.deleteRecord(it.b, it.e.Key)
-				r.applied(it)
+				r.noteLoaded(it)
 			}
 			continue
 		}
@@ -661,7 +661,7 @@ func (r *Router) recover() (purged map[string][]byte, err error) {
 			vh.bindIdx[it.e.Key] = b
 		}
 		b.src.addBinding(b)
-		r.applied(it)
+		r.noteLoaded(it)
 	}
 	for key := range leftover {
 		r.log.Info("removing a transient queue of this node's previous run", "vhost", key[0], "queue", key[1])
@@ -673,7 +673,7 @@ func (r *Router) recover() (purged map[string][]byte, err error) {
 	ds := map[string][]byte{}
 	for _, it := range dl {
 		ds[it.e.Key] = it.e.Value
-		r.applied(it)
+		r.noteLoaded(it)
 	}
 	r.log.Info("recovered definitions", "queues", len(qs), "exchanges", len(xs), "bindings", len(bs))
 	return ds, nil
