@@ -51,7 +51,7 @@ type NodeInfo struct {
 	RoutesRefused int
 	LastRefused   string
 	// For Self: why definitions cannot be changed from this node now
-	// (it hears no other node: checkCutOff), "" when they can.
+	// (it has had no route to another node for a while: checkCutOff), "" when they can.
 	CutOff string
 }
 
@@ -75,9 +75,16 @@ type clusterState struct {
 	// reaping: a reapTransient goroutine runs (at most one; it deletes
 	// through the store and must not hold up the heartbeats); reapers
 	// is waited for by stopCluster.
-	reaping    atomic.Bool
-	reapers    sync.WaitGroup
-	cutOff     atomic.Bool // what checkCutOff last told the store
+	reaping atomic.Bool
+	reapers sync.WaitGroup
+	cutOff  atomic.Bool // what checkCutOff last told the store
+	// since is when this node began to listen to heartbeats: before
+	// hbTimeout has passed since, a node not heard from yet is not
+	// known to be down (recover may take long, so not Router.started).
+	since time.Time
+	// routed is when this node last had a route to another node (unix
+	// nanos; checkCutOff).
+	routed     atomic.Int64
 	quit, done chan struct{}
 
 	mu    sync.Mutex
@@ -108,7 +115,9 @@ func (r *Router) startCluster() error {
 	var b [8]byte
 	rand.Read(b[:])
 	cs := &clusterState{node: r.cfg.Cluster.NodeName, incarnation: binary.BigEndian.Uint64(b[:]),
-		quit: make(chan struct{}), done: make(chan struct{}), heard: map[string]heardNode{}, said: map[string]stoppedNode{}}
+		quit: make(chan struct{}), done: make(chan struct{}), heard: map[string]heardNode{}, said: map[string]stoppedNode{},
+		since: time.Now()}
+	cs.routed.Store(cs.since.UnixNano())
 	stop, err := r.store.Listen(hbSubject, func(data []byte) {
 		var hb heartbeat
 		if json.Unmarshal(data, &hb) != nil || hb.Node == "" || hb.Node == cs.node {
@@ -121,8 +130,8 @@ func (r *Router) startCluster() error {
 			cs.said[hb.Node] = stoppedNode{inc: hb.Incarnation, at: now}
 		}
 		cs.mu.Unlock()
-		if !hb.Stopping && cs.cutOff.Load() {
-			r.checkCutOff(cs) // heard again: writes go to the cluster at once
+		if cs.cutOff.Load() {
+			r.checkCutOff(cs) // routed again: writes go to the cluster at once
 		}
 	})
 	if err != nil {
@@ -181,38 +190,35 @@ func (r *Router) stopCluster() {
 	cs.stopListen()
 }
 
-// checkCutOff tells the store whether this node hears no other node of
-// its cluster. The metadata buckets have at least two replicas in a
-// cluster of two or more nodes, so such a node cannot get a write
-// committed; told so, the store fails a metadata write at once with the
-// reason, instead of waiting out its timeout for "context deadline
-// exceeded" (a declare on the cut-off side of a partition, or on the
-// last node left running). Right after start nobody is heard yet, which
-// means nothing.
+// checkCutOff tells the store whether this node has had no route to
+// any other node of its cluster for hbTimeout. The metadata buckets have
+// at least two replicas in a cluster of two or more nodes, so such a
+// node cannot get a write committed; told so, the store fails a
+// metadata write at once with the reason, instead of waiting out its
+// timeout for "context deadline exceeded" (a declare on the cut-off side
+// of a partition, or on the last node left running). Routes, not
+// heartbeats: a node whose Warren is still starting (recover can take a
+// while) sends no heartbeats, but its JetStream takes part in writes.
+// A route that comes back within hbTimeout (a blip) changes nothing.
 func (r *Router) checkCutOff(cs *clusterState) {
-	if r.cfg.Cluster.ConfiguredSize() < 2 || time.Since(r.started) < hbTimeout {
+	if r.cfg.Cluster.ConfiguredSize() < 2 {
 		return
 	}
 	now := time.Now()
-	alone := true
-	cs.mu.Lock()
-	for _, h := range cs.heard {
-		if h.running(now) {
-			alone = false
-			break
-		}
+	if r.store.Routed() {
+		cs.routed.Store(now.UnixNano())
 	}
-	cs.mu.Unlock()
+	alone := now.Sub(time.Unix(0, cs.routed.Load())) >= hbTimeout
 	if alone == cs.cutOff.Load() {
 		return
 	}
 	cs.cutOff.Store(alone)
 	if !alone {
 		r.store.SetCutOff(nil)
-		r.log.Info("hearing other nodes again: definitions can be changed from this node")
+		r.log.Info("routes to other nodes again: definitions can be changed from this node")
 		return
 	}
-	reason := fmt.Errorf("%w: node %s hears none of the other nodes (heartbeats missed for %v, or they stopped), so definitions cannot be changed from it until it hears one again", jsstore.ErrCutOff, cs.node, hbTimeout)
+	reason := fmt.Errorf("%w: node %s has had no route to any other node for %v, so definitions cannot be changed from it until it has one again", jsstore.ErrCutOff, cs.node, hbTimeout)
 	r.store.SetCutOff(reason)
 	r.log.Warn("cut off from the cluster: metadata writes fail at once", "node", cs.node)
 }
@@ -255,7 +261,7 @@ func (r *Router) nodeSilent(node string) bool {
 	h, ok := cs.heard[node]
 	cs.mu.Unlock()
 	if !ok {
-		return time.Since(r.started) >= hbTimeout
+		return time.Since(cs.since) >= hbTimeout
 	}
 	return !h.running(time.Now())
 }
@@ -326,7 +332,7 @@ func (r *Router) Nodes() []NodeInfo {
 // start (recover); deleting twice is harmless.
 func (r *Router) reapTransient(cs *clusterState) {
 	now := time.Now()
-	if now.Sub(r.started) < hbTimeout {
+	if now.Sub(cs.since) < hbTimeout {
 		return // not heard from everyone yet
 	}
 	alive := map[string]bool{cs.node: true}

@@ -600,7 +600,7 @@ func TestClusterPartitionedNodeRefusesWrites(t *testing.T) {
 	case o := <-declared:
 		if o.err == nil {
 			t.Errorf("a durable declare on the cut-off n3 succeeded")
-		} else if !strings.Contains(o.err.Error(), "node n3 hears none of the other nodes") {
+		} else if !strings.Contains(o.err.Error(), "node n3 has had no route to any other node") {
 			// Refused with the reason once n3 hears nobody, not after
 			// the store's timeout with "context deadline exceeded".
 			t.Errorf("durable declare on the cut-off n3: %v, want the cut-off reason", o.err)
@@ -609,7 +609,7 @@ func TestClusterPartitionedNodeRefusesWrites(t *testing.T) {
 		// n3 says so in /api/nodes and cluster_status.
 		ns, err := apiNodes(n3.http)
 		for _, nd := range ns {
-			if nd["name"] == "n3" && (nd["cut_off"] != true || !strings.Contains(fmt.Sprint(nd["cut_off_reason"]), "hears none of the other nodes")) {
+			if nd["name"] == "n3" && (nd["cut_off"] != true || !strings.Contains(fmt.Sprint(nd["cut_off_reason"]), "has had no route to any other node")) {
 				t.Errorf("n3's own /api/nodes entry while cut off: %v", nd)
 			}
 		}

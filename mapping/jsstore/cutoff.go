@@ -85,3 +85,7 @@ func cutOffCause(ctx context.Context) error {
 	}
 	return nil
 }
+
+// Routed reports whether this node has a route to another node of its
+// cluster now (false on a single node).
+func (s *Store) Routed() bool { return s.cluster != nil && s.ns.NumRoutes() > 0 }
