@@ -51,7 +51,7 @@ type NodeInfo struct {
 	RoutesRefused int
 	LastRefused   string
 	// For Self: why definitions cannot be changed from this node now
-	// (it has had no route to another node for a while: checkCutOff), "" when they can.
+	// (it hears no other node and has no route to any: checkCutOff), "" when they can.
 	CutOff string
 }
 
@@ -81,10 +81,7 @@ type clusterState struct {
 	// since is when this node began to listen to heartbeats: before
 	// hbTimeout has passed since, a node not heard from yet is not
 	// known to be down (recover may take long, so not Router.started).
-	since time.Time
-	// routed is when this node last had a route to another node (unix
-	// nanos; checkCutOff).
-	routed     atomic.Int64
+	since      time.Time
 	quit, done chan struct{}
 
 	mu    sync.Mutex
@@ -117,7 +114,6 @@ func (r *Router) startCluster() error {
 	cs := &clusterState{node: r.cfg.Cluster.NodeName, incarnation: binary.BigEndian.Uint64(b[:]),
 		quit: make(chan struct{}), done: make(chan struct{}), heard: map[string]heardNode{}, said: map[string]stoppedNode{},
 		since: time.Now()}
-	cs.routed.Store(cs.since.UnixNano())
 	stop, err := r.store.Listen(hbSubject, func(data []byte) {
 		var hb heartbeat
 		if json.Unmarshal(data, &hb) != nil || hb.Node == "" || hb.Node == cs.node {
@@ -130,8 +126,8 @@ func (r *Router) startCluster() error {
 			cs.said[hb.Node] = stoppedNode{inc: hb.Incarnation, at: now}
 		}
 		cs.mu.Unlock()
-		if cs.cutOff.Load() {
-			r.checkCutOff(cs) // routed again: writes go to the cluster at once
+		if !hb.Stopping && cs.cutOff.Load() {
+			r.checkCutOff(cs) // heard again: writes go to the cluster at once
 		}
 	})
 	if err != nil {
@@ -190,37 +186,42 @@ func (r *Router) stopCluster() {
 	cs.stopListen()
 }
 
-// checkCutOff tells the store whether this node has had no route to
-// any other node of its cluster for hbTimeout. The metadata buckets have
-// at least two replicas in a cluster of two or more nodes, so such a
-// node cannot get a write committed; told so, the store fails a
-// metadata write at once with the reason, instead of waiting out its
-// timeout for "context deadline exceeded" (a declare on the cut-off side
-// of a partition, or on the last node left running). Routes, not
-// heartbeats: a node whose Warren is still starting (recover can take a
-// while) sends no heartbeats, but its JetStream takes part in writes.
-// A route that comes back within hbTimeout (a blip) changes nothing.
+// checkCutOff tells the store whether this node is cut off from its
+// cluster: it has heard no other node for hbTimeout and has no route to
+// any. Such a node cannot get a write committed (the metadata buckets
+// have at least two replicas in a cluster of two or more nodes); told
+// so, the store fails a metadata write at once with the reason, instead
+// of waiting out its timeout for "context deadline exceeded" (a declare
+// on the cut-off side of a partition, or on the last node left
+// running). Heartbeats alone would be wrong while the other nodes'
+// Warren is still starting (no heartbeats yet, but their JetStream,
+// reached by routes, takes part in writes). Only a heartbeat lifts it
+// (heard, below): a route counts from the first INFO, so a connection
+// that is accepted and then cut shows up for a moment.
 func (r *Router) checkCutOff(cs *clusterState) {
-	if r.cfg.Cluster.ConfiguredSize() < 2 {
+	if r.cfg.Cluster.ConfiguredSize() < 2 || time.Since(cs.since) < hbTimeout {
 		return
 	}
 	now := time.Now()
-	if r.store.Routed() {
-		cs.routed.Store(now.UnixNano())
+	heard := false
+	cs.mu.Lock()
+	for _, h := range cs.heard {
+		if h.running(now) {
+			heard = true
+			break
+		}
 	}
-	alone := now.Sub(time.Unix(0, cs.routed.Load())) >= hbTimeout
-	if alone == cs.cutOff.Load() {
-		return
-	}
-	cs.cutOff.Store(alone)
-	if !alone {
+	cs.mu.Unlock()
+	switch {
+	case heard && cs.cutOff.Load():
+		cs.cutOff.Store(false)
 		r.store.SetCutOff(nil)
-		r.log.Info("routes to other nodes again: definitions can be changed from this node")
-		return
+		r.log.Info("hearing other nodes again: definitions can be changed from this node")
+	case !heard && !cs.cutOff.Load() && !r.store.Routed():
+		cs.cutOff.Store(true)
+		r.store.SetCutOff(fmt.Errorf("%w: node %s hears no other node and has no route to any, so definitions cannot be changed from it until it hears one again", jsstore.ErrCutOff, cs.node))
+		r.log.Warn("cut off from the cluster: metadata writes fail at once", "node", cs.node)
 	}
-	reason := fmt.Errorf("%w: node %s has had no route to any other node for %v, so definitions cannot be changed from it until it has one again", jsstore.ErrCutOff, cs.node, hbTimeout)
-	r.store.SetCutOff(reason)
-	r.log.Warn("cut off from the cluster: metadata writes fail at once", "node", cs.node)
 }
 
 // nodeRunning reports whether node was heard from within hbTimeout

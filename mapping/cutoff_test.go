@@ -23,7 +23,7 @@ func TestClusterCutOffNodeFailsDefinitionsAtOnce(t *testing.T) {
 	start := time.Now()
 	_, err := c1.ch.DeclareQueue(mapping.QueueSpec{Name: "cut-during", Durable: true}, false)
 	took := time.Since(start)
-	if err == nil || !strings.Contains(err.Error(), "node n1 has had no route to any other node") {
+	if err == nil || !strings.Contains(err.Error(), "node n1 hears no other node and has no route to any") {
 		t.Fatalf("declare on the cut-off n1: %v, want the cut-off reason", err)
 	}
 	if mapping.KindOf(err) != mapping.KindInternal {
@@ -31,7 +31,7 @@ func TestClusterCutOffNodeFailsDefinitionsAtOnce(t *testing.T) {
 	}
 	t.Logf("durable declare on the cut-off n1 failed after %v: %v", took.Round(time.Millisecond), err)
 	for _, n := range rs[0].Nodes() {
-		if n.Self && !strings.Contains(n.CutOff, "has had no route to any other node") {
+		if n.Self && !strings.Contains(n.CutOff, "hears no other node and has no route to any") {
 			t.Errorf("n1's Nodes() entry for itself: CutOff %q", n.CutOff)
 		}
 	}
