@@ -23,38 +23,40 @@ type cutOff struct {
 }
 
 // SetCutOff says whether this node is cut off from its cluster (who
-// decides it: the router, which hears the other nodes' heartbeats).
+// decides it: the router, from the heartbeats it hears and the routes).
 // With a reason (wrapping ErrCutOff) metadata writes in progress and to
 // come fail with it; with nil they go to the cluster again.
 func (s *Store) SetCutOff(reason error) {
 	c := &s.cut
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.ctx == nil {
-		c.ctx, c.cancel = context.WithCancelCause(context.Background())
-	}
+	ctx := c.currentLocked()
 	switch {
-	case reason != nil && c.ctx.Err() == nil:
+	case reason != nil && ctx.Err() == nil:
 		c.cancel(reason)
-	case reason == nil && c.ctx.Err() != nil:
-		c.ctx, c.cancel = context.WithCancelCause(context.Background())
+	case reason == nil && ctx.Err() != nil:
+		c.ctx = nil // a fresh one on next use
 	}
 }
 
 // CutOff is the reason SetCutOff gave, nil while the node is not cut off.
 func (s *Store) CutOff() error {
-	c := &s.cut
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.ctx == nil || c.ctx.Err() == nil {
+	ctx := s.cut.current()
+	if ctx.Err() == nil {
 		return nil
 	}
-	return context.Cause(c.ctx)
+	return context.Cause(ctx)
 }
 
 func (c *cutOff) current() context.Context {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	return c.currentLocked()
+}
+
+// currentLocked is the context writes watch now (made on first use, and
+// again after the node is back).
+func (c *cutOff) currentLocked() context.Context {
 	if c.ctx == nil {
 		c.ctx, c.cancel = context.WithCancelCause(context.Background())
 	}
